@@ -1,0 +1,323 @@
+// Package config reads taskotron's one YAML configuration file and applies
+// environment overrides. Every key has a default, so no file is needed.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the whole configuration. Each role reads its own section.
+type Config struct {
+	// DataDir holds everything the embedded defaults keep on disk: the job
+	// queue, the SQLite databases, artifacts, spool and the task mirror.
+	DataDir   string    `yaml:"data_dir"`
+	LogLevel  string    `yaml:"log_level"`
+	Trigger   Trigger   `yaml:"trigger"`
+	Runner    Runner    `yaml:"runner"`
+	Reporter  Reporter  `yaml:"reporter"`
+	ResultsDB ResultsDB `yaml:"resultsdb"`
+	AMQP      AMQP      `yaml:"amqp"`
+	Bodhi     Bodhi     `yaml:"bodhi"`
+}
+
+// Trigger configures the message → job role.
+type Trigger struct {
+	// Rules is the trigger_rules.yml file; empty means the built-in rules.
+	Rules string `yaml:"rules"`
+	// Arches is the default for rules that do not name arches.
+	Arches []string `yaml:"arches"`
+	// CritpathFile lists critical-path package names, one per line.
+	CritpathFile string `yaml:"critpath_file"`
+	// Messages is where `up` reads bus messages from when no broker is set.
+	Messages string `yaml:"messages"`
+	// DedupWindow: the same {item, item_type, taskname, arch} within it makes no second job.
+	DedupWindow time.Duration `yaml:"dedup_window"`
+	// FuseDelay merges bursts of tag events for one tag.
+	FuseDelay time.Duration `yaml:"fuse_delay"`
+	// JobLog is the JSON-lines file every scheduled job is appended to.
+	JobLog string `yaml:"job_log"`
+	// StateDB keeps dedup state: sqlite:PATH or postgres://…; empty means sqlite in data_dir.
+	StateDB string `yaml:"state_db"`
+}
+
+// Runner configures task checkout and execution.
+type Runner struct {
+	// Mirror is the folder of task git repos, one per task name.
+	Mirror string `yaml:"mirror"`
+	// Repos maps a task name to a repo path inside a mirror, overriding <mirror>/<taskname>.
+	Repos map[string]string `yaml:"repos"`
+	// ArtifactsDir gets one folder per execution uuid.
+	ArtifactsDir string `yaml:"artifacts_dir"`
+	// WorkDir is where per-run working folders and checkouts go.
+	WorkDir string `yaml:"work_dir"`
+	// ArtifactsURL is the public URL of ArtifactsDir; results link below it.
+	ArtifactsURL string `yaml:"artifacts_url"`
+	// Concurrency is how many jobs a worker runs at once.
+	Concurrency int `yaml:"concurrency"`
+	// ActionTimeout and JobTimeout kill the whole process group when exceeded.
+	ActionTimeout time.Duration `yaml:"action_timeout"`
+	JobTimeout    time.Duration `yaml:"job_timeout"`
+	// MaxAttempts: a job that crashed this many times gets a CRASHED result.
+	MaxAttempts int `yaml:"max_attempts"`
+	// MaxOutput caps what is kept of one action's stdout or stderr, in bytes.
+	MaxOutput int64 `yaml:"max_output"`
+	// EnvAllowlist names the environment variables a task may see.
+	EnvAllowlist []string `yaml:"env_allowlist"`
+	// Python is the interpreter for the python directive.
+	Python string `yaml:"python"`
+}
+
+// Reporter configures where results go.
+type Reporter struct {
+	// Spool holds results that could not be delivered yet.
+	Spool string `yaml:"spool"`
+	// Namespaces is a namespaces.yaml file (reference §2.8); empty allows all.
+	Namespaces string `yaml:"namespaces"`
+	// ExecDBURL is the base of each group's ref_url (<url>/jobs/<uuid>).
+	ExecDBURL string `yaml:"execdb_url"`
+	// TestcaseURL is the base of each testcase's ref_url (<url>/<name>).
+	TestcaseURL string `yaml:"testcase_url"`
+}
+
+// ResultsDB configures the embedded server and the client.
+type ResultsDB struct {
+	// URL of an external ResultsDB API (…/api/v2.0); empty means the embedded server.
+	URL string `yaml:"url"`
+	// Listen is the embedded server's address.
+	Listen string `yaml:"listen"`
+	// DB is sqlite:PATH or postgres://…; empty means sqlite in data_dir.
+	DB string `yaml:"db"`
+	// Token, when set, is required as a bearer token for writes.
+	Token string `yaml:"token"`
+	// AdditionalOutcomes are accepted on top of PASSED, INFO, FAILED, NEEDS_INSPECTION.
+	AdditionalOutcomes []string `yaml:"additional_outcomes"`
+}
+
+// AMQP configures the broker. An empty URL means the embedded, in-process bus.
+type AMQP struct {
+	URL      string   `yaml:"url"`
+	Exchange string   `yaml:"exchange"`
+	Queue    string   `yaml:"queue"`
+	Topics   []string `yaml:"topics"`
+	JobQueue string   `yaml:"job_queue"`
+	Prefetch int      `yaml:"prefetch"`
+}
+
+// Bodhi configures comments on updates. An empty URL turns them off.
+type Bodhi struct {
+	URL   string `yaml:"url"`
+	Token string `yaml:"token"`
+	// CommentOn lists the outcomes that get a comment.
+	CommentOn []string `yaml:"comment_on"`
+	// CommentSpan: no identical comment again within it.
+	CommentSpan time.Duration `yaml:"comment_span"`
+}
+
+// Default is the configuration used when no file is given.
+func Default() Config {
+	return Config{
+		DataDir:  ".taskotron",
+		LogLevel: "info",
+		Trigger: Trigger{
+			Arches:      []string{"x86_64"},
+			Messages:    "fixtures/messages",
+			DedupWindow: 6 * time.Hour,
+			FuseDelay:   0,
+		},
+		Runner: Runner{
+			Concurrency:   2,
+			ActionTimeout: 20 * time.Minute,
+			JobTimeout:    40 * time.Minute,
+			MaxAttempts:   3,
+			MaxOutput:     10 << 20,
+			EnvAllowlist:  []string{"PATH", "LANG", "LC_ALL", "TZ", "HOME", "TMPDIR"},
+			Python:        "python3",
+		},
+		Reporter: Reporter{
+			TestcaseURL: "https://fedoraproject.org/wiki/Taskotron/Tasks",
+		},
+		ResultsDB: ResultsDB{
+			Listen:             "127.0.0.1:5001",
+			AdditionalOutcomes: []string{"ABORTED", "CRASHED"},
+		},
+		AMQP: AMQP{
+			Exchange: "amq.topic",
+			Queue:    "taskotron-trigger",
+			JobQueue: "taskotron-jobs",
+			Prefetch: 50,
+			Topics: []string{
+				"#.buildsys.build.state.change",
+				"#.buildsys.tag",
+				"#.bodhi.update.request.testing",
+				"#.bodhi.update.status.testing.koji-build-group.build.complete",
+				"#.bodhi.update.edit",
+				"#.git.receive",
+				"#.pagure.git.receive",
+				"#.pungi.compose.status.change",
+			},
+		},
+		Bodhi: Bodhi{
+			CommentOn:   []string{"FAILED", "NEEDS_INSPECTION"},
+			CommentSpan: 72 * time.Hour,
+		},
+	}
+}
+
+// Path joins a name below the data folder unless the name is absolute or empty.
+func (c Config) Path(name string) string {
+	if name == "" || strings.HasPrefix(name, "/") {
+		return name
+	}
+	return strings.TrimSuffix(c.DataDir, "/") + "/" + name
+}
+
+// Load reads the file at path (empty: defaults only) and then applies the
+// environment overrides in env (as from os.Environ()).
+func Load(path string, env []string) (Config, error) {
+	cfg := Default()
+	if path != "" {
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				return cfg, fmt.Errorf("config file %s: does not exist", path)
+			}
+			return cfg, fmt.Errorf("config file %s: %w", path, err)
+		}
+		if err := decodeStrict(raw, &cfg); err != nil {
+			return cfg, fmt.Errorf("config file %s: %w", path, err)
+		}
+	}
+	if err := applyEnv(&cfg, env); err != nil {
+		return cfg, err
+	}
+	return cfg, nil
+}
+
+func decodeStrict(raw []byte, cfg *Config) error {
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true)
+	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
+		return errors.New(oneLine(err.Error()))
+	}
+	return nil
+}
+
+func oneLine(s string) string {
+	s = strings.TrimPrefix(s, "yaml: unmarshal errors:\n")
+	s = strings.TrimPrefix(s, "yaml: ")
+	return strings.Join(strings.Fields(s), " ")
+}
+
+// EnvPrefix starts every environment override: TASKOTRON_RESULTSDB_URL sets
+// resultsdb.url, TASKOTRON_DATA_DIR sets data_dir. Lists are comma-separated.
+const EnvPrefix = "TASKOTRON_"
+
+// Keys lists every configuration key in dotted form with its environment name.
+func Keys() [][2]string {
+	var keys [][2]string
+	walk(reflect.ValueOf(Default()), "", func(key string, _ reflect.Value) {
+		keys = append(keys, [2]string{key, envName(key)})
+	})
+	return keys
+}
+
+func envName(key string) string {
+	return EnvPrefix + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
+}
+
+func walk(v reflect.Value, prefix string, fn func(key string, field reflect.Value)) {
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		name := t.Field(i).Tag.Get("yaml")
+		if prefix != "" {
+			name = prefix + "." + name
+		}
+		f := v.Field(i)
+		if f.Kind() == reflect.Struct && f.Type() != reflect.TypeOf(time.Duration(0)) {
+			walk(f, name, fn)
+			continue
+		}
+		fn(name, f)
+	}
+}
+
+func applyEnv(cfg *Config, env []string) error {
+	values := map[string]string{}
+	for _, kv := range env {
+		k, v, ok := strings.Cut(kv, "=")
+		if ok && strings.HasPrefix(k, EnvPrefix) {
+			values[k] = v
+		}
+	}
+	if len(values) == 0 {
+		return nil
+	}
+	var err error
+	walk(reflect.ValueOf(cfg).Elem(), "", func(key string, f reflect.Value) {
+		name := envName(key)
+		raw, ok := values[name]
+		if !ok || err != nil {
+			return
+		}
+		if e := setField(f, raw); e != nil {
+			err = fmt.Errorf("environment %s: %w", name, e)
+		}
+	})
+	return err
+}
+
+func setField(f reflect.Value, raw string) error {
+	switch {
+	case f.Type() == reflect.TypeOf(time.Duration(0)):
+		d, err := time.ParseDuration(raw)
+		if err != nil {
+			return fmt.Errorf("not a duration (like 90s or 15m): %q", raw)
+		}
+		f.SetInt(int64(d))
+	case f.Kind() == reflect.String:
+		f.SetString(raw)
+	case f.Kind() == reflect.Int || f.Kind() == reflect.Int64:
+		n, err := strconv.ParseInt(raw, 10, 64)
+		if err != nil {
+			return fmt.Errorf("not an integer: %q", raw)
+		}
+		f.SetInt(n)
+	case f.Kind() == reflect.Bool:
+		b, err := strconv.ParseBool(raw)
+		if err != nil {
+			return fmt.Errorf("not a boolean: %q", raw)
+		}
+		f.SetBool(b)
+	case f.Kind() == reflect.Slice && f.Type().Elem().Kind() == reflect.String:
+		var items []string
+		for _, s := range strings.Split(raw, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				items = append(items, s)
+			}
+		}
+		f.Set(reflect.ValueOf(items))
+	case f.Kind() == reflect.Map:
+		m := map[string]string{}
+		for _, pair := range strings.Split(raw, ",") {
+			k, v, ok := strings.Cut(pair, "=")
+			if !ok {
+				return fmt.Errorf("want name=value pairs separated by commas: %q", raw)
+			}
+			m[strings.TrimSpace(k)] = strings.TrimSpace(v)
+		}
+		f.Set(reflect.ValueOf(m))
+	default:
+		return fmt.Errorf("cannot be set from the environment")
+	}
+	return nil
+}

@@ -1,0 +1,105 @@
+package contract
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"strings"
+)
+
+// Extra holds the keys of a map that a type does not name.
+type Extra map[string]any
+
+// knownKeys lists the JSON names of a struct's tagged fields.
+func knownKeys(t reflect.Type) map[string]bool {
+	keys := map[string]bool{}
+	for i := 0; i < t.NumField(); i++ {
+		tag := t.Field(i).Tag.Get("json")
+		name, _, _ := strings.Cut(tag, ",")
+		if name != "" && name != "-" {
+			keys[name] = true
+		}
+	}
+	return keys
+}
+
+// marshalWithExtra writes the tagged fields of known (a plain struct without
+// methods, to avoid recursion) and then the extra keys that do not clash.
+func marshalWithExtra(known any, extra Extra) ([]byte, error) {
+	base, err := json.Marshal(known)
+	if err != nil {
+		return nil, err
+	}
+	if len(extra) == 0 {
+		return base, nil
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(base, &m); err != nil {
+		return nil, err
+	}
+	for k, v := range extra {
+		if _, clash := m[k]; clash {
+			continue
+		}
+		raw, err := json.Marshal(v)
+		if err != nil {
+			return nil, fmt.Errorf("key %q: %w", k, err)
+		}
+		m[k] = raw
+	}
+	return json.Marshal(m)
+}
+
+// unmarshalWithExtra fills known (a pointer to a plain struct) and returns
+// the keys it does not name.
+func unmarshalWithExtra(data []byte, known any) (Extra, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var m map[string]any
+	if err := dec.Decode(&m); err != nil {
+		return nil, err
+	}
+	if m == nil {
+		return nil, fmt.Errorf("expected a JSON object, got null")
+	}
+	if err := json.Unmarshal(data, known); err != nil {
+		return nil, err
+	}
+	names := knownKeys(reflect.TypeOf(known).Elem())
+	var extra Extra
+	for k, v := range m {
+		if names[k] {
+			continue
+		}
+		if extra == nil {
+			extra = Extra{}
+		}
+		extra[k] = v
+	}
+	return extra, nil
+}
+
+// ToMap converts any contract value to a plain map through its JSON form.
+func ToMap(v any) (map[string]any, error) {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	var m map[string]any
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	if err := dec.Decode(&m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// FromMap fills a contract value from a plain map through its JSON form.
+func FromMap(m map[string]any, v any) error {
+	raw, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(raw, v)
+}

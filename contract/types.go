@@ -1,0 +1,289 @@
+package contract
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// Message is a bus message in the Fedora Messaging wire format (design §2.1).
+type Message struct {
+	ID      string         `json:"id"`
+	Topic   string         `json:"topic"`
+	Headers map[string]any `json:"headers,omitempty"`
+	Body    map[string]any `json:"body"`
+	Extra   Extra          `json:"-"`
+}
+
+// MessageData is what trigger rules see (design §2.2): message_type, item,
+// item_type and whatever else the normaliser for that message type adds.
+type MessageData map[string]any
+
+// Job is what the trigger queues for a runner (design §2.3).
+type Job struct {
+	Item      string    `json:"item"`
+	ItemType  string    `json:"item_type"`
+	TaskName  string    `json:"taskname"`
+	Arch      string    `json:"arch"`
+	UUID      string    `json:"uuid"`
+	MsgID     string    `json:"msg_id"`
+	Created   time.Time `json:"created"`
+	Attempt   int       `json:"attempt"`
+	Priority  int       `json:"priority"`
+	GitRepo   string    `json:"git_repo,omitempty"`
+	GitBranch string    `json:"git_branch,omitempty"`
+	Extra     Extra     `json:"-"`
+}
+
+// RunnerInput is what the runner needs to execute one task (design §2.4).
+type RunnerInput struct {
+	Item     string `json:"item"`
+	ItemType string `json:"item_type"`
+	UUID     string `json:"uuid"`
+	Arch     string `json:"arch"`
+	TaskName string `json:"taskname"`
+	Formula  string `json:"formula"`
+	JobID    string `json:"jobid,omitempty"`
+	Extra    Extra  `json:"-"`
+}
+
+// Execution states (design §2.5): about running, not about the verdict.
+const (
+	ExecutionOK    = "OK"
+	ExecutionNotOK = "NOT_OK"
+)
+
+// Execution is the runner's account of one run (design §2.5).
+type Execution struct {
+	UUID            string   `json:"uuid"`
+	ExecutionStatus string   `json:"execution_status"`
+	Status          string   `json:"status,omitempty"`
+	ExitCode        int      `json:"exit_code"`
+	Artifacts       string   `json:"artifacts"`
+	Results         []Result `json:"results"`
+	Item            string   `json:"item,omitempty"`
+	ItemType        string   `json:"item_type,omitempty"`
+	TaskName        string   `json:"taskname,omitempty"`
+	Arch            string   `json:"arch,omitempty"`
+	Extra           Extra    `json:"-"`
+}
+
+// Result is one verdict on one item (design §2.7). Keys other than the named
+// ones are the result's keyvals and end up in ResultsDB data.
+type Result struct {
+	Item      string  `json:"item"`
+	Type      string  `json:"type"`
+	CheckName string  `json:"checkname,omitempty"`
+	Outcome   Outcome `json:"outcome"`
+	Note      string  `json:"note,omitempty"`
+	Arch      Arches  `json:"arch,omitempty"`
+	Artifact  string  `json:"artifact,omitempty"`
+	Details   any     `json:"details,omitempty"`
+	Extra     Extra   `json:"-"`
+}
+
+// TestcaseRef names a ResultsDB testcase in a post.
+type TestcaseRef struct {
+	Name   string `json:"name"`
+	RefURL string `json:"ref_url,omitempty"`
+}
+
+// GroupRef names a ResultsDB group (one execution) in a post.
+type GroupRef struct {
+	UUID        string `json:"uuid"`
+	RefURL      string `json:"ref_url,omitempty"`
+	Description string `json:"description,omitempty"`
+}
+
+// ResultsDBPost is the body of POST /api/v2.0/results (design §2.8).
+type ResultsDBPost struct {
+	Outcome  Outcome        `json:"outcome"`
+	Testcase TestcaseRef    `json:"testcase"`
+	Groups   []GroupRef     `json:"groups,omitempty"`
+	Note     string         `json:"note,omitempty"`
+	RefURL   string         `json:"ref_url,omitempty"`
+	Data     map[string]any `json:"data"`
+	Extra    Extra          `json:"-"`
+}
+
+// BodhiComment is the body of Bodhi's POST /comments/ (design §2.9).
+type BodhiComment struct {
+	Update string `json:"update"`
+	Text   string `json:"text"`
+	Karma  int    `json:"karma"`
+	Extra  Extra  `json:"-"`
+}
+
+func (m Message) MarshalJSON() ([]byte, error) {
+	type plain Message
+	return marshalWithExtra(plain(m), m.Extra)
+}
+
+func (m *Message) UnmarshalJSON(b []byte) error {
+	type plain Message
+	var p plain
+	extra, err := unmarshalWithExtra(b, &p)
+	if err != nil {
+		return err
+	}
+	*m = Message(p)
+	m.Extra = extra
+	return nil
+}
+
+func (j Job) MarshalJSON() ([]byte, error) {
+	type plain Job
+	return marshalWithExtra(plain(j), j.Extra)
+}
+
+func (j *Job) UnmarshalJSON(b []byte) error {
+	type plain Job
+	var p plain
+	extra, err := unmarshalWithExtra(b, &p)
+	if err != nil {
+		return err
+	}
+	*j = Job(p)
+	j.Extra = extra
+	return nil
+}
+
+func (r RunnerInput) MarshalJSON() ([]byte, error) {
+	type plain RunnerInput
+	return marshalWithExtra(plain(r), r.Extra)
+}
+
+func (r *RunnerInput) UnmarshalJSON(b []byte) error {
+	type plain RunnerInput
+	var p plain
+	extra, err := unmarshalWithExtra(b, &p)
+	if err != nil {
+		return err
+	}
+	*r = RunnerInput(p)
+	r.Extra = extra
+	return nil
+}
+
+func (e Execution) MarshalJSON() ([]byte, error) {
+	type plain Execution
+	if e.Results == nil {
+		e.Results = []Result{}
+	}
+	return marshalWithExtra(plain(e), e.Extra)
+}
+
+func (e *Execution) UnmarshalJSON(b []byte) error {
+	type plain Execution
+	var p plain
+	extra, err := unmarshalWithExtra(b, &p)
+	if err != nil {
+		return err
+	}
+	*e = Execution(p)
+	e.Extra = extra
+	return nil
+}
+
+func (r Result) MarshalJSON() ([]byte, error) {
+	type plain Result
+	return marshalWithExtra(plain(r), r.Extra)
+}
+
+func (r *Result) UnmarshalJSON(b []byte) error {
+	type plain Result
+	var p plain
+	extra, err := unmarshalWithExtra(b, &p)
+	if err != nil {
+		return err
+	}
+	*r = Result(p)
+	r.Extra = extra
+	return nil
+}
+
+func (p ResultsDBPost) MarshalJSON() ([]byte, error) {
+	type plain ResultsDBPost
+	if p.Data == nil {
+		p.Data = map[string]any{}
+	}
+	return marshalWithExtra(plain(p), p.Extra)
+}
+
+func (p *ResultsDBPost) UnmarshalJSON(b []byte) error {
+	type plain ResultsDBPost
+	var q plain
+	extra, err := unmarshalWithExtra(b, &q)
+	if err != nil {
+		return err
+	}
+	*p = ResultsDBPost(q)
+	p.Extra = extra
+	return nil
+}
+
+func (c BodhiComment) MarshalJSON() ([]byte, error) {
+	type plain BodhiComment
+	return marshalWithExtra(plain(c), c.Extra)
+}
+
+func (c *BodhiComment) UnmarshalJSON(b []byte) error {
+	type plain BodhiComment
+	var p plain
+	extra, err := unmarshalWithExtra(b, &p)
+	if err != nil {
+		return err
+	}
+	*c = BodhiComment(p)
+	c.Extra = extra
+	return nil
+}
+
+// Arches is a result's arch: one name or a list of names. It remembers which
+// form it was read in so that it is written back the same way.
+type Arches struct {
+	Names []string
+	List  bool
+}
+
+// OneArch makes an Arches holding a single name.
+func OneArch(name string) Arches { return Arches{Names: []string{name}} }
+
+// IsZero lets omitempty drop an unset arch.
+func (a Arches) IsZero() bool { return len(a.Names) == 0 && !a.List }
+
+// String joins the names with commas.
+func (a Arches) String() string {
+	s := ""
+	for i, n := range a.Names {
+		if i > 0 {
+			s += ","
+		}
+		s += n
+	}
+	return s
+}
+
+func (a Arches) MarshalJSON() ([]byte, error) {
+	if !a.List && len(a.Names) == 1 {
+		return json.Marshal(a.Names[0])
+	}
+	if a.Names == nil {
+		return []byte("[]"), nil
+	}
+	return json.Marshal(a.Names)
+}
+
+func (a *Arches) UnmarshalJSON(b []byte) error {
+	var one string
+	if err := json.Unmarshal(b, &one); err == nil {
+		*a = Arches{Names: []string{one}}
+		return nil
+	}
+	var many []string
+	if err := json.Unmarshal(b, &many); err != nil {
+		return fmt.Errorf("arch must be a string or a list of strings")
+	}
+	*a = Arches{Names: many, List: true}
+	return nil
+}

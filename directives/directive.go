@@ -1,0 +1,136 @@
+// Package directives holds the actions a task formula can call, one file per
+// directive, each registered by name (libtaskotron's directive modules).
+package directives
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+
+	"taskotron/config"
+	"taskotron/contract"
+)
+
+// Directive runs one formula action. params are the action's parameters with
+// variables already substituted; the return value is what `export:` stores.
+type Directive interface {
+	Run(ctx context.Context, params map[string]any, env *Env) (any, error)
+}
+
+// Func adapts a plain function to Directive.
+type Func func(ctx context.Context, params map[string]any, env *Env) (any, error)
+
+// Run calls f.
+func (f Func) Run(ctx context.Context, params map[string]any, env *Env) (any, error) {
+	return f(ctx, params, env)
+}
+
+// Env is what a directive may see and touch of the run it belongs to.
+type Env struct {
+	// TaskDir is the task's checkout; WorkDir a scratch folder for this run;
+	// ArtifactsDir the folder kept and published for this execution.
+	TaskDir      string
+	WorkDir      string
+	ArtifactsDir string
+	// Vars are the formula variables (item, type, arch, uuid, exports…).
+	Vars map[string]any
+	// Config is the whole configuration, for service URLs and limits.
+	Config config.Config
+	Log    *slog.Logger
+	// ActionName names the action being run, for error messages and logs.
+	ActionName string
+
+	mu       sync.Mutex
+	results  []contract.Result
+	exitCode int
+}
+
+// AddResults hands results to the reporter at the end of the run.
+func (e *Env) AddResults(rs []contract.Result) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.results = append(e.results, rs...)
+}
+
+// Results returns the results added so far.
+func (e *Env) Results() []contract.Result {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([]contract.Result(nil), e.results...)
+}
+
+// SetExitCode records an exitcode directive's verdict; the worst one wins.
+func (e *Env) SetExitCode(code int) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if code > e.exitCode {
+		e.exitCode = code
+	}
+}
+
+// ExitCode is the worst verdict recorded by SetExitCode.
+func (e *Env) ExitCode() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.exitCode
+}
+
+// InfraError marks a failure of the infrastructure (a service down, a
+// download that kept failing): the job ends ABORTED, not FAILED.
+type InfraError struct{ Err error }
+
+func (e *InfraError) Error() string { return e.Err.Error() }
+func (e *InfraError) Unwrap() error { return e.Err }
+
+// Infra wraps err as an infrastructure failure.
+func Infra(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &InfraError{Err: err}
+}
+
+// IsInfra tells whether err is, or wraps, an infrastructure failure.
+func IsInfra(err error) bool {
+	var ie *InfraError
+	return errors.As(err, &ie)
+}
+
+var (
+	registryMu sync.RWMutex
+	registry   = map[string]Directive{}
+)
+
+// Register makes a directive callable from formulas under name. Registering
+// a name twice is a programming error.
+func Register(name string, d Directive) {
+	registryMu.Lock()
+	defer registryMu.Unlock()
+	if _, dup := registry[name]; dup {
+		panic(fmt.Sprintf("directive %q registered twice", name))
+	}
+	registry[name] = d
+}
+
+// Lookup finds a registered directive.
+func Lookup(name string) (Directive, bool) {
+	registryMu.RLock()
+	defer registryMu.RUnlock()
+	d, ok := registry[name]
+	return d, ok
+}
+
+// Names lists the registered directives, sorted.
+func Names() []string {
+	registryMu.RLock()
+	defer registryMu.RUnlock()
+	names := make([]string, 0, len(registry))
+	for n := range registry {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
