@@ -8,7 +8,7 @@ import (
 
 // Message is a bus message in the Fedora Messaging wire format (design §2.1).
 type Message struct {
-	ID      string         `json:"id"`
+	ID      string         `json:"id,omitempty"`
 	Topic   string         `json:"topic"`
 	Headers map[string]any `json:"headers,omitempty"`
 	Body    map[string]any `json:"body"`
@@ -116,7 +116,15 @@ type BodhiComment struct {
 
 func (m Message) MarshalJSON() ([]byte, error) {
 	type plain Message
-	return marshalWithExtra(plain(m), m.Extra)
+	extra := m.Extra
+	if m.Headers != nil && len(m.Headers) == 0 {
+		// omitempty would drop an empty headers object the input had.
+		extra = Extra{"headers": map[string]any{}}
+		for k, v := range m.Extra {
+			extra[k] = v
+		}
+	}
+	return marshalWithExtra(plain(m), extra)
 }
 
 func (m *Message) UnmarshalJSON(b []byte) error {
