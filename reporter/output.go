@@ -1,0 +1,396 @@
+// Package reporter turns task output (TAP13 or ResultYAML) into results,
+// results into ResultsDB posts, and delivers every post exactly once: to
+// ResultsDB when it answers, else to a durable on-disk spool that is sent
+// later in order. Optionally it comments on Bodhi updates.
+package reporter
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"taskotron/contract"
+	"taskotron/tap"
+)
+
+// Defaults fill what task output leaves out.
+type Defaults struct {
+	// CheckName is used when a result names no checkname: the formula's name.
+	CheckName string
+	// Namespace prefixes every checkname (dist + rpmlint -> dist.rpmlint)
+	// unless the checkname already starts with "<namespace>.".
+	Namespace string
+	Item      string
+	Type      string
+	Arch      string
+	// Namespaces, when set, is the allowlist of reference §2.8, checked
+	// against Origin, the task repo's origin URL.
+	Namespaces *Namespaces
+	Origin     string
+}
+
+// Output formats.
+const (
+	FormatTAP        = "tap"
+	FormatResultYAML = "resultyaml"
+)
+
+// Output is parsed task output.
+type Output struct {
+	Format  string
+	Results []contract.Result
+	// Problems are breaches of the TAP protocol that did not lose results
+	// (duplicate or out-of-order numbers, unknown lines are not problems).
+	Problems []string
+}
+
+// OutputError lists what was wrong with task output, one line each.
+type OutputError struct {
+	Lines []string
+	errs  []error
+}
+
+// Unwrap gives the causes that are errors of their own (e.g. ErrNamespace).
+func (e *OutputError) Unwrap() []error { return e.errs }
+
+// add records one problem.
+func (e *OutputError) add(err error) {
+	e.Lines = append(e.Lines, err.Error())
+	e.errs = append(e.errs, err)
+}
+
+func (e *OutputError) Error() string {
+	if len(e.Lines) == 1 {
+		return e.Lines[0]
+	}
+	return fmt.Sprintf("%d problems in task output: %s", len(e.Lines), strings.Join(e.Lines, "; "))
+}
+
+// ParseOutput reads TAP13 (with YAML blocks) or ResultYAML (results: [...])
+// and returns its results. On error the valid results are still returned:
+// a result that cannot be read is left out and named in the error, and a
+// TAP stream that bailed out or ran fewer tests than planned is an error
+// too, because results are missing. Callers should report what they got
+// and treat the run as broken.
+func ParseOutput(data []byte, d Defaults) ([]contract.Result, error) {
+	out, err := ParseOutputDetail(data, d)
+	return out.Results, err
+}
+
+// ParseOutputDetail is ParseOutput that also says which format it read and
+// which protocol problems it saw.
+func ParseOutputDetail(data []byte, d Defaults) (Output, error) {
+	switch detectFormat(data) {
+	case FormatTAP:
+		return parseTAP(bytes.NewReader(data), d)
+	case FormatResultYAML:
+		return parseResultYAML(data, d)
+	}
+	return Output{}, &OutputError{Lines: []string{"task output is neither TAP13 (no \"TAP version\", plan or test line) nor ResultYAML (no top-level \"results\" key)"}}
+}
+
+// ParseTAP reads TAP13 from r as a stream.
+func ParseTAP(r io.Reader, d Defaults) (Output, error) { return parseTAP(r, d) }
+
+func detectFormat(data []byte) string {
+	sawTAP := false
+	for _, raw := range bytes.Split(data, []byte("\n")) {
+		line := strings.TrimRight(string(raw), "\r")
+		switch {
+		case strings.TrimSpace(line) == "" || strings.HasPrefix(line, "#"):
+			continue
+		case strings.HasPrefix(line, "TAP version"):
+			return FormatTAP
+		case strings.HasPrefix(line, "results:") || line == "---" || strings.HasPrefix(line, "--- "):
+			return FormatResultYAML
+		case strings.HasPrefix(line, "ok") || strings.HasPrefix(line, "not ok") || strings.HasPrefix(line, "1.."):
+			sawTAP = true
+		}
+		break
+	}
+	if sawTAP {
+		return FormatTAP
+	}
+	var probe map[string]any
+	if err := yaml.Unmarshal(data, &probe); err == nil {
+		if _, ok := probe["results"]; ok {
+			return FormatResultYAML
+		}
+	}
+	return ""
+}
+
+func parseTAP(r io.Reader, d Defaults) (Output, error) {
+	out := Output{Format: FormatTAP}
+	oe := &OutputError{}
+	p := tap.NewParser(r)
+	for {
+		ev, err := p.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			oe.add(err)
+			break
+		}
+		if ev.Kind != tap.KindTest {
+			continue
+		}
+		t := ev.Test
+		where := fmt.Sprintf("test %d (line %d)", t.Number, ev.Line)
+		fields := map[string]any{}
+		if t.HasYAML && strings.TrimSpace(t.YAML) != "" {
+			var v any
+			if err := yaml.Unmarshal([]byte(t.YAML), &v); err != nil {
+				oe.add(fmt.Errorf("%s: YAML block: %s", where, oneLine(err.Error())))
+				continue
+			}
+			m, ok := normalize(v).(map[string]any)
+			if !ok && v != nil {
+				oe.add(fmt.Errorf("%s: YAML block is not a mapping", where))
+				continue
+			}
+			if m != nil {
+				fields = m
+			}
+		}
+		res, err := resultFromMap(fields, d, where, tapOutcome(t), directiveNote(t))
+		if err != nil {
+			oe.add(err)
+			continue
+		}
+		out.Results = append(out.Results, res)
+	}
+	for _, pr := range p.Problems() {
+		out.Problems = append(out.Problems, pr.String())
+	}
+	if p.BailedOut() {
+		oe.add(fmt.Errorf("task bailed out after %d tests", p.Tests()))
+	}
+	if plan := p.Plan(); plan != nil && !p.BailedOut() {
+		if plan.Skip && p.Tests() == 0 {
+			// A skipped run still says so in ResultsDB: "no results" cannot
+			// be told from "still running".
+			note := "skipped"
+			if plan.Reason != "" {
+				note += ": " + plan.Reason
+			}
+			res, err := resultFromMap(map[string]any{}, d, "plan", contract.Info, note)
+			if err != nil {
+				oe.add(err)
+			} else {
+				out.Results = append(out.Results, res)
+			}
+		} else if p.Tests() < plan.Count() {
+			oe.add(fmt.Errorf("TAP plan %d..%d announces %d tests but only %d ran", plan.Start, plan.End, plan.Count(), p.Tests()))
+		}
+	}
+	if len(oe.Lines) > 0 {
+		return out, oe
+	}
+	return out, nil
+}
+
+// tapOutcome is the outcome a test line implies when its YAML has none.
+func tapOutcome(t *tap.Test) contract.Outcome {
+	switch {
+	case t.Directive == tap.Skip:
+		return contract.Info
+	case t.Directive == tap.Todo && !t.OK:
+		// An expected failure: worth knowing, not a verdict.
+		return contract.Info
+	case t.OK:
+		return contract.Passed
+	}
+	return contract.Failed
+}
+
+func directiveNote(t *tap.Test) string {
+	switch t.Directive {
+	case tap.Skip:
+		return strings.TrimSpace("skipped " + t.Reason)
+	case tap.Todo:
+		return strings.TrimSpace("todo " + t.Reason)
+	}
+	return ""
+}
+
+func parseResultYAML(data []byte, d Defaults) (Output, error) {
+	out := Output{Format: FormatResultYAML}
+	oe := &OutputError{}
+	var root any
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return out, &OutputError{Lines: []string{"ResultYAML: " + oneLine(err.Error())}}
+	}
+	m, ok := normalize(root).(map[string]any)
+	if !ok {
+		return out, &OutputError{Lines: []string{"ResultYAML: the document must be a mapping with a \"results\" key"}}
+	}
+	raw, ok := m["results"]
+	if !ok {
+		return out, &OutputError{Lines: []string{"ResultYAML: no \"results\" key"}}
+	}
+	if raw == nil {
+		return out, nil
+	}
+	list, ok := raw.([]any)
+	if !ok {
+		return out, &OutputError{Lines: []string{"ResultYAML: \"results\" must be a list"}}
+	}
+	for i, item := range list {
+		where := fmt.Sprintf("result %d", i+1)
+		fields, ok := item.(map[string]any)
+		if !ok {
+			oe.add(errors.New(where + ": not a mapping"))
+			continue
+		}
+		res, err := resultFromMap(fields, d, where, "", "")
+		if err != nil {
+			oe.add(err)
+			continue
+		}
+		out.Results = append(out.Results, res)
+	}
+	if len(oe.Lines) > 0 {
+		return out, oe
+	}
+	return out, nil
+}
+
+// reserved are the keys a result names; all others are keyvals.
+var reserved = map[string]bool{
+	"item": true, "type": true, "outcome": true, "note": true, "summary": true, "results": true,
+	"checkname": true, "artifact": true, "_internal": true, "details": true, "arch": true,
+}
+
+// resultFromMap builds a result from a YAML mapping. fallback is the
+// outcome when the mapping has none ("" reads as NEEDS_INSPECTION).
+func resultFromMap(m map[string]any, d Defaults, where string, fallback contract.Outcome, fallbackNote string) (contract.Result, error) {
+	var r contract.Result
+	r.Item = firstString(m["item"], d.Item)
+	r.Type = firstString(m["type"], d.Type)
+	if r.Item == "" {
+		return r, fmt.Errorf("%s: no item (set \"item\" or pass the item as a default)", where)
+	}
+	if r.Type == "" {
+		return r, fmt.Errorf("%s: no type (set \"type\" or pass the item type as a default)", where)
+	}
+	if v, ok := m["outcome"]; ok && v != nil {
+		o, err := contract.ParseOutcome(str(v))
+		if err != nil {
+			return r, fmt.Errorf("%s: %w", where, err)
+		}
+		r.Outcome = o
+	} else {
+		o, err := contract.ParseOutcome(string(fallback))
+		if err != nil {
+			return r, fmt.Errorf("%s: %w", where, err)
+		}
+		r.Outcome = o
+	}
+	// "summary" is the TAP era's name for "note".
+	r.Note = firstString(m["note"], str(m["summary"]), fallbackNote)
+	r.Artifact = str(m["artifact"])
+	r.Details = m["details"]
+	switch a := m["arch"].(type) {
+	case nil:
+		if d.Arch != "" {
+			r.Arch = contract.OneArch(d.Arch)
+		}
+	case []any:
+		names := make([]string, 0, len(a))
+		for _, n := range a {
+			names = append(names, str(n))
+		}
+		r.Arch = contract.Arches{Names: names, List: true}
+	default:
+		r.Arch = contract.OneArch(str(a))
+	}
+	check := firstString(m["checkname"], d.CheckName)
+	if check == "" {
+		return r, fmt.Errorf("%s: no checkname (set \"checkname\" or pass the formula name as a default)", where)
+	}
+	r.CheckName = Namespaced(d.Namespace, check)
+	if d.Namespaces != nil {
+		if err := d.Namespaces.Check(r.CheckName, d.Origin); err != nil {
+			return r, fmt.Errorf("%s: %w", where, err)
+		}
+	}
+	var keys []string
+	for k := range m {
+		if !reserved[k] {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if strings.Contains(k, ":") {
+			return r, fmt.Errorf("%s: key %q: ResultsDB does not allow ':' in data keys", where, k)
+		}
+		if r.Extra == nil {
+			r.Extra = contract.Extra{}
+		}
+		r.Extra[k] = m[k]
+	}
+	return r, nil
+}
+
+// Namespaced prefixes a checkname with the namespace unless it already
+// carries it.
+func Namespaced(namespace, check string) string {
+	if namespace == "" || strings.HasPrefix(check, namespace+".") {
+		return check
+	}
+	return namespace + "." + check
+}
+
+func firstString(vals ...any) string {
+	for _, v := range vals {
+		if s := str(v); s != "" {
+			return s
+		}
+	}
+	return ""
+}
+
+// str renders a scalar as ResultsDB stores it: as a string.
+func str(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return ""
+	case string:
+		return strings.TrimSpace(x)
+	}
+	return strings.TrimSpace(fmt.Sprint(v))
+}
+
+// normalize turns YAML's map[any]any into map[string]any so that the
+// values serialise as JSON.
+func normalize(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			x[k] = normalize(e)
+		}
+		return x
+	case map[any]any:
+		m := make(map[string]any, len(x))
+		for k, e := range x {
+			m[fmt.Sprint(k)] = normalize(e)
+		}
+		return m
+	case []any:
+		for i, e := range x {
+			x[i] = normalize(e)
+		}
+		return x
+	}
+	return v
+}
+
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }

@@ -1,0 +1,155 @@
+package reporter
+
+import (
+	"errors"
+	"os"
+	"strings"
+	"testing"
+
+	"taskotron/contract"
+)
+
+func readFile(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestParseOutputTAP(t *testing.T) {
+	rs, err := ParseOutput(readFile(t, "testdata/rpmlint.tap"), Defaults{CheckName: "rpmlint", Namespace: "dist", Item: "ignored", Type: "koji_build"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rs) != 2 {
+		t.Fatalf("got %d results, want 2", len(rs))
+	}
+	r := rs[0]
+	if r.CheckName != "dist.rpmlint" || r.Outcome != contract.Failed || r.Item != "xchat-0.5-1.fc20" || r.Note != "5 errors, 10 warnings" || r.Arch.String() != "x86_64" {
+		t.Errorf("first result = %+v", r)
+	}
+	det, _ := r.Details.(map[string]any)
+	if !strings.Contains(det["output"].(string), "explicit-lib-dependency") {
+		t.Errorf("details lost: %#v", r.Details)
+	}
+	// No outcome in YAML: "ok" means PASSED; unknown keys become keyvals.
+	if rs[1].Outcome != contract.Passed || rs[1].Extra["scenario"] != "srpm" || rs[1].Arch.String() != "src" {
+		t.Errorf("second result = %+v", rs[1])
+	}
+}
+
+func TestParseOutputOldTAPWithSummaryAndCRLF(t *testing.T) {
+	rs, err := ParseOutput(readFile(t, "testdata/depcheck-crlf.tap"), Defaults{CheckName: "depcheck", Namespace: "dist"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rs) != 1 {
+		t.Fatalf("got %d results", len(rs))
+	}
+	r := rs[0]
+	if r.Note != "openstack-zaqar-2014.2-0.3.b3.fc21 into F21 testing" || r.Type != "bodhi_update" || r.Outcome != contract.Failed || r.CheckName != "dist.depcheck" {
+		t.Errorf("result = %+v", r)
+	}
+	if strings.Contains(r.Details.(map[string]any)["output"].(string), "\r") {
+		t.Errorf("CR kept in details")
+	}
+}
+
+func TestParseOutputResultYAML(t *testing.T) {
+	rs, err := ParseOutput(readFile(t, "testdata/results.yml"), Defaults{CheckName: "python-versions", Namespace: "dist", Arch: "x86_64"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rs) != 2 {
+		t.Fatalf("got %d results", len(rs))
+	}
+	if rs[0].CheckName != "dist.python-versions.two_three" || rs[0].Artifact != "output/two_three.log" || !rs[0].Arch.List || rs[0].Arch.String() != "x86_64,noarch" {
+		t.Errorf("first = %+v", rs[0])
+	}
+	if rs[1].CheckName != "dist.python-versions.naming_scheme" || rs[1].Outcome != contract.NeedsInspection || rs[1].Arch.String() != "x86_64" {
+		t.Errorf("second = %+v", rs[1])
+	}
+	if _, ok := rs[1].Extra["_internal"]; ok {
+		t.Errorf("_internal must not become a keyval")
+	}
+}
+
+func TestParseOutputTAPDirectivesAndDefaults(t *testing.T) {
+	in := "TAP version 13\n1..4\nok 1 - a\nnot ok 2 - b\nok 3 - c # SKIP no network\nnot ok 4 - d # TODO later\n"
+	rs, err := ParseOutput([]byte(in), Defaults{CheckName: "dist.mytask", Namespace: "dist", Item: "foo-1-1.fc40", Type: "koji_build", Arch: "noarch"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []contract.Outcome{contract.Passed, contract.Failed, contract.Info, contract.Info}
+	for i, r := range rs {
+		if r.Outcome != want[i] || r.Item != "foo-1-1.fc40" || r.CheckName != "dist.mytask" || r.Arch.String() != "noarch" {
+			t.Errorf("result %d = %+v", i, r)
+		}
+	}
+	if rs[2].Note != "skipped no network" {
+		t.Errorf("skip note = %q", rs[2].Note)
+	}
+}
+
+func TestParseOutputSkippedPlanGivesAResult(t *testing.T) {
+	rs, err := ParseOutput([]byte("TAP version 13\n1..0 # SKIP not a python package\n"), Defaults{CheckName: "python-versions", Item: "x-1-1", Type: "koji_build"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rs) != 1 || rs[0].Outcome != contract.Info || !strings.Contains(rs[0].Note, "not a python package") {
+		t.Fatalf("results = %+v", rs)
+	}
+}
+
+func TestParseOutputErrorsKeepValidResults(t *testing.T) {
+	in := "TAP version 13\n1..3\nok 1\n  ---\n  outcome: WHATEVER\n  ...\nok 2\n"
+	rs, err := ParseOutput([]byte(in), Defaults{CheckName: "t", Item: "i", Type: "koji_build"})
+	var oe *OutputError
+	if !errors.As(err, &oe) || len(oe.Lines) != 2 {
+		t.Fatalf("err = %v", err)
+	}
+	if !strings.Contains(oe.Lines[0], "test 1 (line 3)") || !strings.Contains(oe.Lines[0], "WHATEVER") {
+		t.Errorf("first line = %q", oe.Lines[0])
+	}
+	if !strings.Contains(oe.Lines[1], "3 tests but only 2 ran") {
+		t.Errorf("second line = %q", oe.Lines[1])
+	}
+	if len(rs) != 1 || rs[0].Outcome != contract.Passed {
+		t.Errorf("results = %+v", rs)
+	}
+}
+
+func TestParseOutputRejectsOtherInput(t *testing.T) {
+	for _, in := range []string{"", "hello world\n", "results: 5\n", "[1, 2]\n", "results:\n  - just a string\n"} {
+		if _, err := ParseOutput([]byte(in), Defaults{CheckName: "t", Item: "i", Type: "koji_build"}); err == nil {
+			t.Errorf("%q: no error", in)
+		}
+	}
+	rs, err := ParseOutput([]byte("results: []\n"), Defaults{})
+	if err != nil || len(rs) != 0 {
+		t.Errorf("empty results: %v %v", rs, err)
+	}
+}
+
+func TestNamespaces(t *testing.T) {
+	ns := &Namespaces{Safe: []string{"scratch"}, Whitelist: map[string][]string{"dist": {"git://mirror/fedoraqa/rpmlint/"}}}
+	d := Defaults{CheckName: "rpmlint", Namespace: "dist", Item: "i", Type: "koji_build", Namespaces: ns}
+	d.Origin = "git://mirror/fedoraqa/rpmlint/"
+	if _, err := ParseOutput([]byte("1..1\nok\n"), d); err != nil {
+		t.Errorf("allowed origin: %v", err)
+	}
+	d.Origin = "https://evil.example/rpmlint"
+	if _, err := ParseOutput([]byte("1..1\nok\n"), d); !errors.Is(err, ErrNamespace) || !strings.Contains(err.Error(), "not allowed to post results into the \"dist\" namespace") {
+		t.Errorf("foreign origin: %v", err)
+	}
+	d.Namespace = "scratch"
+	if _, err := ParseOutput([]byte("1..1\nok\n"), d); err != nil {
+		t.Errorf("safe namespace: %v", err)
+	}
+	d.Namespace = "pkg"
+	if _, err := ParseOutput([]byte("1..1\nok\n"), d); err == nil || !strings.Contains(err.Error(), "no namespace") {
+		t.Errorf("unknown namespace: %v", err)
+	}
+}
