@@ -1,0 +1,51 @@
+# The two set-up commands are `make run` and `make test`; see README.md.
+GO      ?= go
+BIN     := bin/taskotron
+DATA    ?= .taskotron
+RUN_ARGS ?=
+FUZZTIME ?= 10s
+
+.PHONY: run test test-env build bench lint fuzz mirror clean
+
+build:
+	$(GO) build -o $(BIN) ./cmd/taskotron
+	$(GO) build -o bin/runtask ./cmd/runtask
+
+# The main job on the embedded defaults: fixture messages -> trigger -> jobs
+# -> tasks from a local git mirror of tasks/ -> results in the embedded
+# ResultsDB, browsable at the printed URL until Ctrl-C (RUN_ARGS=--once to exit).
+run: build
+	$(BIN) mirror --tasks tasks --mirror $(DATA)/mirror
+	$(BIN) up $(RUN_ARGS)
+
+# The whole test suite against real RabbitMQ and PostgreSQL (started, or
+# installed from Debian's packages, when missing), with the race detector,
+# then a short run of every fuzz target.
+test: test-env
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout 30m ./...
+	$(MAKE) fuzz
+
+test-env:
+	bash scripts/test-env.sh
+
+fuzz:
+	@set -e; for pkg in $$($(GO) list ./...); do \
+		for fz in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz' || true); do \
+			echo "fuzz $$pkg $$fz ($(FUZZTIME))"; \
+			$(GO) test -run '^$$' -fuzz "^$$fz$$" -fuzztime $(FUZZTIME) $$pkg; \
+		done; \
+	done
+
+bench: test-env
+	$(GO) test -run '^$$' -bench . -benchmem -count=1 -timeout 60m ./...
+
+lint:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
+	$(GO) vet ./...
+
+mirror: build
+	$(BIN) mirror --tasks tasks --mirror $(DATA)/mirror
+
+clean:
+	rm -rf bin $(DATA)
