@@ -1,0 +1,101 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"taskotron/resultsdb"
+)
+
+func init() {
+	register(command{
+		name:    "resultsdb",
+		summary: "serve the ResultsDB API v2.0 and its web pages (resultsdb serve)",
+		run:     runResultsDB,
+	})
+}
+
+func runResultsDB(ctx context.Context, g *globals, args []string) error {
+	if len(args) == 0 || args[0] != "serve" {
+		return usagef("usage: taskotron resultsdb serve [--listen ADDR] [--db sqlite:PATH|postgres://…] [--base-url URL] [--token TOKEN] [--publish]")
+	}
+	cfg := g.cfg.ResultsDB
+	fs := newFlags("resultsdb serve")
+	listen := fs.String("listen", cfg.Listen, "address to listen on")
+	dbDSN := fs.String("db", cfg.DB, "database: sqlite:PATH or postgres://… (default sqlite in data_dir)")
+	baseURL := fs.String("base-url", "", "public URL of this server for links (default http://<listen>)")
+	token := fs.String("token", cfg.Token, "bearer token required for writes (default none: writes open)")
+	artifacts := fs.String("artifacts-url", g.cfg.Runner.ArtifactsURL, "public URL of the artifacts tree, linked from group pages")
+	publish := fs.Bool("publish", false, "publish resultsdb.result.new to the AMQP broker in amqp.url")
+	rest, err := parseFlags(fs, args[1:])
+	if err != nil {
+		return err
+	}
+	if len(rest) > 0 {
+		return usagef("unexpected argument %q", rest[0])
+	}
+	if *dbDSN == "" {
+		*dbDSN = "sqlite:" + g.cfg.Path("resultsdb.sqlite")
+	}
+	if *publish && g.cfg.AMQP.URL == "" {
+		return usagef("--publish needs amqp.url (or TASKOTRON_AMQP_URL)")
+	}
+
+	store, err := resultsdb.Open(ctx, *dbDSN)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", *listen, err)
+	}
+	if *baseURL == "" {
+		*baseURL = "http://" + ln.Addr().String()
+	}
+	opts := resultsdb.Options{
+		BaseURL:            *baseURL,
+		Token:              *token,
+		AdditionalOutcomes: cfg.AdditionalOutcomes,
+		Log:                g.log,
+		ArtifactsURL:       *artifacts,
+		Events:             *publish,
+	}
+	srv := &http.Server{
+		Handler:           resultsdb.NewServer(store, opts),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+	}
+
+	errc := make(chan error, 2)
+	if *publish {
+		pub := resultsdb.NewPublisher(store, resultsdb.PublisherOptions{
+			URL: g.cfg.AMQP.URL, Exchange: g.cfg.AMQP.Exchange, BaseURL: *baseURL, Log: g.log,
+		})
+		go func() { errc <- pub.Run(ctx) }()
+	}
+	go func() { errc <- srv.Serve(ln) }()
+	g.log.Info("resultsdb serving", "api", *baseURL+resultsdb.APIPrefix, "pages", *baseURL+"/", "db", redactDSN(*dbDSN))
+
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		if err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, context.Canceled) {
+			return err
+		}
+	}
+	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return srv.Shutdown(shutdown)
+}
+
+// redactDSN keeps a password out of the log.
+func redactDSN(dsn string) string { return resultsdb.Redact(dsn) }

@@ -1,0 +1,602 @@
+package resultsdb
+
+import (
+	"bytes"
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// APIPrefix is where the API lives, as on a real ResultsDB.
+const APIPrefix = "/api/v2.0"
+
+// BaseOutcomes are the outcomes every ResultsDB accepts.
+var BaseOutcomes = []string{"PASSED", "INFO", "FAILED", "NEEDS_INSPECTION"}
+
+// Options configure the server.
+type Options struct {
+	// BaseURL is the public scheme://host[/prefix] that href, prev and next
+	// links start with; empty means http://<Host header>.
+	BaseURL string
+	// Token, when set, must be sent as "Authorization: Bearer <token>" on
+	// every write. Reads stay public.
+	Token string
+	// AdditionalOutcomes are accepted on top of BaseOutcomes.
+	AdditionalOutcomes []string
+	// Log gets one line per failed request; nil discards.
+	Log *slog.Logger
+	// MaxBodyBytes caps a request body; 0 means 1 MiB.
+	MaxBodyBytes int64
+	// ArtifactsURL is the public URL of the artifacts tree; group pages
+	// link to <ArtifactsURL>/<uuid>/. Empty: the group's ref_url.
+	ArtifactsURL string
+	// Events queues a resultsdb.result.new message for every new result,
+	// for a Publisher to send.
+	Events bool
+}
+
+type server struct {
+	store    Store
+	opts     Options
+	outcomes []string
+	log      *slog.Logger
+}
+
+// NewServer serves the ResultsDB API v2.0 under /api/v2.0, /healthcheck,
+// and the QA web pages under /.
+func NewServer(store Store, opts Options) http.Handler {
+	s := &server{store: store, opts: opts, log: opts.Log}
+	if s.log == nil {
+		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if s.opts.MaxBodyBytes <= 0 {
+		s.opts.MaxBodyBytes = 1 << 20
+	}
+	s.opts.BaseURL = strings.TrimSuffix(s.opts.BaseURL, "/")
+	s.outcomes = append(append([]string{}, BaseOutcomes...), upperAll(opts.AdditionalOutcomes)...)
+
+	mux := http.NewServeMux()
+	api := func(pattern string, get, post apiHandler) {
+		mux.Handle(APIPrefix+pattern, s.methods(get, post))
+	}
+	api("", s.landing, nil)
+	api("/{$}", s.landing, nil)
+	api("/results", s.getResults, s.postResult)
+	api("/results/latest", s.getLatest, nil)
+	api("/results/{id}", s.getResult, nil)
+	api("/groups", s.getGroups, s.postGroup)
+	api("/groups/{uuid}", s.getGroup, nil)
+	api("/groups/{uuid}/results", s.getGroupResults, nil)
+	api("/testcases", s.getTestcases, s.postTestcase)
+	api("/testcases/{name}", s.getTestcase, nil)
+	api("/testcases/{name}/results", s.getTestcaseResults, nil)
+	api("/healthcheck", s.healthcheck, nil)
+	api("/", func(w http.ResponseWriter, r *http.Request) error {
+		return &statusError{code: http.StatusNotFound, msg: "Not found"}
+	}, nil)
+	mux.Handle("/healthcheck", s.methods(s.healthcheck, nil))
+	s.pageRoutes(mux)
+	return mux
+}
+
+func upperAll(list []string) []string {
+	var out []string
+	for _, s := range list {
+		if s = strings.ToUpper(strings.TrimSpace(s)); s != "" && !contains(out, s) && !contains(BaseOutcomes, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// apiHandler answers one API request; a returned error becomes a JSON
+// {"message": …} with its status.
+type apiHandler func(w http.ResponseWriter, r *http.Request) error
+
+// statusError is an error answered with a given status.
+type statusError struct {
+	code int
+	msg  string
+}
+
+func (e *statusError) Error() string { return e.msg }
+
+func (s *server) methods(get, post apiHandler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var h apiHandler
+		switch r.Method {
+		case http.MethodGet, http.MethodHead:
+			h = get
+		case http.MethodPost:
+			if post != nil {
+				h = s.authorized(post)
+			}
+		}
+		if h == nil {
+			allow := "GET, HEAD"
+			if post != nil {
+				allow += ", POST"
+			}
+			w.Header().Set("Allow", allow)
+			writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"message": "The method is not allowed for the requested URL."})
+			return
+		}
+		if err := h(w, r); err != nil {
+			s.fail(w, r, err)
+		}
+	})
+}
+
+// authorized checks the bearer token on writes when one is configured.
+func (s *server) authorized(h apiHandler) apiHandler {
+	if s.opts.Token == "" {
+		return h
+	}
+	return func(w http.ResponseWriter, r *http.Request) error {
+		auth := r.Header.Get("Authorization")
+		scheme, token, _ := strings.Cut(auth, " ")
+		if auth == "" || !strings.EqualFold(scheme, "Bearer") {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="resultsdb"`)
+			return &statusError{code: http.StatusUnauthorized, msg: "Authorization required: send 'Authorization: Bearer <token>'"}
+		}
+		if subtle.ConstantTimeCompare([]byte(strings.TrimSpace(token)), []byte(s.opts.Token)) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="resultsdb", error="invalid_token"`)
+			return &statusError{code: http.StatusUnauthorized, msg: "Invalid bearer token"}
+		}
+		return h(w, r)
+	}
+}
+
+func (s *server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	var bad *badRequest
+	var st *statusError
+	switch {
+	case errors.As(err, &bad):
+		s.log.Info("bad request", "method", r.Method, "url", r.URL.String(), "error", bad.msg)
+		writeJSON(w, http.StatusBadRequest, map[string]string{"message": bad.msg})
+	case errors.As(err, &st):
+		if st.code >= 500 {
+			s.log.Error("request failed", "method", r.Method, "url", r.URL.String(), "error", st.msg)
+		}
+		writeJSON(w, st.code, map[string]string{"message": st.msg})
+	case errors.Is(err, context.Canceled):
+		// The client went away; nobody is left to answer.
+	default:
+		s.log.Error("request failed", "method", r.Method, "url", r.URL.String(), "error", err)
+		writeJSON(w, http.StatusInternalServerError, map[string]string{"message": "Internal Server Error"})
+	}
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	// URLs keep their '&' as ResultsDB writes them.
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		code = http.StatusInternalServerError
+		buf.Reset()
+		buf.WriteString("{\"message\": \"Internal Server Error\"}\n")
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
+	w.WriteHeader(code)
+	_, _ = w.Write(buf.Bytes())
+}
+
+// base is the URL links start with.
+func (s *server) base(r *http.Request) string {
+	if s.opts.BaseURL != "" {
+		return s.opts.BaseURL
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host
+}
+
+// requestURL is the URL of this request as the client sees it.
+func (s *server) requestURL(r *http.Request) string {
+	u := s.base(r) + r.URL.EscapedPath()
+	if r.URL.RawQuery != "" {
+		u += "?" + r.URL.RawQuery
+	}
+	return u
+}
+
+func query(r *http.Request) (url.Values, error) {
+	v, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return nil, badf("Malformed Request: query string: %v", err)
+	}
+	return v, nil
+}
+
+// JSON shapes (reference §6.4).
+
+type testcaseJSON struct {
+	Href   string  `json:"href"`
+	Name   string  `json:"name"`
+	RefURL *string `json:"ref_url"`
+}
+
+type groupJSON struct {
+	Description  *string `json:"description"`
+	Href         string  `json:"href"`
+	RefURL       *string `json:"ref_url"`
+	Results      string  `json:"results"`
+	ResultsCount int64   `json:"results_count"`
+	UUID         string  `json:"uuid"`
+}
+
+type resultJSON struct {
+	Data       map[string][]string `json:"data"`
+	Groups     []string            `json:"groups"`
+	Href       string              `json:"href"`
+	ID         int64               `json:"id"`
+	Note       *string             `json:"note"`
+	Outcome    string              `json:"outcome"`
+	RefURL     *string             `json:"ref_url"`
+	SubmitTime string              `json:"submit_time"`
+	Testcase   testcaseJSON        `json:"testcase"`
+}
+
+type pageJSON struct {
+	Data any     `json:"data"`
+	Next *string `json:"next"`
+	Prev *string `json:"prev"`
+}
+
+func testcaseOut(base string, t Testcase) testcaseJSON {
+	return testcaseJSON{Name: t.Name, RefURL: t.RefURL, Href: base + APIPrefix + "/testcases/" + url.PathEscape(t.Name)}
+}
+
+func groupOut(base string, g Group) groupJSON {
+	return groupJSON{
+		UUID: g.UUID, Description: g.Description, RefURL: g.RefURL, ResultsCount: g.ResultsCount,
+		Results: base + APIPrefix + "/results?groups=" + url.QueryEscape(g.UUID),
+		Href:    base + APIPrefix + "/groups/" + url.PathEscape(g.UUID),
+	}
+}
+
+func resultOut(base string, r Result) resultJSON {
+	data := map[string][]string{}
+	for _, p := range r.Data {
+		data[p.Key] = append(data[p.Key], p.Value)
+	}
+	groups := r.Groups
+	if groups == nil {
+		groups = []string{}
+	}
+	return resultJSON{
+		ID: r.ID, Groups: groups, Testcase: testcaseOut(base, r.Testcase),
+		SubmitTime: isoformat(r.SubmitTime), Outcome: r.Outcome, Note: r.Note, RefURL: r.RefURL,
+		Data: data, Href: base + APIPrefix + "/results/" + strconv.FormatInt(r.ID, 10),
+	}
+}
+
+func resultsOut(base string, list []Result) []resultJSON {
+	out := make([]resultJSON, len(list))
+	for i, r := range list {
+		out[i] = resultOut(base, r)
+	}
+	return out
+}
+
+// Handlers.
+
+func (s *server) landing(w http.ResponseWriter, r *http.Request) error {
+	base := s.base(r) + APIPrefix
+	writeJSON(w, http.StatusMultipleChoices, map[string]any{
+		"message": "Everything is fine. But choose wisely, for while the true Grail will bring you life, " +
+			"the false Grail will take it from you.",
+		"documentation": "http://docs.resultsdb20.apiary.io/",
+		"groups":        base + "/groups",
+		"results":       base + "/results",
+		"testcases":     base + "/testcases",
+		"outcomes":      s.outcomes,
+	})
+	return nil
+}
+
+func (s *server) healthcheck(w http.ResponseWriter, r *http.Request) error {
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	defer cancel()
+	if err := s.store.Ping(ctx); err != nil {
+		s.log.Error("health check failed", "error", err)
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"message": "Unable to communicate with database"})
+		return nil
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"message": "Health check OK"})
+	return nil
+}
+
+// listResults answers /results and the group and testcase result lists.
+func (s *server) listResults(w http.ResponseWriter, r *http.Request, groups, testcases []string) error {
+	v, err := query(r)
+	if err != nil {
+		return err
+	}
+	page, limit, err := pageLimit(v)
+	if err != nil {
+		return err
+	}
+	q, _, err := parseResultQuery(v, s.outcomes)
+	if err != nil {
+		return err
+	}
+	if groups != nil {
+		q.Groups = groups
+	}
+	if testcases != nil {
+		q.Testcases = testcases
+	}
+	q.Offset, q.Limit = page*limit, limit+1
+	list, err := s.store.Results(r.Context(), q)
+	if err != nil {
+		return err
+	}
+	more := len(list) > limit
+	if more {
+		list = list[:limit]
+	}
+	prev, next := prevNext(s.requestURL(r), more)
+	writeJSON(w, http.StatusOK, pageJSON{Prev: prev, Next: next, Data: resultsOut(s.base(r), list)})
+	return nil
+}
+
+func (s *server) getResults(w http.ResponseWriter, r *http.Request) error {
+	return s.listResults(w, r, nil, nil)
+}
+
+func (s *server) getGroupResults(w http.ResponseWriter, r *http.Request) error {
+	id := r.PathValue("uuid")
+	if _, err := s.store.Group(r.Context(), id); err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return &statusError{code: http.StatusNotFound, msg: "Group not found: " + id}
+		}
+		return err
+	}
+	return s.listResults(w, r, []string{id}, nil)
+}
+
+func (s *server) getTestcaseResults(w http.ResponseWriter, r *http.Request) error {
+	name := r.PathValue("name")
+	if _, err := s.store.Testcase(r.Context(), name); err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return &statusError{code: http.StatusNotFound, msg: "Testcase not found"}
+		}
+		return err
+	}
+	return s.listResults(w, r, nil, []string{name})
+}
+
+// latestQuery reads the parameters of /results/latest.
+func (s *server) latestQuery(v url.Values) (ResultQuery, []string, error) {
+	q, filtered, err := parseResultQuery(v, s.outcomes)
+	if err != nil {
+		return q, nil, err
+	}
+	q.Outcomes = nil
+	distinct := commaList(v.Get("_distinct_on"))
+	if len(distinct) > 0 && !filtered {
+		return q, nil, badf("Please, provide at least one filter beside '_distinct_on'")
+	}
+	return q, distinct, nil
+}
+
+func (s *server) getLatest(w http.ResponseWriter, r *http.Request) error {
+	v, err := query(r)
+	if err != nil {
+		return err
+	}
+	q, distinct, err := s.latestQuery(v)
+	if err != nil {
+		return err
+	}
+	list, err := s.store.Latest(r.Context(), q, distinct)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"data": resultsOut(s.base(r), list)})
+	return nil
+}
+
+func (s *server) getResult(w http.ResponseWriter, r *http.Request) error {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil {
+		return &statusError{code: http.StatusNotFound, msg: "Result not found"}
+	}
+	res, err := s.store.Result(r.Context(), id)
+	if errors.Is(err, ErrNotFound) {
+		return &statusError{code: http.StatusNotFound, msg: "Result not found"}
+	}
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, resultOut(s.base(r), res))
+	return nil
+}
+
+func (s *server) postResult(w http.ResponseWriter, r *http.Request) error {
+	body, err := decodeBody(w, r, s.opts.MaxBodyBytes)
+	if err != nil {
+		return err
+	}
+	in, err := parseResultPost(body, s.outcomes)
+	if err != nil {
+		return err
+	}
+	in.Event = s.opts.Events
+	res, err := s.store.CreateResult(r.Context(), in)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, resultOut(s.base(r), res))
+	return nil
+}
+
+func (s *server) getGroups(w http.ResponseWriter, r *http.Request) error {
+	v, err := query(r)
+	if err != nil {
+		return err
+	}
+	page, limit, err := pageLimit(v)
+	if err != nil {
+		return err
+	}
+	q := GroupQuery{UUIDs: commaList(v.Get("uuid")), Offset: page * limit, Limit: limit + 1}
+	if d := commaList(v.Get("description")); len(d) > 0 {
+		q.Descriptions = d
+	} else {
+		q.DescriptionLike = likePatterns(commaList(v.Get("description:like")))
+	}
+	list, err := s.store.Groups(r.Context(), q)
+	if err != nil {
+		return err
+	}
+	more := len(list) > limit
+	if more {
+		list = list[:limit]
+	}
+	base := s.base(r)
+	out := make([]groupJSON, len(list))
+	for i, g := range list {
+		out[i] = groupOut(base, g)
+	}
+	prev, next := prevNext(s.requestURL(r), more)
+	writeJSON(w, http.StatusOK, pageJSON{Prev: prev, Next: next, Data: out})
+	return nil
+}
+
+func (s *server) getGroup(w http.ResponseWriter, r *http.Request) error {
+	g, err := s.store.Group(r.Context(), r.PathValue("uuid"))
+	if errors.Is(err, ErrNotFound) {
+		return &statusError{code: http.StatusNotFound, msg: "Group not found"}
+	}
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, groupOut(s.base(r), g))
+	return nil
+}
+
+func (s *server) postGroup(w http.ResponseWriter, r *http.Request) error {
+	body, err := decodeBody(w, r, s.opts.MaxBodyBytes)
+	if err != nil {
+		return err
+	}
+	var g GroupUpdate
+	id, _, err := optString(body, "uuid", "uuid")
+	if err != nil {
+		return err
+	}
+	if id != nil && *id != "" {
+		g.UUID = *id
+	} else {
+		g.UUID = newUUID()
+	}
+	// As ResultsDB: only non-empty values overwrite.
+	if g.Description, _, err = optString(body, "description", "description"); err != nil {
+		return err
+	}
+	g.SetDescription = g.Description != nil && *g.Description != ""
+	if g.RefURL, _, err = optString(body, "ref_url", "ref_url"); err != nil {
+		return err
+	}
+	g.SetRefURL = g.RefURL != nil && *g.RefURL != ""
+	if !g.SetDescription {
+		g.Description = nil
+	}
+	if !g.SetRefURL {
+		g.RefURL = nil
+	}
+	saved, err := s.store.SaveGroup(r.Context(), g)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, groupOut(s.base(r), saved))
+	return nil
+}
+
+func (s *server) getTestcases(w http.ResponseWriter, r *http.Request) error {
+	v, err := query(r)
+	if err != nil {
+		return err
+	}
+	page, limit, err := pageLimit(v)
+	if err != nil {
+		return err
+	}
+	q := TestcaseQuery{Offset: page * limit, Limit: limit + 1}
+	if n := commaList(v.Get("name")); len(n) > 0 {
+		q.Names = n
+	} else {
+		q.NameLike = likePatterns(commaList(v.Get("name:like")))
+	}
+	list, err := s.store.Testcases(r.Context(), q)
+	if err != nil {
+		return err
+	}
+	more := len(list) > limit
+	if more {
+		list = list[:limit]
+	}
+	base := s.base(r)
+	out := make([]testcaseJSON, len(list))
+	for i, t := range list {
+		out[i] = testcaseOut(base, t)
+	}
+	prev, next := prevNext(s.requestURL(r), more)
+	writeJSON(w, http.StatusOK, pageJSON{Prev: prev, Next: next, Data: out})
+	return nil
+}
+
+func (s *server) getTestcase(w http.ResponseWriter, r *http.Request) error {
+	t, err := s.store.Testcase(r.Context(), r.PathValue("name"))
+	if errors.Is(err, ErrNotFound) {
+		return &statusError{code: http.StatusNotFound, msg: "Testcase not found"}
+	}
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, testcaseOut(s.base(r), t))
+	return nil
+}
+
+func (s *server) postTestcase(w http.ResponseWriter, r *http.Request) error {
+	body, err := decodeBody(w, r, s.opts.MaxBodyBytes)
+	if err != nil {
+		return err
+	}
+	nv, ok := body["name"]
+	if !ok || nv == nil {
+		return badf("Malformed Request: name: missing required parameter in the JSON body")
+	}
+	name, ok := nv.(string)
+	if !ok {
+		return badf("Malformed Request: name must be a string, not %s", jsonType(nv))
+	}
+	if name == "" {
+		return badf("Malformed Request: name must not be empty")
+	}
+	t := TestcaseUpdate{Name: name}
+	if t.RefURL, _, err = optString(body, "ref_url", "ref_url"); err != nil {
+		return err
+	}
+	t.SetRefURL = t.RefURL != nil
+	saved, err := s.store.SaveTestcase(r.Context(), t)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, testcaseOut(s.base(r), saved))
+	return nil
+}

@@ -1,0 +1,153 @@
+package resultsdb
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+	_ "modernc.org/sqlite" // the pure-Go SQLite driver, registered as "sqlite"
+)
+
+// migrations are applied in order, each once, recorded in schema_version.
+// {{id}} becomes the dialect's auto-numbered primary key. Never edit a
+// released step: add a new one.
+var migrations = []string{
+	// 1: the ResultsDB model (reference §6.4) with submit_time as UTC
+	// microseconds, and an outbox for result events.
+	`CREATE TABLE testcase (
+		id {{id}},
+		name TEXT NOT NULL UNIQUE,
+		ref_url TEXT
+	);
+	CREATE TABLE run_group (
+		id {{id}},
+		uuid TEXT NOT NULL UNIQUE,
+		description TEXT,
+		ref_url TEXT
+	);
+	CREATE INDEX run_group_description ON run_group (description);
+	CREATE TABLE result (
+		id {{id}},
+		testcase_name TEXT NOT NULL REFERENCES testcase (name),
+		submit_time BIGINT NOT NULL,
+		outcome TEXT NOT NULL,
+		note TEXT,
+		ref_url TEXT
+	);
+	CREATE INDEX result_submit_time ON result (submit_time, id);
+	CREATE INDEX result_testcase ON result (testcase_name, submit_time, id);
+	CREATE INDEX result_outcome ON result (outcome, submit_time, id);
+	CREATE TABLE result_group (
+		group_id BIGINT NOT NULL REFERENCES run_group (id),
+		result_id BIGINT NOT NULL REFERENCES result (id),
+		PRIMARY KEY (group_id, result_id)
+	);
+	CREATE INDEX result_group_result ON result_group (result_id);
+	CREATE TABLE result_data (
+		id {{id}},
+		result_id BIGINT NOT NULL REFERENCES result (id),
+		key TEXT NOT NULL,
+		value TEXT NOT NULL
+	);
+	CREATE INDEX result_data_key_value ON result_data (key, value, result_id);
+	CREATE INDEX result_data_result ON result_data (result_id);
+	CREATE TABLE outbox (
+		id {{id}},
+		result_id BIGINT NOT NULL,
+		created BIGINT NOT NULL
+	);`,
+}
+
+func (s *sqlStore) migrate(ctx context.Context) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		if s.d.dollar {
+			// Two servers starting at once on one database take turns.
+			if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(7484989)"); err != nil {
+				return fmt.Errorf("lock for migration: %w", err)
+			}
+		}
+		if _, err := tx.ExecContext(ctx, "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"); err != nil {
+			return fmt.Errorf("create schema_version: %w", err)
+		}
+		var version int
+		if err := tx.QueryRowContext(ctx, "SELECT COALESCE(MAX(version), 0) FROM schema_version").Scan(&version); err != nil {
+			return fmt.Errorf("read schema version: %w", err)
+		}
+		if version > len(migrations) {
+			return fmt.Errorf("database schema version %d is newer than this program knows (%d): upgrade taskotron", version, len(migrations))
+		}
+		for v := version + 1; v <= len(migrations); v++ {
+			ddl := strings.ReplaceAll(migrations[v-1], "{{id}}", s.d.idColumn)
+			for _, stmt := range strings.Split(ddl, ";") {
+				if strings.TrimSpace(stmt) == "" {
+					continue
+				}
+				if _, err := tx.ExecContext(ctx, stmt); err != nil {
+					return fmt.Errorf("migration %d: %w", v, err)
+				}
+			}
+			if _, err := tx.ExecContext(ctx, s.d.bind("INSERT INTO schema_version (version) VALUES (?)"), v); err != nil {
+				return fmt.Errorf("migration %d: %w", v, err)
+			}
+		}
+		return nil
+	})
+}
+
+func openSQLite(ctx context.Context, path string) (Store, error) {
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("database folder %s: %w", dir, err)
+		}
+	}
+	// case_sensitive_like matches PostgreSQL's LIKE (and lets LIKE use
+	// indexes); _txlock=immediate takes the write lock at BEGIN, so a
+	// transaction never fails halfway on a lock upgrade.
+	params := "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)" +
+		"&_pragma=synchronous(NORMAL)&_pragma=case_sensitive_like(1)&_txlock=immediate"
+	name := "file:" + (&url.URL{Path: path}).EscapedPath() + params
+	read, err := sql.Open("sqlite", name)
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	write, err := sql.Open("sqlite", name)
+	if err != nil {
+		read.Close()
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	write.SetMaxOpenConns(1)
+	read.SetMaxOpenConns(8)
+	read.SetMaxIdleConns(8)
+	s := &sqlStore{d: sqliteDialect, read: read, write: write, notify: make(chan struct{}, 1)}
+	if err := s.migrate(ctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("sqlite %s: %w", path, err)
+	}
+	return s, nil
+}
+
+func openPostgres(ctx context.Context, dsn string) (Store, error) {
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("postgres %s: %w", Redact(dsn), err)
+	}
+	db := stdlib.OpenDB(*cfg)
+	db.SetMaxOpenConns(16)
+	db.SetMaxIdleConns(16)
+	s := &sqlStore{d: postgresDialect, read: db, write: db, notify: make(chan struct{}, 1)}
+	if err := s.Ping(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("postgres %s: %w", Redact(dsn), err)
+	}
+	if err := s.migrate(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("postgres %s: %w", Redact(dsn), err)
+	}
+	return s, nil
+}

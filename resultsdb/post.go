@@ -1,0 +1,265 @@
+package resultsdb
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// decodeBody reads a JSON object from a request body of at most max bytes.
+func decodeBody(w http.ResponseWriter, r *http.Request, max int64) (map[string]any, error) {
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, max))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return nil, &statusError{code: http.StatusRequestEntityTooLarge, msg: fmt.Sprintf("Request body larger than %d bytes", max)}
+		}
+		return nil, badf("Malformed Request: reading the body: %v", err)
+	}
+	return parseObject(raw)
+}
+
+// parseObject parses a JSON object, keeping numbers as written.
+func parseObject(raw []byte) (map[string]any, error) {
+	if len(bytes.TrimSpace(raw)) == 0 {
+		return nil, badf("Malformed Request: the body is empty; send a JSON object")
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, badf("Malformed Request: the body is not valid JSON: %v", err)
+	}
+	if dec.More() {
+		return nil, badf("Malformed Request: the body holds more than one JSON value")
+	}
+	m, ok := v.(map[string]any)
+	if !ok {
+		return nil, badf("Malformed Request: the body must be a JSON object, not %s", jsonType(v))
+	}
+	return m, nil
+}
+
+func jsonType(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case string:
+		return "a string"
+	case json.Number:
+		return "a number"
+	case bool:
+		return "a boolean"
+	case []any:
+		return "a list"
+	case map[string]any:
+		return "an object"
+	}
+	return fmt.Sprintf("%T", v)
+}
+
+// optString reads an optional string field: absent (set false), null, or
+// a string; any other type is a client error.
+func optString(m map[string]any, key, where string) (val *string, set bool, err error) {
+	v, ok := m[key]
+	if !ok {
+		return nil, false, nil
+	}
+	switch x := v.(type) {
+	case nil:
+		return nil, true, nil
+	case string:
+		return &x, true, nil
+	}
+	return nil, true, badf("Malformed Request: %s must be a string or null, not %s", where, jsonType(v))
+}
+
+// parseResultPost checks a POST /results body (reference §6.3).
+func parseResultPost(m map[string]any, outcomes []string) (NewResult, error) {
+	var in NewResult
+	ov, ok := m["outcome"]
+	if !ok || ov == nil {
+		return in, badf("Malformed Request: outcome: missing required parameter in the JSON body")
+	}
+	o, ok := ov.(string)
+	if !ok {
+		return in, badf("Malformed Request: outcome must be a string, not %s", jsonType(ov))
+	}
+	o = strings.ToUpper(strings.TrimSpace(o))
+	if o == "" {
+		return in, badf("Malformed Request: outcome must not be empty")
+	}
+	if !contains(outcomes, o) {
+		return in, badf("outcome must be one of %s", pyTuple(outcomes))
+	}
+	in.Outcome = o
+
+	tv, ok := m["testcase"]
+	if !ok || tv == nil {
+		return in, badf("Malformed Request: testcase: missing required parameter in the JSON body")
+	}
+	switch t := tv.(type) {
+	case string:
+		if t == "" {
+			return in, badf("testcase name not set")
+		}
+		in.Testcase.Name = t
+	case map[string]any:
+		name, ok := t["name"].(string)
+		if !ok || name == "" {
+			if _, present := t["name"]; present && !ok && t["name"] != nil {
+				return in, badf("Malformed Request: testcase.name must be a string, not %s", jsonType(t["name"]))
+			}
+			return in, badf("testcase.name not set")
+		}
+		in.Testcase.Name = name
+		var err error
+		if in.Testcase.RefURL, in.Testcase.SetRefURL, err = optString(t, "ref_url", "testcase.ref_url"); err != nil {
+			return in, err
+		}
+	default:
+		return in, badf("Malformed Request: testcase must be a name or an object with a name, not %s", jsonType(tv))
+	}
+
+	if gv, ok := m["groups"]; ok && gv != nil {
+		list, ok := gv.([]any)
+		if !ok {
+			return in, badf("Malformed Request: groups must be a list, not %s", jsonType(gv))
+		}
+		for i, item := range list {
+			where := fmt.Sprintf("groups[%d]", i)
+			switch g := item.(type) {
+			case string:
+				if g == "" {
+					return in, badf("Malformed Request: %s: empty uuid", where)
+				}
+				in.Groups = append(in.Groups, GroupUpdate{UUID: g})
+			case map[string]any:
+				var gu GroupUpdate
+				id, set, err := optString(g, "uuid", where+".uuid")
+				if err != nil {
+					return in, err
+				}
+				if !set || id == nil || *id == "" {
+					gu.UUID = newUUID()
+				} else {
+					gu.UUID = *id
+				}
+				if gu.Description, gu.SetDescription, err = optString(g, "description", where+".description"); err != nil {
+					return in, err
+				}
+				if gu.RefURL, gu.SetRefURL, err = optString(g, "ref_url", where+".ref_url"); err != nil {
+					return in, err
+				}
+				in.Groups = append(in.Groups, gu)
+			default:
+				return in, badf("Malformed Request: %s must be a uuid string or an object, not %s", where, jsonType(item))
+			}
+		}
+	}
+
+	var err error
+	if in.Note, _, err = optString(m, "note", "note"); err != nil {
+		return in, err
+	}
+	if in.RefURL, _, err = optString(m, "ref_url", "ref_url"); err != nil {
+		return in, err
+	}
+
+	if dv, ok := m["data"]; ok && dv != nil {
+		data, ok := dv.(map[string]any)
+		if !ok {
+			return in, badf("Malformed Request: data must be an object, not %s", jsonType(dv))
+		}
+		keys := make([]string, 0, len(data))
+		var colons []string
+		for k := range data {
+			keys = append(keys, k)
+			if strings.Contains(k, ":") {
+				colons = append(colons, k)
+			}
+		}
+		sort.Strings(keys)
+		if len(colons) > 0 {
+			sort.Strings(colons)
+			return in, badf("Colon not allowed in key name: %s", pyList(colons))
+		}
+		for _, k := range keys {
+			if list, ok := data[k].([]any); ok {
+				for _, v := range list {
+					in.Data = append(in.Data, DataPair{Key: k, Value: dataString(v)})
+				}
+				continue
+			}
+			in.Data = append(in.Data, DataPair{Key: k, Value: dataString(data[k])})
+		}
+	}
+
+	if sv, ok := m["submit_time"]; ok && sv != nil {
+		t, err := parseSubmitTime(sv)
+		if err != nil {
+			return in, err
+		}
+		in.SubmitTime = t
+	}
+	return in, nil
+}
+
+// dataString stores a data value as text, as ResultsDB's Python did:
+// strings as they are, True/False/None, numbers as written.
+func dataString(v any) string {
+	switch x := v.(type) {
+	case string:
+		return x
+	case nil:
+		return "None"
+	case bool:
+		if x {
+			return "True"
+		}
+		return "False"
+	case json.Number:
+		return x.String()
+	}
+	raw, _ := json.Marshal(v)
+	return string(raw)
+}
+
+// parseSubmitTime accepts milliseconds since the epoch or a naive
+// YYYY-MM-DDTHH:MM:SS[.ffffff] (newer ResultsDB servers do).
+func parseSubmitTime(v any) (time.Time, error) {
+	switch x := v.(type) {
+	case json.Number:
+		ms, err := strconv.ParseInt(x.String(), 10, 64)
+		if err != nil {
+			return time.Time{}, badf("Malformed Request: submit_time: want milliseconds since the epoch, got %s", x)
+		}
+		return time.UnixMilli(ms).UTC(), nil
+	case string:
+		for _, layout := range []string{"2006-01-02T15:04:05.999999", "2006-01-02T15:04:05", "2006-01-02T15:04:05.999999Z07:00"} {
+			if t, err := time.Parse(layout, x); err == nil {
+				return time.Date(t.Year(), t.Month(), t.Day(), t.Hour(), t.Minute(), t.Second(), t.Nanosecond(), time.UTC), nil
+			}
+		}
+		return time.Time{}, badf("Malformed Request: submit_time: want YYYY-MM-DDTHH:MM:SS.ffffff, got %q", x)
+	}
+	return time.Time{}, badf("Malformed Request: submit_time must be a number or a string, not %s", jsonType(v))
+}
+
+// newUUID makes a time-based uuid (uuid1) as ResultsDB does, or a random
+// one when the clock sequence cannot be read.
+func newUUID() string {
+	if u, err := uuid.NewUUID(); err == nil {
+		return u.String()
+	}
+	return uuid.NewString()
+}

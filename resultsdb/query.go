@@ -1,0 +1,295 @@
+package resultsdb
+
+import (
+	"fmt"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// badRequest is a client error: status 400 with this message.
+type badRequest struct{ msg string }
+
+func (e *badRequest) Error() string { return e.msg }
+
+func badf(format string, a ...any) error { return &badRequest{msg: fmt.Sprintf(format, a...)} }
+
+// resultParams are the query parameters /results and /results/latest
+// understand; every other key filters on result data (reference §6.2).
+var resultParams = map[string]bool{
+	"page": true, "limit": true, "since": true, "outcome": true, "groups": true,
+	"_sort": true, "testcases": true, "testcases:like": true, "_distinct_on": true,
+	"callback": true, "_": true,
+}
+
+const (
+	defaultLimit = 20
+	maxLimit     = 10000
+)
+
+// pageLimit reads page and limit as ResultsDB does (0-based pages).
+func pageLimit(v url.Values) (page, limit int, err error) {
+	page, limit = 0, defaultLimit
+	if s := v.Get("page"); s != "" {
+		if page, err = strconv.Atoi(strings.TrimSpace(s)); err != nil || page < 0 {
+			return 0, 0, badf("Malformed Request: page: want a whole number 0 or more, got %q", s)
+		}
+	}
+	if s := v.Get("limit"); s != "" {
+		if limit, err = strconv.Atoi(strings.TrimSpace(s)); err != nil || limit < 0 {
+			return 0, 0, badf("Malformed Request: limit: want a whole number 0 or more, got %q", s)
+		}
+		if limit > maxLimit {
+			return 0, 0, badf("Malformed Request: limit: at most %d, got %d", maxLimit, limit)
+		}
+	}
+	return page, limit, nil
+}
+
+// commaList splits a comma list, trims the items and drops empty ones.
+func commaList(s string) []string {
+	var out []string
+	for _, item := range strings.Split(s, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
+}
+
+// likePattern turns ResultsDB's '*' wildcard into SQL LIKE's '%'.
+func likePattern(s string) string { return strings.ReplaceAll(s, "*", "%") }
+
+func likePatterns(list []string) []string {
+	out := make([]string, len(list))
+	for i, s := range list {
+		out[i] = likePattern(s)
+	}
+	return out
+}
+
+var sortRE = regexp.MustCompile(`^(asc|desc):(.+)$`)
+
+// parseResultQuery reads the filters of /results (and of /results/latest,
+// which ignores outcome). filtered reports whether any filter other than
+// outcome, _sort and paging was given.
+func parseResultQuery(v url.Values, outcomes []string) (q ResultQuery, filtered bool, err error) {
+	if raw, ok := v["outcome"]; ok && len(raw) > 0 {
+		for _, o := range strings.Split(raw[0], ",") {
+			o = strings.ToUpper(strings.TrimSpace(o))
+			if !contains(outcomes, o) {
+				return q, false, badf("outcome %s not one of %s", pyRepr(o), pyTuple(outcomes))
+			}
+			q.Outcomes = append(q.Outcomes, o)
+		}
+	}
+	if since, ok := v["since"]; ok && len(since) > 0 {
+		q.Since, q.Until, err = parseSince(since[0])
+		if err != nil {
+			return q, false, badf("'since' parameter not in ISO8601 format")
+		}
+		filtered = filtered || !q.Since.IsZero() || !q.Until.IsZero()
+	}
+	q.Groups = commaList(v.Get("groups"))
+	q.Testcases = commaList(v.Get("testcases"))
+	q.TestcasesLike = likePatterns(commaList(v.Get("testcases:like")))
+	filtered = filtered || len(q.Groups) > 0 || len(q.Testcases) > 0 || len(q.TestcasesLike) > 0
+
+	switch s := v.Get("_sort"); {
+	case s == "disable_sorting":
+		q.Sort = SortNone
+	case sortRE.MatchString(s):
+		m := sortRE.FindStringSubmatch(s)
+		if m[2] == "submit_time" && m[1] == "asc" {
+			q.Sort = SortAsc
+		}
+	}
+
+	// Data filters: any other key, in a stable order; repeated keys merge.
+	keys := make([]string, 0, len(v))
+	for k := range v {
+		if !resultParams[k] {
+			keys = append(keys, k)
+		}
+	}
+	sortStrings(keys)
+	for _, k := range keys {
+		var values []string
+		for _, raw := range v[k] {
+			values = append(values, strings.Split(raw, ",")...)
+		}
+		f := DataFilter{Key: k, Values: values}
+		if key, mod, ok := strings.Cut(k, ":"); ok && !strings.Contains(mod, ":") {
+			f.Key = key
+			if mod == "like" {
+				f.Like = true
+				f.Values = likePatterns(values)
+			}
+		}
+		q.Data = append(q.Data, f)
+		filtered = true
+	}
+	return q, filtered, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func sortStrings(s []string) {
+	for i := 1; i < len(s); i++ {
+		for j := i; j > 0 && s[j] < s[j-1]; j-- {
+			s[j], s[j-1] = s[j-1], s[j]
+		}
+	}
+}
+
+// pyRepr quotes a string the way Python's repr does, as ResultsDB's
+// messages show it.
+func pyRepr(s string) string {
+	q := "'"
+	if strings.Contains(s, "'") && !strings.Contains(s, `"`) {
+		q = `"`
+	}
+	var b strings.Builder
+	b.WriteString(q)
+	for _, r := range s {
+		switch {
+		case r == '\\':
+			b.WriteString(`\\`)
+		case string(r) == q:
+			b.WriteString(`\` + q)
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r == '\t':
+			b.WriteString(`\t`)
+		case r == '\r':
+			b.WriteString(`\r`)
+		case r < 0x20 || r == 0x7f:
+			fmt.Fprintf(&b, `\x%02x`, r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	b.WriteString(q)
+	return b.String()
+}
+
+func pyTuple(list []string) string {
+	parts := make([]string, len(list))
+	for i, s := range list {
+		parts[i] = pyRepr(s)
+	}
+	if len(parts) == 1 {
+		return "(" + parts[0] + ",)"
+	}
+	return "(" + strings.Join(parts, ", ") + ")"
+}
+
+func pyList(list []string) string {
+	parts := make([]string, len(list))
+	for i, s := range list {
+		parts[i] = pyRepr(s)
+	}
+	return "[" + strings.Join(parts, ", ") + "]"
+}
+
+// parseSince reads `since`: one ISO 8601 date or datetime, or "start,end".
+// A timezone is dropped, not converted, as ResultsDB does.
+func parseSince(s string) (start, end time.Time, err error) {
+	parts := strings.Split(s, ",")
+	if start, err = parseISO8601(parts[0]); err != nil {
+		return start, end, err
+	}
+	if len(parts) > 1 {
+		if end, err = parseISO8601(parts[1]); err != nil {
+			return start, end, err
+		}
+	}
+	return start, end, nil
+}
+
+var isoRE = regexp.MustCompile(`^(\d{4})(?:-?(\d{2})(?:-?(\d{2})` +
+	`(?:[T ](\d{2})(?::?(\d{2})(?::?(\d{2})(?:[.,](\d+))?)?)?` +
+	`(Z|[+-]\d{2}(?::?\d{2})?)?)?)?)?$`)
+
+// parseISO8601 accepts what the iso8601 Python module does: a year with
+// optional month, day, time, fraction and zone, in basic or extended form.
+func parseISO8601(s string) (time.Time, error) {
+	m := isoRE.FindStringSubmatch(strings.TrimSpace(s))
+	if m == nil {
+		return time.Time{}, fmt.Errorf("not ISO 8601: %q", s)
+	}
+	num := func(i, def int) int {
+		if m[i] == "" {
+			return def
+		}
+		n, _ := strconv.Atoi(m[i])
+		return n
+	}
+	year, month, day := num(1, 0), num(2, 1), num(3, 1)
+	hour, minute, sec := num(4, 0), num(5, 0), num(6, 0)
+	usec := 0
+	if frac := m[7]; frac != "" {
+		frac = (frac + "000000")[:6]
+		usec, _ = strconv.Atoi(frac)
+	}
+	if month < 1 || month > 12 || day < 1 || hour > 23 || minute > 59 || sec > 59 {
+		return time.Time{}, fmt.Errorf("not a valid date or time: %q", s)
+	}
+	t := time.Date(year, time.Month(month), day, hour, minute, sec, usec*1000, time.UTC)
+	if t.Day() != day || year == 0 {
+		return time.Time{}, fmt.Errorf("not a valid date: %q", s)
+	}
+	return t, nil
+}
+
+// isoformat writes a time as Python's datetime.isoformat does for a naive
+// UTC value: microseconds only when there are any.
+func isoformat(t time.Time) string {
+	t = t.UTC()
+	if us := t.Nanosecond() / 1000; us != 0 {
+		return t.Format("2006-01-02T15:04:05") + fmt.Sprintf(".%06d", us)
+	}
+	return t.Format("2006-01-02T15:04:05")
+}
+
+var (
+	pageRE     = regexp.MustCompile(`([?&])page=([0-9]+)`)
+	callbackRE = regexp.MustCompile(`([?&])callback=[^&]*&?`)
+	ampsRE     = regexp.MustCompile(`&+`)
+)
+
+// prevNext builds the prev and next links from the request URL, as
+// ResultsDB does: page replaced or appended, callback dropped.
+func prevNext(requestURL string, more bool) (prev, next *string) {
+	const placeholder = "\x00PAGE\x00"
+	page := 0
+	var base string
+	if m := pageRE.FindStringSubmatch(requestURL); m != nil {
+		page, _ = strconv.Atoi(m[2])
+		base = pageRE.ReplaceAllLiteralString(requestURL, m[1]+"page="+placeholder)
+	} else if strings.Contains(requestURL, "?") {
+		base = requestURL + "&page=" + placeholder
+	} else {
+		base = requestURL + "?page=" + placeholder
+	}
+	base = callbackRE.ReplaceAllString(base, "$1")
+	base = ampsRE.ReplaceAllString(base, "&")
+	if page > 0 {
+		p := strings.ReplaceAll(base, placeholder, strconv.Itoa(page-1))
+		prev = &p
+	}
+	if more {
+		n := strings.ReplaceAll(base, placeholder, strconv.Itoa(page+1))
+		next = &n
+	}
+	return prev, next
+}

@@ -1,0 +1,66 @@
+package resultsdb
+
+import (
+	"context"
+	"fmt"
+	"strings"
+)
+
+// Store keeps testcases, groups and results. The server is its consumer;
+// Open returns the SQL implementation for SQLite or PostgreSQL.
+type Store interface {
+	CreateResult(ctx context.Context, in NewResult) (Result, error)
+	Result(ctx context.Context, id int64) (Result, error)
+	Results(ctx context.Context, q ResultQuery) ([]Result, error)
+	// Latest returns, per testcase and per value of each distinctOn data
+	// key, the newest result matching q (q.Outcomes, Offset, Limit unused).
+	Latest(ctx context.Context, q ResultQuery, distinctOn []string) ([]Result, error)
+
+	SaveGroup(ctx context.Context, g GroupUpdate) (Group, error)
+	Group(ctx context.Context, uuid string) (Group, error)
+	Groups(ctx context.Context, q GroupQuery) ([]Group, error)
+
+	SaveTestcase(ctx context.Context, t TestcaseUpdate) (Testcase, error)
+	Testcase(ctx context.Context, name string) (Testcase, error)
+	Testcases(ctx context.Context, q TestcaseQuery) ([]Testcase, error)
+
+	// PendingEvents lists up to limit outbox entries, oldest first;
+	// EventsSent removes them once the broker has confirmed them.
+	PendingEvents(ctx context.Context, limit int) ([]Event, error)
+	EventsSent(ctx context.Context, ids []int64) error
+
+	Ping(ctx context.Context) error
+	Close() error
+}
+
+// Open opens (creating and migrating it when needed) the store named by
+// dsn: "sqlite:PATH" or "postgres://…" (also "postgresql://…").
+func Open(ctx context.Context, dsn string) (Store, error) {
+	switch {
+	case strings.HasPrefix(dsn, "sqlite:"):
+		path := strings.TrimPrefix(dsn, "sqlite:")
+		path = strings.TrimPrefix(path, "//")
+		if path == "" {
+			return nil, fmt.Errorf("database %q: sqlite needs a path, like sqlite:/var/lib/taskotron/resultsdb.sqlite", dsn)
+		}
+		return openSQLite(ctx, path)
+	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
+		return openPostgres(ctx, dsn)
+	default:
+		return nil, fmt.Errorf("database %q: want sqlite:PATH or postgres://…", Redact(dsn))
+	}
+}
+
+// Redact hides the password of a DSN or URL before it is shown.
+func Redact(dsn string) string {
+	at := strings.LastIndex(dsn, "@")
+	scheme := strings.Index(dsn, "://")
+	if at < 0 || scheme < 0 || at < scheme {
+		return dsn
+	}
+	userinfo := dsn[scheme+3 : at]
+	if user, _, ok := strings.Cut(userinfo, ":"); ok {
+		return dsn[:scheme+3] + user + ":***" + dsn[at:]
+	}
+	return dsn
+}
