@@ -141,7 +141,7 @@ func (p *Parser) readLine() (string, bool, error) {
 			p.problem(p.lineNo, "line longer than %d bytes, the rest was dropped", p.MaxLine)
 		}
 		buf = bytes.TrimSuffix(buf, []byte("\n"))
-		buf = bytes.TrimSuffix(buf, []byte("\r"))
+		buf = bytes.TrimRight(buf, "\r")
 		return string(buf), true, nil
 	}
 }

@@ -159,7 +159,7 @@ func parseTestLine(line string) (Test, bool) {
 		rest = strings.TrimLeft(rest[1:], " \t")
 	}
 	desc, after, hasHash := splitUnescapedHash(rest)
-	t.Description = strings.TrimRight(desc, " \t")
+	t.Description = strings.TrimSpace(desc)
 	if hasHash {
 		t.Directive, t.Reason, t.Comment = parseDirective(after)
 	}
@@ -191,13 +191,13 @@ func splitUnescapedHash(s string) (before, after string, found bool) {
 // parseDirective reads what follows '#' on a test line: "SKIP reason",
 // "skipped: reason", "TODO reason", or any other comment.
 func parseDirective(s string) (Directive, string, string) {
-	s = strings.Trim(s, " \t")
+	s = strings.TrimSpace(s)
 	word := s
 	if i := strings.IndexFunc(s, func(r rune) bool { return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') }); i >= 0 {
 		word = s[:i]
 	}
 	lower := strings.ToLower(word)
-	reason := strings.TrimLeft(s[len(word):], " \t:")
+	reason := strings.TrimSpace(strings.TrimLeft(s[len(word):], " \t:"))
 	switch {
 	case strings.HasPrefix(lower, "skip"):
 		return Skip, reason, ""

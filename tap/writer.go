@@ -11,6 +11,9 @@ type Writer struct {
 	w    io.Writer
 	last int
 	err  error
+	// bareTest: the last line was a test line without a YAML block, so an
+	// indented "---" next would read as the start of its block.
+	bareTest bool
 }
 
 // NewWriter makes a writer to w.
@@ -23,6 +26,7 @@ func (w *Writer) printf(format string, a ...any) error {
 	if w.err != nil {
 		return w.err
 	}
+	w.bareTest = false
 	_, w.err = fmt.Fprintf(w.w, format, a...)
 	return w.err
 }
@@ -48,7 +52,7 @@ func (w *Writer) Plan(p Plan) error {
 // Test writes a test line and its YAML block.
 func (w *Writer) Test(t Test) error {
 	n := t.Number
-	if n <= 0 {
+	if n <= 0 && !t.Numbered {
 		n = w.last + 1
 	}
 	w.last = n
@@ -69,20 +73,21 @@ func (w *Writer) Test(t Test) error {
 		b.WriteString(oneLine(t.Comment))
 	}
 	b.WriteByte('\n')
-	if t.HasYAML || t.YAML != "" {
+	hasYAML := t.HasYAML || t.YAML != ""
+	if hasYAML {
 		b.WriteString("  ---\n")
-		for _, l := range strings.Split(strings.TrimSuffix(t.YAML, "\n"), "\n") {
-			if strings.TrimSpace(l) == "" {
-				b.WriteString("\n")
-				continue
+		if t.YAML != "" {
+			for _, l := range strings.Split(strings.TrimSuffix(t.YAML, "\n"), "\n") {
+				b.WriteString("  ")
+				b.WriteString(l)
+				b.WriteByte('\n')
 			}
-			b.WriteString("  ")
-			b.WriteString(l)
-			b.WriteByte('\n')
 		}
 		b.WriteString("  ...\n")
 	}
-	return w.printf("%s", b.String())
+	err := w.printf("%s", b.String())
+	w.bareTest = !hasYAML
+	return err
 }
 
 // Comment writes each line of text as a "# " comment.
@@ -114,7 +119,14 @@ func (w *Writer) Event(ev Event) error {
 	case KindBailOut:
 		return w.BailOut(ev.Text)
 	}
-	return w.printf("%s\n", oneLine(ev.Text))
+	if _, isStart := yamlStart(strings.TrimRight(ev.Text, "\r")); isStart && w.bareTest {
+		// Keep it an unknown line: a blank line ends the test line.
+		if err := w.printf("\n"); err != nil {
+			return err
+		}
+	}
+	// Verbatim: changing it (even a stray CR) could make it a test line.
+	return w.printf("%s\n", strings.ReplaceAll(ev.Text, "\n", " "))
 }
 
 func prefixSpace(s string) string {
