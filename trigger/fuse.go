@@ -1,0 +1,148 @@
+package trigger
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"taskotron/bus"
+	"taskotron/contract"
+)
+
+// A fuser merges bursts of tag events (reference §3.4, fuse_delay): the
+// first event for a tag opens a group per {item, task, arch} job; later
+// events within the delay join it instead of making jobs; when the delay
+// after the first event is over, the group's jobs are published and every
+// message in it is acked. Messages stay unacked while they wait, so a crash
+// loses nothing: the bus delivers them again.
+type fuser struct {
+	r     *relay
+	delay time.Duration
+
+	mu     sync.Mutex
+	groups map[string]*fuseGroup
+}
+
+type fuseGroup struct {
+	job      contract.Job
+	deadline time.Time
+	members  []*fusedMsg
+}
+
+type fusedMsg struct {
+	d       bus.Delivery
+	out     MessageOutcome
+	jobs    []contract.Job // the jobs this message contributed
+	waiting int            // groups it is still in
+}
+
+func newFuser(r *relay, delay time.Duration) *fuser {
+	return &fuser{r: r, delay: delay, groups: map[string]*fuseGroup{}}
+}
+
+// fusable: only tag events are fused (their item is the tag).
+func fusable(jobs []contract.Job) bool {
+	if len(jobs) == 0 {
+		return false
+	}
+	for _, j := range jobs {
+		if j.ItemType != "koji_tag" {
+			return false
+		}
+	}
+	return true
+}
+
+func (f *fuser) add(d bus.Delivery, h handled, out MessageOutcome) {
+	now := f.r.t.opts.Now()
+	m := &fusedMsg{d: d, out: out}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, j := range h.jobs {
+		k := Key(j)
+		g, ok := f.groups[k]
+		if !ok {
+			g = &fuseGroup{job: j, deadline: now.Add(f.delay)}
+			f.groups[k] = g
+			m.jobs = append(m.jobs, j)
+		}
+		g.members = append(g.members, m)
+		m.waiting++
+	}
+	if len(m.jobs) == 0 {
+		m.out.Outcome = OutcomeFused
+	}
+}
+
+func (f *fuser) run(ctx context.Context) {
+	tick := f.delay / 10
+	if tick > time.Second {
+		tick = time.Second
+	}
+	if tick < 10*time.Millisecond {
+		tick = 10 * time.Millisecond
+	}
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			f.flush(ctx, false)
+		}
+	}
+}
+
+// flush publishes the groups that are due (all of them when all is set)
+// and acks the messages whose last group that was.
+func (f *fuser) flush(ctx context.Context, all bool) {
+	now := f.r.t.opts.Now()
+	f.mu.Lock()
+	var due []*fuseGroup
+	for k, g := range f.groups {
+		if all || !now.Before(g.deadline) {
+			due = append(due, g)
+			delete(f.groups, k)
+		}
+	}
+	f.mu.Unlock()
+	if len(due) == 0 {
+		return
+	}
+	var jobs []contract.Job
+	var ready []*fusedMsg
+	for _, g := range due {
+		jobs = append(jobs, g.job)
+	}
+	if err := f.r.publish(ctx, jobs); err != nil {
+		// Put them back: they are tried again at the next tick, and at
+		// worst the messages stay unacked and come again.
+		f.mu.Lock()
+		for _, g := range due {
+			f.groups[Key(g.job)] = g
+		}
+		f.mu.Unlock()
+		f.r.log.Error("fused jobs not published yet", "jobs", len(jobs), "err", err)
+		return
+	}
+	f.r.writeJobLog(jobs)
+	f.mu.Lock()
+	for _, g := range due {
+		for _, m := range g.members {
+			m.waiting--
+			if m.waiting == 0 {
+				ready = append(ready, m)
+			}
+		}
+	}
+	f.mu.Unlock()
+	var ds []bus.Delivery
+	var outs []MessageOutcome
+	var per [][]contract.Job
+	for _, m := range ready {
+		ds, outs, per = append(ds, m.d), append(outs, m.out), append(per, m.jobs)
+	}
+	// The jobs are published already; finish only commits, logs and acks.
+	f.r.finish(ctx, ds, outs, nil, per)
+}

@@ -1,0 +1,321 @@
+package trigger
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"taskotron/bus"
+	"taskotron/contract"
+)
+
+// Outcomes of one message in Relay.
+const (
+	OutcomeJobs     = "jobs"     // its jobs are queued (possibly none: all duplicates, or no rule matched)
+	OutcomeIgnored  = "ignored"  // a topic or state the trigger skips
+	OutcomeRejected = "rejected" // set aside with a reason (dead-letter queue)
+	OutcomeFused    = "fused"    // merged into an earlier tag event's jobs
+	OutcomeUnacked  = "unacked"  // stopped before its jobs were confirmed; the bus delivers it again
+)
+
+// MessageOutcome is what became of one message.
+type MessageOutcome struct {
+	MsgID      string         `json:"msg_id"`
+	Topic      string         `json:"topic"`
+	Origin     string         `json:"origin,omitempty"`
+	Outcome    string         `json:"outcome"`
+	Reason     string         `json:"reason,omitempty"`
+	Jobs       []contract.Job `json:"jobs,omitempty"`
+	Duplicates int            `json:"duplicates,omitempty"`
+}
+
+// Stats sums up a Relay run.
+type Stats struct {
+	Messages   int `json:"messages"`
+	Jobs       int `json:"jobs"`
+	Ignored    int `json:"ignored"`
+	Rejected   int `json:"rejected"`
+	Duplicates int `json:"duplicates"`
+	// PerMessage holds the first MaxOutcomes outcomes, in completion order.
+	PerMessage []MessageOutcome `json:"per_message"`
+}
+
+// MaxOutcomes caps Stats.PerMessage so a long-running relay stays small.
+const MaxOutcomes = 10000
+
+// RelayOptions tune RelayWith. Zero values are fine.
+type RelayOptions struct {
+	Log    *slog.Logger
+	JobLog io.Writer
+	// Workers is how many messages are in flight at once (default 8): jobs
+	// of one message are confirmed while the next ones are handled.
+	Workers int
+	// BeforeAck, when set, runs after a message's jobs are confirmed and
+	// committed and before the message is acked (fault tests stop here).
+	BeforeAck func(msg contract.Message, jobs []contract.Job)
+	// OnOutcome, when set, sees every outcome as it happens.
+	OnOutcome func(MessageOutcome)
+}
+
+// Relay moves messages from src to jobs on q until src is drained or ctx
+// ends: Next → Handle → q.Publish (durable) → Commit → Ack. Ignored messages
+// are acked, malformed ones rejected with the reason; a message is acked
+// only after every job it produced is confirmed. It returns nil at the end
+// of a finite source and when ctx ends (unfinished messages stay unacked).
+func Relay(ctx context.Context, src bus.Source, t *Trigger, q bus.JobQueue, log *slog.Logger, jobLog io.Writer) (Stats, error) {
+	return RelayWith(ctx, src, t, q, RelayOptions{Log: log, JobLog: jobLog})
+}
+
+// RelayWith is Relay with options.
+func RelayWith(ctx context.Context, src bus.Source, t *Trigger, q bus.JobQueue, o RelayOptions) (Stats, error) {
+	if o.Log == nil {
+		o.Log = t.log
+	}
+	if o.Workers <= 0 {
+		o.Workers = 8
+	}
+	r := &relay{t: t, q: q, o: o, log: o.Log}
+	if t.opts.FuseDelay > 0 {
+		r.fuse = newFuser(r, t.opts.FuseDelay)
+	}
+	deliveries := make(chan bus.Delivery)
+	var wg sync.WaitGroup
+	for range o.Workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for d := range deliveries {
+				r.process(ctx, d)
+			}
+		}()
+	}
+	var fuseDone chan struct{}
+	fuseCtx, stopFuse := context.WithCancel(context.Background())
+	if r.fuse != nil {
+		fuseDone = make(chan struct{})
+		go func() { r.fuse.run(fuseCtx); close(fuseDone) }()
+	}
+	var srcErr error
+	for {
+		d, err := src.Next(ctx)
+		if err != nil {
+			if !errors.Is(err, bus.ErrDrained) && ctx.Err() == nil {
+				srcErr = fmt.Errorf("reading messages: %w", err)
+			}
+			break
+		}
+		select {
+		case deliveries <- d:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	close(deliveries)
+	wg.Wait()
+	if r.fuse != nil {
+		stopFuse()
+		<-fuseDone
+		// Whatever is still held is published now, even at shutdown, so that
+		// sources whose Ack cannot be undone (files) lose nothing.
+		flushCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		r.fuse.flush(flushCtx, true)
+		cancel()
+	} else {
+		stopFuse()
+	}
+	return r.stats(), srcErr
+}
+
+type relay struct {
+	t    *Trigger
+	q    bus.JobQueue
+	o    RelayOptions
+	log  *slog.Logger
+	fuse *fuser
+
+	mu    sync.Mutex
+	st    Stats
+	logMu sync.Mutex
+}
+
+func (r *relay) stats() Stats {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	st := r.st
+	st.PerMessage = append([]MessageOutcome(nil), r.st.PerMessage...)
+	return st
+}
+
+func (r *relay) record(o MessageOutcome) {
+	r.mu.Lock()
+	r.st.Messages++
+	switch o.Outcome {
+	case OutcomeJobs:
+		r.st.Jobs += len(o.Jobs)
+	case OutcomeIgnored:
+		r.st.Ignored++
+	case OutcomeRejected:
+		r.st.Rejected++
+	}
+	r.st.Duplicates += o.Duplicates
+	if len(r.st.PerMessage) < MaxOutcomes {
+		r.st.PerMessage = append(r.st.PerMessage, o)
+	}
+	r.mu.Unlock()
+	if r.o.OnOutcome != nil {
+		r.o.OnOutcome(o)
+	}
+}
+
+func (r *relay) process(ctx context.Context, d bus.Delivery) {
+	out := MessageOutcome{MsgID: d.Message.ID, Topic: d.Message.Topic, Origin: d.Origin}
+	if d.Err != nil {
+		r.reject(d, out, d.Err.Error())
+		return
+	}
+	h, err := r.handle(ctx, d.Message)
+	switch {
+	case errors.Is(err, ErrIgnored):
+		r.log.Debug("message ignored", "msg_id", out.MsgID, "origin", d.Origin, "why", err)
+		out.Outcome, out.Reason = OutcomeIgnored, err.Error()
+		if err := d.Ack(); err != nil {
+			r.log.Warn("ack failed; the message will come again", "msg_id", out.MsgID, "err", err)
+		}
+		r.record(out)
+		return
+	case errors.Is(err, ErrMalformed):
+		r.reject(d, out, err.Error())
+		return
+	case err != nil:
+		if ctx.Err() != nil {
+			out.Outcome, out.Reason = OutcomeUnacked, err.Error()
+			r.record(out)
+			return
+		}
+		r.reject(d, out, "could not be handled: "+err.Error())
+		return
+	}
+	out.Duplicates = h.duplicates
+	if h.seen == "done" {
+		out.Reason = "already handled (message id seen)"
+	}
+	if r.fuse != nil && fusable(h.jobs) {
+		r.fuse.add(d, h, out)
+		return
+	}
+	r.finish(ctx, []bus.Delivery{d}, []MessageOutcome{out}, h.jobs, [][]contract.Job{h.jobs})
+}
+
+// handle retries transient failures (dedup store, discover clones) a few
+// times before giving up on a message.
+func (r *relay) handle(ctx context.Context, msg contract.Message) (handled, error) {
+	delay := 500 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		h, err := r.t.handle(ctx, msg)
+		if err == nil || errors.Is(err, ErrIgnored) || errors.Is(err, ErrMalformed) || attempt == 4 {
+			return h, err
+		}
+		r.log.Warn("handling failed, retrying", "msg_id", msg.ID, "attempt", attempt, "err", err)
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+			return h, err
+		}
+		delay *= 2
+	}
+}
+
+func (r *relay) reject(d bus.Delivery, out MessageOutcome, reason string) {
+	r.log.Warn("message set aside", "msg_id", out.MsgID, "origin", d.Origin, "reason", reason)
+	out.Outcome, out.Reason = OutcomeRejected, reason
+	if err := d.Reject(reason); err != nil {
+		r.log.Error("could not set message aside; the message will come again", "msg_id", out.MsgID, "err", err)
+		out.Outcome = OutcomeUnacked
+	}
+	r.record(out)
+}
+
+// finish publishes jobs for one or more messages (one for a plain message,
+// several for a fused group), then commits, logs and acks each message.
+func (r *relay) finish(ctx context.Context, ds []bus.Delivery, outs []MessageOutcome, jobs []contract.Job, perMsg [][]contract.Job) {
+	if len(jobs) > 0 {
+		if err := r.publish(ctx, jobs); err != nil {
+			for _, out := range outs {
+				out.Outcome, out.Reason = OutcomeUnacked, err.Error()
+				r.record(out)
+			}
+			return
+		}
+		r.writeJobLog(jobs)
+	}
+	for i, d := range ds {
+		out := outs[i]
+		if err := r.t.Commit(ctx, d.Message.ID); err != nil {
+			// Not fatal: a redelivery finds the message pending and queues
+			// the same jobs (same uuids) again.
+			r.log.Error("dedup commit failed", "msg_id", out.MsgID, "err", err)
+		}
+		if r.o.BeforeAck != nil {
+			r.o.BeforeAck(d.Message, perMsg[i])
+		}
+		if err := d.Ack(); err != nil {
+			r.log.Warn("ack failed; the message will come again and be recognised", "msg_id", out.MsgID, "err", err)
+		}
+		if out.Outcome == "" {
+			out.Outcome = OutcomeJobs
+		}
+		out.Jobs = perMsg[i]
+		r.record(out)
+		for _, j := range perMsg[i] {
+			r.log.Info("job queued", "msg_id", out.MsgID, "item", j.Item, "item_type", j.ItemType, "task", j.TaskName, "arch", j.Arch, "uuid", j.UUID)
+		}
+	}
+}
+
+// publish retries until the queue confirms or ctx ends: a broker outage
+// delays messages, it does not drop them.
+func (r *relay) publish(ctx context.Context, jobs []contract.Job) error {
+	delay := 200 * time.Millisecond
+	for {
+		err := r.q.Publish(ctx, jobs...)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("publishing jobs: %w", err)
+		}
+		r.log.Warn("publishing jobs failed, retrying", "jobs", len(jobs), "in", delay, "err", err)
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+			return fmt.Errorf("publishing jobs: %w", err)
+		}
+		if delay < 5*time.Second {
+			delay *= 2
+		}
+	}
+}
+
+func (r *relay) writeJobLog(jobs []contract.Job) {
+	if r.o.JobLog == nil {
+		return
+	}
+	r.logMu.Lock()
+	defer r.logMu.Unlock()
+	for _, j := range jobs {
+		line, err := json.Marshal(j)
+		if err == nil {
+			_, err = r.o.JobLog.Write(append(line, '\n'))
+		}
+		if err != nil {
+			r.log.Error("job log write failed", "uuid", j.UUID, "err", err)
+		}
+	}
+}

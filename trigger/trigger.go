@@ -1,0 +1,311 @@
+// Package trigger turns bus messages into jobs: a normaliser per message type
+// makes the message data, taskotron-trigger compatible rules decide which
+// tasks run on which arches, and a dedup store makes sure the same work is
+// not queued twice. Relay drives it between a bus.Source and a bus.JobQueue.
+package trigger
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"taskotron/contract"
+)
+
+// Options configure a Trigger. Zero values are usable: built-in rules,
+// x86_64, no critpath list, no dedup.
+type Options struct {
+	Rules    *Rules
+	Arches   []string
+	Critpath []string
+	// Dedup remembers messages and job keys; nil means no dedup.
+	Dedup DedupStore
+	// DedupWindow: the same {item, item_type, taskname, arch} within it
+	// makes no second job. Zero means 6 hours.
+	DedupWindow time.Duration
+	// FuseDelay holds koji_tag jobs this long so that a burst of tag events
+	// for one tag makes one job per task and arch (used by Relay).
+	FuseDelay time.Duration
+	// GitCacheDir is where discover clones repos; empty means a temp dir.
+	GitCacheDir string
+	Log         *slog.Logger
+	Now         func() time.Time
+}
+
+// Trigger applies rules to messages. It is safe for concurrent use; the
+// rules can be swapped at run time (SIGHUP) with SetRules.
+type Trigger struct {
+	opts  Options
+	rules atomic.Pointer[Rules]
+	log   *slog.Logger
+}
+
+// New makes a Trigger.
+func New(opts Options) *Trigger {
+	if opts.Rules == nil {
+		opts.Rules = DefaultRules()
+	}
+	if len(opts.Arches) == 0 {
+		opts.Arches = []string{"x86_64"}
+	}
+	if opts.DedupWindow == 0 {
+		opts.DedupWindow = 6 * time.Hour
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	t := &Trigger{opts: opts, log: opts.Log}
+	t.rules.Store(opts.Rules)
+	return t
+}
+
+// SetRules replaces the rules for the messages handled from now on.
+func (t *Trigger) SetRules(r *Rules) { t.rules.Store(r) }
+
+// Rules returns the rules in use.
+func (t *Trigger) Rules() *Rules { return t.rules.Load() }
+
+// Handle turns one message into the jobs it should schedule: normalise, match
+// the rules, give each job a fresh uuid, and drop what dedup has seen. An
+// error wrapping ErrIgnored or ErrMalformed says the message makes no jobs;
+// other errors are transient (a dedup store or a discover clone failed).
+//
+// With a dedup store, the jobs are recorded as pending for the message: call
+// Commit once they are durably queued. A message handled again before
+// Commit gets the same jobs (same uuids) back, so a crash between queueing
+// and acking does not lose them.
+func (t *Trigger) Handle(ctx context.Context, msg contract.Message) ([]contract.Job, error) {
+	out, err := t.handle(ctx, msg)
+	return out.jobs, err
+}
+
+type handled struct {
+	data       contract.MessageData
+	jobs       []contract.Job
+	duplicates int
+	seen       string
+}
+
+func (t *Trigger) handle(ctx context.Context, msg contract.Message) (handled, error) {
+	var h handled
+	data, err := Normalise(msg)
+	if err != nil {
+		return h, err
+	}
+	t.addConfig(data)
+	h.data = data
+	jobs, _, err := t.plan(ctx, msg, data, false)
+	if err != nil {
+		return h, err
+	}
+	if t.opts.Dedup == nil {
+		h.jobs = jobs
+		return h, nil
+	}
+	res, err := t.opts.Dedup.Claim(ctx, msg.ID, jobs, t.opts.Now(), t.opts.DedupWindow)
+	if err != nil {
+		return h, fmt.Errorf("dedup store: %w", err)
+	}
+	h.jobs, h.duplicates, h.seen = res.Jobs, len(res.Duplicates), res.Seen
+	return h, nil
+}
+
+// Commit marks a message's jobs as durably queued.
+func (t *Trigger) Commit(ctx context.Context, msgID string) error {
+	if t.opts.Dedup == nil || msgID == "" {
+		return nil
+	}
+	return t.opts.Dedup.Done(ctx, msgID)
+}
+
+func (t *Trigger) addConfig(data contract.MessageData) {
+	crit := make([]any, len(t.opts.Critpath))
+	for i, c := range t.opts.Critpath {
+		crit[i] = c
+	}
+	data["critpath_pkgs"] = crit
+}
+
+// RuleExplanation says whether one rule matched a message, and why.
+type RuleExplanation struct {
+	Index   int             `json:"index"`
+	Line    int             `json:"line"`
+	Matched bool            `json:"matched"`
+	Why     []string        `json:"why"`
+	Checks  []Check         `json:"checks,omitempty"`
+	Error   string          `json:"error,omitempty"`
+	Jobs    []contract.Job  `json:"jobs"`
+	Do      []ActionSummary `json:"do,omitempty"`
+}
+
+// ActionSummary is a rule's action after templating.
+type ActionSummary struct {
+	Tasks         []string       `json:"tasks,omitempty"`
+	Arches        []string       `json:"arches,omitempty"`
+	Discover      map[string]any `json:"discover,omitempty"`
+	MatchHostArch bool           `json:"match_host_arch,omitempty"`
+}
+
+// Explanation is what `taskotron explain` prints.
+type Explanation struct {
+	Message contract.Message    `json:"message"`
+	Data    contract.MessageData `json:"data,omitempty"`
+	Ignored string              `json:"ignored,omitempty"`
+	Error   string              `json:"error,omitempty"`
+	Rules   []RuleExplanation   `json:"rules"`
+	Jobs    []contract.Job      `json:"jobs"`
+}
+
+// Explain evaluates every rule against a message without touching the dedup
+// store. Ignored and malformed messages are explained, not returned as
+// errors; the error is for failures such as a discover clone.
+func (t *Trigger) Explain(msg contract.Message) (Explanation, error) {
+	ctx := context.Background()
+	ex := Explanation{Message: msg, Rules: []RuleExplanation{}, Jobs: []contract.Job{}}
+	data, err := Normalise(msg)
+	switch {
+	case errors.Is(err, ErrIgnored):
+		ex.Ignored = err.Error()
+		return ex, nil
+	case err != nil:
+		ex.Error = err.Error()
+		return ex, nil
+	}
+	t.addConfig(data)
+	ex.Data = data
+	jobs, rules, err := t.plan(ctx, msg, data, true)
+	ex.Rules = rules
+	if jobs != nil {
+		ex.Jobs = jobs
+	}
+	return ex, err
+}
+
+// plan matches every rule and builds the jobs, one per distinct
+// {item, item_type, taskname, arch}.
+func (t *Trigger) plan(ctx context.Context, msg contract.Message, data contract.MessageData, explain bool) ([]contract.Job, []RuleExplanation, error) {
+	rules := t.rules.Load()
+	res := resolver{data: data, vars: rules.vars}
+	var jobs []contract.Job
+	var exps []RuleExplanation
+	seen := map[string]bool{}
+	item, _ := data["item"].(string)
+	itemType, _ := data["item_type"].(string)
+	now := t.opts.Now().UTC()
+	for i, r := range rules.rules {
+		ok, checks, err := match(r.when, data, res)
+		ex := RuleExplanation{Index: i, Line: r.line, Matched: ok && err == nil, Checks: checks, Jobs: []contract.Job{}}
+		for _, c := range checks {
+			ex.Why = append(ex.Why, c.String())
+		}
+		if err != nil {
+			// A rule that cannot be evaluated for this message (say, an
+			// unknown ${var}) does not match; the others still run.
+			ex.Error = fmt.Sprintf("%s:%d: %v", rules.Name, r.line, err)
+			t.log.Warn("rule not evaluated", "rule", i, "line", r.line, "msg_id", msg.ID, "err", err)
+		}
+		if ex.Matched {
+			for _, a := range r.do {
+				planned, sum, err := t.act(ctx, a, res, rules.Name)
+				if err != nil {
+					return nil, exps, err
+				}
+				ex.Do = append(ex.Do, sum)
+				for _, p := range planned {
+					job := contract.Job{
+						Item: item, ItemType: itemType, TaskName: p.task, Arch: p.arch,
+						MsgID: msg.ID, Created: now, Attempt: 1, Priority: a.priority,
+						GitRepo: p.repo, GitBranch: p.branch,
+					}
+					if a.matchHostArch {
+						job.Extra = contract.Extra{"match_host_arch": true}
+					}
+					k := Key(job)
+					if seen[k] {
+						continue
+					}
+					seen[k] = true
+					job.UUID = newUUID()
+					ex.Jobs = append(ex.Jobs, job)
+					jobs = append(jobs, job)
+				}
+			}
+		}
+		if explain {
+			exps = append(exps, ex)
+		}
+	}
+	return jobs, exps, nil
+}
+
+type plannedTask struct {
+	task, arch, repo, branch string
+}
+
+func (t *Trigger) act(ctx context.Context, a action, res resolver, rulesName string) ([]plannedTask, ActionSummary, error) {
+	var sum ActionSummary
+	arches := t.opts.Arches
+	if a.arches != nil {
+		names, err := res.names(a.arches, "arches")
+		if err != nil {
+			return nil, sum, fmt.Errorf("%w: %s:%d: %v", ErrMalformed, rulesName, a.line, err)
+		}
+		arches = names
+	}
+	sum.Arches, sum.MatchHostArch = arches, a.matchHostArch
+	var out []plannedTask
+	if a.tasks != nil {
+		names, err := res.names(a.tasks, "tasks")
+		if err != nil {
+			return nil, sum, fmt.Errorf("%w: %s:%d: %v", ErrMalformed, rulesName, a.line, err)
+		}
+		sum.Tasks = names
+		for _, n := range names {
+			for _, arch := range arches {
+				out = append(out, plannedTask{task: n, arch: arch})
+			}
+		}
+	}
+	if a.discover != nil {
+		v, err := res.value(a.discover)
+		if err != nil {
+			return nil, sum, fmt.Errorf("%w: %s:%d: %v", ErrMalformed, rulesName, a.line, err)
+		}
+		d := v.(map[string]any)
+		sum.Discover = d
+		found, err := discover(ctx, d, t.opts.GitCacheDir, t.log)
+		if err != nil {
+			return nil, sum, err
+		}
+		for _, f := range found {
+			sum.Tasks = append(sum.Tasks, f.name)
+			for _, arch := range arches {
+				out = append(out, plannedTask{task: f.name, arch: arch, repo: f.repo, branch: f.branch})
+			}
+		}
+	}
+	return out, sum, nil
+}
+
+// Key is the dedup identity of a job: {item, item_type, taskname, arch}.
+func Key(j contract.Job) string {
+	return j.ItemType + "\x00" + j.Item + "\x00" + j.TaskName + "\x00" + j.Arch
+}
+
+// newUUID makes a random (version 4) UUID.
+func newUUID() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // crypto/rand does not fail on Linux
+	}
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
