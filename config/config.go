@@ -28,6 +28,8 @@ type Config struct {
 	ResultsDB ResultsDB `yaml:"resultsdb"`
 	AMQP      AMQP      `yaml:"amqp"`
 	Bodhi     Bodhi     `yaml:"bodhi"`
+	Koji      Koji      `yaml:"koji"`
+	DistGit   DistGit   `yaml:"distgit"`
 }
 
 // Trigger configures the message → job role.
@@ -123,6 +125,28 @@ type Bodhi struct {
 	CommentSpan time.Duration `yaml:"comment_span"`
 }
 
+// Koji configures the Koji hub and package downloads (koji, bodhi and
+// yumrepoinfo directives).
+type Koji struct {
+	// URL is the hub's XML-RPC endpoint; PkgURL the packages tree.
+	URL    string `yaml:"url"`
+	PkgURL string `yaml:"pkg_url"`
+	// CacheDir keeps verified downloads; empty turns the cache off.
+	CacheDir string `yaml:"cache_dir"`
+	// Timeout bounds one request; Retries is how often a failed one is retried.
+	Timeout time.Duration `yaml:"timeout"`
+	Retries int           `yaml:"retries"`
+	// YumRepoInfo is a yumrepoinfo.conf file (reference §2.7).
+	YumRepoInfo string `yaml:"yumrepoinfo"`
+	// BodhiURL is where the bodhi directive looks updates up; empty means bodhi.url.
+	BodhiURL string `yaml:"bodhi_url"`
+}
+
+// DistGit configures raw file downloads from dist-git.
+type DistGit struct {
+	URL string `yaml:"url"`
+}
+
 // Default is the configuration used when no file is given.
 func Default() Config {
 	return Config{
@@ -166,6 +190,16 @@ func Default() Config {
 				"#.pungi.compose.status.change",
 			},
 		},
+		Koji: Koji{
+			URL:         "https://koji.fedoraproject.org/kojihub",
+			PkgURL:      "https://kojipkgs.fedoraproject.org/packages",
+			CacheDir:    "cache/koji",
+			Timeout:     60 * time.Second,
+			Retries:     4,
+			YumRepoInfo: "fixtures/koji/yumrepoinfo.conf",
+			BodhiURL:    "https://bodhi.fedoraproject.org",
+		},
+		DistGit: DistGit{URL: "https://src.fedoraproject.org"},
 		Bodhi: Bodhi{
 			CommentOn:   []string{"FAILED", "NEEDS_INSPECTION"},
 			CommentSpan: 72 * time.Hour,
