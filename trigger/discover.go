@@ -27,7 +27,7 @@ type foundTask struct {
 // discover clones repo at branch (or fallback_branch when branch is empty
 // or missing) and lists the tasks in it: every runtask.yml, at the top only
 // unless recursive.
-func discover(ctx context.Context, d map[string]any, cacheDir string, log *slog.Logger) ([]foundTask, error) {
+func discover(ctx context.Context, d map[string]any, cacheDir string, rewrite map[string]string, log *slog.Logger) ([]foundTask, error) {
 	repo, _ := d["repo"].(string)
 	branch, _ := d["branch"].(string)
 	fallback, _ := d["fallback_branch"].(string)
@@ -53,13 +53,20 @@ func discover(ctx context.Context, d map[string]any, cacheDir string, log *slog.
 	}
 	defer os.RemoveAll(dir)
 
+	url := repo
+	best := ""
+	for from, to := range rewrite {
+		if strings.HasPrefix(repo, from) && len(from) > len(best) {
+			best, url = from, to+strings.TrimPrefix(repo, from)
+		}
+	}
 	var used string
 	for _, b := range []string{branch, fallback} {
 		if b == "" {
 			continue
 		}
 		_, err = git.PlainCloneContext(ctx, dir, false, &git.CloneOptions{
-			URL:           repo,
+			URL:           url,
 			ReferenceName: plumbing.NewBranchReferenceName(b),
 			SingleBranch:  true,
 			Tags:          git.NoTags,

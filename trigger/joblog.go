@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"taskotron/contract"
 )
@@ -37,8 +38,8 @@ func ReadJobLog(r io.Reader, name string) ([]contract.Job, error) {
 }
 
 // Resubmit prepares logged jobs for another run: a fresh uuid (the old run
-// keeps its results), the next attempt, and where it came from.
-func Resubmit(jobs []contract.Job) []contract.Job {
+// keeps its results), a fresh attempt count, and where it came from.
+func Resubmit(jobs []contract.Job, now time.Time) []contract.Job {
 	out := make([]contract.Job, len(jobs))
 	for i, j := range jobs {
 		extra := contract.Extra{}
@@ -48,7 +49,8 @@ func Resubmit(jobs []contract.Job) []contract.Job {
 		extra["replay_of"] = j.UUID
 		j.Extra = extra
 		j.UUID = newUUID()
-		j.Attempt++
+		j.Attempt = 0
+		j.Created = now.UTC()
 		out[i] = j
 	}
 	return out

@@ -79,7 +79,7 @@ func RelayWith(ctx context.Context, src bus.Source, t *Trigger, q bus.JobQueue, 
 	if o.Workers <= 0 {
 		o.Workers = 8
 	}
-	r := &relay{t: t, q: q, o: o, log: o.Log}
+	r := &relay{t: t, q: q, o: o, log: o.Log, inflight: map[string]chan struct{}{}}
 	if t.opts.FuseDelay > 0 {
 		r.fuse = newFuser(r, t.opts.FuseDelay)
 	}
@@ -140,9 +140,40 @@ type relay struct {
 	log  *slog.Logger
 	fuse *fuser
 
-	mu    sync.Mutex
-	st    Stats
-	logMu sync.Mutex
+	mu       sync.Mutex
+	st       Stats
+	inflight map[string]chan struct{} // message ids being worked on
+	logMu    sync.Mutex
+}
+
+// claim waits while another worker has the same message id (a redelivery
+// that overtook the first delivery), so that the second one sees the first
+// one's outcome in the dedup store instead of queueing its jobs again.
+func (r *relay) claim(ctx context.Context, id string) (release func(), ok bool) {
+	if id == "" {
+		return func() {}, true
+	}
+	for {
+		r.mu.Lock()
+		wait, busy := r.inflight[id]
+		if !busy {
+			done := make(chan struct{})
+			r.inflight[id] = done
+			r.mu.Unlock()
+			return func() {
+				r.mu.Lock()
+				delete(r.inflight, id)
+				r.mu.Unlock()
+				close(done)
+			}, true
+		}
+		r.mu.Unlock()
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return nil, false
+		}
+	}
 }
 
 func (r *relay) stats() Stats {
@@ -180,6 +211,13 @@ func (r *relay) process(ctx context.Context, d bus.Delivery) {
 		r.reject(d, out, d.Err.Error())
 		return
 	}
+	release, ok := r.claim(ctx, d.Message.ID)
+	if !ok {
+		out.Outcome, out.Reason = OutcomeUnacked, "stopped"
+		r.record(out)
+		return
+	}
+	defer release()
 	h, err := r.handle(ctx, d.Message)
 	switch {
 	case errors.Is(err, ErrIgnored):

@@ -32,6 +32,9 @@ type Options struct {
 	FuseDelay time.Duration
 	// GitCacheDir is where discover clones repos; empty means a temp dir.
 	GitCacheDir string
+	// RepoRewrite maps URL prefixes for discover to others (like git's
+	// insteadOf), e.g. https://src.fedoraproject.org/ to a local mirror.
+	RepoRewrite map[string]string
 	Log         *slog.Logger
 	Now         func() time.Time
 }
@@ -68,6 +71,17 @@ func New(opts Options) *Trigger {
 
 // SetRules replaces the rules for the messages handled from now on.
 func (t *Trigger) SetRules(r *Rules) { t.rules.Store(r) }
+
+// Reload reads a rules file and uses it from now on. A file with an error
+// changes nothing: the rules in use stay, and the error names the line.
+func (t *Trigger) Reload(path string, vars map[string]any) error {
+	r, err := LoadRules(path, vars)
+	if err != nil {
+		return err
+	}
+	t.SetRules(r)
+	return nil
+}
 
 // Rules returns the rules in use.
 func (t *Trigger) Rules() *Rules { return t.rules.Load() }
@@ -155,12 +169,12 @@ type ActionSummary struct {
 
 // Explanation is what `taskotron explain` prints.
 type Explanation struct {
-	Message contract.Message    `json:"message"`
+	Message contract.Message     `json:"message"`
 	Data    contract.MessageData `json:"data,omitempty"`
-	Ignored string              `json:"ignored,omitempty"`
-	Error   string              `json:"error,omitempty"`
-	Rules   []RuleExplanation   `json:"rules"`
-	Jobs    []contract.Job      `json:"jobs"`
+	Ignored string               `json:"ignored,omitempty"`
+	Error   string               `json:"error,omitempty"`
+	Rules   []RuleExplanation    `json:"rules"`
+	Jobs    []contract.Job       `json:"jobs"`
 }
 
 // Explain evaluates every rule against a message without touching the dedup
@@ -221,7 +235,7 @@ func (t *Trigger) plan(ctx context.Context, msg contract.Message, data contract.
 				for _, p := range planned {
 					job := contract.Job{
 						Item: item, ItemType: itemType, TaskName: p.task, Arch: p.arch,
-						MsgID: msg.ID, Created: now, Attempt: 1, Priority: a.priority,
+						MsgID: msg.ID, Created: now, Priority: a.priority,
 						GitRepo: p.repo, GitBranch: p.branch,
 					}
 					if a.matchHostArch {
@@ -280,7 +294,7 @@ func (t *Trigger) act(ctx context.Context, a action, res resolver, rulesName str
 		}
 		d := v.(map[string]any)
 		sum.Discover = d
-		found, err := discover(ctx, d, t.opts.GitCacheDir, t.log)
+		found, err := discover(ctx, d, t.opts.GitCacheDir, t.opts.RepoRewrite, t.log)
 		if err != nil {
 			return nil, sum, err
 		}

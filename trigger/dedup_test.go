@@ -1,0 +1,105 @@
+package trigger
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"taskotron/contract"
+)
+
+const testPostgres = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+
+// postgresDSN gives a DSN on a fresh schema of the test database, dropped
+// at the end of the test.
+func postgresDSN(t testing.TB) string {
+	t.Helper()
+	db, err := sql.Open("pgx", testPostgres)
+	if err != nil {
+		t.Fatalf("PostgreSQL %s: %v", testPostgres, err)
+	}
+	t.Cleanup(func() { db.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	schema := fmt.Sprintf("trigger_test_%d", time.Now().UnixNano())
+	if _, err := db.ExecContext(ctx, "CREATE SCHEMA "+schema); err != nil {
+		t.Fatalf("PostgreSQL at %s is needed (user postgres, database test, trust auth): %v", testPostgres, err)
+	}
+	t.Cleanup(func() { db.Exec("DROP SCHEMA " + schema + " CASCADE") })
+	return testPostgres + "&search_path=" + schema
+}
+
+func testJobs(msgID string, tasks ...string) []contract.Job {
+	var jobs []contract.Job
+	for _, task := range tasks {
+		jobs = append(jobs, contract.Job{Item: "foo-1.0-1.fc40", ItemType: "koji_build", TaskName: task, Arch: "x86_64", UUID: newUUID(), MsgID: msgID})
+	}
+	return jobs
+}
+
+func TestDedupStores(t *testing.T) {
+	backends := map[string]func(t *testing.T) string{
+		"sqlite":   func(t *testing.T) string { return "sqlite:" + filepath.Join(t.TempDir(), "state.sqlite") },
+		"postgres": func(t *testing.T) string { return postgresDSN(t) },
+	}
+	for name, dsnFor := range backends {
+		t.Run(name, func(t *testing.T) {
+			ctx := t.Context()
+			dsn := dsnFor(t)
+			s, err := OpenDedup(ctx, dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			now := time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
+			const window = time.Hour
+			a := testJobs("A", "rpmlint", "abicheck")
+			res, err := s.Claim(ctx, "A", a, now, window)
+			if err != nil || len(res.Jobs) != 2 || res.Seen != "" {
+				t.Fatalf("first claim: %+v %v", res, err)
+			}
+			// Redelivered before commit: the same jobs, same uuids.
+			res, err = s.Claim(ctx, "A", testJobs("A", "rpmlint", "abicheck"), now, window)
+			if err != nil || res.Seen != "pending" || len(res.Jobs) != 2 || res.Jobs[0].UUID != a[0].UUID {
+				t.Fatalf("pending claim: %+v %v", res, err)
+			}
+			if err := s.Done(ctx, "A"); err != nil {
+				t.Fatal(err)
+			}
+			// Another message for the same work within the window: nothing.
+			res, err = s.Claim(ctx, "B", testJobs("B", "rpmlint", "rpmgrill"), now.Add(30*time.Minute), window)
+			if err != nil || len(res.Jobs) != 1 || res.Jobs[0].TaskName != "rpmgrill" || len(res.Duplicates) != 1 {
+				t.Fatalf("claim within window: %+v %v", res, err)
+			}
+			// After the window the same work runs again.
+			res, err = s.Claim(ctx, "C", testJobs("C", "rpmlint"), now.Add(2*time.Hour), window)
+			if err != nil || len(res.Jobs) != 1 {
+				t.Fatalf("claim after window: %+v %v", res, err)
+			}
+			s.Close()
+			// Across a restart the message is still known as done.
+			s, err = OpenDedup(ctx, dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			res, err = s.Claim(ctx, "A", testJobs("A", "rpmlint"), now.Add(3*time.Hour), window)
+			if err != nil || res.Seen != "done" || len(res.Jobs) != 0 {
+				t.Fatalf("claim after restart: %+v %v", res, err)
+			}
+		})
+	}
+}
+
+func TestOpenDedupErrors(t *testing.T) {
+	_, err := OpenDedup(t.Context(), "postgres://nobody:secret@127.0.0.1:1/none?connect_timeout=2")
+	if err == nil || !strings.Contains(err.Error(), "127.0.0.1:1") || strings.Contains(err.Error(), "secret") {
+		t.Fatalf("unreachable postgres: %v", err)
+	}
+	if _, err := OpenDedup(t.Context(), "sqlite:/nonexistent-dir/x/state.sqlite"); err == nil {
+		t.Fatal("sqlite in a missing folder opened")
+	}
+}
