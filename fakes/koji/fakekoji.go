@@ -222,6 +222,7 @@ type Hub struct {
 	stall    time.Duration
 	failNext int
 	hashes   map[string]string
+	noLog    map[string]bool
 	calls    []string
 
 	srv *http.Server
@@ -233,7 +234,7 @@ func NewHub(data *Data, log *slog.Logger) *Hub {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	return &Hub{data: data, log: log, hashes: map[string]string{}}
+	return &Hub{data: data, log: log, hashes: map[string]string{}, noLog: map[string]bool{}}
 }
 
 // Stall makes every hub call wait d before answering (0 stops it), to
@@ -256,6 +257,13 @@ func (h *Hub) FailNext(n int) {
 func (h *Hub) SetPayloadHash(nvra, hash string) {
 	h.mu.Lock()
 	h.hashes[nvra] = hash
+	h.mu.Unlock()
+}
+
+// DropLog makes the packages tree answer 404 for the build logs of nvr.
+func (h *Hub) DropLog(nvr string) {
+	h.mu.Lock()
+	h.noLog[nvr] = true
 	h.mu.Unlock()
 }
 
@@ -581,7 +589,10 @@ func (h *Hub) servePackages(w http.ResponseWriter, r *http.Request) {
 	}
 	rest := parts[3:]
 	if len(rest) == 4 && rest[0] == "data" && rest[1] == "logs" && rest[3] == "build.log" {
-		if b.Log == "" || !h.hasArch(b, rest[2]) {
+		h.mu.Lock()
+		dropped := h.noLog[b.NVR()]
+		h.mu.Unlock()
+		if b.Log == "" || dropped || !h.hasArch(b, rest[2]) {
 			http.NotFound(w, r)
 			return
 		}

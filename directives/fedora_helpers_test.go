@@ -1,0 +1,65 @@
+package directives
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"taskotron/config"
+	fakekoji "taskotron/fakes/koji"
+)
+
+// startFakeKoji serves the fixture Koji data on a real socket.
+func startFakeKoji(t *testing.T) *fakekoji.Hub {
+	t.Helper()
+	d, err := fakekoji.Load("../fixtures/koji/koji.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := fakekoji.NewHub(d, nil)
+	if err := h.Start("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	return h
+}
+
+// fedoraEnv is a run environment whose services are the given doubles.
+func fedoraEnv(t *testing.T, kojiHub *fakekoji.Hub) *Env {
+	t.Helper()
+	cfg := config.Default()
+	cfg.DataDir = t.TempDir()
+	if kojiHub != nil {
+		cfg.Koji.URL, cfg.Koji.PkgURL = kojiHub.HubURL(), kojiHub.PkgURL()
+	}
+	cfg.Koji.Retries = 1
+	cfg.Koji.Timeout = 2 * time.Second
+	cfg.Koji.YumRepoInfo = "../fixtures/koji/yumrepoinfo.conf"
+	return &Env{
+		TaskDir: t.TempDir(), WorkDir: t.TempDir(), ArtifactsDir: t.TempDir(),
+		Vars: map[string]any{}, Config: cfg,
+		Log:  slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}
+}
+
+func runDirective(t *testing.T, name string, params map[string]any, env *Env) (any, error) {
+	t.Helper()
+	d, ok := Lookup(name)
+	if !ok {
+		t.Fatalf("directive %s is not registered", name)
+	}
+	env.ActionName = "test " + name
+	return d.Run(context.Background(), params, env)
+}
+
+func baseNames(v any) []string {
+	var out []string
+	list, _ := v.([]any)
+	for _, x := range list {
+		out = append(out, filepath.Base(x.(string)))
+	}
+	return out
+}
