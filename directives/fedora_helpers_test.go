@@ -41,7 +41,7 @@ func fedoraEnv(t *testing.T, kojiHub *fakekoji.Hub) *Env {
 	return &Env{
 		TaskDir: t.TempDir(), WorkDir: t.TempDir(), ArtifactsDir: t.TempDir(),
 		Vars: map[string]any{}, Config: cfg,
-		Log:  slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
 }
 

@@ -33,9 +33,9 @@ func TestLoadErrors(t *testing.T) {
 	dir := t.TempDir()
 	for body, want := range map[string]string{
 		"tags:\n  f40:\n    builds: [nope-1-1]\n": "tag f40: unknown build nope-1-1",
-		"builds: [x]\n":                           `NVR "x"`,
-		"tagz: {}\n":                              "field tagz not found",
-		"tags:\n  f40:\n    parents: [f39]\n":     "unknown parent f39",
+		"builds: [x]\n":                       `NVR "x"`,
+		"tagz: {}\n":                          "field tagz not found",
+		"tags:\n  f40:\n    parents: [f39]\n": "unknown parent f39",
 	} {
 		p := filepath.Join(dir, "koji.yaml")
 		os.WriteFile(p, []byte(body), 0o644)
