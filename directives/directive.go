@@ -6,12 +6,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"sort"
 	"sync"
 
 	"taskotron/config"
 	"taskotron/contract"
+	"taskotron/runner/formula"
 )
 
 // Directive runs one formula action. params are the action's parameters with
@@ -19,6 +21,29 @@ import (
 type Directive interface {
 	Run(ctx context.Context, params map[string]any, env *Env) (any, error)
 }
+
+// BareParam is the key under which a directive gets an action's value when
+// that value is not a mapping (shell's list of commands).
+const BareParam = "_"
+
+// Unexpanded is implemented by directives that get their parameters as
+// written and substitute variables themselves with Env.Expand (shell: so that
+// a value never becomes part of a command line's words).
+type Unexpanded interface {
+	Directive
+	Unexpanded()
+}
+
+// UnexpandedFunc adapts a plain function to Unexpanded.
+type UnexpandedFunc func(ctx context.Context, params map[string]any, env *Env) (any, error)
+
+// Run calls f.
+func (f UnexpandedFunc) Run(ctx context.Context, params map[string]any, env *Env) (any, error) {
+	return f(ctx, params, env)
+}
+
+// Unexpanded marks f.
+func (UnexpandedFunc) Unexpanded() {}
 
 // Func adapts a plain function to Directive.
 type Func func(ctx context.Context, params map[string]any, env *Env) (any, error)
@@ -42,11 +67,19 @@ type Env struct {
 	Log    *slog.Logger
 	// ActionName names the action being run, for error messages and logs.
 	ActionName string
+	// Origin is the task repo's origin, for the namespace allowlist.
+	Origin string
+	// Stdout and Stderr receive what the action's processes print (the
+	// action's log files in the artifacts); nil discards.
+	Stdout, Stderr io.Writer
 
 	mu       sync.Mutex
 	results  []contract.Result
 	exitCode int
 }
+
+// Expand substitutes the formula variables in v (see formula.Expand).
+func (e *Env) Expand(v any) (any, error) { return formula.Expand(v, e.Vars) }
 
 // AddResults hands results to the reporter at the end of the run.
 func (e *Env) AddResults(rs []contract.Result) {

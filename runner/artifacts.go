@@ -1,0 +1,62 @@
+package runner
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"taskotron/contract"
+)
+
+// ArtifactPath resolves a result's artifact (relative to the execution's
+// artifacts folder, or absolute inside it) to a path relative to that
+// folder. It fails for a path that leaves the folder, lexically or through
+// a symlink, and for one that does not exist.
+func ArtifactPath(artifactsDir, artifact string) (string, error) {
+	root, err := filepath.EvalSymlinks(artifactsDir)
+	if err != nil {
+		return "", fmt.Errorf("artifacts folder: %w", err)
+	}
+	p := artifact
+	if !filepath.IsAbs(p) {
+		p = filepath.Join(artifactsDir, p)
+	}
+	real, err := filepath.EvalSymlinks(p)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return "", fmt.Errorf("artifact %q does not exist", artifact)
+		}
+		return "", fmt.Errorf("artifact %q: %w", artifact, err)
+	}
+	rel, err := filepath.Rel(root, real)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return "", fmt.Errorf("artifact %q is outside the artifacts folder", artifact)
+	}
+	return filepath.ToSlash(rel), nil
+}
+
+// sanitizeArtifacts rewrites each result's artifact relative to the
+// artifacts folder. One that does not resolve inside it is dropped (the
+// result then points at the folder itself, as libtaskotron did) and the
+// reason goes to the runner log.
+func sanitizeArtifacts(rs []contract.Result, dir string, log *slog.Logger) []contract.Result {
+	for i := range rs {
+		if rs[i].Artifact == "" {
+			continue
+		}
+		rel, err := ArtifactPath(dir, rs[i].Artifact)
+		if err != nil {
+			log.Warn("result artifact dropped", "checkname", rs[i].CheckName, "error", err)
+			rs[i].Artifact = ""
+			continue
+		}
+		if rel == "." {
+			rel = ""
+		}
+		rs[i].Artifact = rel
+	}
+	return rs
+}

@@ -1,0 +1,446 @@
+// Package runner executes tasks: it checks a task out, reads its formula and
+// runs the actions one after another through the directives, keeping logs
+// and artifacts in <artifacts_dir>/<uuid>/ (reference §2.3, §2.9). The same
+// code runs a job for a worker and a task for its author (runtask).
+package runner
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"taskotron/checkout"
+	"taskotron/config"
+	"taskotron/contract"
+	"taskotron/directives"
+	"taskotron/reporter"
+	"taskotron/runner/formula"
+)
+
+// Options configure a Runner.
+type Options struct {
+	Config config.Config
+	// Checkout fetches tasks for RunJob; Run does not need it.
+	Checkout *checkout.Checkout
+	Log      *slog.Logger
+	// Progress, when set, gets one line per action as it runs.
+	Progress io.Writer
+}
+
+// Runner runs tasks. It is safe for concurrent use.
+type Runner struct {
+	opts Options
+	log  *slog.Logger
+}
+
+// New makes a Runner.
+func New(opts Options) *Runner {
+	log := opts.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Runner{opts: opts, log: log}
+}
+
+// ErrInterrupted is returned when the caller's context ended before the run
+// did (the worker is stopping): the run's outcome means nothing and the job
+// should be handed back.
+var ErrInterrupted = errors.New("run interrupted")
+
+// FormulaFile is the formula's name in a task repository.
+const FormulaFile = "runtask.yml"
+
+// LogDir is the folder inside an execution's artifacts where the runner
+// keeps its own files: taskotron.log, each action's stdout and stderr, and
+// execution.json.
+const LogDir = "taskotron"
+
+var uuidRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
+
+// NewUUID makes an execution id the way libtaskotron did for standalone
+// runs (a UTC timestamp), with random digits so two runs never share one.
+func NewUUID() string {
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	ts := strings.Replace(time.Now().UTC().Format("20060102_150405.000000"), ".", "_", 1)
+	return ts + "_" + hex.EncodeToString(b[:])
+}
+
+func (r *Runner) artifactsRoot() string {
+	if d := r.opts.Config.Runner.ArtifactsDir; d != "" {
+		return d
+	}
+	return r.opts.Config.Path("artifacts")
+}
+
+func (r *Runner) workRoot() string {
+	if d := r.opts.Config.Runner.WorkDir; d != "" {
+		return d
+	}
+	return r.opts.Config.Path("work")
+}
+
+// RunJob checks the job's task out and runs its formula. A checkout that
+// fails ends the execution NOT_OK with an ABORTED result, like any other
+// infrastructure failure.
+func (r *Runner) RunJob(ctx context.Context, job contract.Job) (contract.Execution, error) {
+	in := contract.RunnerInput{Item: job.Item, ItemType: job.ItemType, UUID: job.UUID, Arch: job.Arch, TaskName: job.TaskName, JobID: job.UUID}
+	if r.opts.Checkout == nil {
+		return r.failBeforeStart(in, directives.Infra(errors.New("no task checkout configured"))), nil
+	}
+	var dir string
+	var err error
+	if job.GitRepo != "" {
+		dir, err = r.opts.Checkout.GetRepo(ctx, job.GitRepo, job.GitBranch)
+	} else {
+		dir, err = r.opts.Checkout.Get(ctx, job.TaskName, job.GitBranch)
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			exec := r.failBeforeStart(in, err)
+			return exec, fmt.Errorf("%w: %w", ErrInterrupted, err)
+		}
+		return r.failBeforeStart(in, directives.Infra(fmt.Errorf("task checkout: %w", err))), nil
+	}
+	in.Formula = filepath.Join(dir, FormulaFile)
+	if in.Extra == nil {
+		in.Extra = contract.Extra{}
+	}
+	in.Extra["task_origin"] = r.opts.Checkout.Origin(job.TaskName, job.GitRepo)
+	return r.Run(ctx, in, nil)
+}
+
+// failBeforeStart builds the execution of a run that could not start.
+func (r *Runner) failBeforeStart(in contract.RunnerInput, err error) contract.Execution {
+	exec := contract.Execution{UUID: in.UUID, Item: in.Item, ItemType: in.ItemType, TaskName: in.TaskName, Arch: in.Arch}
+	r.fail(&exec, in.TaskName, "", err)
+	return exec
+}
+
+// fail marks the execution NOT_OK; when no result was handed over it adds
+// one, ABORTED for an infrastructure failure, CRASHED otherwise, so that a
+// broken run is never a silent gap.
+func (r *Runner) fail(exec *contract.Execution, check, namespace string, err error) {
+	exec.ExecutionStatus = contract.ExecutionNotOK
+	exec.Status = oneLine(err.Error())
+	exec.ExitCode = 1
+	if len(exec.Results) > 0 {
+		return
+	}
+	outcome := contract.Crashed
+	if directives.IsInfra(err) {
+		outcome = contract.Aborted
+	}
+	if check == "" {
+		check = "unknown-task"
+	}
+	res := contract.Result{Item: exec.Item, Type: exec.ItemType, CheckName: reporter.Namespaced(namespace, check), Outcome: outcome, Note: truncate(exec.Status, 500)}
+	if exec.Arch != "" {
+		res.Arch = contract.OneArch(exec.Arch)
+	}
+	if res.Item == "" {
+		res.Item = "unknown"
+	}
+	if res.Type == "" {
+		res.Type = "unknown"
+	}
+	exec.Results = []contract.Result{res}
+}
+
+// Run executes the formula in.Formula (its folder is the task's checkout)
+// for one item. The returned execution is complete whatever happened:
+// OK with the exit code the exitcode actions chose, or NOT_OK with the
+// reason in Status. The error is ErrInterrupted, when ctx ended first, or nil.
+func (r *Runner) Run(ctx context.Context, in contract.RunnerInput, overrides map[string]string) (contract.Execution, error) {
+	if in.UUID == "" {
+		in.UUID = NewUUID()
+	}
+	if in.Arch == "" {
+		in.Arch = "noarch"
+	}
+	exec := contract.Execution{UUID: in.UUID, Item: in.Item, ItemType: in.ItemType, TaskName: in.TaskName, Arch: in.Arch, Results: []contract.Result{}}
+	if !uuidRe.MatchString(in.UUID) {
+		r.fail(&exec, in.TaskName, "", fmt.Errorf("uuid %q: use letters, digits, '.', '_' and '-' only", in.UUID))
+		return exec, nil
+	}
+	artifacts, err := filepath.Abs(filepath.Join(r.artifactsRoot(), in.UUID))
+	if err != nil {
+		r.fail(&exec, in.TaskName, "", directives.Infra(err))
+		return exec, nil
+	}
+	exec.Artifacts = artifacts
+	// A job that runs again (its worker died) starts from a clean folder.
+	if err := os.RemoveAll(artifacts); err != nil {
+		r.fail(&exec, in.TaskName, "", directives.Infra(fmt.Errorf("artifacts folder: %w", err)))
+		return exec, nil
+	}
+	if err := os.MkdirAll(filepath.Join(artifacts, LogDir), 0o755); err != nil {
+		r.fail(&exec, in.TaskName, "", directives.Infra(fmt.Errorf("artifacts folder: %w", err)))
+		return exec, nil
+	}
+	logFile, err := os.Create(filepath.Join(artifacts, LogDir, "taskotron.log"))
+	if err != nil {
+		r.fail(&exec, in.TaskName, "", directives.Infra(fmt.Errorf("runner log: %w", err)))
+		return exec, nil
+	}
+	defer logFile.Close()
+	log := slog.New(fanout{slog.NewTextHandler(logFile, &slog.HandlerOptions{Level: slog.LevelDebug}), r.log.Handler()}).With("uuid", in.UUID)
+
+	run := &run{r: r, in: in, exec: &exec, log: log, artifacts: artifacts}
+	run.execute(ctx, overrides)
+	exec.Results = sanitizeArtifacts(exec.Results, artifacts, log)
+
+	if raw, err := json.MarshalIndent(exec, "", "  "); err == nil {
+		_ = os.WriteFile(filepath.Join(artifacts, LogDir, "execution.json"), raw, 0o644)
+	}
+	log.Info("run finished", "execution_status", exec.ExecutionStatus, "status", exec.Status, "exit_code", exec.ExitCode, "results", len(exec.Results))
+	if ctx.Err() != nil {
+		return exec, fmt.Errorf("%w: %w", ErrInterrupted, context.Cause(ctx))
+	}
+	return exec, nil
+}
+
+// run is the state of one execution.
+type run struct {
+	r         *Runner
+	in        contract.RunnerInput
+	exec      *contract.Execution
+	log       *slog.Logger
+	artifacts string
+	env       *directives.Env
+}
+
+func (x *run) progress(format string, a ...any) {
+	if w := x.r.opts.Progress; w != nil {
+		fmt.Fprintf(w, format, a...)
+	}
+}
+
+func (x *run) execute(ctx context.Context, overrides map[string]string) {
+	cfg := x.r.opts.Config.Runner
+	in := x.in
+	x.log.Info("run starting", "item", in.Item, "type", in.ItemType, "arch", in.Arch, "task", in.TaskName, "formula", in.Formula)
+	if in.Formula == "" {
+		x.r.fail(x.exec, in.TaskName, "", errors.New("no formula given"))
+		return
+	}
+	f, err := formula.Load(in.Formula)
+	if err != nil {
+		x.log.Error("formula", "error", err)
+		x.r.fail(x.exec, in.TaskName, "", err)
+		return
+	}
+	for _, w := range f.Warnings {
+		x.log.Warn(w)
+	}
+	if x.exec.TaskName == "" {
+		x.exec.TaskName = f.Name
+	}
+	fail := func(err error) {
+		x.log.Error("run failed", "error", err)
+		x.r.fail(x.exec, f.Name, f.Namespace, err)
+	}
+	taskDir, err := filepath.Abs(filepath.Dir(in.Formula))
+	if err != nil {
+		fail(directives.Infra(err))
+		return
+	}
+	workdir, err := filepath.Abs(filepath.Join(x.r.workRoot(), in.UUID))
+	if err != nil {
+		fail(directives.Infra(err))
+		return
+	}
+	_ = os.RemoveAll(workdir)
+	if err := os.MkdirAll(workdir, 0o755); err != nil {
+		fail(directives.Infra(fmt.Errorf("work folder: %w", err)))
+		return
+	}
+	defer os.RemoveAll(workdir)
+
+	jobid := in.JobID
+	if jobid == "" {
+		jobid = "-1"
+	}
+	vars := map[string]any{
+		"item":         in.Item,
+		"type":         in.ItemType,
+		"arch":         in.Arch,
+		"uuid":         in.UUID,
+		"jobid":        jobid,
+		"workdir":      workdir,
+		"artifactsdir": x.artifacts,
+		"taskname":     x.exec.TaskName,
+		"checkname":    f.Name,
+		"namespace":    f.Namespace,
+	}
+	if isIdent(in.ItemType) {
+		vars[in.ItemType] = in.Item
+	}
+	for k, v := range overrides {
+		vars[k] = v
+	}
+	if err := checkInputs(f, vars, in.ItemType); err != nil {
+		fail(err)
+		return
+	}
+	for _, a := range f.Actions {
+		if _, ok := directives.Lookup(a.Directive); !ok {
+			fail(fmt.Errorf("%s: action %q: unknown directive %q (known: %s)", f.Where(a), a.Name, a.Directive, strings.Join(directives.Names(), ", ")))
+			return
+		}
+	}
+	origin, _ := in.Extra["task_origin"].(string)
+	x.env = &directives.Env{TaskDir: taskDir, WorkDir: workdir, ArtifactsDir: x.artifacts, Vars: vars, Config: x.r.opts.Config, Log: x.log, Origin: origin}
+
+	jobCtx := ctx
+	if cfg.JobTimeout > 0 {
+		var cancel context.CancelFunc
+		jobCtx, cancel = context.WithTimeoutCause(ctx, cfg.JobTimeout, fmt.Errorf("job timeout (%s) reached", cfg.JobTimeout))
+		defer cancel()
+	}
+	for i, a := range f.Actions {
+		start := time.Now()
+		x.progress("[%d/%d] %s (%s) ... ", i+1, len(f.Actions), a.Name, a.Directive)
+		ret, err := x.action(jobCtx, f, i, a)
+		if err != nil {
+			x.progress("failed after %s\n", time.Since(start).Round(time.Millisecond))
+			x.exec.Results = x.env.Results()
+			fail(err)
+			return
+		}
+		x.progress("ok %s\n", time.Since(start).Round(time.Millisecond))
+		if a.Export != "" {
+			vars[a.Export] = ret
+		}
+	}
+	x.exec.Results = x.env.Results()
+	x.exec.ExecutionStatus = contract.ExecutionOK
+	x.exec.ExitCode = x.env.ExitCode()
+}
+
+// action runs one action with its own timeout and log files.
+func (x *run) action(ctx context.Context, f *formula.Formula, i int, a formula.Action) (ret any, err error) {
+	where := fmt.Sprintf("%s: action %q", f.Where(a), a.Name)
+	d, _ := directives.Lookup(a.Directive)
+	params := a.Params
+	if _, raw := d.(directives.Unexpanded); !raw {
+		params, err = formula.Expand(params, x.env.Vars)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", where, err)
+		}
+	}
+	pm, ok := params.(map[string]any)
+	if !ok {
+		pm = map[string]any{directives.BareParam: params}
+	}
+	if tmo := x.r.opts.Config.Runner.ActionTimeout; tmo > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, tmo, fmt.Errorf("action timeout (%s) reached", tmo))
+		defer cancel()
+	}
+	base := filepath.Join(x.artifacts, LogDir, fmt.Sprintf("%02d-%s", i+1, slug(a.Name)))
+	stdout, err := os.Create(base + ".stdout")
+	if err != nil {
+		return nil, directives.Infra(fmt.Errorf("%s: action log: %w", where, err))
+	}
+	stderr, err := os.Create(base + ".stderr")
+	if err != nil {
+		stdout.Close()
+		return nil, directives.Infra(fmt.Errorf("%s: action log: %w", where, err))
+	}
+	defer removeIfEmpty(stdout)
+	defer removeIfEmpty(stderr)
+	x.env.ActionName = a.Name
+	x.env.Stdout, x.env.Stderr = stdout, stderr
+	x.log.Info("action starting", "action", a.Name, "directive", a.Directive, "line", a.Line)
+	defer func() {
+		if p := recover(); p != nil {
+			x.log.Error("directive panicked", "action", a.Name, "panic", p, "stack", string(debug.Stack()))
+			ret, err = nil, fmt.Errorf("%s: directive %s crashed: %v", where, a.Directive, p)
+		}
+	}()
+	ret, err = d.Run(ctx, pm, x.env)
+	if err != nil {
+		var ue *formula.UndefinedError
+		if errors.As(err, &ue) {
+			return nil, fmt.Errorf("%s: %w", where, err)
+		}
+		x.log.Error("action failed", "action", a.Name, "error", err)
+		if directives.IsInfra(err) {
+			return nil, directives.Infra(fmt.Errorf("%s: %w", where, err))
+		}
+		return nil, fmt.Errorf("%s: %w", where, err)
+	}
+	x.log.Info("action done", "action", a.Name)
+	return ret, nil
+}
+
+// checkInputs makes sure every input.args entry is defined before anything runs.
+func checkInputs(f *formula.Formula, vars map[string]any, itemType string) error {
+	for _, arg := range f.Args {
+		found := false
+		for _, n := range arg.Names {
+			if v, ok := vars[n]; ok && v != "" {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return fmt.Errorf("%s:%d: input.args needs %s, but the item type is %q", f.File, arg.Line, arg, itemType)
+		}
+	}
+	return nil
+}
+
+func isIdent(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i, c := range s {
+		if !(c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || i > 0 && c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+var slugRe = regexp.MustCompile(`[^a-z0-9]+`)
+
+func slug(s string) string {
+	s = strings.Trim(slugRe.ReplaceAllString(strings.ToLower(s), "-"), "-")
+	if len(s) > 40 {
+		s = strings.TrimRight(s[:40], "-")
+	}
+	if s == "" {
+		s = "action"
+	}
+	return s
+}
+
+func removeIfEmpty(f *os.File) {
+	fi, err := f.Stat()
+	f.Close()
+	if err == nil && fi.Size() == 0 {
+		os.Remove(f.Name())
+	}
+}
+
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

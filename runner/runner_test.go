@@ -1,0 +1,354 @@
+package runner
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"taskotron/config"
+	"taskotron/contract"
+)
+
+// testRunner makes a runner whose data lives in a temporary folder.
+func testRunner(t *testing.T, tune func(*config.Config)) (*Runner, *bytes.Buffer) {
+	t.Helper()
+	cfg := config.Default()
+	dir := t.TempDir()
+	cfg.DataDir = dir
+	cfg.Runner.ArtifactsDir = filepath.Join(dir, "artifacts")
+	cfg.Runner.WorkDir = filepath.Join(dir, "work")
+	if tune != nil {
+		tune(&cfg)
+	}
+	var progress bytes.Buffer
+	return New(Options{Config: cfg, Progress: &progress}), &progress
+}
+
+// task writes a task folder with a formula and files; it returns the formula path.
+func task(t *testing.T, formula string, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for name, content := range files {
+		perm := os.FileMode(0o644)
+		if strings.HasSuffix(name, ".sh") {
+			perm = 0o755
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), perm); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := filepath.Join(dir, "runtask.yml")
+	if err := os.WriteFile(p, []byte(formula), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func exampleFormula(t *testing.T) string {
+	p, err := filepath.Abs("../tasks/nvr-format/runtask.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestRunExampleTaskPasses(t *testing.T) {
+	r, progress := testRunner(t, nil)
+	exec, err := r.Run(context.Background(), contract.RunnerInput{Item: "xchat-0.5-1.fc20", ItemType: "koji_build", Arch: "x86_64", UUID: "u-1", Formula: exampleFormula(t)}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if exec.ExecutionStatus != contract.ExecutionOK || exec.ExitCode != 0 {
+		t.Fatalf("execution: %+v", exec)
+	}
+	if len(exec.Results) != 1 {
+		t.Fatalf("results: %+v", exec.Results)
+	}
+	res := exec.Results[0]
+	if res.Outcome != contract.Passed || res.CheckName != "dist.nvr-format" || res.Item != "xchat-0.5-1.fc20" || res.Type != "koji_build" || res.Arch.String() != "x86_64" {
+		t.Fatalf("result: %+v", res)
+	}
+	if exec.TaskName != "nvr-format" || exec.Item != "xchat-0.5-1.fc20" || exec.ItemType != "koji_build" || exec.Arch != "x86_64" || exec.UUID != "u-1" {
+		t.Fatalf("execution identity: %+v", exec)
+	}
+	for _, f := range []string{"taskotron/taskotron.log", "taskotron/01-check-the-item-format.stdout", "taskotron/execution.json"} {
+		if _, err := os.Stat(filepath.Join(exec.Artifacts, f)); err != nil {
+			t.Errorf("artifact %s: %v", f, err)
+		}
+	}
+	if !strings.HasSuffix(exec.Artifacts, "/artifacts/u-1") {
+		t.Errorf("artifacts folder %s", exec.Artifacts)
+	}
+	if got := progress.String(); !strings.Contains(got, "[1/3] check the item format (shell) ... ok") || !strings.Contains(got, "[3/3] set the exit code (exitcode) ... ok") {
+		t.Errorf("progress:\n%s", got)
+	}
+}
+
+func TestRunExampleTaskFailsWithExitCode100(t *testing.T) {
+	r, _ := testRunner(t, nil)
+	for _, in := range []contract.RunnerInput{
+		{Item: "notannvr", ItemType: "koji_build"},
+		{Item: "FEDORA-2024-xyz", ItemType: "bodhi_update"},
+	} {
+		in.Formula = exampleFormula(t)
+		exec, err := r.Run(context.Background(), in, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if exec.ExecutionStatus != contract.ExecutionOK || exec.ExitCode != 100 || len(exec.Results) != 1 || exec.Results[0].Outcome != contract.Failed {
+			t.Fatalf("%s: %+v", in.Item, exec)
+		}
+	}
+	exec, _ := r.Run(context.Background(), contract.RunnerInput{Item: "FEDORA-2019-02cd019281", ItemType: "bodhi_update", Formula: exampleFormula(t)}, nil)
+	if exec.ExitCode != 0 || exec.Results[0].Outcome != contract.Passed || exec.Results[0].Arch.String() != "noarch" {
+		t.Fatalf("bodhi update: %+v", exec)
+	}
+}
+
+func TestInputArgsCheckedBeforeAnythingRuns(t *testing.T) {
+	r, _ := testRunner(t, nil)
+	marker := filepath.Join(t.TempDir(), "ran")
+	f := task(t, "name: t\ninput:\n  args: [koji_build]\nactions:\n  - shell: [[touch, "+marker+"]]\n", nil)
+	exec, err := r.Run(context.Background(), contract.RunnerInput{Item: "f40", ItemType: "koji_tag", Formula: f}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if exec.ExecutionStatus != contract.ExecutionNotOK || exec.ExitCode == 0 || exec.ExitCode == 100 {
+		t.Fatalf("execution: %+v", exec)
+	}
+	if !strings.Contains(exec.Status, "runtask.yml:3: input.args needs koji_build, but the item type is \"koji_tag\"") {
+		t.Fatalf("status: %s", exec.Status)
+	}
+	if _, err := os.Stat(marker); !os.IsNotExist(err) {
+		t.Fatal("an action ran although input.args was not satisfied")
+	}
+	if len(exec.Results) != 1 || exec.Results[0].Outcome != contract.Crashed || exec.Results[0].CheckName != "t" || exec.Results[0].Item != "f40" {
+		t.Fatalf("terminal result: %+v", exec.Results)
+	}
+}
+
+func TestFormulaErrorsAreReported(t *testing.T) {
+	r, _ := testRunner(t, nil)
+	cases := map[string]string{
+		"name: t\nactions:\n  - name: first\n    shell: [echo hi]\n  - name: second\n    dummy:\n      result: PASS\n      msg: ${nope}\n": `runtask.yml:5: action "second": undefined variable "nope"`,
+		"name: t\nactions:\n  - name: first\n    frobnicate: {}\n":                                                                         `runtask.yml:3: action "first": unknown directive "frobnicate"`,
+		"name: t\nactions:\n  - name: a\n    shell:\n      - echo ${nope}\n":                                                               `runtask.yml:3: action "a": command 1: undefined variable "nope"`,
+		"name: t\nactions:\n  - name: a\n    dummy: {result: FAIL, msg: broken on purpose}\n":                                              `runtask.yml:3: action "a": broken on purpose`,
+		"name: t\nactions: [\n": "runtask.yml:",
+	}
+	for src, want := range cases {
+		exec, err := r.Run(context.Background(), contract.RunnerInput{Item: "x-1-1", ItemType: "koji_build", Formula: task(t, src, nil)}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if exec.ExecutionStatus != contract.ExecutionNotOK || !strings.Contains(exec.Status, want) || exec.ExitCode != 1 {
+			t.Errorf("%q:\n got %q\nwant %q", src, exec.Status, want)
+		}
+	}
+}
+
+func TestVariablesOverridesAndExports(t *testing.T) {
+	r, _ := testRunner(t, nil)
+	f := task(t, `name: vars
+namespace: scratch
+actions:
+  - name: print
+    shell:
+      - [printf, "%s|", "${item}", "${type}", "${koji_build}", "${arch}", "${uuid}", "${jobid}", "${taskname}", "${checkname}", "${namespace}", "${extra}"]
+    export: printed
+  - name: list
+    python:
+      file: lib.py
+      callable: data
+      item: ${item}
+    export: data
+  - name: use
+    shell:
+      - [printf, "%s,", "${data.list}", "${data.map.key}", "${printed}"]
+    export: used
+`, map[string]string{"lib.py": "def data(item):\n    return {'list': ['a', item], 'map': {'key': 'v'}}\n"})
+	exec, err := r.Run(context.Background(), contract.RunnerInput{Item: "a-1-1", ItemType: "koji_build", UUID: "uu", JobID: "builder/7", Formula: f}, map[string]string{"extra": "E", "arch": "s390x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if exec.ExecutionStatus != contract.ExecutionOK {
+		t.Fatalf("%+v", exec)
+	}
+	out, _ := os.ReadFile(filepath.Join(exec.Artifacts, "taskotron", "03-use.stdout"))
+	want := "a,a-1-1,v,a-1-1|koji_build|a-1-1|s390x|uu|builder/7|vars|vars|scratch|E|,"
+	if string(out) != want {
+		t.Fatalf("got  %q\nwant %q", out, want)
+	}
+}
+
+func TestExitCodeWorstWins(t *testing.T) {
+	r, _ := testRunner(t, nil)
+	f := task(t, `name: ec
+actions:
+  - exitcode:
+      result_worst: "results: [{item: a, type: koji_build, outcome: FAILED}, {item: a, type: koji_build, outcome: PASSED}]"
+  - exitcode:
+      result_last: "results: [{item: a, type: koji_build, outcome: FAILED}, {item: a, type: koji_build, outcome: INFO}]"
+`, nil)
+	exec, _ := r.Run(context.Background(), contract.RunnerInput{Item: "a", ItemType: "koji_build", Formula: f}, nil)
+	if exec.ExecutionStatus != contract.ExecutionOK || exec.ExitCode != 100 {
+		t.Fatalf("%+v", exec)
+	}
+	if len(exec.Results) != 0 {
+		t.Fatalf("exitcode handed results over: %+v", exec.Results)
+	}
+}
+
+func TestActionTimeoutKillsTheProcessGroup(t *testing.T) {
+	r, _ := testRunner(t, func(c *config.Config) { c.Runner.ActionTimeout = 700 * time.Millisecond })
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	f := task(t, `name: slow
+actions:
+  - name: hang
+    shell:
+      - shell: sh
+        script: 'sleep 60 & echo $! > "$1"; sleep 60'
+        args: ["${pidfile}"]
+`, nil)
+	start := time.Now()
+	exec, err := r.Run(context.Background(), contract.RunnerInput{Item: "a", ItemType: "koji_build", Formula: f}, map[string]string{"pidfile": pidFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("took %s", d)
+	}
+	if exec.ExecutionStatus != contract.ExecutionNotOK || !strings.Contains(exec.Status, "action timeout (700ms) reached") {
+		t.Fatalf("%+v", exec)
+	}
+	if len(exec.Results) != 1 || exec.Results[0].Outcome != contract.Crashed {
+		t.Fatalf("results: %+v", exec.Results)
+	}
+	raw, err := os.ReadFile(pidFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := strings.TrimSpace(string(raw))
+	for i := 0; i < 50; i++ {
+		if st, err := os.ReadFile("/proc/" + pid + "/stat"); err != nil || strings.Contains(string(st), ") Z ") {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("background child %s survived the timeout", pid)
+}
+
+func TestJobTimeout(t *testing.T) {
+	r, _ := testRunner(t, func(c *config.Config) { c.Runner.JobTimeout = 500 * time.Millisecond })
+	f := task(t, "name: slow\nactions:\n  - shell: [sleep 0.1]\n  - shell: [sleep 30]\n", nil)
+	exec, _ := r.Run(context.Background(), contract.RunnerInput{Item: "a", ItemType: "koji_build", Formula: f}, nil)
+	if exec.ExecutionStatus != contract.ExecutionNotOK || !strings.Contains(exec.Status, "job timeout (500ms) reached") {
+		t.Fatalf("%+v", exec)
+	}
+}
+
+func TestInterruptedRunSaysSo(t *testing.T) {
+	r, _ := testRunner(t, nil)
+	f := task(t, "name: slow\nactions:\n  - shell: [sleep 30]\n", nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	_, err := r.Run(ctx, contract.RunnerInput{Item: "a", ItemType: "koji_build", Formula: f}, nil)
+	if err == nil || !strings.Contains(err.Error(), ErrInterrupted.Error()) {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestOutputIsCapped(t *testing.T) {
+	r, _ := testRunner(t, func(c *config.Config) { c.Runner.MaxOutput = 1000 })
+	f := task(t, "name: loud\nactions:\n  - name: loud\n    shell: [[sh, -c, 'head -c 1000000 /dev/zero | tr \"\\\\0\" x; head -c 50000 /dev/zero >&2']]\n    export: out\n", nil)
+	exec, _ := r.Run(context.Background(), contract.RunnerInput{Item: "a", ItemType: "koji_build", Formula: f}, nil)
+	if exec.ExecutionStatus != contract.ExecutionOK {
+		t.Fatalf("%+v", exec)
+	}
+	for _, name := range []string{"01-loud.stdout", "01-loud.stderr"} {
+		fi, err := os.Stat(filepath.Join(exec.Artifacts, "taskotron", name))
+		if err != nil || fi.Size() > 1200 || fi.Size() < 1000 {
+			t.Fatalf("%s: %v %v", name, fi, err)
+		}
+	}
+	log, _ := os.ReadFile(filepath.Join(exec.Artifacts, "taskotron", "01-loud.stdout"))
+	if !strings.Contains(string(log), "999000 bytes dropped") {
+		t.Fatalf("no truncation note: %q", log[len(log)-100:])
+	}
+}
+
+func TestEnvironmentIsScrubbed(t *testing.T) {
+	t.Setenv("TASKOTRON_TEST_SECRET", "s3cret")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "s3cret")
+	r, _ := testRunner(t, nil)
+	f := task(t, "name: env\nactions:\n  - name: env\n    shell: [env]\n", nil)
+	exec, _ := r.Run(context.Background(), contract.RunnerInput{Item: "a-1-1", ItemType: "koji_build", Formula: f}, nil)
+	out, _ := os.ReadFile(filepath.Join(exec.Artifacts, "taskotron", "01-env.stdout"))
+	if strings.Contains(string(out), "s3cret") {
+		t.Fatalf("secret leaked into the task:\n%s", out)
+	}
+	for _, want := range []string{"PATH=", "TASKOTRON_ITEM=a-1-1", "TASKOTRON_TYPE=koji_build", "TASKOTRON_ARTIFACTSDIR=" + exec.Artifacts} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("missing %s in:\n%s", want, out)
+		}
+	}
+}
+
+func TestArtifactsMustStayInside(t *testing.T) {
+	r, _ := testRunner(t, nil)
+	outside := filepath.Join(t.TempDir(), "secret.txt")
+	os.WriteFile(outside, []byte("x"), 0o644)
+	f := task(t, `name: art
+actions:
+  - shell:
+      - [sh, -c, 'mkdir -p "$$0/logs" && echo hi > "$$0/logs/a.log" && ln -s "$$1" "$$0/link"', "${artifactsdir}", "${outside}"]
+  - resultsdb:
+      results: |
+        results:
+          - {item: a, type: koji_build, outcome: PASSED, checkname: good, artifact: logs/a.log}
+          - {item: a, type: koji_build, outcome: PASSED, checkname: abs, artifact: "${artifactsdir}/logs/a.log"}
+          - {item: a, type: koji_build, outcome: PASSED, checkname: dotdot, artifact: ../../../etc/passwd}
+          - {item: a, type: koji_build, outcome: PASSED, checkname: link, artifact: link}
+          - {item: a, type: koji_build, outcome: PASSED, checkname: missing, artifact: nope.log}
+`, nil)
+	exec, _ := r.Run(context.Background(), contract.RunnerInput{Item: "a", ItemType: "koji_build", Formula: f}, map[string]string{"outside": outside})
+	if exec.ExecutionStatus != contract.ExecutionOK || len(exec.Results) != 5 {
+		t.Fatalf("%+v", exec)
+	}
+	want := map[string]string{"good": "logs/a.log", "abs": "logs/a.log", "dotdot": "", "link": "", "missing": ""}
+	for _, res := range exec.Results {
+		if res.Artifact != want[res.CheckName] {
+			t.Errorf("%s: artifact %q, want %q", res.CheckName, res.Artifact, want[res.CheckName])
+		}
+	}
+	log, _ := os.ReadFile(filepath.Join(exec.Artifacts, "taskotron", "taskotron.log"))
+	if !strings.Contains(string(log), "outside the artifacts folder") {
+		t.Errorf("runner log does not say why an artifact was dropped")
+	}
+}
+
+func TestExecutionJSONRoundTrips(t *testing.T) {
+	r, _ := testRunner(t, nil)
+	exec, _ := r.Run(context.Background(), contract.RunnerInput{Item: "xchat-0.5-1.fc20", ItemType: "koji_build", Formula: exampleFormula(t)}, nil)
+	raw, err := os.ReadFile(filepath.Join(exec.Artifacts, "taskotron", "execution.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back contract.Execution
+	if err := json.Unmarshal(raw, &back); err != nil || back.UUID != exec.UUID || len(back.Results) != 1 {
+		t.Fatalf("%v %+v", err, back)
+	}
+}
+
+func TestBadUUIDRefused(t *testing.T) {
+	r, _ := testRunner(t, nil)
+	exec, err := r.Run(context.Background(), contract.RunnerInput{Item: "a", ItemType: "koji_build", UUID: "../../etc", Formula: exampleFormula(t)}, nil)
+	if err != nil || exec.ExecutionStatus != contract.ExecutionNotOK || !strings.Contains(exec.Status, "uuid") {
+		t.Fatalf("%v %+v", err, exec)
+	}
+}
