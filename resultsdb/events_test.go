@@ -1,0 +1,132 @@
+package resultsdb
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+)
+
+func amqpURL() string {
+	if u := os.Getenv("RESULTSDB_TEST_AMQP"); u != "" {
+		return u
+	}
+	return "amqp://guest:guest@127.0.0.1:5672/"
+}
+
+// listen binds a private queue to amq.topic for one routing key.
+func listen(t *testing.T, topic string) <-chan amqp.Delivery {
+	t.Helper()
+	conn, err := amqp.Dial(amqpURL())
+	if err != nil {
+		t.Fatalf("RabbitMQ is needed for this test and is not reachable at %s (set RESULTSDB_TEST_AMQP): %v", Redact(amqpURL()), err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := ch.QueueDeclare("", false, true, true, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.QueueBind(q.Name, topic, "amq.topic", false, nil); err != nil {
+		t.Fatal(err)
+	}
+	deliveries, err := ch.Consume(q.Name, "", true, true, false, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return deliveries
+}
+
+func receive(t *testing.T, d <-chan amqp.Delivery) amqp.Delivery {
+	t.Helper()
+	select {
+	case m := <-d:
+		return m
+	case <-time.After(15 * time.Second):
+		t.Fatal("no message from the broker within 15s")
+	}
+	return amqp.Delivery{}
+}
+
+func TestEventsOutbox(t *testing.T) {
+	eachStore(t, Options{Events: true}, func(t *testing.T, c *client, store Store) {
+		topic := randomName("test.") + "." + DefaultTopic
+		deliveries := listen(t, topic)
+
+		// Results posted while no publisher runs wait in the outbox.
+		first := c.mustPost("/api/v2.0/results", post("FAILED", "dist.rpmlint", "foo-1.0-1.fc30", "koji_build", map[string]any{"arch": []any{"x86_64", "noarch"}}))
+		c.mustPost("/api/v2.0/results", post("PASSED", "dist.depcheck", "foo-1.0-1.fc30", "koji_build", nil))
+
+		// A publisher that cannot reach its broker loses nothing.
+		ctx, cancel := context.WithTimeout(t.Context(), 1500*time.Millisecond)
+		bad := NewPublisher(store, PublisherOptions{URL: "amqp://guest:guest@127.0.0.1:1/", Topic: topic})
+		if err := bad.Run(ctx); err != nil {
+			t.Fatalf("Run after its context ended: %v", err)
+		}
+		cancel()
+		if pending, err := store.PendingEvents(t.Context(), 10); err != nil || len(pending) != 2 {
+			t.Fatalf("outbox after a failed publisher: %v %v, want 2 entries", pending, err)
+		}
+
+		ctx, cancel = context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		pub := NewPublisher(store, PublisherOptions{URL: amqpURL(), Topic: topic, BaseURL: c.base, Poll: time.Minute})
+		go func() { done <- pub.Run(ctx) }()
+
+		m := receive(t, deliveries)
+		var body map[string]any
+		if err := json.Unmarshal(m.Body, &body); err != nil {
+			t.Fatalf("message body: %v", err)
+		}
+		if m.RoutingKey != topic || body["id"] != first["id"] || body["outcome"] != "FAILED" || body["href"] != first["href"] {
+			t.Errorf("first message: key %s body %v", m.RoutingKey, body)
+		}
+		if arch, _ := body["data"].(map[string]any)["arch"].([]any); len(arch) != 2 {
+			t.Errorf("data must be lists: %v", body["data"])
+		}
+		if m.MessageId == "" || m.Headers["fedora_messaging_schema"] != "base.message" || m.ContentType != "application/json" {
+			t.Errorf("message properties: id %q headers %v type %q", m.MessageId, m.Headers, m.ContentType)
+		}
+		receive(t, deliveries)
+
+		// A new result is sent at once (the poll is a minute away).
+		third := c.mustPost("/api/v2.0/results", post("INFO", "dist.abicheck", "bar-2-1.fc30", "koji_build", nil))
+		m = receive(t, deliveries)
+		if err := json.Unmarshal(m.Body, &body); err != nil || body["id"] != third["id"] {
+			t.Errorf("third message: %v %s", err, m.Body)
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			pending, err := store.PendingEvents(t.Context(), 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(pending) == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("outbox still holds %v after the broker confirmed", pending)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+}
+
+func TestNoEventsUnlessAsked(t *testing.T) {
+	store := openTestStore(t, "sqlite")
+	c := startServer(t, store, Options{})
+	c.mustPost("/api/v2.0/results", post("PASSED", "x", "y", "z", nil))
+	if pending, err := store.PendingEvents(t.Context(), 10); err != nil || len(pending) != 0 {
+		t.Errorf("outbox without Events: %v %v", pending, err)
+	}
+}

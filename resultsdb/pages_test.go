@@ -1,0 +1,211 @@
+package resultsdb
+
+import (
+	"context"
+	"image/png"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// seedPages stores a small history for one item: rpmlint failed on
+// x86_64 then passed, depcheck failed on i386, and one other item.
+func seedPages(t *testing.T, c *client) (group string) {
+	t.Helper()
+	group = "5b7b3a4e-0000-4000-8000-00000000cafe"
+	add := func(outcome, testcase, arch, when, note string) {
+		b := post(outcome, testcase, "xchat-0.5-1.fc20", "koji_build", map[string]any{"arch": arch})
+		b["submit_time"] = when
+		b["note"] = note
+		b["groups"] = []any{map[string]any{"uuid": group, "description": "rpmlint on xchat", "ref_url": "http://execdb/jobs/" + group}}
+		b["ref_url"] = "http://artifacts/all/" + group + "/task_output/" + testcase + ".log"
+		c.mustPost("/api/v2.0/results", b)
+	}
+	add("FAILED", "dist.rpmlint", "x86_64", "2024-05-01T10:00:00", "5 errors")
+	add("PASSED", "dist.rpmlint", "x86_64", "2024-05-01T11:00:00", "0 errors")
+	add("FAILED", "dist.depcheck", "i386", "2024-05-01T12:00:00", "<script>alert(1)</script> broken deps")
+	add("NEEDS_INSPECTION", "dist.abicheck", "x86_64", "2024-05-01T13:00:00", "abi changed")
+	c.mustPost("/api/v2.0/results", post("CRASHED", "dist.rpmlint", "other-1-1.fc20", "koji_build", nil))
+	return group
+}
+
+func noRedirect(c *client) *http.Client {
+	return &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+func TestPages(t *testing.T) {
+	store := openTestStore(t, "sqlite")
+	c := startServer(t, store, Options{AdditionalOutcomes: []string{"ABORTED", "CRASHED"}, ArtifactsURL: "https://taskotron.example/artifacts/all"})
+	c.t = t
+	group := seedPages(t, c)
+
+	page := func(path string, code int, want ...string) string {
+		t.Helper()
+		r := c.get(path)
+		if r.code != code {
+			t.Fatalf("%s: status %d, want %d\n%s", path, r.code, code, r.body)
+		}
+		if ct := r.header.Get("Content-Type"); !strings.HasPrefix(ct, "text/html") {
+			t.Errorf("%s: content type %q", path, ct)
+		}
+		body := string(r.body)
+		for _, w := range want {
+			if !strings.Contains(body, w) {
+				t.Errorf("%s: page lacks %q", path, w)
+			}
+		}
+		return body
+	}
+
+	body := page("/results?item=xchat-0.5-1.fc20&type=koji_build", 200,
+		`API: <a href="/api/v2.0/results?item=xchat-0.5-1.fc20&amp;type=koji_build">`,
+		`<span class="outcome outcome-FAILED">FAILED</span>`,
+		`<span class="outcome outcome-NEEDS_INSPECTION">NEEDS_INSPECTION</span>`,
+		`name="item" value="xchat-0.5-1.fc20"`,
+		`href="/results/latest?item=xchat-0.5-1.fc20&amp;type=koji_build&amp;_distinct_on=arch"`,
+		`&lt;script&gt;alert(1)&lt;/script&gt; broken deps`,
+	)
+	if strings.Contains(body, "<script>alert") {
+		t.Error("a note reached the page unescaped")
+	}
+	if strings.Contains(body, "other-1-1.fc20") {
+		t.Error("the item filter let another item through")
+	}
+	page("/results?outcome=CRASHED", 200, "other-1-1.fc20", "outcome-CRASHED", "<option selected>CRASHED</option>")
+	page("/results?outcome=nope", 400, "outcome &#39;NOPE&#39; not one of")
+
+	// Paging links are the API's, without the prefix.
+	body = page("/results?limit=2", 200, `href="/results?limit=2&amp;page=1"`)
+	if strings.Contains(body, `rel="prev"`) {
+		t.Error("page 0 shows a prev link")
+	}
+	page("/results?limit=2&page=1", 200, `href="/results?limit=2&amp;page=0"`, `href="/results?limit=2&amp;page=2"`)
+
+	// An empty form field is dropped so the URL stays the API query.
+	resp, err := noRedirect(c).Get(c.base + "/results?item=&type=koji_build&testcases=&outcome=&since=")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/results?type=koji_build" {
+		t.Errorf("empty form fields: %d to %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+
+	// The item page: the latest result per testcase and arch.
+	body = page("/results/latest?item=xchat-0.5-1.fc20&type=koji_build&_distinct_on=arch", 200,
+		`API: <a href="/api/v2.0/results/latest?item=xchat-0.5-1.fc20&amp;type=koji_build&amp;_distinct_on=arch">`,
+		"0 errors", "abi changed", "broken deps", `href="/results?item=xchat-0.5-1.fc20&amp;type=koji_build"`)
+	if strings.Contains(body, "5 errors") {
+		t.Error("the item page shows a superseded result")
+	}
+	page("/results/latest?_distinct_on=arch", 400, "Please, provide at least one filter")
+
+	page("/results/1", 200, "5 errors", "outcome-FAILED", `href="/groups/`+group+`"`, "http://artifacts/all/"+group+"/task_output/dist.rpmlint.log", "<td>arch</td><td>x86_64</td>")
+	page("/results/999", 404)
+	page("/groups/"+group, 200, "rpmlint on xchat",
+		`class="artifacts" href="https://taskotron.example/artifacts/all/`+group+`/"`,
+		`API: <a href="/api/v2.0/groups/`+group+`/results">`, "<dd>4</dd>")
+	page("/groups/nope", 404)
+	page("/groups", 200, group)
+	page("/testcases/dist.rpmlint", 200, "0 errors", "5 errors", "other-1-1.fc20", `API: <a href="/api/v2.0/testcases/dist.rpmlint/results">`)
+	page("/testcases/dist.rpmlint?outcome=CRASHED", 200, "other-1-1.fc20")
+	page("/testcases/none", 404)
+	page("/testcases?name:like=dist.*", 200, "dist.abicheck", "dist.depcheck")
+	page("/nothing", 404, "There is no page at /nothing.")
+
+	resp, err = noRedirect(c).Get(c.base + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "/results" {
+		t.Errorf("/: %d to %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+}
+
+const chromiumPath = "/usr/bin/chromium"
+
+// chromium runs Debian's headless Chromium with the given extra flags.
+func chromium(t *testing.T, extra ...string) []byte {
+	t.Helper()
+	if _, err := os.Stat(chromiumPath); err != nil {
+		t.Fatalf("this test needs Debian's chromium package at %s (apt-get install chromium): %v", chromiumPath, err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
+	defer cancel()
+	args := append([]string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+		"--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
+		"--user-data-dir=" + t.TempDir(), "--window-size=1280,720"}, extra...)
+	cmd := exec.CommandContext(ctx, chromiumPath, args...)
+	cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
+	var out strings.Builder
+	var stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("chromium %v: %v\n%s", extra, err, stderr.String())
+	}
+	return []byte(out.String())
+}
+
+// TestItemPageInChromium renders the item page in a real browser: the DOM
+// it builds must hold the latest results, and the screenshot must show
+// the outcome colours.
+func TestItemPageInChromium(t *testing.T) {
+	store := openTestStore(t, "sqlite")
+	c := startServer(t, store, Options{AdditionalOutcomes: []string{"CRASHED"}})
+	c.t = t
+	seedPages(t, c)
+	pageURL := c.base + "/results/latest?item=xchat-0.5-1.fc20&type=koji_build&_distinct_on=arch"
+
+	dom := string(chromium(t, "--dump-dom", pageURL))
+	for _, want := range []string{"<h1>xchat-0.5-1.fc20</h1>", "outcome-PASSED", "outcome-FAILED", "outcome-NEEDS_INSPECTION", "abi changed"} {
+		if !strings.Contains(dom, want) {
+			t.Errorf("the DOM Chromium built lacks %q", want)
+		}
+	}
+	if strings.Contains(dom, "5 errors") {
+		t.Error("the item page shows a superseded result")
+	}
+
+	dir := os.Getenv("RESULTSDB_SCREENSHOT_DIR")
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	shot := filepath.Join(dir, "item-page.png")
+	chromium(t, "--screenshot="+shot, "--hide-scrollbars", pageURL)
+	f, err := os.Open(shot)
+	if err != nil {
+		t.Fatalf("no screenshot: %v", err)
+	}
+	defer f.Close()
+	img, err := png.Decode(f)
+	if err != nil {
+		t.Fatalf("screenshot is not a PNG: %v", err)
+	}
+	// Count the pixels of each outcome's badge colour (layout.html).
+	colours := map[string][3]uint32{"PASSED": {0x2e, 0x7d, 0x32}, "FAILED": {0xc6, 0x28, 0x28}, "NEEDS_INSPECTION": {0xef, 0x6c, 0x00}}
+	counts := map[string]int{}
+	b := img.Bounds()
+	for y := b.Min.Y; y < b.Max.Y; y++ {
+		for x := b.Min.X; x < b.Max.X; x++ {
+			r, g, bl, _ := img.At(x, y).RGBA()
+			for name, c := range colours {
+				if near(r>>8, c[0]) && near(g>>8, c[1]) && near(bl>>8, c[2]) {
+					counts[name]++
+				}
+			}
+		}
+	}
+	for name := range colours {
+		if counts[name] < 50 {
+			t.Errorf("the screenshot shows %d pixels of the %s colour; want a badge", counts[name], name)
+		}
+	}
+	t.Logf("screenshot %s (%dx%d), badge pixels %v", shot, b.Dx(), b.Dy(), counts)
+}
+
+func near(a, b uint32) bool { return a+6 >= b && b+6 >= a }
