@@ -1,0 +1,238 @@
+package reporter
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"taskotron/contract"
+)
+
+// Posts turns an execution's results into ResultsDB posts without sending
+// anything (the dry run). An execution that did not run to the end
+// (NOT_OK) and produced no results gets one terminal CRASHED or ABORTED
+// result for its item, so that every job ends with a verdict.
+func (r *Reporter) Posts(exec contract.Execution) ([]contract.ResultsDBPost, error) {
+	if strings.TrimSpace(exec.UUID) == "" {
+		return nil, fmt.Errorf("execution has no uuid: cannot group its results")
+	}
+	results, err := ResultsToReport(exec)
+	if err != nil {
+		return nil, err
+	}
+	posts := make([]contract.ResultsDBPost, 0, len(results))
+	for i, res := range results {
+		p, err := r.post(exec, res)
+		if err != nil {
+			return nil, fmt.Errorf("execution %s, result %d: %w", exec.UUID, i+1, err)
+		}
+		posts = append(posts, p)
+	}
+	return posts, nil
+}
+
+// ResultsToReport is the execution's results, plus the terminal result of
+// an execution that ended NOT_OK without any.
+func ResultsToReport(exec contract.Execution) ([]contract.Result, error) {
+	if len(exec.Results) > 0 || exec.ExecutionStatus != contract.ExecutionNotOK {
+		return exec.Results, nil
+	}
+	if exec.Item == "" || exec.ItemType == "" || exec.TaskName == "" {
+		return nil, fmt.Errorf("execution %s ended NOT_OK without results and without item, item_type or taskname: cannot report a terminal result", exec.UUID)
+	}
+	note := strings.TrimSpace(exec.Status)
+	if note == "" {
+		note = fmt.Sprintf("execution failed (exit code %d) without results", exec.ExitCode)
+	}
+	res := contract.Result{
+		Item:      exec.Item,
+		Type:      exec.ItemType,
+		CheckName: Namespaced(extraString(exec.Extra, "namespace"), exec.TaskName),
+		Outcome:   TerminalOutcome(exec),
+		Note:      note,
+	}
+	if exec.Arch != "" {
+		res.Arch = contract.OneArch(exec.Arch)
+	}
+	return []contract.Result{res}, nil
+}
+
+// TerminalOutcome says how a run that did not finish ended: ABORTED when
+// it was stopped (timeout, cancel), CRASHED otherwise. Both mean the
+// infrastructure failed, not the package.
+func TerminalOutcome(exec contract.Execution) contract.Outcome {
+	if o, err := contract.ParseOutcome(extraString(exec.Extra, "outcome")); err == nil && o.Broken() {
+		return o
+	}
+	s := strings.ToLower(exec.Status)
+	for _, w := range []string{"timeout", "timed out", "cancel", "abort", "killed", "interrupted"} {
+		if strings.Contains(s, w) {
+			return contract.Aborted
+		}
+	}
+	return contract.Crashed
+}
+
+func extraString(e contract.Extra, key string) string {
+	s, _ := e[key].(string)
+	return s
+}
+
+func (r *Reporter) post(exec contract.Execution, res contract.Result) (contract.ResultsDBPost, error) {
+	name := res.CheckName
+	if name == "" {
+		name = exec.TaskName
+	}
+	if name == "" {
+		return contract.ResultsDBPost{}, fmt.Errorf("no checkname and no taskname: the ResultsDB testcase needs a name")
+	}
+	if res.Item == "" {
+		return contract.ResultsDBPost{}, fmt.Errorf("%s: no item", name)
+	}
+	outcome, err := contract.ParseOutcome(string(res.Outcome))
+	if err != nil {
+		return contract.ResultsDBPost{}, fmt.Errorf("%s: %w", name, err)
+	}
+	p := contract.ResultsDBPost{
+		Outcome:  outcome,
+		Testcase: contract.TestcaseRef{Name: name},
+		Groups:   []contract.GroupRef{r.group(exec, res)},
+		Note:     res.Note,
+		RefURL:   r.artifactURL(exec, res.Artifact),
+		Data:     map[string]any{"item": res.Item},
+	}
+	if r.opts.TestcaseURL != "" {
+		p.Testcase.RefURL = joinURL(r.opts.TestcaseURL, name)
+	}
+	if res.Type != "" {
+		p.Data["type"] = res.Type
+	}
+	switch {
+	case len(res.Arch.Names) == 1 && !res.Arch.List:
+		p.Data["arch"] = res.Arch.Names[0]
+	case len(res.Arch.Names) > 0:
+		p.Data["arch"] = append([]string(nil), res.Arch.Names...)
+	}
+	keys := make([]string, 0, len(res.Extra))
+	for k := range res.Extra {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if strings.Contains(k, ":") {
+			return p, fmt.Errorf("%s: data key %q: ResultsDB does not allow ':' in key names", name, k)
+		}
+		if _, named := p.Data[k]; named || k == "_internal" {
+			continue
+		}
+		if v, ok := dataValue(res.Extra[k]); ok {
+			p.Data[k] = v
+		}
+	}
+	return p, nil
+}
+
+// dataValue renders a keyval as ResultsDB stores it: strings, and lists of
+// strings for lists (stored as one row per value). Structures become JSON.
+func dataValue(v any) (any, bool) {
+	switch x := v.(type) {
+	case nil:
+		return nil, false
+	case string:
+		return x, true
+	case []any:
+		out := make([]string, 0, len(x))
+		for _, e := range x {
+			if s, ok := dataValue(e); ok {
+				if str, isStr := s.(string); isStr {
+					out = append(out, str)
+				} else {
+					raw, _ := json.Marshal(s)
+					out = append(out, string(raw))
+				}
+			}
+		}
+		return out, true
+	case []string:
+		return append([]string(nil), x...), true
+	case map[string]any, map[any]any:
+		raw, err := json.Marshal(normalize(x))
+		if err != nil {
+			return fmt.Sprint(x), true
+		}
+		return string(raw), true
+	}
+	return fmt.Sprint(v), true
+}
+
+func (r *Reporter) group(exec contract.Execution, res contract.Result) contract.GroupRef {
+	g := contract.GroupRef{UUID: exec.UUID}
+	switch {
+	case r.opts.ExecDBURL != "":
+		g.RefURL = joinURL(r.opts.ExecDBURL, "jobs", exec.UUID)
+	case r.opts.ArtifactsURL != "":
+		g.RefURL = joinURL(r.opts.ArtifactsURL, exec.UUID) + "/"
+	}
+	task, item, arch := exec.TaskName, exec.Item, exec.Arch
+	if item == "" {
+		item = res.Item
+	}
+	if task == "" {
+		task = res.CheckName
+	}
+	if arch == "" {
+		arch = res.Arch.String()
+	}
+	g.Description = strings.TrimSpace(fmt.Sprintf("%s on %s", task, item))
+	if arch != "" {
+		g.Description += " (" + arch + ")"
+	}
+	return g
+}
+
+// artifactURL links a result to its artifact below the execution's
+// artifacts folder, or to the folder itself when the artifact is missing
+// or points outside it (libtaskotron 0.4.21).
+func (r *Reporter) artifactURL(exec contract.Execution, artifact string) string {
+	if r.opts.ArtifactsURL == "" {
+		return ""
+	}
+	root := joinURL(r.opts.ArtifactsURL, exec.UUID) + "/"
+	if artifact == "" {
+		return root
+	}
+	rel := artifact
+	if filepath.IsAbs(artifact) {
+		if exec.Artifacts == "" {
+			return root
+		}
+		var err error
+		rel, err = filepath.Rel(exec.Artifacts, artifact)
+		if err != nil {
+			return root
+		}
+	}
+	rel = filepath.Clean(rel)
+	if rel == "." || rel == ".." || strings.HasPrefix(rel, "../") || filepath.IsAbs(rel) {
+		return root
+	}
+	if exec.Artifacts != "" {
+		if _, err := os.Stat(filepath.Join(exec.Artifacts, rel)); err != nil {
+			return root
+		}
+	}
+	return joinURL(r.opts.ArtifactsURL, append([]string{exec.UUID}, strings.Split(filepath.ToSlash(rel), "/")...)...)
+}
+
+// joinURL appends path segments, escaped, to a base URL.
+func joinURL(base string, segs ...string) string {
+	out := strings.TrimRight(base, "/")
+	for _, s := range segs {
+		out += "/" + url.PathEscape(s)
+	}
+	return out
+}

@@ -1,0 +1,402 @@
+package reporter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"taskotron/contract"
+)
+
+// Options configure a Reporter.
+type Options struct {
+	// ResultsDBURL is the ResultsDB API, with or without "/api/v2.0".
+	ResultsDBURL string
+	// SpoolDir keeps what could not be delivered yet, what was rejected,
+	// and which executions were reported.
+	SpoolDir string
+	// ArtifactsURL is the public URL of the artifacts folder; each result
+	// links to <ArtifactsURL>/<uuid>/<artifact>.
+	ArtifactsURL string
+	// ExecDBURL makes each group's ref_url <ExecDBURL>/jobs/<uuid>; without
+	// it the group links to the execution's artifacts.
+	ExecDBURL string
+	// TestcaseURL makes each testcase's ref_url <TestcaseURL>/<name>.
+	TestcaseURL string
+	// Token is sent to ResultsDB as a bearer token.
+	Token string
+	Bodhi BodhiOptions
+	Log   *slog.Logger
+	// HTTPClient is the underlying HTTP client; nil means a fresh one.
+	HTTPClient *http.Client
+	// RetryMax, RetryWaitMin and RetryWaitMax bound the retries of one
+	// request before its post goes to the spool (defaults 4, 500 ms, 30 s).
+	RetryMax     int
+	RetryWaitMin time.Duration
+	RetryWaitMax time.Duration
+}
+
+// Reporter delivers results to ResultsDB exactly once, through a durable
+// spool when ResultsDB is away. One Reporter per spool folder.
+type Reporter struct {
+	opts   Options
+	log    *slog.Logger
+	client *ResultsDBClient
+	spool  *spool
+	bodhi  *bodhi
+
+	// mu makes deliveries one at a time, which keeps the spool in order.
+	mu sync.Mutex
+	// down remembers that the last attempt found ResultsDB away, so that
+	// the background loop logs the outage once, not every tick.
+	down bool
+}
+
+// New makes a Reporter. It needs a spool folder; without a ResultsDB URL
+// it can only compute posts (Posts) and Report fails.
+func New(opts Options) (*Reporter, error) {
+	r := &Reporter{opts: opts, log: opts.Log}
+	if r.log == nil {
+		r.log = slog.New(slog.DiscardHandler)
+	}
+	if opts.ResultsDBURL != "" {
+		c, err := NewResultsDBClient(opts.ResultsDBURL, ClientOptions{
+			Token: opts.Token, HTTPClient: opts.HTTPClient, RetryMax: opts.RetryMax,
+			RetryWaitMin: opts.RetryWaitMin, RetryWaitMax: opts.RetryWaitMax, Log: r.log,
+		})
+		if err != nil {
+			return nil, err
+		}
+		r.client = c
+	}
+	if opts.SpoolDir != "" {
+		s, err := openSpool(opts.SpoolDir)
+		if err != nil {
+			return nil, err
+		}
+		r.spool = s
+	}
+	if opts.Bodhi.URL != "" {
+		if r.spool == nil {
+			return nil, errors.New("Bodhi comments need a spool folder to remember what was said")
+		}
+		retries := opts.RetryMax
+		if retries == 0 {
+			retries = 4
+		}
+		b, err := newBodhi(opts.Bodhi, filepath.Join(opts.SpoolDir, "bodhi-comments.json"), opts.HTTPClient, max(retries, 0), opts.RetryWaitMin, r.log)
+		if err != nil {
+			return nil, err
+		}
+		r.bodhi = b
+	}
+	return r, nil
+}
+
+// Comments lists the Bodhi comments the posts call for (none when Bodhi is
+// not configured).
+func (r *Reporter) Comments(posts []contract.ResultsDBPost) []contract.BodhiComment {
+	if r.bodhi == nil {
+		return nil
+	}
+	return r.bodhi.comments(posts)
+}
+
+// Delivery says what Report did with each post.
+type Delivery struct {
+	Stored   int // sent to ResultsDB now
+	Present  int // found already stored (an earlier, interrupted report)
+	Spooled  int // kept on disk for later
+	Rejected int // refused by ResultsDB, kept in the rejected folder
+	Comments int // Bodhi comments made
+	// Already is set when the execution had been reported before.
+	Already bool
+}
+
+// Report delivers an execution's results. It returns nil only when every
+// post is stored in ResultsDB, durably spooled, or refused by ResultsDB
+// (a 4xx; the post is kept in the rejected folder with the server's
+// message and logged, as sending it again cannot help). Reporting the same
+// execution twice stores nothing twice.
+func (r *Reporter) Report(ctx context.Context, exec contract.Execution) error {
+	_, err := r.Deliver(ctx, exec)
+	return err
+}
+
+// Deliver is Report that also says what happened.
+func (r *Reporter) Deliver(ctx context.Context, exec contract.Execution) (Delivery, error) {
+	var d Delivery
+	if r.client == nil || r.spool == nil {
+		return d, errors.New("reporter has no ResultsDB URL or no spool folder: it can only compute posts")
+	}
+	posts, err := r.Posts(exec)
+	if err != nil {
+		return d, err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.spool.reported(exec.UUID) {
+		r.log.Debug("execution already reported", "uuid", exec.UUID)
+		d.Already = true
+		return d, nil
+	}
+	entries := make([]spoolEntry, len(posts))
+	seen := map[string]int{}
+	for i, p := range posts {
+		fp := postFingerprint(p)
+		entries[i] = spoolEntry{UUID: exec.UUID, Index: i, Prior: seen[fp], Post: p}
+		seen[fp]++
+	}
+
+	// Older spooled posts go first: results arrive in order.
+	remaining, ferr := r.flushLocked(ctx)
+	if ferr != nil && !isUnavailable(ferr) {
+		return d, ferr
+	}
+	if remaining > 0 {
+		if err := r.spoolEntries(entries, ferr); err != nil {
+			return d, err
+		}
+		d.Spooled = len(entries)
+		return d, r.finish(ctx, exec, posts, &d)
+	}
+
+	// What an interrupted earlier report (maybe on another host) stored.
+	existing, err := r.client.GroupResults(ctx, exec.UUID)
+	if err != nil {
+		if !isUnavailable(err) {
+			return d, err
+		}
+		r.wentDown(err)
+		if err := r.spoolEntries(entries, err); err != nil {
+			return d, err
+		}
+		d.Spooled = len(entries)
+		return d, r.finish(ctx, exec, posts, &d)
+	}
+	counts := map[string]int{}
+	for _, s := range existing {
+		counts[storedFingerprint(s)]++
+	}
+	for i, e := range entries {
+		fp := postFingerprint(e.Post)
+		if counts[fp] > e.Prior {
+			d.Present++
+			continue
+		}
+		err := r.send(ctx, e, counts)
+		var rej *RejectedError
+		switch {
+		case err == nil:
+			d.Stored++
+		case errors.As(err, &rej):
+			r.logRejected(e, rej)
+			if err := r.spool.reject(e, rej); err != nil {
+				return d, err
+			}
+			d.Rejected++
+		case isUnavailable(err):
+			r.wentDown(err)
+			if err := r.spoolEntries(entries[i:], err); err != nil {
+				return d, err
+			}
+			d.Spooled = len(entries) - i
+			return d, r.finish(ctx, exec, posts, &d)
+		default:
+			return d, err
+		}
+	}
+	return d, r.finish(ctx, exec, posts, &d)
+}
+
+// finish marks the execution reported and makes the Bodhi comments.
+func (r *Reporter) finish(ctx context.Context, exec contract.Execution, posts []contract.ResultsDBPost, d *Delivery) error {
+	if err := r.spool.markReported(exec.UUID, len(posts)); err != nil {
+		return err
+	}
+	if r.bodhi != nil {
+		d.Comments = r.bodhi.send(ctx, r.bodhi.comments(posts))
+	}
+	r.log.Info("execution reported", "uuid", exec.UUID, "stored", d.Stored, "present", d.Present, "spooled", d.Spooled, "rejected", d.Rejected, "comments", d.Comments)
+	return nil
+}
+
+func (r *Reporter) spoolEntries(entries []spoolEntry, cause error) error {
+	now := time.Now().UTC()
+	for i := range entries {
+		entries[i].Spooled = now
+		if cause != nil {
+			entries[i].LastError = cause.Error()
+		}
+	}
+	if err := r.spool.add(entries); err != nil {
+		return fmt.Errorf("ResultsDB unavailable and the spool failed, results not kept: %w", err)
+	}
+	return nil
+}
+
+func (r *Reporter) logRejected(e spoolEntry, rej *RejectedError) {
+	r.log.Error("ResultsDB rejected a result; kept in the spool's rejected folder",
+		"uuid", e.UUID, "index", e.Index, "testcase", e.Post.Testcase.Name, "status", rej.Status, "message", rej.Message)
+}
+
+func (r *Reporter) wentDown(err error) {
+	if !r.down {
+		r.log.Warn("ResultsDB unavailable; spooling results", "err", err)
+	}
+	r.down = true
+}
+
+func (r *Reporter) cameBack() {
+	if r.down {
+		r.log.Info("ResultsDB reachable again")
+	}
+	r.down = false
+}
+
+// Flush sends spooled posts, oldest first, until the spool is empty or
+// ResultsDB fails again; it returns nil when the spool is empty.
+func (r *Reporter) Flush(ctx context.Context) error {
+	if r.client == nil || r.spool == nil {
+		return errors.New("reporter has no ResultsDB URL or no spool folder")
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, err := r.flushLocked(ctx)
+	return err
+}
+
+// Spooled is the number of posts waiting in the spool.
+func (r *Reporter) Spooled() (int, error) {
+	if r.spool == nil {
+		return 0, nil
+	}
+	return r.spool.queued()
+}
+
+func (r *Reporter) flushLocked(ctx context.Context) (int, error) {
+	names, err := r.spool.list()
+	if err != nil {
+		return 0, err
+	}
+	// A spooled post may have reached ResultsDB before its answer was lost,
+	// so each group is checked once before its posts are sent again.
+	groups := map[string]map[string]int{}
+	for i, name := range names {
+		e, err := r.spool.load(name)
+		if err != nil {
+			r.log.Error("unreadable spool entry set aside", "file", name, "err", err)
+			if err := r.spool.rejectUnreadable(name, err); err != nil {
+				return len(names) - i, err
+			}
+			continue
+		}
+		counts, ok := groups[e.UUID]
+		if !ok {
+			existing, err := r.client.GroupResults(ctx, e.UUID)
+			if err != nil {
+				r.wentDown(err)
+				return len(names) - i, err
+			}
+			counts = map[string]int{}
+			for _, s := range existing {
+				counts[storedFingerprint(s)]++
+			}
+			groups[e.UUID] = counts
+		}
+		fp := postFingerprint(e.Post)
+		if counts[fp] > e.Prior {
+			if err := r.spool.remove(name); err != nil {
+				return len(names) - i, err
+			}
+			continue
+		}
+		err = r.send(ctx, e, counts)
+		var rej *RejectedError
+		switch {
+		case err == nil:
+			if err := r.spool.remove(name); err != nil {
+				return len(names) - i, err
+			}
+		case errors.As(err, &rej):
+			r.logRejected(e, rej)
+			if err := r.spool.reject(e, rej); err != nil {
+				return len(names) - i, err
+			}
+		default:
+			r.wentDown(err)
+			return len(names) - i, err
+		}
+	}
+	if len(names) > 0 {
+		r.log.Info("spool sent", "posts", len(names))
+	}
+	return 0, nil
+}
+
+// send posts one entry. counts holds, per fingerprint, how many of the
+// group's results ResultsDB is known to hold; send keeps it up to date.
+// When the outcome of a post is unclear (the request went out, no good
+// answer came back) it looks in ResultsDB before sending again, so that a
+// retry never stores a result twice.
+func (r *Reporter) send(ctx context.Context, e spoolEntry, counts map[string]int) error {
+	fp := postFingerprint(e.Post)
+	for attempt := 0; ; attempt++ {
+		err := r.client.PostResult(ctx, e.Post)
+		if err == nil {
+			counts[fp]++
+			r.cameBack()
+			return nil
+		}
+		var u *UnavailableError
+		if !errors.As(err, &u) || !u.Ambiguous || attempt >= r.client.retryMax || ctx.Err() != nil {
+			return err
+		}
+		existing, gerr := r.client.GroupResults(ctx, e.UUID)
+		if gerr != nil {
+			return err
+		}
+		n := 0
+		for _, s := range existing {
+			if storedFingerprint(s) == fp {
+				n++
+			}
+		}
+		if n > e.Prior {
+			counts[fp] = n
+			r.cameBack()
+			return nil
+		}
+		wait := min(r.client.waitMin<<attempt, r.client.waitMax)
+		r.log.Warn("ResultsDB did not confirm a result; sending it again", "uuid", e.UUID, "index", e.Index, "err", err, "wait", wait)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+	}
+}
+
+// Run sends the spool every interval until ctx ends.
+func (r *Reporter) Run(ctx context.Context, interval time.Duration) error {
+	if interval <= 0 {
+		interval = 30 * time.Second
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		if err := r.Flush(ctx); err != nil && !isUnavailable(err) {
+			r.log.Error("sending the spool", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}

@@ -1,0 +1,411 @@
+package reporter
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-retryablehttp"
+
+	"taskotron/contract"
+)
+
+// RejectedError is a ResultsDB answer of 4xx: the server refused the
+// result and sending it again will not help.
+type RejectedError struct {
+	Status  int
+	Message string
+}
+
+func (e *RejectedError) Error() string {
+	return fmt.Sprintf("ResultsDB rejected the result (HTTP %d): %s", e.Status, e.Message)
+}
+
+// UnavailableError means ResultsDB could not be reached or kept failing
+// (network errors, 5xx, 429) after all retries.
+type UnavailableError struct {
+	Err error
+	// Ambiguous: the post may have been stored (the request was sent, the
+	// answer was an error or never came).
+	Ambiguous bool
+}
+
+func (e *UnavailableError) Error() string { return "ResultsDB unavailable: " + e.Err.Error() }
+func (e *UnavailableError) Unwrap() error { return e.Err }
+
+// ResultsDBClient speaks the ResultsDB API v2.0 as far as the reporter
+// needs it. It works against real ResultsDB 2.x and against ours.
+type ResultsDBClient struct {
+	base  string // …/api/v2.0, no trailing slash
+	token string
+	hc    *retryablehttp.Client
+	// post retries only failures that surely stored nothing, so that a
+	// retry cannot store a result twice; the reporter settles the others.
+	post *retryablehttp.Client
+
+	retryMax         int
+	waitMin, waitMax time.Duration
+}
+
+// ClientOptions configure a ResultsDBClient.
+type ClientOptions struct {
+	// Token, when set, is sent as a bearer token.
+	Token string
+	// HTTPClient is the underlying client (transport, timeout); nil means a
+	// fresh one with a 30 s timeout.
+	HTTPClient *http.Client
+	// RetryMax is how many times a failed request is repeated (default 4);
+	// RetryWaitMin/Max bound the exponential backoff (default 500 ms, 30 s).
+	RetryMax     int
+	RetryWaitMin time.Duration
+	RetryWaitMax time.Duration
+	Log          *slog.Logger
+}
+
+// NewResultsDBClient makes a client for the API at baseURL; "/api/v2.0" is
+// added when the URL does not end with it.
+func NewResultsDBClient(baseURL string, o ClientOptions) (*ResultsDBClient, error) {
+	u, err := url.Parse(strings.TrimSpace(baseURL))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("ResultsDB URL %q: want http(s)://host[:port][/path]", baseURL)
+	}
+	base := strings.TrimRight(u.String(), "/")
+	if !strings.HasSuffix(base, "/api/v2.0") {
+		base += "/api/v2.0"
+	}
+	// GETs retry what may pass on its own: network errors, 5xx and 429
+	// (retryablehttp's default policy); a 4xx is an answer.
+	c := &ResultsDBClient{base: base, token: o.Token, hc: newRetryClient(o, retryablehttp.DefaultRetryPolicy), post: newRetryClient(o, safePostRetry)}
+	c.retryMax, c.waitMin, c.waitMax = c.hc.RetryMax, c.hc.RetryWaitMin, c.hc.RetryWaitMax
+	return c, nil
+}
+
+func newRetryClient(o ClientOptions, policy retryablehttp.CheckRetry) *retryablehttp.Client {
+	hc := retryablehttp.NewClient()
+	if o.HTTPClient != nil {
+		hc.HTTPClient = o.HTTPClient
+	} else {
+		hc.HTTPClient.Timeout = 30 * time.Second
+	}
+	hc.RetryMax = 4
+	if o.RetryMax > 0 {
+		hc.RetryMax = o.RetryMax
+	} else if o.RetryMax < 0 {
+		hc.RetryMax = 0
+	}
+	hc.RetryWaitMin, hc.RetryWaitMax = 500*time.Millisecond, 30*time.Second
+	if o.RetryWaitMin > 0 {
+		hc.RetryWaitMin = o.RetryWaitMin
+	}
+	if o.RetryWaitMax > 0 {
+		hc.RetryWaitMax = o.RetryWaitMax
+	}
+	hc.CheckRetry = policy
+	hc.ErrorHandler = retryablehttp.PassthroughErrorHandler
+	hc.Logger = nil
+	if o.Log != nil {
+		log := o.Log
+		hc.RequestLogHook = func(_ retryablehttp.Logger, req *http.Request, attempt int) {
+			if attempt > 0 {
+				log.Warn("retrying ResultsDB request", "method", req.Method, "url", req.URL.String(), "attempt", attempt+1)
+			}
+		}
+	}
+	return hc
+}
+
+// safePostRetry retries a POST only when ResultsDB cannot have stored it:
+// the connection was never made, or the answer says it was not processed
+// (429, 502, 503).
+func safePostRetry(ctx context.Context, resp *http.Response, err error) (bool, error) {
+	if ctx.Err() != nil {
+		return false, ctx.Err()
+	}
+	if err != nil {
+		return notSent(err), nil
+	}
+	switch resp.StatusCode {
+	case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable:
+		return true, nil
+	}
+	return false, nil
+}
+
+// notSent tells whether a transport error happened before the request
+// left: a failed dial.
+func notSent(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
+
+// BaseURL is the API root the client talks to (…/api/v2.0).
+func (c *ResultsDBClient) BaseURL() string { return c.base }
+
+func (c *ResultsDBClient) do(ctx context.Context, method, u string, body []byte) (int, []byte, error) {
+	hc := c.hc
+	if method == http.MethodPost {
+		hc = c.post
+	}
+	var rd any
+	if body != nil {
+		rd = body
+	}
+	req, err := retryablehttp.NewRequestWithContext(ctx, method, u, rd)
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Accept", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		if resp != nil {
+			resp.Body.Close()
+		}
+		if ctx.Err() != nil {
+			return 0, nil, &UnavailableError{Err: ctx.Err(), Ambiguous: true}
+		}
+		return 0, nil, &UnavailableError{Err: err, Ambiguous: !notSent(err)}
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return 0, nil, &UnavailableError{Err: fmt.Errorf("%s %s: reading the answer: %w", method, u, err)}
+	}
+	if resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests {
+		sure := resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusBadGateway || resp.StatusCode == http.StatusServiceUnavailable
+		return resp.StatusCode, raw, &UnavailableError{Err: fmt.Errorf("%s %s: HTTP %d: %s", method, u, resp.StatusCode, ErrorMessage(raw)), Ambiguous: !sure}
+	}
+	return resp.StatusCode, raw, nil
+}
+
+// PostResult sends one result. It returns a *RejectedError for a 4xx and
+// an *UnavailableError when ResultsDB could not take it.
+func (c *ResultsDBClient) PostResult(ctx context.Context, p contract.ResultsDBPost) error {
+	body, err := json.Marshal(p)
+	if err != nil {
+		return fmt.Errorf("encoding the post: %w", err)
+	}
+	status, raw, err := c.do(ctx, http.MethodPost, c.base+"/results", body)
+	if err != nil {
+		return err
+	}
+	if status >= 400 {
+		return &RejectedError{Status: status, Message: ErrorMessage(raw)}
+	}
+	if status < 200 || status > 299 {
+		return &UnavailableError{Err: fmt.Errorf("POST %s/results: unexpected HTTP %d: %s", c.base, status, ErrorMessage(raw))}
+	}
+	return nil
+}
+
+// ErrorMessage pulls a readable message out of an error body: ResultsDB's
+// {"message": "..."}, pydantic's {"detail": [...]}, or the text itself.
+func ErrorMessage(raw []byte) string {
+	var m map[string]any
+	if json.Unmarshal(raw, &m) == nil && m != nil {
+		for _, key := range []string{"message", "detail", "error", "errors"} {
+			v, ok := m[key]
+			if !ok {
+				continue
+			}
+			if s, isStr := v.(string); isStr {
+				return oneLine(s)
+			}
+			b, _ := json.Marshal(v)
+			return string(b)
+		}
+		b, _ := json.Marshal(m)
+		return truncate(string(b), 500)
+	}
+	s := oneLine(string(raw))
+	if s == "" {
+		return "(empty answer)"
+	}
+	return truncate(s, 500)
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+// StoredResult is a result as ResultsDB returns it, read leniently: data
+// values may be lists or single values, the testcase a name or an object,
+// groups uuids or objects, submit_time with or without a timezone.
+type StoredResult struct {
+	ID         string
+	Outcome    string
+	Testcase   string
+	Note       string
+	RefURL     string
+	Groups     []string
+	Data       map[string][]string
+	SubmitTime time.Time
+}
+
+func (s *StoredResult) UnmarshalJSON(b []byte) error {
+	var raw struct {
+		ID         json.Number     `json:"id"`
+		Outcome    string          `json:"outcome"`
+		Testcase   json.RawMessage `json:"testcase"`
+		Note       *string         `json:"note"`
+		RefURL     *string         `json:"ref_url"`
+		Groups     []any           `json:"groups"`
+		Data       map[string]any  `json:"data"`
+		SubmitTime *string         `json:"submit_time"`
+	}
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return err
+	}
+	*s = StoredResult{ID: raw.ID.String(), Outcome: strings.ToUpper(raw.Outcome), Data: map[string][]string{}}
+	var name string
+	var tc struct {
+		Name string `json:"name"`
+	}
+	if json.Unmarshal(raw.Testcase, &name) == nil {
+		s.Testcase = name
+	} else if json.Unmarshal(raw.Testcase, &tc) == nil {
+		s.Testcase = tc.Name
+	}
+	if raw.Note != nil {
+		s.Note = *raw.Note
+	}
+	if raw.RefURL != nil {
+		s.RefURL = *raw.RefURL
+	}
+	for _, g := range raw.Groups {
+		switch x := g.(type) {
+		case string:
+			s.Groups = append(s.Groups, x)
+		case map[string]any:
+			if u, ok := x["uuid"].(string); ok {
+				s.Groups = append(s.Groups, u)
+			}
+		}
+	}
+	for k, v := range raw.Data {
+		switch x := v.(type) {
+		case []any:
+			for _, e := range x {
+				s.Data[k] = append(s.Data[k], fmt.Sprint(e))
+			}
+		case nil:
+		default:
+			s.Data[k] = []string{fmt.Sprint(x)}
+		}
+	}
+	if raw.SubmitTime != nil {
+		t, err := ParseSubmitTime(*raw.SubmitTime)
+		if err != nil {
+			return err
+		}
+		s.SubmitTime = t
+	}
+	return nil
+}
+
+// ParseSubmitTime reads ResultsDB's submit_time: naive UTC isoformat
+// ("2016-08-15T13:29:06.123456") from real ResultsDB, or RFC 3339.
+func ParseSubmitTime(v string) (time.Time, error) {
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05.999999999", "2006-01-02 15:04:05.999999999", "2006-01-02 15:04:05 MST"} {
+		if t, err := time.Parse(layout, v); err == nil {
+			return t.UTC(), nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("submit_time %q: not an ISO 8601 time", v)
+}
+
+// GroupResults lists every result of a group (one execution), following
+// the pagination links.
+func (c *ResultsDBClient) GroupResults(ctx context.Context, uuid string) ([]StoredResult, error) {
+	next := c.base + "/results?" + url.Values{"groups": {uuid}, "limit": {"100"}}.Encode()
+	var all []StoredResult
+	for page := 0; next != ""; page++ {
+		if page >= 1000 {
+			return nil, fmt.Errorf("group %s: more than 1000 pages of results", uuid)
+		}
+		status, raw, err := c.do(ctx, http.MethodGet, next, nil)
+		if err != nil {
+			return nil, err
+		}
+		if status == http.StatusNotFound {
+			return all, nil
+		}
+		if status != http.StatusOK {
+			return nil, &UnavailableError{Err: fmt.Errorf("GET %s: HTTP %d: %s", next, status, ErrorMessage(raw))}
+		}
+		var body struct {
+			Data []StoredResult `json:"data"`
+			Next *string        `json:"next"`
+		}
+		if err := json.Unmarshal(raw, &body); err != nil {
+			return nil, &UnavailableError{Err: fmt.Errorf("GET %s: unreadable answer: %w", next, err)}
+		}
+		all = append(all, body.Data...)
+		next = ""
+		if body.Next != nil {
+			next = *body.Next
+		}
+	}
+	return all, nil
+}
+
+// fingerprint identifies a result well enough to tell whether a post was
+// already stored: the fields ResultsDB keeps verbatim.
+func fingerprint(testcase, outcome, note, refURL string, item, typ, arch []string) string {
+	sort.Strings(arch)
+	var b bytes.Buffer
+	for _, s := range []string{testcase, strings.ToUpper(outcome), note, refURL, strings.Join(item, ","), strings.Join(typ, ","), strings.Join(arch, ",")} {
+		b.WriteString(s)
+		b.WriteByte(0)
+	}
+	return b.String()
+}
+
+func postFingerprint(p contract.ResultsDBPost) string {
+	list := func(v any) []string {
+		switch x := v.(type) {
+		case nil:
+			return nil
+		case string:
+			return []string{x}
+		case []string:
+			return append([]string(nil), x...)
+		case []any:
+			var out []string
+			for _, e := range x {
+				out = append(out, fmt.Sprint(e))
+			}
+			return out
+		}
+		return []string{fmt.Sprint(v)}
+	}
+	return fingerprint(p.Testcase.Name, string(p.Outcome), p.Note, p.RefURL, list(p.Data["item"]), list(p.Data["type"]), list(p.Data["arch"]))
+}
+
+func storedFingerprint(s StoredResult) string {
+	return fingerprint(s.Testcase, s.Outcome, s.Note, s.RefURL, s.Data["item"], s.Data["type"], append([]string(nil), s.Data["arch"]...))
+}
+
+// isUnavailable tells a temporary failure from a final one.
+func isUnavailable(err error) bool {
+	var u *UnavailableError
+	return errors.As(err, &u)
+}

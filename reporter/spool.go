@@ -1,0 +1,233 @@
+package reporter
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"taskotron/contract"
+)
+
+// spool keeps posts on disk until ResultsDB takes them. Layout:
+//
+//	queue/<seq>-<uuid>-<index>.json   posts waiting, sent in <seq> order
+//	rejected/<uuid>-<index>.json      posts ResultsDB refused, with its message
+//	reported/<uuid>                   executions whose posts are all stored or queued
+//
+// Every file is written to a temporary name, fsync'd, renamed, and the
+// folder fsync'd, so a crash leaves either the whole file or none.
+type spool struct {
+	dir string
+	mu  sync.Mutex
+	seq uint64
+}
+
+// spoolEntry is one queued post.
+type spoolEntry struct {
+	UUID  string `json:"uuid"`
+	Index int    `json:"index"`
+	// Prior counts the posts of the same execution before this one that
+	// look the same; ResultsDB holds this post already when it holds more
+	// than Prior of them.
+	Prior   int                    `json:"prior"`
+	Post    contract.ResultsDBPost `json:"post"`
+	Spooled time.Time              `json:"spooled"`
+	// LastError is why it was spooled.
+	LastError string `json:"last_error,omitempty"`
+
+	name string
+}
+
+// rejectedEntry is a post ResultsDB refused.
+type rejectedEntry struct {
+	UUID     string                 `json:"uuid"`
+	Index    int                    `json:"index"`
+	Status   int                    `json:"status"`
+	Message  string                 `json:"message"`
+	Rejected time.Time              `json:"rejected"`
+	Post     contract.ResultsDBPost `json:"post"`
+}
+
+func openSpool(dir string) (*spool, error) {
+	if dir == "" {
+		return nil, errors.New("no spool folder configured (reporter.spool)")
+	}
+	for _, sub := range []string{"queue", "rejected", "reported"} {
+		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
+			return nil, fmt.Errorf("spool folder: %w", err)
+		}
+	}
+	s := &spool{dir: dir}
+	names, err := s.list()
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range names {
+		if seq, err := strconv.ParseUint(strings.SplitN(n, "-", 2)[0], 10, 64); err == nil && seq > s.seq {
+			s.seq = seq
+		}
+	}
+	return s, nil
+}
+
+// safeName keeps a uuid usable as part of a file name: it comes from
+// outside and must not reach outside the spool.
+func safeName(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			b[i] = '_'
+		}
+	}
+	out := string(b)
+	if out == "" || strings.Trim(out, ".") == "" {
+		out = "_" + out
+	}
+	return out
+}
+
+// list returns the queued file names, oldest first.
+func (s *spool) list() ([]string, error) {
+	ents, err := os.ReadDir(filepath.Join(s.dir, "queue"))
+	if err != nil {
+		return nil, fmt.Errorf("spool: %w", err)
+	}
+	var names []string
+	for _, e := range ents {
+		if strings.HasSuffix(e.Name(), ".json") && !e.IsDir() {
+			names = append(names, e.Name())
+		}
+	}
+	sort.Strings(names)
+	return names, nil
+}
+
+func (s *spool) queued() (int, error) {
+	names, err := s.list()
+	return len(names), err
+}
+
+// add queues entries in order.
+func (s *spool) add(entries []spoolEntry) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	dir := filepath.Join(s.dir, "queue")
+	for _, e := range entries {
+		s.seq++
+		name := fmt.Sprintf("%020d-%s-%d.json", s.seq, safeName(e.UUID), e.Index)
+		if err := writeFileSync(dir, name, e); err != nil {
+			return err
+		}
+	}
+	return syncDir(dir)
+}
+
+func (s *spool) load(name string) (spoolEntry, error) {
+	var e spoolEntry
+	raw, err := os.ReadFile(filepath.Join(s.dir, "queue", name))
+	if err != nil {
+		return e, err
+	}
+	if err := json.Unmarshal(raw, &e); err != nil {
+		return e, fmt.Errorf("spool entry %s: %w", name, err)
+	}
+	e.name = name
+	return e, nil
+}
+
+func (s *spool) remove(name string) error {
+	dir := filepath.Join(s.dir, "queue")
+	if err := os.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("spool: %w", err)
+	}
+	return syncDir(dir)
+}
+
+// reject keeps a refused post with the server's message, then drops it
+// from the queue (when it was queued).
+func (s *spool) reject(e spoolEntry, rej *RejectedError) error {
+	r := rejectedEntry{UUID: e.UUID, Index: e.Index, Status: rej.Status, Message: rej.Message, Rejected: time.Now().UTC(), Post: e.Post}
+	dir := filepath.Join(s.dir, "rejected")
+	if err := writeFileSync(dir, fmt.Sprintf("%s-%d.json", safeName(e.UUID), e.Index), r); err != nil {
+		return err
+	}
+	if err := syncDir(dir); err != nil {
+		return err
+	}
+	if e.name != "" {
+		return s.remove(e.name)
+	}
+	return nil
+}
+
+// rejectUnreadable moves a queue file that cannot be read aside.
+func (s *spool) rejectUnreadable(name string, cause error) error {
+	from := filepath.Join(s.dir, "queue", name)
+	to := filepath.Join(s.dir, "rejected", "unreadable-"+name)
+	if err := os.Rename(from, to); err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
+	if err := os.WriteFile(to+".reason", []byte(cause.Error()+"\n"), 0o644); err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
+	return errors.Join(syncDir(filepath.Join(s.dir, "queue")), syncDir(filepath.Join(s.dir, "rejected")))
+}
+
+func (s *spool) reported(uuid string) bool {
+	_, err := os.Stat(filepath.Join(s.dir, "reported", safeName(uuid)))
+	return err == nil
+}
+
+func (s *spool) markReported(uuid string, posts int) error {
+	dir := filepath.Join(s.dir, "reported")
+	marker := map[string]any{"uuid": uuid, "posts": posts, "reported": time.Now().UTC()}
+	if err := writeFileSync(dir, safeName(uuid), marker); err != nil {
+		return err
+	}
+	return syncDir(dir)
+}
+
+// writeFileSync writes v as JSON to dir/name atomically and durably
+// (except for the folder entry: the caller syncs the folder once).
+func writeFileSync(dir, name string, v any) error {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("spool: encoding %s: %w", name, err)
+	}
+	f, err := os.CreateTemp(dir, ".tmp-*")
+	if err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
+	tmp := f.Name()
+	_, werr := f.Write(raw)
+	serr := f.Sync()
+	cerr := f.Close()
+	if err := errors.Join(werr, serr, cerr); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("spool: writing %s: %w", name, err)
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("spool: %w", err)
+	}
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("spool: syncing %s: %w", dir, err)
+	}
+	return nil
+}
