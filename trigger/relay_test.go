@@ -66,8 +66,8 @@ func TestRelayFiles(t *testing.T) {
 		corpusLine(t, "koji-untag__1.json", "m-untag"),
 		`{"id": "m-bad", "topic": "org.fedoraproject.prod.buildsys.build.state.change", "body": {"new": 1, "name": "x"}}`,
 		corpusLine(t, "koji-tag__3.json", "m-tag"),
-		corpusLine(t, "koji-build-state-change__10.json", "m-build"), // redelivered
-		corpusLine(t, "koji-build-state-change__8.json", "m-build-2"),  // same NVR, another message
+		corpusLine(t, "koji-build-state-change__10.json", "m-build"),  // redelivered
+		corpusLine(t, "koji-build-state-change__8.json", "m-build-2"), // same NVR, another message
 	)
 	src, err := bus.OpenFiles(nil, in)
 	if err != nil {

@@ -238,7 +238,7 @@ func TestQueryOperators(t *testing.T) {
 	data := map[string]any{
 		"message_type": "KojiBuildPackageCompleted", "name": "kernel", "tag": "f40-updates-pending",
 		"builds": []any{"a-1-1", "b-1-1"}, "n": 3.0,
-		"_msg": map[string]any{"instance": "primary", "request": []any{"git+https://x", "f40"}},
+		"_msg":          map[string]any{"instance": "primary", "request": []any{"git+https://x", "f40"}},
 		"critpath_pkgs": []any{"kernel", "glibc"},
 	}
 	cases := []struct {

@@ -1,0 +1,422 @@
+package bus
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"expvar"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"taskotron/contract"
+)
+
+// Metrics of the AMQP transports, published with expvar (/debug/vars).
+var amqpMetrics = expvar.NewMap("taskotron_amqp")
+
+// ReasonHeader carries why a message was set aside in the dead-letter queue.
+const ReasonHeader = "x-taskotron-reason"
+
+// AMQPSourceConfig configures an AMQPSource.
+type AMQPSourceConfig struct {
+	URL string
+	// Exchange is the topic exchange bus messages are published to
+	// (Fedora Messaging: amq.topic).
+	Exchange string
+	// Queue is our durable queue; it is bound to Exchange for each of Topics.
+	Queue  string
+	Topics []string
+	// Prefetch is how many unacked messages the broker hands us at once.
+	Prefetch int
+	// DeadLetterQueue receives rejected messages; empty means Queue + ".deadletter".
+	DeadLetterQueue string
+	// Watchdog is how often the liveness check runs: when nothing was handed
+	// to the consumer during a whole period while the queue holds ready
+	// messages, it logs and counts a stall. Zero means one minute.
+	Watchdog time.Duration
+	// MaxBackoff caps the wait between reconnection attempts (default 30s).
+	MaxBackoff time.Duration
+	Log        *slog.Logger
+}
+
+// AMQPSource consumes bus messages from RabbitMQ with manual acks. It
+// reconnects with backoff after a broker restart or a lost connection and
+// declares its topology again; messages not acked before the loss come again.
+type AMQPSource struct {
+	cfg AMQPSourceConfig
+	log *slog.Logger
+	out chan amqp.Delivery
+
+	mu      sync.Mutex
+	conn    *amqp.Connection
+	pub     *amqp.Channel // confirm mode, for the dead-letter queue
+	closed  chan struct{}
+	done    chan struct{}
+	stalls  atomic.Int64
+	lastOut atomic.Int64 // unix nanos of the last message handed out
+	conns   atomic.Int64 // successful connections, for tests and logs
+}
+
+// OpenAMQPSource connects, declares the topology and starts consuming. The
+// first connection must succeed, so a wrong URL is reported at once; later
+// losses are retried forever.
+func OpenAMQPSource(ctx context.Context, cfg AMQPSourceConfig) (*AMQPSource, error) {
+	if cfg.Exchange == "" {
+		cfg.Exchange = "amq.topic"
+	}
+	if cfg.Queue == "" {
+		return nil, errors.New("amqp source: no queue name")
+	}
+	if cfg.DeadLetterQueue == "" {
+		cfg.DeadLetterQueue = cfg.Queue + ".deadletter"
+	}
+	if cfg.Prefetch <= 0 {
+		cfg.Prefetch = 50
+	}
+	if cfg.Watchdog <= 0 {
+		cfg.Watchdog = time.Minute
+	}
+	if cfg.MaxBackoff <= 0 {
+		cfg.MaxBackoff = 30 * time.Second
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	s := &AMQPSource{cfg: cfg, log: cfg.Log, out: make(chan amqp.Delivery), closed: make(chan struct{}), done: make(chan struct{})}
+	msgs, lost, err := s.connect()
+	if err != nil {
+		return nil, err
+	}
+	s.lastOut.Store(time.Now().UnixNano())
+	go s.run(msgs, lost)
+	go s.watchdog()
+	return s, nil
+}
+
+// connect dials, declares and consumes; lost is closed when the connection
+// or the consuming channel goes away.
+func (s *AMQPSource) connect() (<-chan amqp.Delivery, chan *amqp.Error, error) {
+	conn, err := amqp.Dial(s.cfg.URL)
+	if err != nil {
+		return nil, nil, fmt.Errorf("amqp %s: %w", redactURL(s.cfg.URL), err)
+	}
+	fail := func(what string, err error) (<-chan amqp.Delivery, chan *amqp.Error, error) {
+		conn.Close()
+		return nil, nil, fmt.Errorf("amqp %s: %s: %w", redactURL(s.cfg.URL), what, err)
+	}
+	ch, err := conn.Channel()
+	if err != nil {
+		return fail("channel", err)
+	}
+	if err := declareSource(ch, s.cfg); err != nil {
+		return fail("declaring topology", err)
+	}
+	if err := ch.Qos(s.cfg.Prefetch, 0, false); err != nil {
+		return fail("prefetch", err)
+	}
+	msgs, err := ch.Consume(s.cfg.Queue, "", false, false, false, false, nil)
+	if err != nil {
+		return fail("consume "+s.cfg.Queue, err)
+	}
+	pub, err := conn.Channel()
+	if err != nil {
+		return fail("channel", err)
+	}
+	if err := pub.Confirm(false); err != nil {
+		return fail("confirm mode", err)
+	}
+	lost := conn.NotifyClose(make(chan *amqp.Error, 1))
+	s.mu.Lock()
+	s.conn, s.pub = conn, pub
+	s.mu.Unlock()
+	s.conns.Add(1)
+	return msgs, lost, nil
+}
+
+func declareSource(ch *amqp.Channel, cfg AMQPSourceConfig) error {
+	if !strings.HasPrefix(cfg.Exchange, "amq.") {
+		if err := ch.ExchangeDeclare(cfg.Exchange, "topic", true, false, false, false, nil); err != nil {
+			return err
+		}
+	}
+	if _, err := ch.QueueDeclare(cfg.Queue, true, false, false, false, nil); err != nil {
+		return err
+	}
+	for _, t := range cfg.Topics {
+		if err := ch.QueueBind(cfg.Queue, t, cfg.Exchange, false, nil); err != nil {
+			return fmt.Errorf("bind %s: %w", t, err)
+		}
+	}
+	_, err := ch.QueueDeclare(cfg.DeadLetterQueue, true, false, false, false, nil)
+	return err
+}
+
+// run forwards deliveries and reconnects after a loss.
+func (s *AMQPSource) run(msgs <-chan amqp.Delivery, lost chan *amqp.Error) {
+	defer close(s.done)
+	for {
+	forward:
+		for {
+			select {
+			case d, ok := <-msgs:
+				if !ok {
+					break forward
+				}
+				select {
+				case s.out <- d:
+				case <-s.closed:
+					return
+				}
+			case <-s.closed:
+				return
+			}
+		}
+		select {
+		case err := <-lost:
+			s.log.Warn("amqp connection lost, reconnecting", "err", err)
+		case <-s.closed:
+			return
+		default:
+			s.log.Warn("amqp consumer stopped, reconnecting")
+		}
+		s.mu.Lock()
+		if s.conn != nil {
+			s.conn.Close()
+		}
+		s.mu.Unlock()
+		amqpMetrics.Add("source_reconnects", 1)
+		var err error
+		msgs, lost, err = s.reconnect()
+		if err != nil {
+			return // closed while reconnecting
+		}
+		s.log.Info("amqp reconnected; topology declared again", "queue", s.cfg.Queue)
+	}
+}
+
+func (s *AMQPSource) reconnect() (<-chan amqp.Delivery, chan *amqp.Error, error) {
+	delay := 100 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		msgs, lost, err := s.connect()
+		if err == nil {
+			return msgs, lost, nil
+		}
+		s.log.Warn("amqp reconnect failed", "attempt", attempt, "retry_in", delay, "err", err)
+		select {
+		case <-time.After(delay + rand.N(delay/2+1)):
+		case <-s.closed:
+			return nil, nil, errors.New("closed")
+		}
+		if delay *= 2; delay > s.cfg.MaxBackoff {
+			delay = s.cfg.MaxBackoff
+		}
+	}
+}
+
+// watchdog reports when nothing reached the consumer during a whole period
+// while the queue has a backlog: a stuck consumer or a dead channel that
+// was not noticed.
+func (s *AMQPSource) watchdog() {
+	t := time.NewTicker(s.cfg.Watchdog)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.closed:
+			return
+		case <-t.C:
+		}
+		idle := time.Since(time.Unix(0, s.lastOut.Load()))
+		if idle < s.cfg.Watchdog {
+			continue
+		}
+		ready, err := s.backlog()
+		if err != nil {
+			s.log.Warn("amqp watchdog: cannot read the queue depth", "queue", s.cfg.Queue, "err", err)
+			continue
+		}
+		if ready > 0 {
+			s.stalls.Add(1)
+			amqpMetrics.Add("source_stalls", 1)
+			s.log.Warn("amqp watchdog: nothing delivered while the queue has a backlog",
+				"queue", s.cfg.Queue, "ready", ready, "idle", idle.Round(time.Second))
+		}
+	}
+}
+
+// backlog reads how many messages wait in the queue (not yet delivered).
+func (s *AMQPSource) backlog() (int, error) {
+	s.mu.Lock()
+	conn := s.conn
+	s.mu.Unlock()
+	if conn == nil || conn.IsClosed() {
+		return 0, errors.New("not connected")
+	}
+	ch, err := conn.Channel()
+	if err != nil {
+		return 0, err
+	}
+	defer ch.Close()
+	q, err := ch.QueueDeclarePassive(s.cfg.Queue, true, false, false, false, nil)
+	if err != nil {
+		return 0, err
+	}
+	return q.Messages, nil
+}
+
+// Stalls counts the watchdog's reports.
+func (s *AMQPSource) Stalls() int64 { return s.stalls.Load() }
+
+// Connections counts successful connections (1 + reconnections).
+func (s *AMQPSource) Connections() int64 { return s.conns.Load() }
+
+// Next returns the next message. A body that is not a JSON object comes
+// back as a delivery with Err set, to be rejected.
+func (s *AMQPSource) Next(ctx context.Context) (Delivery, error) {
+	select {
+	case <-ctx.Done():
+		return Delivery{}, ctx.Err()
+	case <-s.closed:
+		return Delivery{}, errors.New("amqp source closed")
+	case d := <-s.out:
+		s.lastOut.Store(time.Now().UnixNano())
+		amqpMetrics.Add("source_delivered", 1)
+		return s.delivery(d), nil
+	}
+}
+
+func (s *AMQPSource) delivery(d amqp.Delivery) Delivery {
+	origin := fmt.Sprintf("amqp:%s#%d", s.cfg.Queue, d.DeliveryTag)
+	msg, err := decodeAMQP(d)
+	ack := func() error { return d.Ack(false) }
+	reject := func(reason string) error { return s.deadLetter(d, reason) }
+	del := NewDelivery(msg, d.Body, origin, ack, reject)
+	if err != nil {
+		del.Err = fmt.Errorf("%s (topic %s, message-id %s): %w", origin, d.RoutingKey, d.MessageId, err)
+	}
+	return del
+}
+
+// decodeAMQP reads the Fedora Messaging wire format: routing key = topic,
+// message-id = id, headers, JSON body.
+func decodeAMQP(d amqp.Delivery) (contract.Message, error) {
+	msg := contract.Message{ID: d.MessageId, Topic: d.RoutingKey, Headers: plainTable(d.Headers)}
+	var body any
+	if err := json.Unmarshal(d.Body, &body); err != nil {
+		return msg, fmt.Errorf("body is not JSON: %s", strings.Join(strings.Fields(err.Error()), " "))
+	}
+	m, ok := body.(map[string]any)
+	if !ok {
+		return msg, errors.New("body is not a JSON object")
+	}
+	msg.Body = m
+	if msg.ID == "" {
+		msg.ID = derivedID(msg)
+	}
+	return msg, nil
+}
+
+// plainTable converts AMQP header values to JSON-friendly ones.
+func plainTable(t amqp.Table) map[string]any {
+	if len(t) == 0 {
+		return nil
+	}
+	out := make(map[string]any, len(t))
+	for k, v := range t {
+		out[k] = plainValue(v)
+	}
+	return out
+}
+
+func plainValue(v any) any {
+	switch x := v.(type) {
+	case amqp.Table:
+		return plainTable(x)
+	case []any:
+		out := make([]any, len(x))
+		for i, item := range x {
+			out[i] = plainValue(item)
+		}
+		return out
+	case time.Time:
+		return x.UTC().Format(time.RFC3339)
+	case amqp.Decimal:
+		return fmt.Sprint(x.Value)
+	case []byte:
+		return string(x)
+	}
+	return v
+}
+
+// deadLetter publishes the message as received to the dead-letter queue
+// with the reason in a header, waits for the broker's confirm, then acks it.
+func (s *AMQPSource) deadLetter(d amqp.Delivery, reason string) error {
+	s.mu.Lock()
+	pub := s.pub
+	s.mu.Unlock()
+	if pub == nil {
+		return errors.New("amqp: not connected")
+	}
+	headers := amqp.Table{}
+	for k, v := range d.Headers {
+		headers[k] = v
+	}
+	headers[ReasonHeader] = reason
+	headers["x-taskotron-topic"] = d.RoutingKey
+	headers["x-taskotron-rejected-at"] = time.Now().UTC().Format(time.RFC3339)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	dc, err := pub.PublishWithDeferredConfirmWithContext(ctx, "", s.cfg.DeadLetterQueue, false, false, amqp.Publishing{
+		Headers: headers, ContentType: d.ContentType, DeliveryMode: amqp.Persistent,
+		MessageId: d.MessageId, Timestamp: d.Timestamp, Body: d.Body,
+	})
+	if err != nil {
+		return fmt.Errorf("dead-letter queue %s: %w", s.cfg.DeadLetterQueue, err)
+	}
+	ok, err := dc.WaitContext(ctx)
+	if err != nil || !ok {
+		return fmt.Errorf("dead-letter queue %s: not confirmed (%v)", s.cfg.DeadLetterQueue, err)
+	}
+	amqpMetrics.Add("source_dead_lettered", 1)
+	return d.Ack(false)
+}
+
+// Close stops consuming; unacked messages go back to the queue.
+func (s *AMQPSource) Close() error {
+	select {
+	case <-s.closed:
+		return nil
+	default:
+	}
+	close(s.closed)
+	s.mu.Lock()
+	conn := s.conn
+	s.mu.Unlock()
+	var err error
+	if conn != nil {
+		err = conn.Close()
+	}
+	<-s.done
+	if errors.Is(err, amqp.ErrClosed) {
+		err = nil
+	}
+	return err
+}
+
+// redactURL hides the password of an amqp URL in messages.
+func redactURL(u string) string {
+	uri, err := amqp.ParseURI(u)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	if uri.Password != "" {
+		uri.Password = "***"
+	}
+	return uri.String()
+}

@@ -1,0 +1,326 @@
+package bus
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"taskotron/contract"
+)
+
+// AMQPJobQueueConfig configures an AMQPJobQueue.
+type AMQPJobQueueConfig struct {
+	URL string
+	// Exchange is the direct exchange jobs are routed through by arch
+	// (default "taskotron.jobs").
+	Exchange string
+	// Queue prefixes the per-arch queues: <Queue>.<arch>.
+	Queue string
+	// Arches are the queues Next consumes from (a worker's arches). Publish
+	// declares the queue of any arch it sees, so no job is unroutable.
+	Arches []string
+	// Prefetch bounds the jobs a worker holds unacked (default 1: a job
+	// waits in the queue, where another worker can take it).
+	Prefetch int
+	// MaxPriority is the queues' x-max-priority (default 9).
+	MaxPriority int
+	Log         *slog.Logger
+}
+
+// AMQPJobQueue is the production job queue: durable priority queues, one per
+// arch, persistent messages and publisher confirms. It reconnects on the
+// next call after a lost connection.
+type AMQPJobQueue struct {
+	cfg AMQPJobQueueConfig
+	log *slog.Logger
+
+	mu       sync.Mutex
+	conn     *amqp.Connection
+	pub      *amqp.Channel
+	declared map[string]bool
+	consume  <-chan amqp.Delivery
+	cons     *amqp.Channel
+}
+
+// OpenAMQPJobQueue connects and declares the exchange and the queues of cfg.Arches.
+func OpenAMQPJobQueue(ctx context.Context, cfg AMQPJobQueueConfig) (*AMQPJobQueue, error) {
+	if cfg.Exchange == "" {
+		cfg.Exchange = "taskotron.jobs"
+	}
+	if cfg.Queue == "" {
+		return nil, errors.New("amqp job queue: no queue name")
+	}
+	if cfg.Prefetch <= 0 {
+		cfg.Prefetch = 1
+	}
+	if cfg.MaxPriority <= 0 {
+		cfg.MaxPriority = 9
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	q := &AMQPJobQueue{cfg: cfg, log: cfg.Log}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if err := q.connectLocked(); err != nil {
+		return nil, err
+	}
+	for _, a := range cfg.Arches {
+		if err := q.declareLocked(a); err != nil {
+			return nil, err
+		}
+	}
+	return q, nil
+}
+
+// QueueName is the queue holding jobs for arch.
+func (q *AMQPJobQueue) QueueName(arch string) string { return q.cfg.Queue + "." + arch }
+
+func (q *AMQPJobQueue) connectLocked() error {
+	if q.conn != nil && !q.conn.IsClosed() && q.pub != nil && !q.pub.IsClosed() {
+		return nil
+	}
+	if q.conn != nil {
+		q.conn.Close()
+	}
+	q.conn, q.pub, q.cons, q.consume, q.declared = nil, nil, nil, nil, map[string]bool{}
+	conn, err := amqp.Dial(q.cfg.URL)
+	if err != nil {
+		return fmt.Errorf("amqp %s: %w", redactURL(q.cfg.URL), err)
+	}
+	pub, err := conn.Channel()
+	if err == nil {
+		err = pub.Confirm(false)
+	}
+	if err == nil {
+		err = pub.ExchangeDeclare(q.cfg.Exchange, "direct", true, false, false, false, nil)
+	}
+	if err != nil {
+		conn.Close()
+		return fmt.Errorf("amqp %s: job exchange %s: %w", redactURL(q.cfg.URL), q.cfg.Exchange, err)
+	}
+	q.conn, q.pub = conn, pub
+	return nil
+}
+
+func (q *AMQPJobQueue) declareLocked(arch string) error {
+	if q.declared[arch] {
+		return nil
+	}
+	name := q.QueueName(arch)
+	args := amqp.Table{"x-max-priority": int32(q.cfg.MaxPriority)}
+	if _, err := q.pub.QueueDeclare(name, true, false, false, false, args); err != nil {
+		return fmt.Errorf("job queue %s: %w", name, err)
+	}
+	if err := q.pub.QueueBind(name, arch, q.cfg.Exchange, false, nil); err != nil {
+		return fmt.Errorf("job queue %s: bind: %w", name, err)
+	}
+	q.declared[arch] = true
+	return nil
+}
+
+// Publish sends the jobs as persistent messages routed by arch, and returns
+// once the broker has confirmed every one of them.
+func (q *AMQPJobQueue) Publish(ctx context.Context, jobs ...contract.Job) error {
+	if len(jobs) == 0 {
+		return nil
+	}
+	bodies := make([][]byte, len(jobs))
+	for i, j := range jobs {
+		if j.Arch == "" {
+			return fmt.Errorf("job %s (%s on %s) has no arch", j.UUID, j.TaskName, j.Item)
+		}
+		b, err := json.Marshal(j)
+		if err != nil {
+			return fmt.Errorf("job %s: %w", j.UUID, err)
+		}
+		bodies[i] = b
+	}
+	q.mu.Lock()
+	if err := q.connectLocked(); err != nil {
+		q.mu.Unlock()
+		return err
+	}
+	for _, j := range jobs {
+		if err := q.declareLocked(j.Arch); err != nil {
+			q.dropLocked()
+			q.mu.Unlock()
+			return err
+		}
+	}
+	pub := q.pub
+	q.mu.Unlock()
+
+	confirms := make([]*amqp.DeferredConfirmation, len(jobs))
+	for i, j := range jobs {
+		dc, err := pub.PublishWithDeferredConfirmWithContext(ctx, q.cfg.Exchange, j.Arch, false, false, amqp.Publishing{
+			ContentType:  "application/json",
+			DeliveryMode: amqp.Persistent,
+			Priority:     priority(j.Priority, q.cfg.MaxPriority),
+			MessageId:    j.UUID,
+			Timestamp:    time.Now().UTC(),
+			Type:         "taskotron.job",
+			Headers:      amqp.Table{"taskname": j.TaskName, "item": j.Item, "item_type": j.ItemType},
+			Body:         bodies[i],
+		})
+		if err != nil {
+			q.drop(pub)
+			return fmt.Errorf("publishing job %s: %w", j.UUID, err)
+		}
+		confirms[i] = dc
+	}
+	for i, dc := range confirms {
+		ok, err := dc.WaitContext(ctx)
+		if err != nil {
+			return fmt.Errorf("job %s: waiting for the broker's confirm: %w", jobs[i].UUID, err)
+		}
+		if !ok {
+			q.drop(pub)
+			return fmt.Errorf("job %s: the broker did not confirm it (nack or connection lost)", jobs[i].UUID)
+		}
+	}
+	amqpMetrics.Add("jobs_published", int64(len(jobs)))
+	return nil
+}
+
+func priority(p, maxP int) uint8 {
+	if p < 0 {
+		return 0
+	}
+	if p > maxP {
+		return uint8(maxP)
+	}
+	return uint8(p)
+}
+
+// drop forgets a broken channel so the next call reconnects.
+func (q *AMQPJobQueue) drop(ch *amqp.Channel) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.pub == ch {
+		q.dropLocked()
+	}
+}
+
+func (q *AMQPJobQueue) dropLocked() {
+	if q.conn != nil {
+		q.conn.Close()
+	}
+	q.conn, q.pub, q.cons, q.consume = nil, nil, nil, nil
+}
+
+// Next takes the next job from the queues of cfg.Arches, highest priority
+// first. The attempt count goes up by one per delivery (two when the broker
+// redelivers a job whose worker vanished).
+func (q *AMQPJobQueue) Next(ctx context.Context) (JobDelivery, error) {
+	if len(q.cfg.Arches) == 0 {
+		return JobDelivery{}, errors.New("amqp job queue: no arches to consume from")
+	}
+	for {
+		msgs, err := q.consumer()
+		if err != nil {
+			return JobDelivery{}, err
+		}
+		select {
+		case <-ctx.Done():
+			return JobDelivery{}, ctx.Err()
+		case d, ok := <-msgs:
+			if !ok {
+				q.mu.Lock()
+				if q.consume == msgs {
+					q.dropLocked()
+				}
+				q.mu.Unlock()
+				select {
+				case <-time.After(200 * time.Millisecond):
+				case <-ctx.Done():
+					return JobDelivery{}, ctx.Err()
+				}
+				continue
+			}
+			var job contract.Job
+			if err := json.Unmarshal(d.Body, &job); err != nil {
+				// Not a job: keep it out of the way, with the reason logged.
+				q.log.Error("not a job, dropped from the queue", "queue", d.RoutingKey, "message_id", d.MessageId, "err", err)
+				_ = d.Reject(false)
+				continue
+			}
+			job.Attempt++
+			if d.Redelivered {
+				job.Attempt++
+			}
+			return NewJobDelivery(job,
+				func() error { return d.Ack(false) },
+				func() error { return q.requeue(ctx, d, job) }), nil
+		}
+	}
+}
+
+// requeue publishes the job again with its attempt count, then acks the
+// delivery, so the count survives.
+func (q *AMQPJobQueue) requeue(ctx context.Context, d amqp.Delivery, job contract.Job) error {
+	if err := q.Publish(context.WithoutCancel(ctx), job); err != nil {
+		return d.Nack(false, true)
+	}
+	return d.Ack(false)
+}
+
+func (q *AMQPJobQueue) consumer() (<-chan amqp.Delivery, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.consume != nil {
+		return q.consume, nil
+	}
+	if err := q.connectLocked(); err != nil {
+		return nil, err
+	}
+	ch, err := q.conn.Channel()
+	if err != nil {
+		return nil, fmt.Errorf("amqp job queue: %w", err)
+	}
+	if err := ch.Qos(q.cfg.Prefetch, 0, false); err != nil {
+		return nil, fmt.Errorf("amqp job queue: prefetch: %w", err)
+	}
+	merged := make(chan amqp.Delivery)
+	var wg sync.WaitGroup
+	for _, a := range q.cfg.Arches {
+		if err := q.declareLocked(a); err != nil {
+			return nil, err
+		}
+		msgs, err := ch.Consume(q.QueueName(a), "", false, false, false, false, nil)
+		if err != nil {
+			return nil, fmt.Errorf("amqp job queue: consume %s: %w", q.QueueName(a), err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for d := range msgs {
+				merged <- d
+			}
+		}()
+	}
+	go func() { wg.Wait(); close(merged) }()
+	q.cons, q.consume = ch, merged
+	return merged, nil
+}
+
+// Close closes the connection; unacked jobs go back to their queues.
+func (q *AMQPJobQueue) Close() error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.conn == nil {
+		return nil
+	}
+	err := q.conn.Close()
+	q.conn, q.pub, q.cons, q.consume = nil, nil, nil, nil
+	if errors.Is(err, amqp.ErrClosed) {
+		return nil
+	}
+	return err
+}
