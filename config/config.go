@@ -50,6 +50,10 @@ type Trigger struct {
 	JobLog string `yaml:"job_log"`
 	// StateDB keeps dedup state: sqlite:PATH or postgres://…; empty means sqlite in data_dir.
 	StateDB string `yaml:"state_db"`
+	// GitCacheDir is where rules' discover: clones repos; empty means a temp dir.
+	GitCacheDir string `yaml:"git_cache_dir"`
+	// DiscoverRewrite maps repo URL prefixes for discover: to others (a local mirror).
+	DiscoverRewrite map[string]string `yaml:"discover_rewrite"`
 }
 
 // Runner configures task checkout and execution.
@@ -113,6 +117,14 @@ type AMQP struct {
 	Topics   []string `yaml:"topics"`
 	JobQueue string   `yaml:"job_queue"`
 	Prefetch int      `yaml:"prefetch"`
+	// DeadLetterQueue gets malformed messages with the reason in a header;
+	// empty means <queue>.deadletter.
+	DeadLetterQueue string `yaml:"dead_letter_queue"`
+	// JobExchange routes jobs by arch to <job_queue>.<arch> queues.
+	JobExchange string `yaml:"job_exchange"`
+	// Watchdog: nothing delivered for this long while the queue has a
+	// backlog is logged and counted.
+	Watchdog time.Duration `yaml:"watchdog"`
 }
 
 // Bodhi configures comments on updates. An empty URL turns them off.
@@ -175,10 +187,12 @@ func Default() Config {
 			AdditionalOutcomes: []string{"ABORTED", "CRASHED"},
 		},
 		AMQP: AMQP{
-			Exchange: "amq.topic",
-			Queue:    "taskotron-trigger",
-			JobQueue: "taskotron-jobs",
-			Prefetch: 50,
+			Exchange:    "amq.topic",
+			Queue:       "taskotron-trigger",
+			JobQueue:    "taskotron-jobs",
+			JobExchange: "taskotron.jobs",
+			Prefetch:    50,
+			Watchdog:    time.Minute,
 			Topics: []string{
 				"#.buildsys.build.state.change",
 				"#.buildsys.tag",
