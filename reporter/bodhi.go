@@ -41,7 +41,7 @@ type bodhi struct {
 	token string
 	on    map[contract.Outcome]bool
 	span  time.Duration
-	state string // file: comment key -> time sent
+	state string // file: comment key -> time sent; "" keeps it in memory
 	hc    *retryablehttp.Client
 	log   *slog.Logger
 	now   func() time.Time
@@ -80,6 +80,9 @@ func newBodhi(o BodhiOptions, stateFile string, hc *http.Client, retryMax int, w
 	}
 	b.hc.Logger = nil
 	b.hc.ErrorHandler = retryablehttp.PassthroughErrorHandler
+	if stateFile == "" {
+		return b, nil
+	}
 	raw, err := os.ReadFile(stateFile)
 	if err == nil {
 		if err := json.Unmarshal(raw, &b.sent); err != nil {
@@ -196,6 +199,9 @@ func (b *bodhi) save(now time.Time) error {
 		if now.Sub(at) >= b.span {
 			delete(b.sent, k)
 		}
+	}
+	if b.state == "" {
+		return nil
 	}
 	dir, name := filepath.Split(b.state)
 	if err := writeFileSync(filepath.Clean(dir), name, b.sent); err != nil {

@@ -25,8 +25,13 @@ func (r *Reporter) Posts(exec contract.Execution) ([]contract.ResultsDBPost, err
 		return nil, err
 	}
 	posts := make([]contract.ResultsDBPost, 0, len(results))
+	var group contract.GroupRef
+	if len(results) > 0 {
+		// One description for the whole group: ResultsDB keeps the last one.
+		group = r.group(exec, results[0])
+	}
 	for i, res := range results {
-		p, err := r.post(exec, res)
+		p, err := r.post(exec, res, group)
 		if err != nil {
 			return nil, fmt.Errorf("execution %s, result %d: %w", exec.UUID, i+1, err)
 		}
@@ -82,7 +87,7 @@ func extraString(e contract.Extra, key string) string {
 	return s
 }
 
-func (r *Reporter) post(exec contract.Execution, res contract.Result) (contract.ResultsDBPost, error) {
+func (r *Reporter) post(exec contract.Execution, res contract.Result, group contract.GroupRef) (contract.ResultsDBPost, error) {
 	name := res.CheckName
 	if name == "" {
 		name = exec.TaskName
@@ -100,7 +105,7 @@ func (r *Reporter) post(exec contract.Execution, res contract.Result) (contract.
 	p := contract.ResultsDBPost{
 		Outcome:  outcome,
 		Testcase: contract.TestcaseRef{Name: name},
-		Groups:   []contract.GroupRef{r.group(exec, res)},
+		Groups:   []contract.GroupRef{group},
 		Note:     res.Note,
 		RefURL:   r.artifactURL(exec, res.Artifact),
 		Data:     map[string]any{"item": res.Item},

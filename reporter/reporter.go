@@ -82,14 +82,17 @@ func New(opts Options) (*Reporter, error) {
 		r.spool = s
 	}
 	if opts.Bodhi.URL != "" {
-		if r.spool == nil {
-			return nil, errors.New("Bodhi comments need a spool folder to remember what was said")
+		// Without a spool folder (a dry run) the comment history lives in
+		// memory only.
+		history := ""
+		if opts.SpoolDir != "" {
+			history = filepath.Join(opts.SpoolDir, "bodhi-comments.json")
 		}
 		retries := opts.RetryMax
 		if retries == 0 {
 			retries = 4
 		}
-		b, err := newBodhi(opts.Bodhi, filepath.Join(opts.SpoolDir, "bodhi-comments.json"), opts.HTTPClient, max(retries, 0), opts.RetryWaitMin, r.log)
+		b, err := newBodhi(opts.Bodhi, history, opts.HTTPClient, max(retries, 0), opts.RetryWaitMin, r.log)
 		if err != nil {
 			return nil, err
 		}

@@ -1,0 +1,256 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"taskotron/contract"
+	"taskotron/reporter"
+)
+
+func init() {
+	register(command{
+		name:    "report",
+		summary: "turn an execution or task output (TAP13, ResultYAML) into ResultsDB results and send them",
+		run:     runReport,
+	})
+}
+
+const reportUsage = "usage: taskotron report [--dry-run] [--json] [-i ITEM -t TYPE -a ARCH --checkname NAME --namespace NS --uuid UUID --artifacts DIR --origin URL] FILE|-, or taskotron report --flush"
+
+// reportOutput is what `report --json` prints.
+type reportOutput struct {
+	UUID     string                   `json:"uuid"`
+	Format   string                   `json:"format"`
+	DryRun   bool                     `json:"dry_run"`
+	Results  []contract.Result        `json:"results"`
+	Posts    []contract.ResultsDBPost `json:"posts"`
+	Comments []contract.BodhiComment  `json:"comments"`
+	Problems []string                 `json:"problems,omitempty"`
+	Errors   []string                 `json:"errors,omitempty"`
+	Delivery *reporter.Delivery       `json:"delivery,omitempty"`
+}
+
+func runReport(ctx context.Context, g *globals, args []string) error {
+	fs := newFlags("report")
+	dryRun := fs.Bool("dry-run", false, "print the posts without sending them")
+	asJSON := fs.Bool("json", false, "print JSON")
+	flush := fs.Bool("flush", false, "send the spooled posts and exit")
+	item := fs.String("i", "", "item, for task output that does not name it")
+	itemType := fs.String("t", "", "item type (koji_build, bodhi_update, …)")
+	arch := fs.String("a", "", "arch, for task output that does not name it")
+	check := fs.String("checkname", "", "checkname for task output that does not name it (the formula's name)")
+	namespace := fs.String("namespace", "", "namespace prefixed to checknames (dist, pkg, scratch, …)")
+	uuid := fs.String("uuid", "", "execution uuid (the ResultsDB group); default a new one")
+	artifacts := fs.String("artifacts", "", "the execution's artifacts folder, to link results to their artifact")
+	origin := fs.String("origin", "", "task repo origin URL, checked against reporter.namespaces")
+	rest, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	opts := reporter.OptionsFromConfig(g.cfg, g.log)
+	if *flush {
+		if len(rest) > 0 {
+			return usagef("--flush takes no file; %s", reportUsage)
+		}
+		r, err := reporter.New(opts)
+		if err != nil {
+			return err
+		}
+		before, _ := r.Spooled()
+		if err := r.Flush(ctx); err != nil {
+			left, _ := r.Spooled()
+			return fmt.Errorf("%d of %d spooled posts sent, %d left: %w", before-left, before, left, err)
+		}
+		fmt.Fprintf(g.stdout, "%d spooled posts sent\n", before)
+		return nil
+	}
+	if len(rest) != 1 {
+		return usagef("%s", reportUsage)
+	}
+	data, name, err := readInput(rest[0], g.stdin)
+	if err != nil {
+		return err
+	}
+
+	out := reportOutput{DryRun: *dryRun}
+	var exec contract.Execution
+	var parseErr error
+	if isExecutionJSON(data) {
+		if err := json.Unmarshal(data, &exec); err != nil {
+			return fmt.Errorf("%s: not a valid execution: %w", name, err)
+		}
+		out.Format = "execution"
+	} else {
+		d := reporter.Defaults{CheckName: *check, Namespace: *namespace, Item: *item, Type: *itemType, Arch: *arch, Origin: *origin}
+		if f := g.cfg.Reporter.Namespaces; f != "" && *origin != "" {
+			ns, err := reporter.LoadNamespaces(f)
+			if err != nil {
+				return err
+			}
+			d.Namespaces = ns
+		}
+		parsed, err := reporter.ParseOutputDetail(data, d)
+		if parsed.Format == "" {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		parseErr = err
+		out.Format, out.Problems = parsed.Format, parsed.Problems
+		exec = contract.Execution{UUID: *uuid, ExecutionStatus: contract.ExecutionOK, Results: parsed.Results,
+			Item: *item, ItemType: *itemType, TaskName: *check, Arch: *arch, Artifacts: *artifacts}
+	}
+	if *uuid != "" {
+		exec.UUID = *uuid
+	}
+	if exec.UUID == "" {
+		exec.UUID = newUUID()
+	}
+	if *artifacts != "" {
+		exec.Artifacts = *artifacts
+	}
+	out.UUID = exec.UUID
+	if out.Results, err = reporter.ResultsToReport(exec); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+
+	r, err := reporter.New(dryRunOptions(opts, *dryRun))
+	if err != nil {
+		return err
+	}
+	if out.Posts, err = r.Posts(exec); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	out.Comments = r.Comments(out.Posts)
+	if parseErr != nil {
+		var oe *reporter.OutputError
+		if errors.As(parseErr, &oe) {
+			out.Errors = oe.Lines
+		} else {
+			out.Errors = []string{parseErr.Error()}
+		}
+	}
+	if !*dryRun {
+		d, err := r.Deliver(ctx, exec)
+		if err != nil {
+			printReport(g, out, *asJSON, opts.ResultsDBURL)
+			return err
+		}
+		out.Delivery = &d
+	}
+	if err := printReport(g, out, *asJSON, opts.ResultsDBURL); err != nil {
+		return err
+	}
+	if parseErr != nil {
+		// The readable results were reported; the output was still broken.
+		return fmt.Errorf("%s: %w", name, parseErr)
+	}
+	return nil
+}
+
+// dryRunOptions keeps a dry run from touching the network or the disk;
+// Bodhi comments are still computed.
+func dryRunOptions(o reporter.Options, dry bool) reporter.Options {
+	if dry {
+		o.ResultsDBURL, o.SpoolDir = "", ""
+	}
+	return o
+}
+
+func readInput(arg string, stdin io.Reader) ([]byte, string, error) {
+	if arg == "-" {
+		data, err := io.ReadAll(io.LimitReader(stdin, 256<<20))
+		return data, "stdin", err
+	}
+	data, err := os.ReadFile(arg)
+	if err != nil {
+		return nil, arg, fmt.Errorf("reading %s: %w", arg, err)
+	}
+	return data, arg, nil
+}
+
+// isExecutionJSON tells an execution (a JSON object with execution keys)
+// from task output.
+func isExecutionJSON(data []byte) bool {
+	trimmed := bytes.TrimSpace(data)
+	if len(trimmed) == 0 || trimmed[0] != '{' {
+		return false
+	}
+	var m map[string]json.RawMessage
+	if json.Unmarshal(trimmed, &m) != nil {
+		return false
+	}
+	_, a := m["execution_status"]
+	_, b := m["uuid"]
+	_, c := m["results"]
+	return a || b || c
+}
+
+func newUUID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+func printReport(g *globals, out reportOutput, asJSON bool, url string) error {
+	if asJSON {
+		if out.Results == nil {
+			out.Results = []contract.Result{}
+		}
+		if out.Posts == nil {
+			out.Posts = []contract.ResultsDBPost{}
+		}
+		if out.Comments == nil {
+			out.Comments = []contract.BodhiComment{}
+		}
+		enc := json.NewEncoder(g.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(out)
+	}
+	w := g.stdout
+	fmt.Fprintf(w, "execution %s (%s): %d results\n", out.UUID, out.Format, len(out.Results))
+	for _, r := range out.Results {
+		line := fmt.Sprintf("  %-16s %s  %s %s", r.Outcome, r.CheckName, r.Type, r.Item)
+		if a := r.Arch.String(); a != "" {
+			line += " " + a
+		}
+		if r.Note != "" {
+			line += "  (" + r.Note + ")"
+		}
+		fmt.Fprintln(w, line)
+	}
+	for _, p := range out.Problems {
+		fmt.Fprintf(w, "problem: %s\n", p)
+	}
+	for _, e := range out.Errors {
+		fmt.Fprintf(w, "error: %s\n", e)
+	}
+	verb := "sent"
+	if out.DryRun {
+		verb = "would be sent"
+	}
+	fmt.Fprintf(w, "posts (%s to %s/results):\n", verb, strings.TrimSuffix(strings.TrimSuffix(url, "/"), "/api/v2.0")+"/api/v2.0")
+	for _, p := range out.Posts {
+		raw, _ := json.Marshal(p)
+		fmt.Fprintf(w, "  %s\n", raw)
+	}
+	for _, c := range out.Comments {
+		fmt.Fprintf(w, "bodhi comment (%s) on %s: %s\n", verb, c.Update, c.Text)
+	}
+	if d := out.Delivery; d != nil {
+		if d.Already {
+			fmt.Fprintln(w, "already reported: nothing sent")
+		} else {
+			fmt.Fprintf(w, "stored %d, already present %d, spooled %d, rejected %d, bodhi comments %d\n", d.Stored, d.Present, d.Spooled, d.Rejected, d.Comments)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,147 @@
+package reporter
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"taskotron/contract"
+)
+
+// fakeBodhi records the comments posted to it.
+type fakeBodhi struct {
+	mu       sync.Mutex
+	comments []contract.BodhiComment
+	auth     []string
+	fail     int
+}
+
+func (b *fakeBodhi) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if r.Method != http.MethodPost || r.URL.Path != "/comments/" {
+		http.Error(w, `{"status": "error", "errors": [{"name": "path"}]}`, 404)
+		return
+	}
+	if r.Header.Get("Authorization") != "Bearer bodhi-token" {
+		w.WriteHeader(403)
+		w.Write([]byte(`{"status": "error", "errors": [{"location": "header", "name": "auth", "description": "not logged in"}]}`))
+		return
+	}
+	if b.fail > 0 {
+		b.fail--
+		w.WriteHeader(503)
+		return
+	}
+	var c contract.BodhiComment
+	if err := json.NewDecoder(r.Body).Decode(&c); err != nil {
+		http.Error(w, "bad json", 400)
+		return
+	}
+	b.comments = append(b.comments, c)
+	b.auth = append(b.auth, r.Header.Get("Authorization"))
+	w.Header().Set("Content-Type", "application/json")
+	w.Write([]byte(`{"comment": {"id": 1}}`))
+}
+
+func (b *fakeBodhi) list() []contract.BodhiComment {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]contract.BodhiComment(nil), b.comments...)
+}
+
+func bodhiExecution(uuid string) contract.Execution {
+	res := func(check string, o contract.Outcome, arch string) contract.Result {
+		return contract.Result{Item: "FEDORA-2024-abc123", Type: "bodhi_update", CheckName: check, Outcome: o, Arch: contract.OneArch(arch)}
+	}
+	return contract.Execution{UUID: uuid, ExecutionStatus: "OK", TaskName: "depcheck", Item: "FEDORA-2024-abc123", ItemType: "bodhi_update", Results: []contract.Result{
+		res("dist.depcheck", contract.Failed, "x86_64"),
+		res("dist.depcheck", contract.Passed, "i386"),
+		res("dist.upgradepath", contract.NeedsInspection, "noarch"),
+		{Item: "foo-1-1.fc40", Type: "koji_build", CheckName: "dist.rpmlint", Outcome: contract.Failed}, // no update: no comment
+	}}
+}
+
+func TestBodhiComments(t *testing.T) {
+	rdb := &fakeResultsDB{}
+	srv, _ := startFake(t, rdb, 0)
+	fb := &fakeBodhi{fail: 1}
+	bsrv := httptest.NewServer(fb)
+	defer bsrv.Close()
+	spool := t.TempDir()
+	withBodhi := func(o *Options) { o.Bodhi = BodhiOptions{URL: bsrv.URL + "/", Token: "bodhi-token", Span: time.Hour} }
+	r, _ := newTestReporter(t, srv.URL, spool, withBodhi)
+	ctx := context.Background()
+	d, err := r.Deliver(ctx, bodhiExecution("b-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := fb.list()
+	if d.Comments != 2 || len(got) != 2 {
+		t.Fatalf("delivery %+v, comments %+v", d, got)
+	}
+	want := "Taskotron: dist.depcheck test FAILED on x86_64. Result log: https://taskotron.example/artifacts/all/b-1/"
+	if got[0].Update != "FEDORA-2024-abc123" || got[0].Text != want || got[0].Karma != 0 {
+		t.Errorf("comment = %+v\nwant text %q", got[0], want)
+	}
+	if !strings.HasPrefix(got[1].Text, "Taskotron: dist.upgradepath test NEEDS_INSPECTION on noarch.") {
+		t.Errorf("second comment = %q", got[1].Text)
+	}
+	// The same comment again (another Reporter on the same spool, as after
+	// a restart) is not made within the span...
+	again, _ := newTestReporter(t, srv.URL, spool, withBodhi)
+	if n := again.bodhi.send(ctx, again.Comments(mustPosts(t, again, bodhiExecution("b-1")))); n != 0 || len(fb.list()) != 2 {
+		t.Fatalf("repeated comments: sent %d, have %d", n, len(fb.list()))
+	}
+	// ...but is after it.
+	again.bodhi.now = func() time.Time { return time.Now().Add(2 * time.Hour) }
+	if n := again.bodhi.send(ctx, again.Comments(mustPosts(t, again, bodhiExecution("b-1")))); n != 2 {
+		t.Fatalf("after the span: sent %d, want 2", n)
+	}
+}
+
+func TestBodhiCommentOnIsConfigurable(t *testing.T) {
+	fb := &fakeBodhi{}
+	bsrv := httptest.NewServer(fb)
+	defer bsrv.Close()
+	r, _ := newTestReporter(t, "", t.TempDir(), func(o *Options) {
+		o.Bodhi = BodhiOptions{URL: bsrv.URL, Token: "bodhi-token", CommentOn: []contract.Outcome{"passed"}}
+	})
+	cs := r.Comments(mustPosts(t, r, bodhiExecution("b-2")))
+	if len(cs) != 1 || !strings.Contains(cs[0].Text, "test PASSED on i386") {
+		t.Fatalf("comments = %+v", cs)
+	}
+	if _, err := New(Options{SpoolDir: t.TempDir(), Bodhi: BodhiOptions{URL: bsrv.URL, CommentOn: []contract.Outcome{"GREAT"}}}); err == nil {
+		t.Errorf("unknown outcome accepted")
+	}
+}
+
+func TestBodhiRefusalIsLoggedNotFatal(t *testing.T) {
+	rdb := &fakeResultsDB{}
+	srv, _ := startFake(t, rdb, 0)
+	fb := &fakeBodhi{}
+	bsrv := httptest.NewServer(fb)
+	defer bsrv.Close()
+	r, logs := newTestReporter(t, srv.URL, t.TempDir(), func(o *Options) { o.Bodhi = BodhiOptions{URL: bsrv.URL, Token: "wrong"} })
+	d, err := r.Deliver(context.Background(), bodhiExecution("b-3"))
+	if err != nil || d.Stored != 4 || d.Comments != 0 {
+		t.Fatalf("%+v %v", d, err)
+	}
+	if !strings.Contains(logs.String(), "HTTP 403") || !strings.Contains(logs.String(), "not logged in") {
+		t.Errorf("log lacks Bodhi's answer:\n%s", logs)
+	}
+}
+
+func mustPosts(t *testing.T, r *Reporter, e contract.Execution) []contract.ResultsDBPost {
+	t.Helper()
+	p, err := r.Posts(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}

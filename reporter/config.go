@@ -1,0 +1,40 @@
+package reporter
+
+import (
+	"log/slog"
+
+	"taskotron/config"
+	"taskotron/contract"
+)
+
+// OptionsFromConfig wires a Reporter from the configuration: ResultsDB
+// (resultsdb.url, or the embedded server at resultsdb.listen), the spool
+// (reporter.spool, default <data_dir>/spool), links and Bodhi.
+func OptionsFromConfig(cfg config.Config, log *slog.Logger) Options {
+	url := cfg.ResultsDB.URL
+	if url == "" && cfg.ResultsDB.Listen != "" {
+		url = "http://" + cfg.ResultsDB.Listen
+	}
+	spool := cfg.Reporter.Spool
+	if spool == "" {
+		spool = "spool"
+	}
+	o := Options{
+		ResultsDBURL: url,
+		SpoolDir:     cfg.Path(spool),
+		ArtifactsURL: cfg.Runner.ArtifactsURL,
+		ExecDBURL:    cfg.Reporter.ExecDBURL,
+		TestcaseURL:  cfg.Reporter.TestcaseURL,
+		Token:        cfg.ResultsDB.Token,
+		Log:          log,
+		Bodhi: BodhiOptions{
+			URL:   cfg.Bodhi.URL,
+			Token: cfg.Bodhi.Token,
+			Span:  cfg.Bodhi.CommentSpan,
+		},
+	}
+	for _, s := range cfg.Bodhi.CommentOn {
+		o.Bodhi.CommentOn = append(o.Bodhi.CommentOn, contract.Outcome(s))
+	}
+	return o
+}
