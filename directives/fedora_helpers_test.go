@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"taskotron/config"
+	fakebodhi "taskotron/fakes/bodhi"
+	fakedistgit "taskotron/fakes/distgit"
 	fakekoji "taskotron/fakes/koji"
 )
 
@@ -62,4 +64,30 @@ func baseNames(v any) []string {
 		out = append(out, filepath.Base(x.(string)))
 	}
 	return out
+}
+
+func startFakeBodhi(t *testing.T) *fakebodhi.Server {
+	t.Helper()
+	s, err := fakebodhi.Load("../fixtures/bodhi/updates.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func startFakeDistGit(t *testing.T) *fakedistgit.Server {
+	t.Helper()
+	s, err := fakedistgit.New("../fixtures/distgit")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
 }

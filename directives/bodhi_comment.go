@@ -1,0 +1,172 @@
+package directives
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"taskotron/bodhi"
+	"taskotron/contract"
+	"taskotron/reporter"
+)
+
+func init() { Register("bodhi_comment", Func(runBodhiComment)) }
+
+// runBodhiComment turns results (TAP13 or ResultYAML, as text, data or a
+// file) into one comment per Bodhi update, in AutoQA's words, and hands
+// them to the reporter's Bodhi commenter through Env.AddComments (the
+// libtaskotron ≤0.3 directive, reference §2.4 and §7). doreport is
+// onlyfailed (default: the outcomes in bodhi.comment_on) or all; broken
+// runs (ABORTED, CRASHED) are never commented. Results about Koji builds
+// go to the updates holding those builds, looked up in Bodhi.
+func runBodhiComment(ctx context.Context, params map[string]any, env *Env) (any, error) {
+	p := fparams{directive: "bodhi_comment", m: params}
+	data, err := bodhiCommentInput(p, env)
+	if err != nil {
+		return nil, err
+	}
+	s := func(k string) string { v, _ := env.Vars[k].(string); return v }
+	results, err := reporter.ParseOutput(data, reporter.Defaults{
+		CheckName: s("checkname"), Namespace: s("namespace"), Item: s("item"), Type: s("type"), Arch: s("arch"),
+	})
+	if err != nil {
+		return nil, p.errorf("results: %w", err)
+	}
+	mode, err := p.str("doreport", false)
+	if err != nil {
+		return nil, err
+	}
+	onlyFailed := true
+	switch mode {
+	case "", "onlyfailed":
+	case "all":
+		onlyFailed = false
+	default:
+		return nil, p.errorf("doreport %q: want all or onlyfailed", mode)
+	}
+	update, err := p.str("update", false)
+	if err != nil {
+		return nil, err
+	}
+	failing := map[contract.Outcome]bool{}
+	for _, o := range env.Config.Bodhi.CommentOn {
+		failing[contract.Outcome(strings.ToUpper(o))] = true
+	}
+	if len(failing) == 0 {
+		failing[contract.Failed], failing[contract.NeedsInspection] = true, true
+	}
+	var client *bodhi.Client
+	lines := map[string][]string{}
+	for _, r := range results {
+		if r.Outcome.Broken() || (onlyFailed && !failing[r.Outcome]) {
+			continue
+		}
+		targets := []string{update}
+		if update == "" {
+			switch r.Type {
+			case "bodhi_update":
+				targets = []string{r.Item}
+			case "koji_build":
+				if client == nil {
+					client = bodhiClient(env)
+				}
+				us, err := client.UpdatesForBuild(ctx, r.Item)
+				if err != nil {
+					return nil, bodhiErr(err)
+				}
+				targets = targets[:0]
+				for _, u := range us {
+					targets = append(targets, u.Alias)
+				}
+			default:
+				fedoraLog(env).Info("bodhi_comment: result is not about an update or a build", "item", r.Item, "type", r.Type)
+				continue
+			}
+		}
+		for _, t := range targets {
+			lines[t] = append(lines[t], commentLine(r, env))
+		}
+	}
+	aliases := make([]string, 0, len(lines))
+	for a := range lines {
+		aliases = append(aliases, a)
+	}
+	sort.Strings(aliases)
+	var cs []contract.BodhiComment
+	out := []any{}
+	for _, a := range aliases {
+		c := contract.BodhiComment{Update: a, Text: strings.Join(lines[a], "\n"), Karma: 0}
+		cs = append(cs, c)
+		out = append(out, map[string]any{"update": c.Update, "text": c.Text, "karma": c.Karma})
+	}
+	env.AddComments(cs)
+	return out, nil
+}
+
+// commentLine words one result as AutoQA did:
+// "Taskotron: <check> test <OUTCOME> on <arch>. Result log: <url>".
+func commentLine(r contract.Result, env *Env) string {
+	check := r.CheckName
+	if check == "" {
+		check, _ = env.Vars["checkname"].(string)
+	}
+	line := fmt.Sprintf("Taskotron: %s test %s", check, r.Outcome)
+	if a := r.Arch.String(); a != "" {
+		line += " on " + a
+	}
+	line += "."
+	if r.Note != "" {
+		line += " " + r.Note + "."
+	}
+	if base := env.Config.Runner.ArtifactsURL; base != "" {
+		u := strings.TrimSuffix(base, "/")
+		if id, _ := env.Vars["uuid"].(string); id != "" {
+			u += "/" + id
+		}
+		if r.Artifact != "" && !filepath.IsAbs(r.Artifact) {
+			u += "/" + r.Artifact
+		}
+		line += " Result log: " + u
+	}
+	return line
+}
+
+func bodhiCommentInput(p fparams, env *Env) ([]byte, error) {
+	v, hasResults := p.m["results"]
+	f, hasFile := p.m["file"]
+	switch {
+	case hasResults && hasFile:
+		return nil, p.errorf("give results or file, not both")
+	case hasResults:
+		switch x := v.(type) {
+		case string:
+			return []byte(x), nil
+		case nil:
+			return []byte("results: []\n"), nil
+		case []any:
+			return yaml.Marshal(map[string]any{"results": x})
+		default:
+			return yaml.Marshal(x)
+		}
+	case hasFile:
+		name, ok := f.(string)
+		if !ok || name == "" {
+			return nil, p.errorf("file must be a path")
+		}
+		if !filepath.IsAbs(name) {
+			name = filepath.Join(env.TaskDir, name)
+		}
+		raw, err := os.ReadFile(name)
+		if err != nil {
+			return nil, p.errorf("file: %w", err)
+		}
+		return raw, nil
+	}
+	return nil, p.errorf("parameter results or file is required")
+}
+

@@ -1,0 +1,80 @@
+package directives
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"taskotron/bodhi"
+)
+
+const commentTAP = `TAP version 13
+1..3
+not ok 1 - rpmlint for Koji build lintbad-0.1-1.fc40
+  ---
+  item: lintbad-0.1-1.fc40
+  type: koji_build
+  outcome: FAILED
+  checkname: rpmlint
+  note: 2 errors, 1 warnings
+  arch: noarch
+  ...
+ok 2 - rpmlint for Koji build pythree-3.1-1.fc40
+  ---
+  item: pythree-3.1-1.fc40
+  type: koji_build
+  outcome: PASSED
+  checkname: rpmlint
+  ...
+not ok 3 - upgradepath
+  ---
+  item: FEDORA-2024-0a1b2c3d4e
+  type: bodhi_update
+  outcome: ABORTED
+  checkname: upgradepath
+  ...
+`
+
+func TestBodhiComment(t *testing.T) {
+	b := startFakeBodhi(t)
+	env := fedoraEnv(t, nil)
+	env.Config.Koji.BodhiURL = b.URL()
+	env.Config.Runner.ArtifactsURL = "http://example.org/artifacts"
+	env.Vars["uuid"] = "u-1"
+	out, err := runDirective(t, "bodhi_comment", map[string]any{"results": commentTAP}, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := env.TakeComments()
+	if len(cs) != 1 || cs[0].Update != "FEDORA-2024-5f6e7d8c9b" {
+		t.Fatalf("comments = %+v (%v), want one on lintbad's update", cs, out)
+	}
+	want := "Taskotron: rpmlint test FAILED on noarch. 2 errors, 1 warnings. Result log: http://example.org/artifacts/u-1"
+	if cs[0].Text != want {
+		t.Errorf("text = %q\nwant %q", cs[0].Text, want)
+	}
+	if len(env.TakeComments()) != 0 {
+		t.Errorf("TakeComments must forget what it returned")
+	}
+	// The comment is what Bodhi accepts.
+	if _, err := bodhi.New(b.URL(), bodhi.Options{}).Comment(context.Background(), cs[0]); err != nil {
+		t.Errorf("fake Bodhi refused the comment: %v", err)
+	}
+	// doreport: all comments on passes too, never on broken runs.
+	if _, err := runDirective(t, "bodhi_comment", map[string]any{"results": commentTAP, "doreport": "all", "update": "FEDORA-2024-0a1b2c3d4e"}, env); err != nil {
+		t.Fatal(err)
+	}
+	cs = env.TakeComments()
+	if len(cs) != 1 || strings.Count(cs[0].Text, "\n") != 1 || strings.Contains(cs[0].Text, "ABORTED") {
+		t.Errorf("doreport all = %+v", cs)
+	}
+	for params, want := range map[string]map[string]any{
+		"doreport": {"results": commentTAP, "doreport": "some"},
+		"results":  {"results": "no output at all"},
+		"required": {},
+	} {
+		if _, err := runDirective(t, "bodhi_comment", want, env); err == nil || !strings.Contains(err.Error(), "bodhi_comment") {
+			t.Errorf("bad %s gave %v", params, err)
+		}
+	}
+}
