@@ -1,0 +1,68 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"taskotron/bus"
+	"taskotron/trigger"
+)
+
+func init() {
+	register(command{
+		name:    "explain",
+		summary: "show, as JSON, how the trigger rules treat a message: its data, each rule and why, the jobs",
+		run:     runExplain,
+	})
+}
+
+const explainUsage = "usage: taskotron explain [--rules FILE] [--critpath FILE] [--arches a,b] MESSAGE.json|-"
+
+func runExplain(ctx context.Context, g *globals, args []string) error {
+	fs := newFlags("explain")
+	rulesPath := fs.String("rules", "", "trigger_rules.yml (default: trigger.rules, or the built-in rules)")
+	critpath := fs.String("critpath", "", "critpath list, one package a line (default: trigger.critpath_file)")
+	arches := fs.String("arches", "", "default arches, comma-separated (default: trigger.arches)")
+	rest, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(rest) != 1 {
+		return usagef("%s", explainUsage)
+	}
+	cfg := g.cfg
+	if *critpath != "" {
+		cfg.Trigger.CritpathFile = *critpath
+	}
+	if *arches != "" {
+		cfg.Trigger.Arches = strings.Split(*arches, ",")
+	}
+	setup, err := trigger.FromConfig(ctx, cfg, *rulesPath, false, g.log)
+	if err != nil {
+		return err
+	}
+	var raw []byte
+	if rest[0] == "-" {
+		raw, err = io.ReadAll(g.stdin)
+	} else {
+		raw, err = os.ReadFile(rest[0])
+	}
+	if err != nil {
+		return fmt.Errorf("message %s: %w", rest[0], err)
+	}
+	msg, err := bus.DecodeMessage(raw)
+	if err != nil {
+		return fmt.Errorf("message %s: %w", rest[0], err)
+	}
+	ex, err := trigger.New(setup.Options).Explain(msg)
+	if err != nil {
+		return err
+	}
+	enc := json.NewEncoder(g.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(ex)
+}

@@ -1,0 +1,123 @@
+package trigger
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+
+	"taskotron/config"
+)
+
+// ReadCritpath reads a critpath list: one package name a line, # comments.
+func ReadCritpath(path string) ([]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("critpath file %s: %w", path, err)
+	}
+	defer f.Close()
+	var names []string
+	sc := bufio.NewScanner(f)
+	for line := 1; sc.Scan(); line++ {
+		s := strings.TrimSpace(sc.Text())
+		if s == "" || strings.HasPrefix(s, "#") {
+			continue
+		}
+		if strings.ContainsAny(s, " \t") {
+			return nil, fmt.Errorf("critpath file %s:%d: one package name a line, got %q", path, line, s)
+		}
+		names = append(names, s)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("critpath file %s: %w", path, err)
+	}
+	return names, nil
+}
+
+// RulesVars are the configuration values a rules file may refer to.
+func RulesVars(cfg config.Config, critpath []string) map[string]any {
+	crit := make([]any, len(critpath))
+	for i, c := range critpath {
+		crit[i] = c
+	}
+	arches := make([]any, len(cfg.Trigger.Arches))
+	for i, a := range cfg.Trigger.Arches {
+		arches[i] = a
+	}
+	return map[string]any{"critpath_pkgs": crit, "valid_arches": arches}
+}
+
+// Setup is a Trigger built from the configuration, with what it opened.
+type Setup struct {
+	Options Options
+	// RulesPath is the rules file ("" for the built-in rules), for reloads.
+	RulesPath string
+	Vars      map[string]any
+	store     *SQLStore
+}
+
+// Close releases the dedup store.
+func (s *Setup) Close() error {
+	if s.store != nil {
+		return s.store.Close()
+	}
+	return nil
+}
+
+// Reload reads the rules file again into t (SIGHUP). With the built-in
+// rules there is nothing to read.
+func (s *Setup) Reload(t *Trigger) error {
+	if s.RulesPath == "" {
+		return nil
+	}
+	return t.Reload(s.RulesPath, s.Vars)
+}
+
+// FromConfig builds trigger options from the configuration: rules (file or
+// built-in), arches, critpath list, dedup store (state_db, default SQLite in
+// data_dir), dedup window, fuse delay and discover settings. rulesPath, when
+// not empty, overrides trigger.rules. withDedup false leaves dedup off.
+func FromConfig(ctx context.Context, cfg config.Config, rulesPath string, withDedup bool, log *slog.Logger) (*Setup, error) {
+	s := &Setup{RulesPath: cfg.Trigger.Rules}
+	if rulesPath != "" {
+		s.RulesPath = rulesPath
+	}
+	var critpath []string
+	if cfg.Trigger.CritpathFile != "" {
+		var err error
+		if critpath, err = ReadCritpath(cfg.Trigger.CritpathFile); err != nil {
+			return nil, err
+		}
+	}
+	s.Vars = RulesVars(cfg, critpath)
+	rules := DefaultRules()
+	if s.RulesPath != "" {
+		var err error
+		if rules, err = LoadRules(s.RulesPath, s.Vars); err != nil {
+			return nil, err
+		}
+	}
+	s.Options = Options{
+		Rules: rules, Arches: cfg.Trigger.Arches, Critpath: critpath,
+		DedupWindow: cfg.Trigger.DedupWindow, FuseDelay: cfg.Trigger.FuseDelay,
+		GitCacheDir: cfg.Path(cfg.Trigger.GitCacheDir), RepoRewrite: cfg.Trigger.DiscoverRewrite, Log: log,
+	}
+	if withDedup {
+		dsn := cfg.Trigger.StateDB
+		if dsn == "" {
+			if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+				return nil, fmt.Errorf("data folder %s: %w", cfg.DataDir, err)
+			}
+			dsn = "sqlite:" + cfg.Path("trigger-state.sqlite")
+		}
+		store, err := OpenDedup(ctx, dsn)
+		if err != nil {
+			return nil, err
+		}
+		s.store = store
+		s.Options.Dedup = store
+	}
+	return s, nil
+}
