@@ -88,7 +88,9 @@ func (e *Env) Exec(ctx context.Context, c Cmd) (ExecResult, error) {
 	cmd.Dir = dir
 	cmd.Env = e.ProcessEnv(c.Env)
 	cmd.Stdin = c.Stdin
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Pdeathsig: if the worker dies (SIGKILL), its task dies with it
+	// instead of writing into a folder the next attempt uses.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.Cancel = func() error { return killGroup(cmd) }
 	// A background child may hold the pipes open after the process exits:
 	// stop waiting for it after a moment and kill the group.

@@ -128,19 +128,45 @@ func (r *Runner) failBeforeStart(in contract.RunnerInput, err error) contract.Ex
 	return exec
 }
 
-// fail marks the execution NOT_OK; when no result was handed over it adds
-// one, ABORTED for an infrastructure failure, CRASHED otherwise, so that a
-// broken run is never a silent gap.
+// fail marks the execution NOT_OK.
 func (r *Runner) fail(exec *contract.Execution, check, namespace string, err error) {
+	setFailure(exec, check, namespace, err, "")
+}
+
+// setFailure marks the execution NOT_OK. When no result was handed over it
+// adds one so that a broken run is never a silent gap: outcome if given,
+// else ABORTED for an infrastructure failure or a run stopped by a timeout,
+// CRASHED otherwise (as reporter.TerminalOutcome reads it). Extra carries
+// outcome and namespace for the reporter, and infra for the worker.
+func setFailure(exec *contract.Execution, check, namespace string, err error, outcome contract.Outcome) {
 	exec.ExecutionStatus = contract.ExecutionNotOK
 	exec.Status = oneLine(err.Error())
 	exec.ExitCode = 1
+	if outcome == "" {
+		outcome = reporter.TerminalOutcome(*exec)
+		if directives.IsInfra(err) {
+			outcome = contract.Aborted
+		}
+	}
+	if exec.Extra == nil {
+		exec.Extra = contract.Extra{}
+	}
+	exec.Extra["outcome"] = string(outcome)
+	if directives.IsInfra(err) {
+		// The worker tries such a job again later.
+		exec.Extra["infra"] = true
+	}
+	if namespace != "" {
+		exec.Extra["namespace"] = namespace
+	}
+	if exec.Results == nil {
+		exec.Results = []contract.Result{}
+	}
 	if len(exec.Results) > 0 {
 		return
 	}
-	outcome := contract.Crashed
-	if directives.IsInfra(err) {
-		outcome = contract.Aborted
+	if check == "" {
+		check = exec.TaskName
 	}
 	if check == "" {
 		check = "unknown-task"

@@ -226,7 +226,7 @@ actions:
 	if exec.ExecutionStatus != contract.ExecutionNotOK || !strings.Contains(exec.Status, "action timeout (700ms) reached") {
 		t.Fatalf("%+v", exec)
 	}
-	if len(exec.Results) != 1 || exec.Results[0].Outcome != contract.Crashed {
+	if len(exec.Results) != 1 || exec.Results[0].Outcome != contract.Aborted {
 		t.Fatalf("results: %+v", exec.Results)
 	}
 	raw, err := os.ReadFile(pidFile)

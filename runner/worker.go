@@ -1,0 +1,250 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"taskotron/bus"
+	"taskotron/contract"
+)
+
+// Reporter delivers an execution's results (to ResultsDB, or a durable
+// spool). It must be idempotent per execution uuid: a job that runs again
+// after its worker died is reported again.
+type Reporter interface {
+	Report(ctx context.Context, exec contract.Execution) error
+}
+
+// WorkerOptions configure a Worker.
+type WorkerOptions struct {
+	Queue    bus.JobQueue
+	Runner   *Runner
+	Reporter Reporter
+	// Concurrency is how many jobs run at once (default 1).
+	Concurrency int
+	// MaxAttempts: a job delivered more often than this (its earlier runs
+	// crashed or kept failing on infrastructure) is not run again but gets a
+	// CRASHED result with the reason. 0 means 3.
+	MaxAttempts int
+	Log         *slog.Logger
+	// OnDone is called after a job was reported and acked.
+	OnDone func(contract.Job, contract.Execution)
+	// ShutdownGrace is how long running jobs may go on once the context
+	// ends; then they are stopped and handed back to the queue. 0 means
+	// they finish (bounded by the job timeout); negative hands them back at once.
+	ShutdownGrace time.Duration
+	// RetryWait is the first pause before an infrastructure failure is
+	// retried (doubling per attempt, at most 5 minutes); 0 means 5 s.
+	RetryWait time.Duration
+}
+
+// Worker takes jobs from a queue, runs them and reports their results. A
+// job is acked only after its results were reported or spooled, so a worker
+// that dies loses nothing: the queue hands the job to another worker.
+type Worker struct {
+	opts WorkerOptions
+	log  *slog.Logger
+}
+
+// NewWorker makes a Worker.
+func NewWorker(opts WorkerOptions) *Worker {
+	if opts.Concurrency <= 0 {
+		opts.Concurrency = 1
+	}
+	if opts.MaxAttempts <= 0 {
+		opts.MaxAttempts = 3
+	}
+	if opts.RetryWait <= 0 {
+		opts.RetryWait = 5 * time.Second
+	}
+	log := opts.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Worker{opts: opts, log: log}
+}
+
+// Run consumes jobs until ctx ends or the queue is drained (bus.ErrDrained),
+// then waits for the running jobs as ShutdownGrace says and returns nil.
+func (w *Worker) Run(ctx context.Context) error {
+	if w.opts.Queue == nil || w.opts.Runner == nil {
+		return errors.New("worker needs a queue and a runner")
+	}
+	// Running jobs outlive ctx by the grace period.
+	jobCtx, stopJobs := context.WithCancelCause(context.WithoutCancel(ctx))
+	defer stopJobs(nil)
+	slots := make(chan struct{}, w.opts.Concurrency)
+	var wg sync.WaitGroup
+	var drained bool
+	failures := 0
+	w.log.Info("worker started", "concurrency", w.opts.Concurrency, "max_attempts", w.opts.MaxAttempts)
+loop:
+	for {
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			break loop
+		}
+		d, err := w.opts.Queue.Next(ctx)
+		if err != nil {
+			<-slots
+			if errors.Is(err, bus.ErrDrained) {
+				drained = true
+				break loop
+			}
+			if ctx.Err() != nil {
+				break loop
+			}
+			failures++
+			wait := backoff(time.Second, failures, time.Minute)
+			w.log.Error("job queue", "err", err, "retry_in", wait)
+			if !sleep(ctx, wait) {
+				break loop
+			}
+			continue
+		}
+		failures = 0
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-slots }()
+			w.handle(jobCtx, d)
+		}()
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	switch {
+	case drained:
+		<-done
+	case w.opts.ShutdownGrace < 0:
+		stopJobs(errors.New("worker stopping"))
+		<-done
+	case w.opts.ShutdownGrace == 0:
+		w.log.Info("worker stopping: waiting for running jobs")
+		<-done
+	default:
+		w.log.Info("worker stopping: waiting for running jobs", "grace", w.opts.ShutdownGrace)
+		select {
+		case <-done:
+		case <-time.After(w.opts.ShutdownGrace):
+			stopJobs(errors.New("worker stopping: grace period over"))
+			<-done
+		}
+	}
+	w.log.Info("worker stopped")
+	return nil
+}
+
+// handle runs one job to its end: reported and acked, retried later, or
+// handed back.
+func (w *Worker) handle(ctx context.Context, d bus.JobDelivery) {
+	job := d.Job
+	log := w.log.With("uuid", job.UUID, "task", job.TaskName, "item", job.Item, "arch", job.Arch, "attempt", job.Attempt)
+	if job.Attempt > w.opts.MaxAttempts {
+		reason := fmt.Sprintf("gave up after %d attempts: the job never finished (its worker died or was killed each time)", w.opts.MaxAttempts)
+		log.Error("job crashed too often", "reason", reason)
+		w.finish(ctx, d, crashed(job, reason), log)
+		return
+	}
+	log.Info("job starting")
+	exec, err := w.runJob(ctx, job)
+	if errors.Is(err, ErrInterrupted) {
+		log.Warn("job interrupted, handing it back", "err", err)
+		if err := d.Nack(); err != nil {
+			log.Error("handing the job back failed; the queue will redeliver it", "err", err)
+		}
+		return
+	}
+	if exec.ExecutionStatus == contract.ExecutionNotOK && exec.Extra["infra"] == true && job.Attempt < w.opts.MaxAttempts {
+		wait := backoff(w.opts.RetryWait, job.Attempt, 5*time.Minute)
+		log.Warn("infrastructure failure, retrying later", "status", exec.Status, "retry_in", wait)
+		if !sleep(ctx, wait) {
+			_ = d.Nack()
+			return
+		}
+		// Publish the next attempt, then drop this one: the count survives
+		// on every queue, and a duplicate left by a crash in between is
+		// reported once (the reporter is idempotent per uuid).
+		if err := w.opts.Queue.Publish(ctx, job); err != nil {
+			log.Error("requeueing for a retry failed, handing the job back", "err", err)
+			_ = d.Nack()
+			return
+		}
+		if err := d.Ack(); err != nil {
+			log.Error("ack after requeue", "err", err)
+		}
+		return
+	}
+	w.finish(ctx, d, exec, log)
+}
+
+// runJob runs the job, turning a panic into a CRASHED execution.
+func (w *Worker) runJob(ctx context.Context, job contract.Job) (exec contract.Execution, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			w.log.Error("runner panicked", "uuid", job.UUID, "panic", p, "stack", string(debug.Stack()))
+			exec, err = crashed(job, fmt.Sprintf("runner crashed: %v", p)), nil
+		}
+	}()
+	return w.opts.Runner.RunJob(ctx, job)
+}
+
+// finish reports the execution and acks the job once that worked.
+func (w *Worker) finish(ctx context.Context, d bus.JobDelivery, exec contract.Execution, log *slog.Logger) {
+	if w.opts.Reporter != nil {
+		var err error
+		for try := 1; try <= 5; try++ {
+			if err = w.opts.Reporter.Report(ctx, exec); err == nil {
+				break
+			}
+			log.Error("reporting failed", "err", err, "try", try)
+			if !sleep(ctx, backoff(time.Second, try, 30*time.Second)) {
+				break
+			}
+		}
+		if err != nil {
+			log.Error("results not reported, handing the job back", "err", err)
+			_ = d.Nack()
+			return
+		}
+	}
+	if err := d.Ack(); err != nil {
+		// The results are stored; a redelivery is reported once.
+		log.Error("ack failed", "err", err)
+	}
+	log.Info("job done", "execution_status", exec.ExecutionStatus, "exit_code", exec.ExitCode, "results", len(exec.Results))
+	if w.opts.OnDone != nil {
+		w.opts.OnDone(d.Job, exec)
+	}
+}
+
+// crashed is the execution of a job that could not be run at all.
+func crashed(job contract.Job, reason string) contract.Execution {
+	exec := contract.Execution{UUID: job.UUID, Item: job.Item, ItemType: job.ItemType, TaskName: job.TaskName, Arch: job.Arch}
+	setFailure(&exec, job.TaskName, "", errors.New(reason), contract.Crashed)
+	return exec
+}
+
+func backoff(base time.Duration, n int, ceiling time.Duration) time.Duration {
+	d := base
+	for i := 1; i < n && d < ceiling; i++ {
+		d *= 2
+	}
+	return min(d, ceiling)
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

@@ -1,0 +1,314 @@
+package runner
+
+import (
+	"context"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"taskotron/bus"
+	"taskotron/checkout"
+	"taskotron/config"
+	"taskotron/contract"
+	"taskotron/reporter"
+	"taskotron/resultsdb"
+)
+
+// stack is a real pipeline tail: a task mirror seeded from folders, a
+// runner, an on-disk job queue, and a ResultsDB server on SQLite behind a
+// reporter with its spool.
+type stack struct {
+	cfg      config.Config
+	runner   *Runner
+	queue    *bus.DiskQueue
+	reporter *reporter.Reporter
+	client   *reporter.ResultsDBClient
+	tasks    string
+	mirror   string
+}
+
+func newStack(t *testing.T) *stack {
+	t.Helper()
+	dir := t.TempDir()
+	s := &stack{tasks: filepath.Join(dir, "tasks"), mirror: filepath.Join(dir, "mirror")}
+	// The example task, plus test tasks added by addTask.
+	copyDir(t, "../tasks/nvr-format", filepath.Join(s.tasks, "nvr-format"))
+	s.seed(t)
+	cfg := config.Default()
+	cfg.DataDir = dir
+	cfg.Runner.ArtifactsDir = filepath.Join(dir, "artifacts")
+	cfg.Runner.WorkDir = filepath.Join(dir, "work")
+	s.cfg = cfg
+	co, err := checkout.New(checkout.Options{Mirrors: []string{s.mirror}, CacheDir: filepath.Join(dir, "cache")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.runner = New(Options{Config: cfg, Checkout: co})
+	s.queue, err = bus.OpenDiskQueue(filepath.Join(dir, "queue"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := startResultsDB(t)
+	s.reporter, err = reporter.New(reporter.Options{ResultsDBURL: url, SpoolDir: filepath.Join(dir, "spool")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.client, err = reporter.NewResultsDBClient(url, reporter.ClientOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func (s *stack) seed(t *testing.T) {
+	t.Helper()
+	if err := checkout.Seed(s.tasks, s.mirror); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (s *stack) addTask(t *testing.T, name, formula string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Join(s.tasks, name), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(s.tasks, name, "runtask.yml"), []byte(formula), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s.seed(t)
+}
+
+func (s *stack) stored(t *testing.T, uuid string) []reporter.StoredResult {
+	t.Helper()
+	rs, err := s.client.GroupResults(context.Background(), uuid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rs
+}
+
+func startResultsDB(t *testing.T) string {
+	t.Helper()
+	store, err := resultsdb.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "resultsdb.sqlite"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	srv := httptest.NewServer(resultsdb.NewServer(store, resultsdb.Options{AdditionalOutcomes: []string{"ABORTED", "CRASHED"}}))
+	t.Cleanup(srv.Close)
+	return srv.URL + "/api/v2.0"
+}
+
+func copyDir(t *testing.T, src, dst string) {
+	t.Helper()
+	err := filepath.WalkDir(src, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		target := filepath.Join(dst, rel)
+		if d.IsDir() {
+			return os.MkdirAll(target, 0o755)
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		info, _ := d.Info()
+		return os.WriteFile(target, data, info.Mode().Perm())
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func job(uuid, task, item string) contract.Job {
+	return contract.Job{UUID: uuid, TaskName: task, Item: item, ItemType: "koji_build", Arch: "x86_64", Created: time.Now().UTC()}
+}
+
+func TestWorkerRunsAndReportsUntilDrained(t *testing.T) {
+	s := newStack(t)
+	ctx := context.Background()
+	jobs := []contract.Job{job("w-1", "nvr-format", "xchat-0.5-1.fc20"), job("w-2", "nvr-format", "broken"), job("w-3", "nvr-format", "foo-1.0-1.fc40; touch /tmp/pwned $(id)")}
+	if err := s.queue.Publish(ctx, jobs...); err != nil {
+		t.Fatal(err)
+	}
+	s.queue.Seal()
+	var mu sync.Mutex
+	done := map[string]contract.Execution{}
+	w := NewWorker(WorkerOptions{Queue: s.queue, Runner: s.runner, Reporter: s.reporter, Concurrency: 2, OnDone: func(j contract.Job, e contract.Execution) {
+		mu.Lock()
+		done[j.UUID] = e
+		mu.Unlock()
+	}})
+	if err := w.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(done) != 3 {
+		t.Fatalf("done: %v", done)
+	}
+	want := map[string]string{"w-1": "PASSED", "w-2": "FAILED", "w-3": "FAILED"}
+	for uuid, outcome := range want {
+		rs := s.stored(t, uuid)
+		if len(rs) != 1 || rs[0].Outcome != outcome || rs[0].Testcase != "dist.nvr-format" {
+			t.Errorf("%s: stored %+v, want one %s", uuid, rs, outcome)
+		}
+	}
+	if p, f := s.queue.Len(); p != 0 || f != 0 {
+		t.Fatalf("queue not empty: %d pending, %d in flight", p, f)
+	}
+	if _, err := os.Stat("/tmp/pwned"); !os.IsNotExist(err) {
+		t.Fatal("/tmp/pwned exists")
+	}
+}
+
+func TestWorkerGivesUpAfterMaxAttempts(t *testing.T) {
+	s := newStack(t)
+	ctx := context.Background()
+	j := job("w-crash", "nvr-format", "xchat-0.5-1.fc20")
+	j.Attempt = 3 // three deliveries never finished; the queue counts this one as the fourth
+	if err := s.queue.Publish(ctx, j); err != nil {
+		t.Fatal(err)
+	}
+	s.queue.Seal()
+	w := NewWorker(WorkerOptions{Queue: s.queue, Runner: s.runner, Reporter: s.reporter, MaxAttempts: 3})
+	if err := w.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rs := s.stored(t, "w-crash")
+	if len(rs) != 1 || rs[0].Outcome != "CRASHED" || !strings.Contains(rs[0].Note, "gave up after 3 attempts") || rs[0].Testcase != "nvr-format" {
+		t.Fatalf("stored: %+v", rs)
+	}
+	if _, err := os.Stat(filepath.Join(s.cfg.Runner.ArtifactsDir, "w-crash")); !os.IsNotExist(err) {
+		t.Fatal("the job ran although it had no attempts left")
+	}
+}
+
+func TestWorkerRetriesInfrastructureFailures(t *testing.T) {
+	s := newStack(t)
+	ctx := context.Background()
+	// The task is not in the mirror: a checkout failure is the infrastructure's.
+	if err := s.queue.Publish(ctx, job("w-infra", "no-such-task", "xchat-0.5-1.fc20")); err != nil {
+		t.Fatal(err)
+	}
+	var runs []int
+	var mu sync.Mutex
+	w := NewWorker(WorkerOptions{Queue: s.queue, Runner: s.runner, Reporter: s.reporter, MaxAttempts: 3, RetryWait: 10 * time.Millisecond,
+		OnDone: func(j contract.Job, e contract.Execution) {
+			mu.Lock()
+			runs = append(runs, j.Attempt)
+			mu.Unlock()
+			s.queue.Seal()
+		}})
+	if err := w.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(runs) != 1 || runs[0] != 3 {
+		t.Fatalf("reported after attempts %v, want once after attempt 3", runs)
+	}
+	rs := s.stored(t, "w-infra")
+	if len(rs) != 1 || rs[0].Outcome != "ABORTED" || !strings.Contains(rs[0].Note, "no-such-task") {
+		t.Fatalf("stored: %+v", rs)
+	}
+}
+
+func TestWorkerReportsARedeliveredJobOnce(t *testing.T) {
+	s := newStack(t)
+	ctx := context.Background()
+	// The same job twice: as if a worker reported it and died before acking.
+	j := job("w-twice", "nvr-format", "xchat-0.5-1.fc20")
+	if err := s.queue.Publish(ctx, j, j); err != nil {
+		t.Fatal(err)
+	}
+	s.queue.Seal()
+	if err := NewWorker(WorkerOptions{Queue: s.queue, Runner: s.runner, Reporter: s.reporter}).Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if rs := s.stored(t, "w-twice"); len(rs) != 1 {
+		t.Fatalf("stored %d results, want 1: %+v", len(rs), rs)
+	}
+}
+
+const slowFormula = `name: slow
+actions:
+  - name: wait
+    shell:
+      - [sh, -c, 'touch "$$0/started"; sleep 2', "${artifactsdir}"]
+  - name: report
+    resultsdb:
+      results: "results: [{outcome: PASSED}]"
+`
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestWorkerStopLetsRunningJobsFinish(t *testing.T) {
+	s := newStack(t)
+	s.addTask(t, "slow", slowFormula)
+	if err := s.queue.Publish(context.Background(), job("w-finish", "slow", "a-1-1"), job("w-later", "slow", "b-1-1")); err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	w := NewWorker(WorkerOptions{Queue: s.queue, Runner: s.runner, Reporter: s.reporter, Concurrency: 1})
+	errc := make(chan error, 1)
+	go func() { errc <- w.Run(ctx) }()
+	waitFor(t, "the job to start", func() bool {
+		_, err := os.Stat(filepath.Join(s.cfg.Runner.ArtifactsDir, "w-finish", "started"))
+		return err == nil
+	})
+	stop() // SIGTERM
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	if rs := s.stored(t, "w-finish"); len(rs) != 1 || rs[0].Outcome != "PASSED" {
+		t.Fatalf("running job: %+v", rs)
+	}
+	if rs := s.stored(t, "w-later"); len(rs) != 0 {
+		t.Fatalf("a job was started after the stop: %+v", rs)
+	}
+	if p, f := s.queue.Len(); p != 1 || f != 0 {
+		t.Fatalf("queue: %d pending, %d in flight; want the second job pending", p, f)
+	}
+}
+
+func TestWorkerStopHandsRunningJobsBack(t *testing.T) {
+	s := newStack(t)
+	s.addTask(t, "slow", slowFormula)
+	if err := s.queue.Publish(context.Background(), job("w-back", "slow", "a-1-1")); err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	w := NewWorker(WorkerOptions{Queue: s.queue, Runner: s.runner, Reporter: s.reporter, ShutdownGrace: -1})
+	errc := make(chan error, 1)
+	go func() { errc <- w.Run(ctx) }()
+	waitFor(t, "the job to start", func() bool {
+		_, err := os.Stat(filepath.Join(s.cfg.Runner.ArtifactsDir, "w-back", "started"))
+		return err == nil
+	})
+	start := time.Now()
+	stop()
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 1500*time.Millisecond {
+		t.Fatalf("stop took %s: the job was not stopped", d)
+	}
+	if rs := s.stored(t, "w-back"); len(rs) != 0 {
+		t.Fatalf("an interrupted job was reported: %+v", rs)
+	}
+	if p, f := s.queue.Len(); p != 1 || f != 0 {
+		t.Fatalf("queue: %d pending, %d in flight; want the job handed back", p, f)
+	}
+}
