@@ -169,4 +169,3 @@ func bodhiCommentInput(p fparams, env *Env) ([]byte, error) {
 	}
 	return nil, p.errorf("parameter results or file is required")
 }
-
