@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // dialect holds what differs between SQLite and PostgreSQL. Every query is
@@ -108,7 +110,35 @@ func stringPtr(ns sql.NullString) *string {
 	return &s
 }
 
+// tx runs fn in a transaction. PostgreSQL may abort one of two writers
+// that touch the same groups (deadlock, serialization failure, or a
+// unique key another writer has just taken); those are run again.
 func (s *sqlStore) tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	for attempt := 1; ; attempt++ {
+		err := s.tx1(ctx, fn)
+		if err == nil || attempt == 5 || !retryable(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(attempt*attempt) * 5 * time.Millisecond):
+		}
+	}
+}
+
+func retryable(err error) bool {
+	var pg *pgconn.PgError
+	if errors.As(err, &pg) {
+		switch pg.Code {
+		case "40P01", "40001", "23505":
+			return true
+		}
+	}
+	return false
+}
+
+func (s *sqlStore) tx1(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	tx, err := s.write.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin transaction: %w", err)
@@ -126,20 +156,27 @@ func (s *sqlStore) tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 // saveTestcase creates the testcase or updates the fields t sets.
 func (s *sqlStore) saveTestcase(ctx context.Context, tx *sql.Tx, t TestcaseUpdate) (Testcase, error) {
 	out := Testcase{Name: t.Name}
-	var ref sql.NullString
-	err := tx.QueryRowContext(ctx, s.d.bind("SELECT ref_url FROM testcase WHERE name = ?"), t.Name).Scan(&ref)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		if _, err := tx.ExecContext(ctx, s.d.bind("INSERT INTO testcase (name, ref_url) VALUES (?, ?) ON CONFLICT (name) DO NOTHING"),
-			t.Name, nullString(t.RefURL)); err != nil {
-			return out, fmt.Errorf("create testcase %q: %w", t.Name, err)
+	for attempt := 0; ; attempt++ {
+		var ref sql.NullString
+		err := tx.QueryRowContext(ctx, s.d.bind("SELECT ref_url FROM testcase WHERE name = ?"), t.Name).Scan(&ref)
+		if errors.Is(err, sql.ErrNoRows) && attempt == 0 {
+			res, err := tx.ExecContext(ctx, s.d.bind("INSERT INTO testcase (name, ref_url) VALUES (?, ?) ON CONFLICT (name) DO NOTHING"),
+				t.Name, nullString(t.RefURL))
+			if err != nil {
+				return out, fmt.Errorf("create testcase %q: %w", t.Name, err)
+			}
+			if n, _ := res.RowsAffected(); n == 1 {
+				out.RefURL = t.RefURL
+				return out, nil
+			}
+			continue // another writer created it just now
 		}
-		out.RefURL = t.RefURL
-		return out, nil
-	case err != nil:
-		return out, fmt.Errorf("read testcase %q: %w", t.Name, err)
+		if err != nil {
+			return out, fmt.Errorf("read testcase %q: %w", t.Name, err)
+		}
+		out.RefURL = stringPtr(ref)
+		break
 	}
-	out.RefURL = stringPtr(ref)
 	if t.SetRefURL && !equalPtr(out.RefURL, t.RefURL) {
 		if _, err := tx.ExecContext(ctx, s.d.bind("UPDATE testcase SET ref_url = ? WHERE name = ?"), nullString(t.RefURL), t.Name); err != nil {
 			return out, fmt.Errorf("update testcase %q: %w", t.Name, err)
@@ -161,21 +198,27 @@ func equalPtr(a, b *string) bool {
 func (s *sqlStore) saveGroup(ctx context.Context, tx *sql.Tx, g GroupUpdate) (int64, Group, error) {
 	out := Group{UUID: g.UUID}
 	var id int64
-	var desc, ref sql.NullString
-	err := tx.QueryRowContext(ctx, s.d.bind("SELECT id, description, ref_url FROM run_group WHERE uuid = ?"), g.UUID).Scan(&id, &desc, &ref)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		err := tx.QueryRowContext(ctx, s.d.bind("INSERT INTO run_group (uuid, description, ref_url) VALUES (?, ?, ?) RETURNING id"),
-			g.UUID, nullString(g.Description), nullString(g.RefURL)).Scan(&id)
-		if err != nil {
-			return 0, out, fmt.Errorf("create group %q: %w", g.UUID, err)
+	for attempt := 0; ; attempt++ {
+		var desc, ref sql.NullString
+		err := tx.QueryRowContext(ctx, s.d.bind("SELECT id, description, ref_url FROM run_group WHERE uuid = ?"), g.UUID).Scan(&id, &desc, &ref)
+		if errors.Is(err, sql.ErrNoRows) && attempt == 0 {
+			err := tx.QueryRowContext(ctx, s.d.bind("INSERT INTO run_group (uuid, description, ref_url) VALUES (?, ?, ?) ON CONFLICT (uuid) DO NOTHING RETURNING id"),
+				g.UUID, nullString(g.Description), nullString(g.RefURL)).Scan(&id)
+			if errors.Is(err, sql.ErrNoRows) {
+				continue // another writer created it just now
+			}
+			if err != nil {
+				return 0, out, fmt.Errorf("create group %q: %w", g.UUID, err)
+			}
+			out.Description, out.RefURL = g.Description, g.RefURL
+			return id, out, nil
 		}
-		out.Description, out.RefURL = g.Description, g.RefURL
-		return id, out, nil
-	case err != nil:
-		return 0, out, fmt.Errorf("read group %q: %w", g.UUID, err)
+		if err != nil {
+			return 0, out, fmt.Errorf("read group %q: %w", g.UUID, err)
+		}
+		out.Description, out.RefURL = stringPtr(desc), stringPtr(ref)
+		break
 	}
-	out.Description, out.RefURL = stringPtr(desc), stringPtr(ref)
 	changed := false
 	if g.SetDescription && !equalPtr(out.Description, g.Description) {
 		out.Description, changed = g.Description, true
@@ -289,10 +332,34 @@ func (s *sqlStore) Result(ctx context.Context, id int64) (Result, error) {
 	return list[0], nil
 }
 
+// probeCap is how many matching data rows make a data filter too common
+// to drive a SQLite query.
+const probeCap = 1000
+
+// dataMatch is the condition on result_data alias d for one filter.
+func dataMatch(f DataFilter) (string, []any) {
+	args := append([]any{f.Key}, anyStrings(f.Values)...)
+	if f.Like {
+		likes := make([]string, len(f.Values))
+		for i := range likes {
+			likes[i] = "d.value LIKE ?"
+		}
+		return "d.key = ? AND (" + strings.Join(likes, " OR ") + ")", args
+	}
+	return "d.key = ? AND d.value IN (" + placeholders(len(f.Values)) + ")", args
+}
+
 // where builds the filter of a result query; r is the result table alias.
-func (s *sqlStore) where(q ResultQuery, withOutcome bool) (string, []any) {
+// none reports that a filter matches nothing, so there is no need to ask.
+//
+// PostgreSQL plans data filters from its statistics. SQLite's planner
+// cannot tell a rare item from the common type=koji_build, so the store
+// counts (up to probeCap) the rows each data filter matches: the rarest
+// one drives the query through the (key, value) index and the others are
+// checked per candidate; when all are common, results are scanned in
+// submit_time order and checked until the page is full.
+func (s *sqlStore) where(ctx context.Context, q ResultQuery, withOutcome bool) (clause string, args []any, none bool, err error) {
 	var conds []string
-	var args []any
 	if !q.Since.IsZero() {
 		conds = append(conds, "r.submit_time >= ?")
 		args = append(args, micros(q.Since))
@@ -321,28 +388,46 @@ func (s *sqlStore) where(q ResultQuery, withOutcome bool) (string, []any) {
 	if len(tc) > 0 {
 		conds = append(conds, "("+strings.Join(tc, " OR ")+")")
 	}
+	var filters []DataFilter
 	for _, f := range q.Data {
-		if len(f.Values) == 0 {
-			continue
+		if len(f.Values) > 0 {
+			filters = append(filters, f)
 		}
-		var match string
-		if f.Like {
-			likes := make([]string, len(f.Values))
-			for i := range likes {
-				likes[i] = "d.value LIKE ?"
+	}
+	driver := -1
+	if !s.d.dollar && len(filters) > 0 {
+		best := probeCap + 1
+		for i, f := range filters {
+			match, margs := dataMatch(f)
+			var n int
+			err := s.read.QueryRowContext(ctx, "SELECT COUNT(*) FROM (SELECT 1 FROM result_data d WHERE "+match+" LIMIT "+strconv.Itoa(probeCap+1)+")", margs...).Scan(&n)
+			if err != nil {
+				return "", nil, false, fmt.Errorf("estimate filter %s: %w", f.Key, err)
 			}
-			match = "(" + strings.Join(likes, " OR ") + ")"
-		} else {
-			match = "d.value IN (" + placeholders(len(f.Values)) + ")"
+			if n == 0 {
+				return "", nil, true, nil
+			}
+			if n < best {
+				best, driver = n, i
+			}
 		}
-		conds = append(conds, "r.id IN (SELECT d.result_id FROM result_data d WHERE d.key = ? AND "+match+")")
-		args = append(args, f.Key)
-		args = append(args, anyStrings(f.Values)...)
+		if len(q.Groups) > 0 {
+			driver = -1 // the group is rarer still
+		}
+	}
+	for i, f := range filters {
+		match, margs := dataMatch(f)
+		if s.d.dollar || i == driver {
+			conds = append(conds, "r.id IN (SELECT d.result_id FROM result_data d WHERE "+match+")")
+		} else {
+			conds = append(conds, "EXISTS (SELECT 1 FROM result_data d WHERE d.result_id = r.id AND "+match+")")
+		}
+		args = append(args, margs...)
 	}
 	if len(conds) == 0 {
-		return "", nil
+		return "", nil, false, nil
 	}
-	return " WHERE " + strings.Join(conds, " AND "), args
+	return " WHERE " + strings.Join(conds, " AND "), args, false, nil
 }
 
 func orderBy(sort Sort) string {
@@ -369,7 +454,10 @@ func (s *sqlStore) limit(limit, offset int) (string, []any) {
 }
 
 func (s *sqlStore) Results(ctx context.Context, q ResultQuery) ([]Result, error) {
-	where, args := s.where(q, true)
+	where, args, none, err := s.where(ctx, q, true)
+	if err != nil || none {
+		return []Result{}, err
+	}
 	lim, largs := s.limit(q.Limit, q.Offset)
 	query := "SELECT " + resultColumns + " FROM result r" + where + orderBy(q.Sort) + lim
 	return s.queryResults(ctx, query, append(args, largs...))
@@ -383,7 +471,10 @@ func (s *sqlStore) Latest(ctx context.Context, q ResultQuery, distinctOn []strin
 		partition = append(partition, "(SELECT MIN(dd.value) FROM result_data dd WHERE dd.result_id = r.id AND dd.key = ?)")
 		args = append(args, key)
 	}
-	where, wargs := s.where(q, false)
+	where, wargs, none, err := s.where(ctx, q, false)
+	if err != nil || none {
+		return []Result{}, err
+	}
 	args = append(args, wargs...)
 	order := strings.ReplaceAll(orderBy(q.Sort), "r.", "x.")
 	if order == "" {
