@@ -93,6 +93,11 @@ type Reporter struct {
 	ExecDBURL string `yaml:"execdb_url"`
 	// TestcaseURL is the base of each testcase's ref_url (<url>/<name>).
 	TestcaseURL string `yaml:"testcase_url"`
+	// FlushInterval is how often spooled results are sent again.
+	FlushInterval time.Duration `yaml:"flush_interval"`
+	// Retries is how often one ResultsDB request is repeated before its
+	// result is spooled.
+	Retries int `yaml:"retries"`
 }
 
 // ResultsDB configures the embedded server and the client.
@@ -180,7 +185,9 @@ func Default() Config {
 			Python:        "python3",
 		},
 		Reporter: Reporter{
-			TestcaseURL: "https://fedoraproject.org/wiki/Taskotron/Tasks",
+			TestcaseURL:   "https://fedoraproject.org/wiki/Taskotron/Tasks",
+			FlushInterval: 30 * time.Second,
+			Retries:       4,
 		},
 		ResultsDB: ResultsDB{
 			Listen:             "127.0.0.1:5001",

@@ -9,7 +9,8 @@ import (
 
 // OptionsFromConfig wires a Reporter from the configuration: ResultsDB
 // (resultsdb.url, or the embedded server at resultsdb.listen), the spool
-// (reporter.spool, default <data_dir>/spool), links and Bodhi.
+// (reporter.spool, default <data_dir>/spool), links and Bodhi. Run the
+// spool's background loop with cfg.Reporter.FlushInterval.
 func OptionsFromConfig(cfg config.Config, log *slog.Logger) Options {
 	url := cfg.ResultsDB.URL
 	if url == "" && cfg.ResultsDB.Listen != "" {
@@ -27,11 +28,15 @@ func OptionsFromConfig(cfg config.Config, log *slog.Logger) Options {
 		TestcaseURL:  cfg.Reporter.TestcaseURL,
 		Token:        cfg.ResultsDB.Token,
 		Log:          log,
+		RetryMax:     cfg.Reporter.Retries,
 		Bodhi: BodhiOptions{
 			URL:   cfg.Bodhi.URL,
 			Token: cfg.Bodhi.Token,
 			Span:  cfg.Bodhi.CommentSpan,
 		},
+	}
+	if cfg.Reporter.Retries <= 0 {
+		o.RetryMax = -1 // none: in Options 0 means the default
 	}
 	for _, s := range cfg.Bodhi.CommentOn {
 		o.Bodhi.CommentOn = append(o.Bodhi.CommentOn, contract.Outcome(s))

@@ -211,6 +211,16 @@ func (l *refusingListener) Accept() (net.Conn, error) {
 	}
 }
 
+// httptestServer serves f on a plain test server.
+func httptestServer(f *fakeResultsDB) *httptest.Server { return httptest.NewServer(f) }
+
+// refusedCount is how many connections were reset so far.
+func (l *refusingListener) refusedCount() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.refused
+}
+
 // startFake serves f; refuse > 0 resets that many connections first.
 func startFake(t *testing.T, f *fakeResultsDB, refuse int) (*httptest.Server, *refusingListener) {
 	t.Helper()

@@ -39,6 +39,10 @@ type Options struct {
 	RetryMax     int
 	RetryWaitMin time.Duration
 	RetryWaitMax time.Duration
+	// Recheck: for this long after ResultsDB failed, Report spools at once
+	// instead of waiting through retries again (default 10 s); Run and
+	// Flush keep trying.
+	Recheck time.Duration
 }
 
 // Reporter delivers results to ResultsDB exactly once, through a durable
@@ -53,14 +57,18 @@ type Reporter struct {
 	// mu makes deliveries one at a time, which keeps the spool in order.
 	mu sync.Mutex
 	// down remembers that the last attempt found ResultsDB away, so that
-	// the background loop logs the outage once, not every tick.
-	down bool
+	// the outage is logged once and jobs do not each wait through retries.
+	down     bool
+	lastFail time.Time
 }
 
 // New makes a Reporter. It needs a spool folder; without a ResultsDB URL
 // it can only compute posts (Posts) and Report fails.
 func New(opts Options) (*Reporter, error) {
 	r := &Reporter{opts: opts, log: opts.Log}
+	if r.opts.Recheck <= 0 {
+		r.opts.Recheck = 10 * time.Second
+	}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
 	}
@@ -154,6 +162,14 @@ func (r *Reporter) Deliver(ctx context.Context, exec contract.Execution) (Delive
 		fp := postFingerprint(p)
 		entries[i] = spoolEntry{UUID: exec.UUID, Index: i, Prior: seen[fp], Post: p}
 		seen[fp]++
+	}
+
+	if r.down && time.Since(r.lastFail) < r.opts.Recheck {
+		if err := r.spoolEntries(entries, errors.New("ResultsDB was unavailable moments ago")); err != nil {
+			return d, err
+		}
+		d.Spooled = len(entries)
+		return d, r.finish(ctx, exec, posts, &d)
 	}
 
 	// Older spooled posts go first: results arrive in order.
@@ -253,6 +269,7 @@ func (r *Reporter) wentDown(err error) {
 		r.log.Warn("ResultsDB unavailable; spooling results", "err", err)
 	}
 	r.down = true
+	r.lastFail = time.Now()
 }
 
 func (r *Reporter) cameBack() {
