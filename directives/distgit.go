@@ -102,7 +102,12 @@ func runDistGit(ctx context.Context, params map[string]any, env *Env) (any, erro
 	base = strings.TrimSuffix(base, "/")
 	hc := fedoraHTTP(env)
 	var files []any
+	// Taskotron extension: {package} and {gitref} in a path stand for the
+	// package and branch worked out above, so a formula can ask for
+	// "{package}.rpmlintrc" knowing only the NVR.
+	fill := strings.NewReplacer("{package}", pkg, "{gitref}", gitref)
 	for i, rel := range paths {
+		rel = fill.Replace(rel)
 		clean := path.Clean("/" + rel)[1:]
 		if clean == "" || clean != strings.TrimPrefix(rel, "/") {
 			return nil, p.errorf("path %q is not a clean relative path", rel)

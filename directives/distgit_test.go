@@ -13,7 +13,7 @@ func TestDistGit(t *testing.T) {
 	env := fedoraEnv(t, nil)
 	env.Config.DistGit.URL = s.URL()
 	dir := t.TempDir()
-	out, err := runDirective(t, "distgit", map[string]any{"nvr": "lintbad-0.1-1.fc40", "path": []any{"lintbad.rpmlintrc"}, "target_dir": dir}, env)
+	out, err := runDirective(t, "distgit", map[string]any{"nvr": "lintbad-0.1-1.fc40", "path": []any{"{package}.rpmlintrc"}, "target_dir": dir}, env)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 
+	"taskotron/bodhi"
 	"taskotron/koji"
 	"taskotron/rpmver"
 )
@@ -44,7 +45,7 @@ func runKoji(ctx context.Context, params map[string]any, env *Env) (any, error) 
 	}
 	c := kojiClient(env)
 	if action == "latest_by_release" {
-		return kojiLatestByRelease(ctx, p, c)
+		return kojiLatestByRelease(ctx, p, c, env)
 	}
 	arch, present, err := p.list("arch")
 	if err != nil {
@@ -214,7 +215,7 @@ var fedoraTag = regexp.MustCompile(`^f([0-9]+)(-.*)?$`)
 // release near theirs that the hub knows, the newest build of each of their
 // packages across fNN, fNN-updates and fNN-updates-testing (newest by rpm's
 // own ordering, epochs included).
-func kojiLatestByRelease(ctx context.Context, p fparams, c *koji.Client) (any, error) {
+func kojiLatestByRelease(ctx context.Context, p fparams, c *koji.Client, env *Env) (any, error) {
 	tag, err := p.str("koji_tag", false)
 	if err != nil {
 		return nil, err
@@ -222,6 +223,39 @@ func kojiLatestByRelease(ctx context.Context, p fparams, c *koji.Client) (any, e
 	nvrs, _, err := p.list("builds")
 	if err != nil {
 		return nil, err
+	}
+	// item + item_type let one formula serve koji_tag, koji_build and
+	// bodhi_update items alike.
+	item, err := p.str("item", false)
+	if err != nil {
+		return nil, err
+	}
+	itemType, err := p.str("item_type", false)
+	if err != nil {
+		return nil, err
+	}
+	switch itemType {
+	case "":
+		if item != "" {
+			return nil, p.errorf("item needs item_type (koji_tag, koji_build or bodhi_update)")
+		}
+	case "koji_tag":
+		tag = item
+	case "koji_build":
+		nvrs = append(nvrs, item)
+	case "bodhi_update":
+		u, err := bodhiClient(env).Update(ctx, item)
+		if errors.Is(err, bodhi.ErrNotFound) {
+			return nil, p.errorf("update %s not found in Bodhi", item)
+		}
+		if err != nil {
+			return nil, bodhiErr(err)
+		}
+		for _, b := range u.Builds {
+			nvrs = append(nvrs, b.NVR)
+		}
+	default:
+		return nil, p.errorf("item_type %q: want koji_tag, koji_build or bodhi_update", itemType)
 	}
 	var builds []koji.Build
 	release := 0
@@ -243,7 +277,7 @@ func kojiLatestByRelease(ctx context.Context, p fparams, c *koji.Client) (any, e
 		builds = append(builds, b)
 	}
 	if tag == "" && len(nvrs) == 0 {
-		return nil, p.errorf("give koji_tag or builds")
+		return nil, p.errorf("give koji_tag, builds, or item and item_type")
 	}
 	out := []any{}
 	releases := map[string]any{}

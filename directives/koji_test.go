@@ -196,3 +196,25 @@ func TestKojiLatestByRelease(t *testing.T) {
 		t.Errorf("a release the hub does not know was listed")
 	}
 }
+
+func TestKojiLatestByReleaseForAnUpdate(t *testing.T) {
+	h := startFakeKoji(t)
+	b := startFakeBodhi(t)
+	env := fedoraEnv(t, h)
+	env.Config.Koji.BodhiURL = b.URL()
+	out, err := runDirective(t, "koji", map[string]any{"action": "latest_by_release", "item": "FEDORA-2024-0a1b2c3d4e", "item_type": "bodhi_update"}, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := out.(map[string]any)
+	if got := m["builds"].([]any); len(got) != 2 || got[0].(map[string]any)["nvr"] != "pyboth-2.0-1.fc40" {
+		t.Errorf("builds of the update = %v", got)
+	}
+	if _, ok := m["releases"].(map[string]any)["f41"]; !ok {
+		t.Errorf("releases = %v", m["releases"])
+	}
+	_, err = runDirective(t, "koji", map[string]any{"action": "latest_by_release", "item": "x", "item_type": "compose"}, env)
+	if err == nil || !strings.Contains(err.Error(), `item_type "compose"`) {
+		t.Errorf("unknown item_type gave %v", err)
+	}
+}
