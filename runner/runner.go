@@ -79,14 +79,14 @@ func NewUUID() string {
 
 func (r *Runner) artifactsRoot() string {
 	if d := r.opts.Config.Runner.ArtifactsDir; d != "" {
-		return d
+		return r.opts.Config.Path(d)
 	}
 	return r.opts.Config.Path("artifacts")
 }
 
 func (r *Runner) workRoot() string {
 	if d := r.opts.Config.Runner.WorkDir; d != "" {
-		return d
+		return r.opts.Config.Path(d)
 	}
 	return r.opts.Config.Path("work")
 }

@@ -1,0 +1,20 @@
+package main
+
+import (
+	"context"
+
+	"taskotron/runner"
+)
+
+func init() {
+	register(command{
+		name:    "runtask",
+		summary: "run one task formula here, like libtaskotron's runtask (-i ITEM -t TYPE FORMULA)",
+		run: func(ctx context.Context, g *globals, args []string) error {
+			if code := runner.Runtask(ctx, args, g.cfg, g.log, g.stdout, g.stderr); code != 0 {
+				return exitStatus(code)
+			}
+			return nil
+		},
+	})
+}

@@ -1,0 +1,245 @@
+package runner
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"taskotron/checkout"
+	"taskotron/config"
+	"taskotron/contract"
+	"taskotron/reporter"
+)
+
+// RuntaskUsage is the runtask command line.
+const RuntaskUsage = "usage: runtask -i ITEM -t TYPE [-a ARCH] [-j JOBID] [--uuid UUID] [--override VAR=VALUE]... [--no-report] [--json] FORMULA"
+
+// ItemTypes are the item types runtask accepts (reference §2.6).
+var ItemTypes = []string{"koji_build", "koji_tag", "bodhi_update", "compose", "dist_git_commit", "docker_image", "git_commit", "module_build", "pull_request"}
+
+// RuntaskArgs is a parsed runtask command line.
+type RuntaskArgs struct {
+	Item, Type, Arch, JobID, UUID string
+	Overrides                     map[string]string
+	NoReport, JSON, Debug         bool
+	// Formula is the formula file (a folder means its runtask.yml).
+	Formula string
+}
+
+type overrideFlag map[string]string
+
+func (o overrideFlag) String() string { return "" }
+
+func (o overrideFlag) Set(s string) error {
+	k, v, ok := strings.Cut(s, "=")
+	if !ok || !isIdent(k) {
+		return fmt.Errorf("--override %q: want VAR=VALUE with VAR a variable name", s)
+	}
+	o[k] = v
+	return nil
+}
+
+// ParseRuntaskArgs reads libtaskotron's runtask options. Flags may come
+// after the formula, and each has its long and short name.
+func ParseRuntaskArgs(args []string) (RuntaskArgs, error) {
+	a := RuntaskArgs{Overrides: map[string]string{}}
+	fs := flag.NewFlagSet("runtask", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	for _, n := range []string{"i", "item"} {
+		fs.StringVar(&a.Item, n, "", "the item to test")
+	}
+	for _, n := range []string{"t", "type"} {
+		fs.StringVar(&a.Type, n, "", "the item type")
+	}
+	for _, n := range []string{"a", "arch"} {
+		fs.StringVar(&a.Arch, n, "noarch", "the arch")
+	}
+	for _, n := range []string{"j", "jobid"} {
+		fs.StringVar(&a.JobID, n, "standalone", "job id, for log URLs")
+	}
+	fs.StringVar(&a.UUID, "uuid", "", "execution uuid (default: a new one)")
+	fs.Var(overrideFlag(a.Overrides), "override", "set a formula variable, VAR=VALUE (repeatable)")
+	fs.BoolVar(&a.NoReport, "no-report", false, "do not send results to ResultsDB")
+	fs.BoolVar(&a.JSON, "json", false, "print the execution as JSON")
+	fs.Bool("local", true, "run here (the only mode)")
+	for _, n := range []string{"d", "debug"} {
+		fs.BoolVar(&a.Debug, n, false, "show the runner's log on the terminal")
+	}
+	libvirt := fs.Bool("libvirt", false, "not supported")
+	ssh := fs.String("ssh", "", "not supported")
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return a, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			break
+		}
+		positional = append(positional, args[0])
+		args = args[1:]
+	}
+	switch {
+	case *libvirt || *ssh != "":
+		return a, errors.New("--libvirt and --ssh are not supported: tasks run locally, in their own process group")
+	case len(positional) != 1:
+		return a, errors.New("give exactly one formula; " + RuntaskUsage)
+	case a.Item == "":
+		return a, errors.New("-i ITEM is required; " + RuntaskUsage)
+	case a.Type == "":
+		return a, errors.New("-t TYPE is required; " + RuntaskUsage)
+	}
+	known := false
+	for _, t := range ItemTypes {
+		known = known || t == a.Type
+	}
+	if !known {
+		return a, fmt.Errorf("-t %q: unknown item type (want one of %s)", a.Type, strings.Join(ItemTypes, ", "))
+	}
+	a.Formula = positional[0]
+	if fi, err := os.Stat(a.Formula); err == nil && fi.IsDir() {
+		a.Formula = filepath.Join(a.Formula, FormulaFile)
+	}
+	return a, nil
+}
+
+// Runtask is libtaskotron's runtask: it runs one formula here, prints
+// progress per action (on stderr with --json, which prints the execution
+// on stdout), reports the results unless told not to, and returns the exit
+// status: 0 ok, 100 when an exitcode action said failure, 1 when the run
+// broke, 2 for a bad command line.
+func Runtask(ctx context.Context, args []string, cfg config.Config, log *slog.Logger, stdout, stderr io.Writer) int {
+	a, err := ParseRuntaskArgs(args)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(stdout, RuntaskUsage)
+			return 0
+		}
+		fmt.Fprintf(stderr, "runtask: %v\n", err)
+		return 2
+	}
+	progress := stdout
+	if a.JSON {
+		progress = stderr
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if !a.Debug {
+		// The progress lines say what happens; the full log is in the artifacts.
+		log = slog.New(minLevel{log.Handler(), slog.LevelWarn})
+	}
+	r := New(Options{Config: cfg, Log: log, Progress: progress})
+	formula, err := filepath.Abs(a.Formula)
+	if err != nil {
+		fmt.Fprintf(stderr, "runtask: %v\n", err)
+		return 2
+	}
+	in := contract.RunnerInput{Item: a.Item, ItemType: a.Type, Arch: a.Arch, UUID: a.UUID, JobID: a.JobID, Formula: formula}
+	if in.UUID == "" {
+		in.UUID = NewUUID()
+	}
+	fmt.Fprintf(progress, "runtask: %s on %s (%s, %s), uuid %s\n", filepath.Base(filepath.Dir(formula)), a.Item, a.Type, a.Arch, in.UUID)
+	exec, err := r.Run(ctx, in, a.Overrides)
+	if err != nil {
+		fmt.Fprintf(stderr, "runtask: %v\n", err)
+	}
+	code := exec.ExitCode
+	if exec.ExecutionStatus != contract.ExecutionOK && code == 0 {
+		code = 1
+	}
+	if !a.NoReport && err == nil {
+		if rerr := report(ctx, cfg, log, exec); rerr != nil {
+			fmt.Fprintf(stderr, "runtask: results not reported: %v\n", rerr)
+			code = max(code, 1)
+			if code == 100 {
+				code = 1
+			}
+		} else {
+			fmt.Fprintf(progress, "results reported (%d)\n", len(exec.Results))
+		}
+	}
+	if a.JSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(exec); err != nil {
+			fmt.Fprintf(stderr, "runtask: %v\n", err)
+			return 1
+		}
+		return code
+	}
+	printExecution(stdout, exec)
+	return code
+}
+
+func report(ctx context.Context, cfg config.Config, log *slog.Logger, exec contract.Execution) error {
+	rep, err := reporter.New(reporter.OptionsFromConfig(cfg, log))
+	if err != nil {
+		return err
+	}
+	return rep.Report(ctx, exec)
+}
+
+func printExecution(w io.Writer, exec contract.Execution) {
+	rs := append([]contract.Result(nil), exec.Results...)
+	sort.SliceStable(rs, func(i, j int) bool { return rs[i].CheckName < rs[j].CheckName })
+	for _, r := range rs {
+		line := fmt.Sprintf("%-16s %s %s (%s", r.Outcome, r.CheckName, r.Item, r.Type)
+		if a := r.Arch.String(); a != "" {
+			line += ", " + a
+		}
+		line += ")"
+		if r.Note != "" {
+			line += ": " + r.Note
+		}
+		fmt.Fprintln(w, line)
+	}
+	if exec.ExecutionStatus == contract.ExecutionOK {
+		fmt.Fprintf(w, "execution OK, exit code %d, artifacts %s\n", exec.ExitCode, exec.Artifacts)
+	} else {
+		fmt.Fprintf(w, "execution NOT_OK: %s\nartifacts %s\n", exec.Status, exec.Artifacts)
+	}
+}
+
+// NewCheckout makes the task checkout the configuration describes:
+// runner.mirror (default <data_dir>/mirror), runner.repos, and a cache in
+// <work_dir>/.checkouts (default <data_dir>/work/.checkouts; no execution
+// uuid starts with a dot).
+func NewCheckout(cfg config.Config) (*checkout.Checkout, error) {
+	mirror := cfg.Runner.Mirror
+	if mirror == "" {
+		mirror = cfg.Path("mirror")
+	}
+	mirror = cfg.Path(mirror)
+	if err := os.MkdirAll(mirror, 0o755); err != nil {
+		return nil, fmt.Errorf("task mirror %s: %w", mirror, err)
+	}
+	work := cfg.Path("work")
+	if cfg.Runner.WorkDir != "" {
+		work = cfg.Path(cfg.Runner.WorkDir)
+	}
+	cache := filepath.Join(work, ".checkouts")
+	return checkout.New(checkout.Options{Mirrors: []string{mirror}, Repos: cfg.Runner.Repos, CacheDir: cache})
+}
+
+// minLevel drops records below a level.
+type minLevel struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (m minLevel) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= m.min && m.Handler.Enabled(ctx, l)
+}
+
+func (m minLevel) WithAttrs(a []slog.Attr) slog.Handler { return minLevel{m.Handler.WithAttrs(a), m.min} }
+
+func (m minLevel) WithGroup(n string) slog.Handler { return minLevel{m.Handler.WithGroup(n), m.min} }
