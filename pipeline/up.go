@@ -1,0 +1,246 @@
+// Package pipeline runs every role of the pipeline in one process on the
+// embedded defaults: messages from files, the trigger, an on-disk job queue,
+// workers, the reporter, an embedded ResultsDB on SQLite, and (for tasks
+// that talk to Koji, Bodhi or dist-git) the service doubles over fixtures.
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"taskotron/bus"
+	"taskotron/checkout"
+	"taskotron/config"
+	"taskotron/contract"
+	"taskotron/fakes"
+	"taskotron/reporter"
+	"taskotron/resultsdb"
+	"taskotron/runner"
+	"taskotron/trigger"
+)
+
+// Options configure one `up`.
+type Options struct {
+	Config config.Config
+	// Messages are files or folders of bus messages; "-" is Stdin. Empty
+	// means trigger.messages.
+	Messages []string
+	Stdin    io.Reader
+	// TasksDir seeds the task mirror when the mirror does not exist yet.
+	TasksDir string
+	// Fixtures, when set, starts the Koji, Bodhi and dist-git doubles over
+	// that folder and points the configuration at them.
+	Fixtures string
+	// Once returns when every message is handled and the queue is drained;
+	// otherwise Up keeps serving results until ctx ends.
+	Once bool
+	Log  *slog.Logger
+	// Ready is called with the URL to browse results at, once the server
+	// listens and before any message is read.
+	Ready func(url string)
+}
+
+// Up runs the whole pipeline and returns what became of every message.
+func Up(ctx context.Context, opts Options) (*Summary, error) {
+	log := opts.Log
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	cfg := withDataPaths(opts.Config)
+	for _, dir := range []string{cfg.DataDir, cfg.Runner.ArtifactsDir, cfg.Runner.WorkDir} {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("data folder: %w", err)
+		}
+	}
+	if err := ensureMirror(cfg.Runner.Mirror, opts.TasksDir, log); err != nil {
+		return nil, err
+	}
+	if opts.Fixtures != "" {
+		doubles, err := fakes.Start(opts.Fixtures, fakes.AnyPort, log.With("role", "fakes"))
+		if err != nil {
+			return nil, fmt.Errorf("service doubles: %w", err)
+		}
+		defer doubles.Close()
+		doubles.Apply(&cfg)
+	}
+
+	browseURL := cfg.ResultsDB.URL
+	if cfg.ResultsDB.URL == "" {
+		srv, err := serveResults(ctx, &cfg, log.With("role", "resultsdb"))
+		if err != nil {
+			return nil, err
+		}
+		defer srv.close()
+		browseURL = srv.base + "/"
+	}
+	if opts.Ready != nil {
+		opts.Ready(browseURL)
+	}
+
+	queue, err := bus.OpenDiskQueue(cfg.Path("queue"))
+	if err != nil {
+		return nil, err
+	}
+	setup, err := trigger.FromConfig(ctx, cfg, "", true, log.With("role", "trigger"))
+	if err != nil {
+		return nil, err
+	}
+	defer setup.Close()
+	trig := trigger.New(setup.Options)
+
+	rep, err := reporter.New(reporter.OptionsFromConfig(cfg, log.With("role", "reporter")))
+	if err != nil {
+		return nil, err
+	}
+	co, err := runner.NewCheckout(cfg)
+	if err != nil {
+		return nil, err
+	}
+	run := runner.New(runner.Options{Config: cfg, Checkout: co, Log: log.With("role", "runner")})
+
+	t := newTally()
+	worker := runner.NewWorker(runner.WorkerOptions{
+		Queue:       queue,
+		Runner:      run,
+		Reporter:    rep,
+		Concurrency: cfg.Runner.Concurrency,
+		MaxAttempts: cfg.Runner.MaxAttempts,
+		Log:         log.With("role", "worker"),
+		OnDone:      func(_ contract.Job, exec contract.Execution) { t.executed(exec) },
+	})
+
+	msgPaths := opts.Messages
+	if len(msgPaths) == 0 {
+		msgPaths = []string{cfg.Trigger.Messages}
+	}
+	src, err := bus.OpenFiles(opts.Stdin, msgPaths...)
+	if err != nil {
+		return nil, err
+	}
+	src.OnReject = deadLetter(cfg.Path("dead-letters.jsonl"))
+	jobLog, err := os.OpenFile(cfg.Trigger.JobLog, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("job log (trigger.job_log): %w", err)
+	}
+	defer jobLog.Close()
+
+	var wg sync.WaitGroup
+	var relayErr, workErr error
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		_, err := trigger.RelayWith(ctx, src, trig, queue, trigger.RelayOptions{
+			Log:       log.With("role", "trigger"),
+			JobLog:    jobLog,
+			OnOutcome: func(m trigger.MessageOutcome) { t.message(messageSummary(m)) },
+		})
+		if err != nil && !errors.Is(err, context.Canceled) {
+			relayErr = fmt.Errorf("trigger: %w", err)
+		}
+		if opts.Once {
+			queue.Seal()
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		if err := worker.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			workErr = fmt.Errorf("worker: %w", err)
+		}
+	}()
+	wg.Wait()
+	// Results spooled while ResultsDB was away go out before `up` ends.
+	if err := rep.Flush(ctx); err != nil && ctx.Err() == nil {
+		workErr = errors.Join(workErr, fmt.Errorf("reporter: %w", err))
+	}
+	if !opts.Once {
+		<-ctx.Done() // keep serving results until stopped
+	}
+	return t.summary(browseURL), errors.Join(relayErr, workErr)
+}
+
+// withDataPaths fills every path the configuration leaves empty with its
+// place below data_dir, so each role sees the same folders.
+func withDataPaths(cfg config.Config) config.Config {
+	set := func(v *string, name string) {
+		if *v == "" {
+			*v = cfg.Path(name)
+		}
+	}
+	set(&cfg.Runner.ArtifactsDir, "artifacts")
+	set(&cfg.Runner.WorkDir, "work")
+	set(&cfg.Runner.Mirror, "mirror")
+	set(&cfg.Reporter.Spool, "spool")
+	set(&cfg.Trigger.JobLog, "jobs.jsonl")
+	set(&cfg.Trigger.StateDB, "trigger.sqlite")
+	if cfg.ResultsDB.DB == "" {
+		cfg.ResultsDB.DB = "sqlite:" + cfg.Path("resultsdb.sqlite")
+	}
+	return cfg
+}
+
+// resultsServer is the embedded ResultsDB with the artifacts beside it.
+type resultsServer struct {
+	base  string
+	close func()
+}
+
+// serveResults starts the embedded ResultsDB and points cfg at it.
+func serveResults(ctx context.Context, cfg *config.Config, log *slog.Logger) (*resultsServer, error) {
+	store, err := resultsdb.Open(ctx, cfg.ResultsDB.DB)
+	if err != nil {
+		return nil, fmt.Errorf("embedded ResultsDB (resultsdb.db): %w", err)
+	}
+	ln, err := net.Listen("tcp", cfg.ResultsDB.Listen)
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("embedded ResultsDB: listen on %s (resultsdb.listen): %w", cfg.ResultsDB.Listen, err)
+	}
+	base := "http://" + ln.Addr().String()
+	if cfg.Runner.ArtifactsURL == "" {
+		cfg.Runner.ArtifactsURL = base + "/artifacts"
+	}
+	cfg.ResultsDB.URL = base + resultsdb.APIPrefix
+	mux := http.NewServeMux()
+	mux.Handle("/artifacts/", http.StripPrefix("/artifacts/", http.FileServer(http.Dir(cfg.Runner.ArtifactsDir))))
+	mux.Handle("/", resultsdb.NewServer(store, resultsdb.Options{
+		BaseURL:            base,
+		Token:              cfg.ResultsDB.Token,
+		AdditionalOutcomes: cfg.ResultsDB.AdditionalOutcomes,
+		ArtifactsURL:       cfg.Runner.ArtifactsURL,
+		Log:                log,
+	}))
+	server := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := server.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("embedded ResultsDB stopped", "err", err)
+		}
+	}()
+	return &resultsServer{base: base, close: func() {
+		server.Close()
+		store.Close()
+	}}, nil
+}
+
+// ensureMirror builds the task mirror from the tasks folder when there is
+// no mirror yet, so that `up` works on a fresh checkout.
+func ensureMirror(mirror, tasksDir string, log *slog.Logger) error {
+	if _, err := os.Stat(mirror); err == nil {
+		return nil
+	}
+	if tasksDir == "" {
+		return fmt.Errorf("task mirror %s does not exist (run 'taskotron mirror --tasks tasks --mirror %s')", mirror, mirror)
+	}
+	log.Info("building the task mirror", "from", tasksDir, "to", mirror)
+	if err := checkout.Seed(tasksDir, mirror); err != nil {
+		return fmt.Errorf("task mirror: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,160 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"taskotron/config"
+	"taskotron/contract"
+	"taskotron/trigger"
+)
+
+const corpus = "../../shared/corpus/messages/"
+
+func upOnce(t *testing.T, messages ...string) (*Summary, string) {
+	t.Helper()
+	cfg := config.Default()
+	cfg.DataDir = t.TempDir()
+	cfg.ResultsDB.Listen = "127.0.0.1:0"
+	cfg.Runner.Concurrency = 2
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var browse string
+	s, err := Up(ctx, Options{
+		Config:   cfg,
+		Messages: messages,
+		TasksDir: "../tasks",
+		Fixtures: "../fixtures",
+		Once:     true,
+		Ready:    func(u string) { browse = u },
+	})
+	if err != nil {
+		t.Fatalf("up: %v", err)
+	}
+	if browse == "" || s.URL != browse {
+		t.Fatalf("browse URL %q, summary URL %q", browse, s.URL)
+	}
+	return s, browse
+}
+
+// apiResult is a result as ResultsDB API v2.0 serialises it.
+type apiResult struct {
+	Outcome  string                `json:"outcome"`
+	Testcase struct{ Name string } `json:"testcase"`
+	Data     map[string][]string   `json:"data"`
+	Groups   []string              `json:"groups"`
+	Note     string                `json:"note"`
+	RefURL   string                `json:"ref_url"`
+}
+
+func query(t *testing.T, base string, params url.Values) []apiResult {
+	t.Helper()
+	resp, err := http.Get(strings.TrimSuffix(base, "/") + "/api/v2.0/results?" + params.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET results: %s", resp.Status)
+	}
+	var page struct{ Data []apiResult }
+	if err := json.NewDecoder(resp.Body).Decode(&page); err != nil {
+		t.Fatal(err)
+	}
+	return page.Data
+}
+
+// A Koji build message from the corpus goes all the way to a result that
+// QA reads back through the ResultsDB API.
+func TestKojiBuildMessageEndsAsAResultInResultsDB(t *testing.T) {
+	// Up stops serving when it returns, so the test asks while it still
+	// serves: run it without --once in the background is not needed — the
+	// summary carries the outcome and the server is queried through Ready.
+	cfg := config.Default()
+	cfg.DataDir = t.TempDir()
+	cfg.ResultsDB.Listen = "127.0.0.1:0"
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	ready := make(chan string, 1)
+	done := make(chan *Summary, 1)
+	go func() {
+		s, err := Up(ctx, Options{Config: cfg, Messages: []string{corpus + "koji-build-state-change__11.json"},
+			TasksDir: "../tasks", Fixtures: "../fixtures", Ready: func(u string) { ready <- u }})
+		if err != nil && ctx.Err() == nil {
+			t.Errorf("up: %v", err)
+		}
+		done <- s
+	}()
+	base := <-ready
+	item := "chromium-80.0.3987.132-1.fc33"
+	var got []apiResult
+	for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		got = query(t, base, url.Values{"item": {item}, "type": {"koji_build"}, "testcases": {"dist.nvr-format"}})
+		if len(got) > 0 {
+			break
+		}
+	}
+	cancel()
+	<-done
+	if len(got) != 1 {
+		t.Fatalf("results for %s: %+v", item, got)
+	}
+	r := got[0]
+	if r.Outcome != "PASSED" || r.Testcase.Name != "dist.nvr-format" {
+		t.Errorf("outcome %s testcase %s", r.Outcome, r.Testcase.Name)
+	}
+	if strings.Join(r.Data["item"], ",") != item || strings.Join(r.Data["type"], ",") != "koji_build" {
+		t.Errorf("data %v", r.Data)
+	}
+	if len(r.Groups) != 1 {
+		t.Errorf("groups %v, want the execution's uuid", r.Groups)
+	}
+}
+
+func TestUpOnceSummarisesEveryMessage(t *testing.T) {
+	s, _ := upOnce(t,
+		corpus+"koji-build-state-change__11.json", // COMPLETE: jobs
+		corpus+"koji-build-state-change__2.json",  // BUILDING: ignored
+		corpus+"bodhi-update-ready-for-testing__6.json",
+	)
+	if len(s.Messages) != 3 {
+		t.Fatalf("messages %+v", s.Messages)
+	}
+	byOrigin := map[string]MessageSummary{}
+	for _, m := range s.Messages {
+		byOrigin[filepath.Base(m.Origin)] = m
+	}
+	built := byOrigin["koji-build-state-change__11.json"]
+	if built.Status != trigger.OutcomeJobs || len(built.Jobs) == 0 {
+		t.Fatalf("completed build: %+v", built)
+	}
+	var nvr *JobSummary
+	for i, j := range built.Jobs {
+		if j.TaskName == "nvr-format" {
+			nvr = &built.Jobs[i]
+		}
+	}
+	if nvr == nil || nvr.Outcome != contract.Passed || nvr.Status != contract.ExecutionOK {
+		t.Errorf("nvr-format job: %+v", nvr)
+	}
+	if m := byOrigin["koji-build-state-change__2.json"]; m.Status != trigger.OutcomeIgnored || len(m.Jobs) != 0 {
+		t.Errorf("started build: %+v", m)
+	}
+	bodhi := byOrigin["bodhi-update-ready-for-testing__6.json"]
+	if len(bodhi.Jobs) == 0 || bodhi.Jobs[0].ItemType != "bodhi_update" || bodhi.Jobs[0].Item != "FEDORA-2024-32f9547504" {
+		t.Errorf("bodhi update: %+v", bodhi)
+	}
+	for _, m := range s.Messages {
+		for _, j := range m.Jobs {
+			if j.Status == "PENDING" {
+				t.Errorf("job %s %s never ended", j.TaskName, j.Item)
+			}
+		}
+	}
+}
