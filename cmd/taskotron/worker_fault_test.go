@@ -1,0 +1,193 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"taskotron/bus"
+	"taskotron/checkout"
+	"taskotron/contract"
+	"taskotron/reporter"
+	"taskotron/resultsdb"
+)
+
+func workerAMQPURL() string {
+	if u := os.Getenv("TASKOTRON_TEST_AMQP"); u != "" {
+		return u
+	}
+	return "amqp://guest:guest@127.0.0.1:5672/"
+}
+
+// slowTask marks that it started, takes a few seconds, then reports.
+const slowTask = `name: slow
+namespace: scratch
+actions:
+  - name: work
+    shell:
+      - [sh, -c, 'touch "$$0/started"; sleep 3; printf "TAP version 13\n1..1\nok 1 - slow\n"', "${artifactsdir}"]
+    export: out
+  - name: report
+    resultsdb:
+      results: ${out}
+`
+
+// TestWorkerKilledMidTaskOnRabbitMQ kills a `taskotron worker` process
+// (SIGKILL) while it runs a job taken from the real RabbitMQ; a second
+// worker gets the job, runs it, and exactly one set of results is stored.
+func TestWorkerKilledMidTaskOnRabbitMQ(t *testing.T) {
+	conn, err := amqp.Dial(workerAMQPURL())
+	if err != nil {
+		t.Fatalf("RabbitMQ at %s is not reachable (set TASKOTRON_TEST_AMQP): %v", workerAMQPURL(), err)
+	}
+	conn.Close()
+	prefix := fmt.Sprintf("workerfault-%d-%x", time.Now().UnixNano(), rand.Uint32())
+	exchange, queuePrefix := prefix+"-jobs-exchange", prefix+"-jobs"
+	t.Cleanup(func() {
+		conn, err := amqp.Dial(workerAMQPURL())
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		if ch, err := conn.Channel(); err == nil {
+			ch.QueueDelete(queuePrefix+".x86_64", false, false, false)
+			ch.ExchangeDelete(exchange, false, false)
+		}
+	})
+
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "taskotron")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	tasks, mirror, data := filepath.Join(dir, "tasks"), filepath.Join(dir, "mirror"), filepath.Join(dir, "data")
+	os.MkdirAll(filepath.Join(tasks, "slow"), 0o755)
+	os.WriteFile(filepath.Join(tasks, "slow", "runtask.yml"), []byte(slowTask), 0o644)
+	if err := checkout.Seed(tasks, mirror); err != nil {
+		t.Fatal(err)
+	}
+
+	store, err := resultsdb.Open(context.Background(), "sqlite:"+filepath.Join(dir, "resultsdb.sqlite"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	srv := httptest.NewServer(resultsdb.NewServer(store, resultsdb.Options{AdditionalOutcomes: []string{"ABORTED", "CRASHED"}}))
+	defer srv.Close()
+	client, err := reporter.NewResultsDBClient(srv.URL+"/api/v2.0", reporter.ClientOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	ctx := context.Background()
+	q, err := bus.OpenAMQPJobQueue(ctx, bus.AMQPJobQueueConfig{URL: workerAMQPURL(), Exchange: exchange, Queue: queuePrefix, Arches: []string{"x86_64"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	uuid := prefix + "-job"
+	if err := q.Publish(ctx, contract.Job{UUID: uuid, TaskName: "slow", Item: "xchat-0.5-1.fc20", ItemType: "koji_build", Arch: "x86_64", Created: time.Now().UTC()}); err != nil {
+		t.Fatal(err)
+	}
+
+	start := func(name string) (*exec.Cmd, *bytes.Buffer) {
+		cmd := exec.Command(bin, "worker", "--arches", "x86_64", "--concurrency", "1")
+		cmd.Env = append(os.Environ(),
+			"TASKOTRON_DATA_DIR="+data,
+			"TASKOTRON_AMQP_URL="+workerAMQPURL(),
+			"TASKOTRON_AMQP_JOB_EXCHANGE="+exchange,
+			"TASKOTRON_AMQP_JOB_QUEUE="+queuePrefix,
+			"TASKOTRON_RESULTSDB_URL="+srv.URL+"/api/v2.0",
+			"TASKOTRON_RUNNER_MIRROR="+mirror,
+			// Each worker its own spool, as on separate hosts.
+			"TASKOTRON_REPORTER_SPOOL="+filepath.Join(dir, "spool-"+name),
+		)
+		var logs bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &logs, &logs
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		return cmd, &logs
+	}
+	stored := func() []reporter.StoredResult {
+		rs, err := client.GroupResults(ctx, uuid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rs
+	}
+	wait := func(what string, within time.Duration, cond func() bool) {
+		deadline := time.Now().Add(within)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+
+	a, aLogs := start("a")
+	started := filepath.Join(data, "artifacts", uuid, "started")
+	wait("worker A to start the task", 60*time.Second, func() bool { _, err := os.Stat(started); return err == nil })
+	if err := a.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	a.Wait()
+	if rs := stored(); len(rs) != 0 {
+		t.Fatalf("results stored before the job finished: %+v\n%s", rs, aLogs)
+	}
+
+	b, bLogs := start("b")
+	defer b.Process.Kill()
+	wait("worker B to report the job", 60*time.Second, func() bool { return len(stored()) > 0 })
+	time.Sleep(500 * time.Millisecond) // room for a duplicate to show up
+	if err := b.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- b.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("worker B did not stop cleanly on SIGTERM: %v\n%s", err, bLogs)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("worker B did not stop on SIGTERM\n%s", bLogs)
+	}
+
+	rs := stored()
+	if len(rs) != 1 || rs[0].Outcome != "PASSED" || rs[0].Testcase != "scratch.slow" {
+		t.Fatalf("stored %d results, want exactly one PASSED scratch.slow: %+v", len(rs), rs)
+	}
+	if !strings.Contains(bLogs.String(), "attempt=2") {
+		t.Errorf("worker B did not see the job as a second attempt:\n%s", bLogs)
+	}
+	// Nothing is left in the queue: B acked the job.
+	conn, err = amqp.Dial(workerAMQPURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := ch.QueueDeclarePassive(queuePrefix+".x86_64", true, false, false, false, amqp.Table{"x-max-priority": int32(9)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Messages != 0 {
+		t.Fatalf("%d jobs left in the queue", info.Messages)
+	}
+}
