@@ -46,6 +46,9 @@ type Options struct {
 	// Ready is called with the URL to browse results at, once the server
 	// listens and before any message is read.
 	Ready func(url string)
+	// Drained, without Once, is called with the summary when every message
+	// is handled and the queue is empty; Up then goes on serving.
+	Drained func(*Summary)
 }
 
 // Up runs the whole pipeline and returns what became of every message.
@@ -147,6 +150,13 @@ func Up(ctx context.Context, opts Options) (*Summary, error) {
 		}
 		if opts.Once {
 			queue.Seal()
+			return
+		}
+		if opts.Drained != nil && waitIdle(ctx, queue) {
+			if err := rep.Flush(ctx); err != nil {
+				log.Warn("results stay spooled", "err", err)
+			}
+			opts.Drained(t.summary(browseURL))
 		}
 	}()
 	go func() {
@@ -243,4 +253,20 @@ func ensureMirror(mirror, tasksDir string, log *slog.Logger) error {
 		return fmt.Errorf("task mirror: %w", err)
 	}
 	return nil
+}
+
+// waitIdle waits until the queue has nothing pending or in flight.
+func waitIdle(ctx context.Context, q *bus.DiskQueue) bool {
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if pending, inflight := q.Len(); pending == 0 && inflight == 0 {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-tick.C:
+		}
+	}
 }

@@ -26,6 +26,15 @@ func runUp(ctx context.Context, g *globals, args []string) error {
 	if err != nil {
 		return err
 	}
+	show := func(s *pipeline.Summary) error {
+		if *asJSON {
+			enc := json.NewEncoder(g.stdout)
+			enc.SetIndent("", "  ")
+			return enc.Encode(s)
+		}
+		s.Print(g.stdout)
+		return nil
+	}
 	summary, err := pipeline.Up(ctx, pipeline.Options{
 		Config:   g.cfg,
 		Messages: paths,
@@ -37,20 +46,17 @@ func runUp(ctx context.Context, g *globals, args []string) error {
 		Ready: func(url string) {
 			g.log.Info("results can be browsed", "url", url)
 		},
-	})
-	if summary != nil {
-		if *asJSON {
-			enc := json.NewEncoder(g.stdout)
-			enc.SetIndent("", "  ")
-			if err := enc.Encode(summary); err != nil {
-				return err
+		Drained: func(s *pipeline.Summary) {
+			if err := show(s); err != nil {
+				g.log.Error("printing the summary", "err", err)
 			}
-		} else {
-			summary.Print(g.stdout)
+			fmt.Fprintf(g.stdout, "Every message is handled; still serving results at %s until Ctrl-C.\n", s.URL)
+		},
+	})
+	if *once && summary != nil {
+		if perr := show(summary); perr != nil {
+			return perr
 		}
 	}
-	if err != nil {
-		return fmt.Errorf("%w", err)
-	}
-	return nil
+	return err
 }
