@@ -97,21 +97,26 @@ func ParseOutputDetail(data []byte, d Defaults) (Output, error) {
 // ParseTAP reads TAP13 from r as a stream.
 func ParseTAP(r io.Reader, d Defaults) (Output, error) { return parseTAP(r, d) }
 
+// detectFormat tells TAP13 from ResultYAML. A document that starts like
+// YAML ("results:" or "---") is ResultYAML; otherwise any TAP line (a
+// version line, a test line, a plan) makes it TAP, even after noise a task
+// printed first.
 func detectFormat(data []byte) string {
+	first := true
 	sawTAP := false
 	for _, raw := range bytes.Split(data, []byte("\n")) {
 		line := strings.TrimRight(string(raw), "\r")
-		switch {
-		case strings.TrimSpace(line) == "" || strings.HasPrefix(line, "#"):
+		if strings.TrimSpace(line) == "" || strings.HasPrefix(line, "#") {
 			continue
-		case strings.HasPrefix(line, "TAP version"):
-			return FormatTAP
-		case strings.HasPrefix(line, "results:") || line == "---" || strings.HasPrefix(line, "--- "):
-			return FormatResultYAML
-		case strings.HasPrefix(line, "ok") || strings.HasPrefix(line, "not ok") || strings.HasPrefix(line, "1.."):
-			sawTAP = true
 		}
-		break
+		if first && (strings.HasPrefix(line, "results:") || line == "---" || strings.HasPrefix(line, "--- ")) {
+			return FormatResultYAML
+		}
+		first = false
+		if strings.HasPrefix(line, "TAP version") || isTAPTestLine(line) || isTAPPlan(line) {
+			sawTAP = true
+			break
+		}
 	}
 	if sawTAP {
 		return FormatTAP
@@ -123,6 +128,21 @@ func detectFormat(data []byte) string {
 		}
 	}
 	return ""
+}
+
+func isTAPTestLine(line string) bool {
+	for _, p := range []string{"ok", "not ok"} {
+		if rest, ok := strings.CutPrefix(line, p); ok && (rest == "" || rest[0] == ' ' || rest[0] == '\t' || rest[0] == '#') {
+			return true
+		}
+	}
+	return false
+}
+
+func isTAPPlan(line string) bool {
+	body, _, _ := strings.Cut(line, "#")
+	a, b, ok := strings.Cut(strings.TrimSpace(body), "..")
+	return ok && a != "" && b != "" && strings.Trim(a+b, "0123456789") == ""
 }
 
 func parseTAP(r io.Reader, d Defaults) (Output, error) {

@@ -153,3 +153,16 @@ func TestNamespaces(t *testing.T) {
 		t.Errorf("unknown namespace: %v", err)
 	}
 }
+
+func TestParseOutputTAPAfterNoise(t *testing.T) {
+	in := "Running rpmlint on 1 package...\nTAP version 13\n1..1\nok 1 - fine\n"
+	out, err := ParseOutputDetail([]byte(in), Defaults{CheckName: "rpmlint", Item: "x-1-1", Type: "koji_build"})
+	if err != nil || out.Format != FormatTAP || len(out.Results) != 1 {
+		t.Fatalf("%+v %v", out, err)
+	}
+	// A YAML document with an "ok" key is not TAP.
+	out, err = ParseOutputDetail([]byte("ok: true\nresults: []\n"), Defaults{})
+	if err != nil || out.Format != FormatResultYAML {
+		t.Fatalf("%+v %v", out, err)
+	}
+}
