@@ -1,0 +1,90 @@
+package resultsdb
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// Many runners report at once: every post is stored once, and shared
+// groups and testcases are created once.
+func TestConcurrentPosts(t *testing.T) {
+	eachStore(t, Options{}, func(t *testing.T, c *client, _ Store) {
+		const workers, each = 8, 15
+		var wg sync.WaitGroup
+		errs := make(chan string, workers*each)
+		for w := 0; w < workers; w++ {
+			wg.Add(1)
+			go func(w int) {
+				defer wg.Done()
+				for i := 0; i < each; i++ {
+					body := post("PASSED", fmt.Sprintf("dist.check%d", i%3), fmt.Sprintf("pkg-%d-%d", w, i), "koji_build", nil)
+					body["groups"] = []any{
+						map[string]any{"uuid": fmt.Sprintf("shared-%d", i%4), "description": "shared"},
+						fmt.Sprintf("own-%d", w),
+					}
+					r := c.post("/api/v2.0/results", body)
+					if r.code != 201 {
+						errs <- fmt.Sprintf("worker %d post %d: %d %s", w, i, r.code, r.body)
+					}
+				}
+			}(w)
+		}
+		wg.Wait()
+		close(errs)
+		for e := range errs {
+			t.Error(e)
+		}
+		if m := c.get("/api/v2.0/results?limit=1000").list(t); len(m) != workers*each {
+			t.Errorf("%d results stored, want %d", len(m), workers*each)
+		}
+		if m := c.get("/api/v2.0/groups?limit=100").list(t); len(m) != 4+workers {
+			t.Errorf("%d groups, want %d", len(m), 4+workers)
+		}
+		if m := c.get("/api/v2.0/testcases").list(t); len(m) != 3 {
+			t.Errorf("%d testcases, want 3", len(m))
+		}
+		total := 0.0
+		for i := 0; i < 4; i++ {
+			total += c.get(fmt.Sprintf("/api/v2.0/groups/shared-%d", i)).json(t)["results_count"].(float64)
+		}
+		if total != workers*each {
+			t.Errorf("shared groups count %v results, want %d", total, workers*each)
+		}
+	})
+}
+
+// A database keeps its results across restarts, and a newer schema than
+// this program knows is refused with a clear error.
+func TestReopenAndSchemaVersion(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sub", "resultsdb.sqlite")
+	s, err := Open(t.Context(), "sqlite:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := NewResult{Outcome: "PASSED", Testcase: TestcaseUpdate{Name: "dist.rpmlint"}, Data: []DataPair{{"item", "x"}}}
+	created, err := s.CreateResult(t.Context(), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+
+	s, err = Open(t.Context(), "sqlite:"+path)
+	if err != nil {
+		t.Fatalf("reopen: %v", err)
+	}
+	got, err := s.Result(t.Context(), created.ID)
+	if err != nil || got.Testcase.Name != "dist.rpmlint" || len(got.Data) != 1 {
+		t.Fatalf("after reopen: %+v %v", got, err)
+	}
+	if _, err := s.(*sqlStore).write.Exec("INSERT INTO schema_version (version) VALUES (?)", len(migrations)+1); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	_, err = Open(t.Context(), "sqlite:"+path)
+	if err == nil || !strings.Contains(err.Error(), "newer than this program knows") {
+		t.Errorf("newer schema: %v", err)
+	}
+}
