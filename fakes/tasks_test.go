@@ -17,6 +17,17 @@ import (
 // the doubles, the way `taskotron runtask` does.
 func runTask(t *testing.T, task, item, itemType string) contract.Execution {
 	t.Helper()
+	exec := runTaskWith(t, task, item, itemType, nil)
+	if exec.ExecutionStatus != contract.ExecutionOK {
+		log, _ := os.ReadFile(filepath.Join(exec.Artifacts, runner.LogDir, "taskotron.log"))
+		t.Fatalf("%s on %s: %s: %s\n%s", task, item, exec.ExecutionStatus, exec.Status, log)
+	}
+	return exec
+}
+
+// runTaskWith lets break the doubles before the run.
+func runTaskWith(t *testing.T, task, item, itemType string, breakIt func(*fakes.Set, *config.Config)) contract.Execution {
+	t.Helper()
 	set, err := fakes.Start("../fixtures", fakes.AnyPort, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -29,6 +40,9 @@ func runTask(t *testing.T, task, item, itemType string) contract.Execution {
 	cfg.Runner.WorkDir = filepath.Join(dir, "work")
 	cfg.Koji.YumRepoInfo = "../fixtures/koji/yumrepoinfo.conf"
 	set.Apply(&cfg)
+	if breakIt != nil {
+		breakIt(set, &cfg)
+	}
 	formula, err := filepath.Abs(filepath.Join("../tasks", task, "runtask.yml"))
 	if err != nil {
 		t.Fatal(err)
@@ -37,10 +51,6 @@ func runTask(t *testing.T, task, item, itemType string) contract.Execution {
 	exec, err := r.Run(context.Background(), contract.RunnerInput{Item: item, ItemType: itemType, TaskName: task, Formula: formula, Arch: "noarch"}, nil)
 	if err != nil {
 		t.Fatal(err)
-	}
-	if exec.ExecutionStatus != contract.ExecutionOK {
-		log, _ := os.ReadFile(filepath.Join(exec.Artifacts, runner.LogDir, "taskotron.log"))
-		t.Fatalf("%s on %s: %s: %s\n%s", task, item, exec.ExecutionStatus, exec.Status, log)
 	}
 	return exec
 }
@@ -127,5 +137,29 @@ func TestUpgradepathTask(t *testing.T) {
 	if len(upd.Results) != 1 || upd.Results[0].Type != "bodhi_update" || upd.Results[0].Outcome != contract.Failed ||
 		!strings.Contains(upd.Results[0].Note, "pythree-3.1-1.fc40") {
 		t.Errorf("update result = %+v", upd.Results)
+	}
+}
+
+func TestKojiOutageEndsTheJobAborted(t *testing.T) {
+	exec := runTaskWith(t, "rpmlint", "lintbad-0.1-1.fc40", "koji_build", func(s *fakes.Set, cfg *config.Config) {
+		s.Koji.FailNext(1000)
+		cfg.Koji.Retries = 1
+	})
+	if exec.ExecutionStatus != contract.ExecutionNotOK || len(exec.Results) != 1 {
+		t.Fatalf("execution = %+v", exec)
+	}
+	r := exec.Results[0]
+	if r.Outcome != contract.Aborted || !strings.Contains(r.Note, "503") || !strings.Contains(r.Note, "koji") {
+		t.Errorf("a hub that stays down must end the job ABORTED with the reason, got %s: %q", r.Outcome, r.Note)
+	}
+}
+
+func TestMissingBuildIsNotAborted(t *testing.T) {
+	exec := runTaskWith(t, "rpmlint", "nosuch-1.0-1.fc40", "koji_build", nil)
+	if exec.ExecutionStatus != contract.ExecutionNotOK || len(exec.Results) != 1 {
+		t.Fatalf("execution = %+v", exec)
+	}
+	if r := exec.Results[0]; r.Outcome == contract.Aborted || !strings.Contains(r.Note, "koji build nosuch-1.0-1.fc40: not found") {
+		t.Errorf("a build Koji does not know is the item's problem, not an outage: %s %q", r.Outcome, r.Note)
 	}
 }
