@@ -54,3 +54,21 @@ func TestYumRepoInfoBadFile(t *testing.T) {
 		}
 	}
 }
+
+func FuzzParseYumRepoInfo(f *testing.F) {
+	raw, err := os.ReadFile("../fixtures/koji/yumrepoinfo.conf")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(string(raw), "f40-updates", "x86_64")
+	f.Fuzz(func(t *testing.T, body, tag, arch string) {
+		c, err := ParseYumRepoInfo([]byte(body), "fuzz.conf")
+		if err != nil {
+			return
+		}
+		if s := c.find(tag); s != "" {
+			c.get(s, "url", arch)
+			c.get(s, "parent", "")
+		}
+	})
+}

@@ -184,3 +184,24 @@ func TestFetchNotFound(t *testing.T) {
 		t.Fatalf("a missing log gave %v, want ErrHTTPNotFound", err)
 	}
 }
+
+// BenchmarkGetBuild is one getBuild round trip to the fake hub over a
+// real socket: the client's own overhead per hub call.
+func BenchmarkGetBuild(b *testing.B) {
+	d, err := fakekoji.Load("../fixtures/koji/koji.yaml")
+	if err != nil {
+		b.Fatal(err)
+	}
+	h := fakekoji.NewHub(d, nil)
+	if err := h.Start("127.0.0.1:0"); err != nil {
+		b.Fatal(err)
+	}
+	defer h.Close()
+	c := koji.New(h.HubURL(), h.PkgURL(), koji.Options{})
+	ctx := context.Background()
+	for b.Loop() {
+		if _, err := c.GetBuild(ctx, "pythree-3.1-1.fc40"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

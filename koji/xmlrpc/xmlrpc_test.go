@@ -137,3 +137,24 @@ func FuzzDecodeCall(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkDecodeListRPMs decodes a listRPMs answer of 200 RPMs, the size
+// of a large build: decoding must not be what a download waits on.
+func BenchmarkDecodeListRPMs(b *testing.B) {
+	items := make([]any, 200)
+	for i := range items {
+		items[i] = map[string]any{"id": int64(i), "name": "pkg-sub", "version": "1.0", "release": "1.fc40", "arch": "x86_64",
+			"epoch": nil, "size": int64(123456), "payloadhash": "0123456789abcdef0123456789abcdef", "build_id": int64(7)}
+	}
+	var buf bytes.Buffer
+	if err := EncodeResponse(&buf, items); err != nil {
+		b.Fatal(err)
+	}
+	raw := buf.Bytes()
+	b.SetBytes(int64(len(raw)))
+	for b.Loop() {
+		if _, err := DecodeResponse(bytes.NewReader(raw)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
