@@ -108,32 +108,30 @@ func runBodhiComment(ctx context.Context, params map[string]any, env *Env) (any,
 	return out, nil
 }
 
-// commentLine words one result as AutoQA did:
-// "Taskotron: <check> test <OUTCOME> on <arch>. Result log: <url>".
+// commentLine words one result as AutoQA did (reporter.CommentText:
+// "Taskotron: <check> test <OUTCOME> on <arch>. Result log: <url>"), the
+// same words the reporter uses for the comments it makes itself.
 func commentLine(r contract.Result, env *Env) string {
 	check := r.CheckName
 	if check == "" {
 		check, _ = env.Vars["checkname"].(string)
 	}
-	line := fmt.Sprintf("Taskotron: %s test %s", check, r.Outcome)
-	if a := r.Arch.String(); a != "" {
-		line += " on " + a
-	}
-	line += "."
-	if r.Note != "" {
-		line += " " + r.Note + "."
-	}
-	if base := env.Config.Runner.ArtifactsURL; base != "" {
-		u := strings.TrimSuffix(base, "/")
-		if id, _ := env.Vars["uuid"].(string); id != "" {
-			u += "/" + id
+	base := env.Config.Runner.ArtifactsURL
+	if base == "" {
+		line := fmt.Sprintf("Taskotron: %s test %s", check, r.Outcome)
+		if a := r.Arch.String(); a != "" {
+			line += " on " + a
 		}
-		if r.Artifact != "" && !filepath.IsAbs(r.Artifact) {
-			u += "/" + r.Artifact
-		}
-		line += " Result log: " + u
+		return line + "."
 	}
-	return line
+	u := strings.TrimSuffix(base, "/")
+	if id, _ := env.Vars["uuid"].(string); id != "" {
+		u += "/" + id
+	}
+	if r.Artifact != "" && !filepath.IsAbs(r.Artifact) {
+		u += "/" + r.Artifact
+	}
+	return reporter.CommentText(check, r.Outcome, r.Arch.String(), u)
 }
 
 func bodhiCommentInput(p fparams, env *Env) ([]byte, error) {

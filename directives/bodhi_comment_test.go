@@ -49,7 +49,7 @@ func TestBodhiComment(t *testing.T) {
 	if len(cs) != 1 || cs[0].Update != "FEDORA-2024-5f6e7d8c9b" {
 		t.Fatalf("comments = %+v (%v), want one on lintbad's update", cs, out)
 	}
-	want := "Taskotron: rpmlint test FAILED on noarch. 2 errors, 1 warnings. Result log: http://example.org/artifacts/u-1"
+	want := "Taskotron: rpmlint test FAILED on noarch. Result log: http://example.org/artifacts/u-1"
 	if cs[0].Text != want {
 		t.Errorf("text = %q\nwant %q", cs[0].Text, want)
 	}
