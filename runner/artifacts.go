@@ -3,9 +3,12 @@ package runner
 import (
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 
 	"taskotron/contract"
@@ -59,4 +62,36 @@ func sanitizeArtifacts(rs []contract.Result, dir string, log *slog.Logger) []con
 		rs[i].Artifact = rel
 	}
 	return rs
+}
+
+var actionStartRe = regexp.MustCompile(`msg="action starting"[^\n]*? action=("(?:[^"\\]|\\.)*"|\S+)`)
+
+// LastAction names the action an execution's runner log last started, or
+// "": what a run was doing when its worker died.
+func (r *Runner) LastAction(uuid string) string {
+	if !uuidRe.MatchString(uuid) {
+		return ""
+	}
+	f, err := os.Open(filepath.Join(r.artifactsRoot(), uuid, LogDir, "taskotron.log"))
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	const tail = 64 << 10
+	if fi, err := f.Stat(); err == nil && fi.Size() > tail {
+		f.Seek(fi.Size()-tail, io.SeekStart)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, tail))
+	if err != nil {
+		return ""
+	}
+	all := actionStartRe.FindAllSubmatch(data, -1)
+	if len(all) == 0 {
+		return ""
+	}
+	name := string(all[len(all)-1][1])
+	if unq, err := strconv.Unquote(name); err == nil {
+		name = unq
+	}
+	return name
 }

@@ -118,7 +118,8 @@ func (r *Runner) RunJob(ctx context.Context, job contract.Job) (contract.Executi
 		in.Extra = contract.Extra{}
 	}
 	in.Extra["task_origin"] = r.opts.Checkout.Origin(job.TaskName, job.GitRepo)
-	return r.Run(ctx, in, nil)
+	// Each job works on its own copy of the task: the checkout is shared.
+	return r.run(ctx, in, nil, true)
 }
 
 // failBeforeStart builds the execution of a run that could not start.
@@ -189,6 +190,10 @@ func setFailure(exec *contract.Execution, check, namespace string, err error, ou
 // OK with the exit code the exitcode actions chose, or NOT_OK with the
 // reason in Status. The error is ErrInterrupted, when ctx ended first, or nil.
 func (r *Runner) Run(ctx context.Context, in contract.RunnerInput, overrides map[string]string) (contract.Execution, error) {
+	return r.run(ctx, in, overrides, false)
+}
+
+func (r *Runner) run(ctx context.Context, in contract.RunnerInput, overrides map[string]string, copyTask bool) (contract.Execution, error) {
 	if in.UUID == "" {
 		in.UUID = NewUUID()
 	}
@@ -223,7 +228,7 @@ func (r *Runner) Run(ctx context.Context, in contract.RunnerInput, overrides map
 	defer logFile.Close()
 	log := slog.New(fanout{slog.NewTextHandler(logFile, &slog.HandlerOptions{Level: slog.LevelDebug}), r.log.Handler()}).With("uuid", in.UUID)
 
-	run := &run{r: r, in: in, exec: &exec, log: log, artifacts: artifacts}
+	run := &run{r: r, in: in, exec: &exec, log: log, artifacts: artifacts, copyTask: copyTask}
 	run.execute(ctx, overrides)
 	exec.Results = sanitizeArtifacts(exec.Results, artifacts, log)
 
@@ -245,6 +250,8 @@ type run struct {
 	log       *slog.Logger
 	artifacts string
 	env       *directives.Env
+	// copyTask runs the task from a private copy of its folder.
+	copyTask bool
 }
 
 func (x *run) progress(format string, a ...any) {
@@ -282,17 +289,29 @@ func (x *run) execute(ctx context.Context, overrides map[string]string) {
 		fail(directives.Infra(err))
 		return
 	}
-	workdir, err := filepath.Abs(filepath.Join(x.r.workRoot(), in.UUID))
+	runDir, err := filepath.Abs(filepath.Join(x.r.workRoot(), in.UUID))
 	if err != nil {
 		fail(directives.Infra(err))
 		return
 	}
-	_ = os.RemoveAll(workdir)
+	_ = os.RemoveAll(runDir)
+	workdir := filepath.Join(runDir, "work")
 	if err := os.MkdirAll(workdir, 0o755); err != nil {
 		fail(directives.Infra(fmt.Errorf("work folder: %w", err)))
 		return
 	}
-	defer os.RemoveAll(workdir)
+	defer os.RemoveAll(runDir)
+	if x.copyTask {
+		dst := filepath.Join(runDir, "task")
+		if err := copyTree(taskDir, dst); err != nil {
+			fail(directives.Infra(fmt.Errorf("copying the task: %w", err)))
+			return
+		}
+		taskDir = dst
+	}
+	if rpms, ok := f.Environment["rpm"]; ok {
+		x.log.Warn("environment.rpm is not installed by this runner; the worker image must provide it", "rpm", rpms)
+	}
 
 	jobid := in.JobID
 	if jobid == "" {
@@ -452,6 +471,51 @@ func slug(s string) string {
 		s = "action"
 	}
 	return s
+}
+
+// copyTree copies a task folder: regular files with their mode, folders
+// and symlinks.
+func copyTree(src, dst string) error {
+	return filepath.WalkDir(src, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(src, p)
+		if err != nil {
+			return err
+		}
+		target := filepath.Join(dst, rel)
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		switch {
+		case d.IsDir():
+			return os.MkdirAll(target, 0o755)
+		case info.Mode()&os.ModeSymlink != 0:
+			link, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			return os.Symlink(link, target)
+		case info.Mode().IsRegular():
+			in, err := os.Open(p)
+			if err != nil {
+				return err
+			}
+			defer in.Close()
+			out, err := os.OpenFile(target, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, info.Mode().Perm())
+			if err != nil {
+				return err
+			}
+			if _, err := io.Copy(out, in); err != nil {
+				out.Close()
+				return err
+			}
+			return out.Close()
+		}
+		return nil
+	})
 }
 
 func removeIfEmpty(f *os.File) {

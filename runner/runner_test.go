@@ -352,3 +352,21 @@ func TestBadUUIDRefused(t *testing.T) {
 		t.Fatalf("%v %+v", err, exec)
 	}
 }
+
+// BenchmarkRunExampleTask is one run of tasks/nvr-format (three actions,
+// one process), the cost `taskotron up` pays per job on top of checkout.
+func BenchmarkRunExampleTask(b *testing.B) {
+	cfg := config.Default()
+	dir := b.TempDir()
+	cfg.DataDir = dir
+	cfg.Runner.ArtifactsDir = filepath.Join(dir, "artifacts")
+	cfg.Runner.WorkDir = filepath.Join(dir, "work")
+	r := New(Options{Config: cfg})
+	formula, _ := filepath.Abs("../tasks/nvr-format/runtask.yml")
+	for b.Loop() {
+		exec, err := r.Run(context.Background(), contract.RunnerInput{Item: "xchat-0.5-1.fc20", ItemType: "koji_build", UUID: "bench", Formula: formula}, nil)
+		if err != nil || exec.ExitCode != 0 {
+			b.Fatalf("%v %+v", err, exec)
+		}
+	}
+}

@@ -147,6 +147,9 @@ func (w *Worker) handle(ctx context.Context, d bus.JobDelivery) {
 	log := w.log.With("uuid", job.UUID, "task", job.TaskName, "item", job.Item, "arch", job.Arch, "attempt", job.Attempt)
 	if job.Attempt > w.opts.MaxAttempts {
 		reason := fmt.Sprintf("gave up after %d attempts: the job never finished (its worker died or was killed each time)", w.opts.MaxAttempts)
+		if a := w.opts.Runner.LastAction(job.UUID); a != "" {
+			reason += fmt.Sprintf("; the last attempt was in action %q", a)
+		}
 		log.Error("job crashed too often", "reason", reason)
 		w.finish(ctx, d, crashed(job, reason), log)
 		return

@@ -312,3 +312,43 @@ func TestWorkerStopHandsRunningJobsBack(t *testing.T) {
 		t.Fatalf("queue: %d pending, %d in flight; want the job handed back", p, f)
 	}
 }
+
+func TestGiveUpReasonNamesTheLastAction(t *testing.T) {
+	s := newStack(t)
+	s.addTask(t, "slow", slowFormula)
+	j := job("w-died", "slow", "a-1-1")
+	// An attempt that died in the middle of its first action.
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if _, err := s.runner.RunJob(ctx, j); err == nil {
+		t.Fatal("the interrupted run did not say so")
+	}
+	j.Attempt = 3
+	if err := s.queue.Publish(context.Background(), j); err != nil {
+		t.Fatal(err)
+	}
+	s.queue.Seal()
+	if err := NewWorker(WorkerOptions{Queue: s.queue, Runner: s.runner, Reporter: s.reporter, MaxAttempts: 3}).Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	rs := s.stored(t, "w-died")
+	if len(rs) != 1 || rs[0].Outcome != "CRASHED" || !strings.Contains(rs[0].Note, `the last attempt was in action "wait"`) {
+		t.Fatalf("stored: %+v", rs)
+	}
+}
+
+func TestJobsRunOnTheirOwnCopyOfTheTask(t *testing.T) {
+	s := newStack(t)
+	s.addTask(t, "stateful", `name: stateful
+actions:
+  - name: count
+    shell:
+      - [sh, -c, 'echo run >> state.txt; test "$$(wc -l < state.txt)" -eq 1']
+`)
+	for _, uuid := range []string{"iso-1", "iso-2"} {
+		exec, err := s.runner.RunJob(context.Background(), job(uuid, "stateful", "a-1-1"))
+		if err != nil || exec.ExecutionStatus != contract.ExecutionOK {
+			t.Fatalf("%s: %v %+v", uuid, err, exec)
+		}
+	}
+}
