@@ -301,7 +301,7 @@ func resultFromMap(m map[string]any, d Defaults, where string, fallback contract
 		return r, fmt.Errorf("%s: no type (set \"type\" or pass the item type as a default)", where)
 	}
 	if v, ok := m["outcome"]; ok && v != nil {
-		o, err := contract.ParseOutcome(str(v))
+		o, err := contract.ParseOutcome(legacyOutcome(str(v)))
 		if err != nil {
 			return r, fmt.Errorf("%s: %w", where, err)
 		}
@@ -358,6 +358,19 @@ func resultFromMap(m map[string]any, d Defaults, where string, fallback contract
 		r.Extra[k] = m[k]
 	}
 	return r, nil
+}
+
+// legacyOutcome maps the ResultYAML 0.4 outcomes the runner does not know
+// (reference §2.10): ERROR meant the check itself broke, WAIVED a failure
+// someone accepted.
+func legacyOutcome(s string) string {
+	switch strings.ToUpper(strings.TrimSpace(s)) {
+	case "ERROR":
+		return string(contract.Crashed)
+	case "WAIVED":
+		return string(contract.Info)
+	}
+	return s
 }
 
 // Namespaced prefixes a checkname with the namespace unless it already

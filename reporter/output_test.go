@@ -166,3 +166,11 @@ func TestParseOutputTAPAfterNoise(t *testing.T) {
 		t.Fatalf("%+v %v", out, err)
 	}
 }
+
+func TestParseOutputLegacyOutcomes(t *testing.T) {
+	in := "results:\n  - {item: a, type: t, checkname: c, outcome: error}\n  - {item: a, type: t, checkname: c, outcome: WAIVED}\n"
+	rs, err := ParseOutput([]byte(in), Defaults{})
+	if err != nil || len(rs) != 2 || rs[0].Outcome != contract.Crashed || rs[1].Outcome != contract.Info {
+		t.Fatalf("%+v %v", rs, err)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -120,13 +121,13 @@ func (r *Reporter) Comments(posts []contract.ResultsDBPost) []contract.BodhiComm
 
 // Delivery says what Report did with each post.
 type Delivery struct {
-	Stored   int // sent to ResultsDB now
-	Present  int // found already stored (an earlier, interrupted report)
-	Spooled  int // kept on disk for later
-	Rejected int // refused by ResultsDB, kept in the rejected folder
-	Comments int // Bodhi comments made
+	Stored   int `json:"stored"`   // sent to ResultsDB now
+	Present  int `json:"present"`  // found already stored (an earlier, interrupted report)
+	Spooled  int `json:"spooled"`  // kept on disk for later
+	Rejected int `json:"rejected"` // refused by ResultsDB, kept in the rejected folder
+	Comments int `json:"comments"` // Bodhi comments made
 	// Already is set when the execution had been reported before.
-	Already bool
+	Already bool `json:"already_reported"`
 }
 
 // Report delivers an execution's results. It returns nil only when every
@@ -151,6 +152,11 @@ func (r *Reporter) Deliver(ctx context.Context, exec contract.Execution) (Delive
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	unlock, err := r.spool.lock(ctx)
+	if err != nil {
+		return d, err
+	}
+	defer unlock()
 	if r.spool.reported(exec.UUID) {
 		r.log.Debug("execution already reported", "uuid", exec.UUID)
 		d.Already = true
@@ -287,7 +293,12 @@ func (r *Reporter) Flush(ctx context.Context) error {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	_, err := r.flushLocked(ctx)
+	unlock, err := r.spool.lock(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	_, err = r.flushLocked(ctx)
 	return err
 }
 
@@ -309,6 +320,9 @@ func (r *Reporter) flushLocked(ctx context.Context) (int, error) {
 	groups := map[string]map[string]int{}
 	for i, name := range names {
 		e, err := r.spool.load(name)
+		if errors.Is(err, os.ErrNotExist) {
+			continue // sent by another process meanwhile
+		}
 		if err != nil {
 			r.log.Error("unreadable spool entry set aside", "file", name, "err", err)
 			if err := r.spool.rejectUnreadable(name, err); err != nil {

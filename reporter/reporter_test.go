@@ -434,3 +434,39 @@ func BenchmarkReportTestServer(b *testing.B) {
 	}
 	b.ReportMetric(float64(n*10)/b.Elapsed().Seconds(), "results/s")
 }
+
+// TestTwoProcessesShareASpool: a worker and `report --flush` on the same
+// spool folder send each spooled post once.
+func TestTwoProcessesShareASpool(t *testing.T) {
+	f := &fakeResultsDB{failPosts: 1000}
+	srv, _ := startFake(t, f, 0)
+	spool := t.TempDir()
+	a, _ := newTestReporter(t, srv.URL, spool, func(o *Options) { o.Recheck = time.Hour })
+	ctx := context.Background()
+	for i := 0; i < 10; i++ {
+		if err := a.Report(ctx, execution(fmt.Sprintf("shared-%d", i), 3)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, _ := a.Spooled(); n != 30 {
+		t.Fatalf("%d spooled, want 30", n)
+	}
+	f.mu.Lock()
+	f.failPosts = 0
+	f.mu.Unlock()
+	b, _ := newTestReporter(t, srv.URL, spool, nil)
+	var wg sync.WaitGroup
+	for _, r := range []*Reporter{a, b} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := r.Flush(ctx); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if f.total() != 30 {
+		t.Fatalf("stored %d, want 30", f.total())
+	}
+}
