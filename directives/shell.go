@@ -234,4 +234,6 @@ func listArgv(items []any, env *Env) ([]string, error) {
 
 func init() {
 	Register("shell", UnexpandedFunc(shell))
+	// libtaskotron 0.4.12-0.4.14 called it bash.
+	Register("bash", UnexpandedFunc(shell))
 }

@@ -201,8 +201,8 @@ func (r *Runner) run(ctx context.Context, in contract.RunnerInput, overrides map
 		in.Arch = "noarch"
 	}
 	exec := contract.Execution{UUID: in.UUID, Item: in.Item, ItemType: in.ItemType, TaskName: in.TaskName, Arch: in.Arch, Results: []contract.Result{}}
-	if !uuidRe.MatchString(in.UUID) {
-		r.fail(&exec, in.TaskName, "", fmt.Errorf("uuid %q: use letters, digits, '.', '_' and '-' only", in.UUID))
+	if err := checkInput(in); err != nil {
+		r.fail(&exec, in.TaskName, "", err)
 		return exec, nil
 	}
 	artifacts, err := filepath.Abs(filepath.Join(r.artifactsRoot(), in.UUID))
@@ -429,6 +429,27 @@ func (x *run) action(ctx context.Context, f *formula.Formula, i int, a formula.A
 	}
 	x.log.Info("action done", "action", a.Name)
 	return ret, nil
+}
+
+var archRe = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$`)
+
+// checkInput refuses a job the runner cannot run as asked. The item stays
+// free-form (it is data), but a NUL byte cannot travel in an argument or
+// environment variable.
+func checkInput(in contract.RunnerInput) error {
+	switch {
+	case !uuidRe.MatchString(in.UUID):
+		return fmt.Errorf("uuid %q: use letters, digits, '.', '_' and '-' only", in.UUID)
+	case !archRe.MatchString(in.Arch):
+		return fmt.Errorf("arch %q: use letters, digits, '.', '_' and '-' only", in.Arch)
+	case in.ItemType != "" && !isIdent(in.ItemType):
+		return fmt.Errorf("item type %q: use letters, digits and '_' only", in.ItemType)
+	case strings.IndexByte(in.Item, 0) >= 0:
+		return errors.New("item contains a NUL byte")
+	case len(in.Item) > 4096:
+		return fmt.Errorf("item is %d bytes long; at most 4096", len(in.Item))
+	}
+	return nil
 }
 
 // checkInputs makes sure every input.args entry is defined before anything runs.

@@ -345,11 +345,20 @@ func TestExecutionJSONRoundTrips(t *testing.T) {
 	}
 }
 
-func TestBadUUIDRefused(t *testing.T) {
+func TestBadInputRefused(t *testing.T) {
 	r, _ := testRunner(t, nil)
-	exec, err := r.Run(context.Background(), contract.RunnerInput{Item: "a", ItemType: "koji_build", UUID: "../../etc", Formula: exampleFormula(t)}, nil)
-	if err != nil || exec.ExecutionStatus != contract.ExecutionNotOK || !strings.Contains(exec.Status, "uuid") {
-		t.Fatalf("%v %+v", err, exec)
+	for want, in := range map[string]contract.RunnerInput{
+		`uuid "../../etc"`:         {Item: "a", ItemType: "koji_build", UUID: "../../etc"},
+		`arch "x86_64 i686"`:       {Item: "a", ItemType: "koji_build", Arch: "x86_64 i686"},
+		`item type "koji build"`:   {Item: "a", ItemType: "koji build"},
+		"item contains a NUL byte": {Item: "a\x00b", ItemType: "koji_build"},
+		"item is 5000 bytes long":  {Item: strings.Repeat("a", 5000), ItemType: "koji_build"},
+	} {
+		in.Formula = exampleFormula(t)
+		exec, err := r.Run(context.Background(), in, nil)
+		if err != nil || exec.ExecutionStatus != contract.ExecutionNotOK || !strings.Contains(exec.Status, want) || len(exec.Results) != 1 || exec.Results[0].Outcome != contract.Crashed {
+			t.Errorf("want %q: %v %+v", want, err, exec)
+		}
 	}
 }
 
