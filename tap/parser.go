@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"strconv"
 	"strings"
 )
@@ -75,6 +76,22 @@ func (p *Parser) Next() (Event, error) {
 		p.queue, p.head = p.queue[:0], 0
 	}
 	return ev, nil
+}
+
+// All iterates over the remaining events. A read error is yielded once,
+// with a zero Event, and ends the iteration.
+func (p *Parser) All() iter.Seq2[Event, error] {
+	return func(yield func(Event, error) bool) {
+		for {
+			ev, err := p.Next()
+			if errors.Is(err, io.EOF) {
+				return
+			}
+			if !yield(ev, err) || err != nil {
+				return
+			}
+		}
+	}
 }
 
 // Problems lists the protocol breaches found so far; after Next has

@@ -174,3 +174,28 @@ func TestNotTestLines(t *testing.T) {
 		}
 	}
 }
+
+type failingReader struct{ n int }
+
+func (r *failingReader) Read(p []byte) (int, error) {
+	if r.n > 0 {
+		r.n--
+		return copy(p, "ok\n"), nil
+	}
+	return 0, errors.New("disk on fire")
+}
+
+func TestAllStopsAtReadError(t *testing.T) {
+	var kinds []Kind
+	var last error
+	for ev, err := range NewParser(&failingReader{n: 2}).All() {
+		kinds = append(kinds, ev.Kind)
+		last = err
+	}
+	if last == nil || !strings.Contains(last.Error(), "disk on fire") {
+		t.Fatalf("error = %v", last)
+	}
+	if len(kinds) != 2 || kinds[0] != KindTest {
+		t.Fatalf("kinds = %v", kinds)
+	}
+}
