@@ -458,9 +458,37 @@ func (s *sqlStore) Results(ctx context.Context, q ResultQuery) ([]Result, error)
 	if err != nil || none {
 		return []Result{}, err
 	}
+	// First the page's ids, which the indexes answer alone (an OFFSET
+	// then skips index entries, not rows), then those rows.
 	lim, largs := s.limit(q.Limit, q.Offset)
-	query := "SELECT " + resultColumns + " FROM result r" + where + orderBy(q.Sort) + lim
-	return s.queryResults(ctx, query, append(args, largs...))
+	var ids []any
+	err = s.each(ctx, "SELECT r.id FROM result r"+where+orderBy(q.Sort)+lim, append(args, largs...), func(rows *sql.Rows) error {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return err
+		}
+		ids = append(ids, id)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("query results: %w", err)
+	}
+	if len(ids) == 0 {
+		return []Result{}, nil
+	}
+	list, err := s.queryResults(ctx, "SELECT "+resultColumns+" FROM result r WHERE r.id IN ("+placeholders(len(ids))+")", ids)
+	if err != nil {
+		return nil, err
+	}
+	at := make(map[int64]int, len(ids))
+	for i, id := range ids {
+		at[id.(int64)] = i
+	}
+	out := make([]Result, len(ids))
+	for _, r := range list {
+		out[at[r.ID]] = r
+	}
+	return out, nil
 }
 
 func (s *sqlStore) Latest(ctx context.Context, q ResultQuery, distinctOn []string) ([]Result, error) {
