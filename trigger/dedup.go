@@ -9,7 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers "pgx"
@@ -45,12 +45,33 @@ type DedupStore interface {
 // redeliveries come within minutes, replays of a job log within days.
 const MessageRetention = 7 * 24 * time.Hour
 
-// SQLStore is a DedupStore on SQLite (embedded default) or PostgreSQL.
+// SQLStore is a DedupStore on SQLite (embedded default) or PostgreSQL. On
+// SQLite, which has one writer, concurrent calls are group-committed: one
+// goroutine runs every waiting Claim and Done in one transaction.
 type SQLStore struct {
 	db     *sql.DB
-	mu     sync.Mutex // SQLite allows one writer; keeps Go from queueing on busy
 	pg     bool
-	claims int
+	claims atomic.Int64
+
+	reqs chan storeReq // SQLite only
+	quit chan struct{}
+	done chan struct{}
+	stmt map[string]*sql.Stmt
+}
+
+type storeReq struct {
+	ctx    context.Context
+	done   bool // a Done call, else a Claim
+	msgID  string
+	jobs   []contract.Job
+	now    time.Time
+	window time.Duration
+	reply  chan storeReply
+}
+
+type storeReply struct {
+	res ClaimResult
+	err error
 }
 
 // OpenDedup opens a store: "sqlite:PATH" (or a bare path) or
@@ -84,7 +105,31 @@ func OpenDedup(ctx context.Context, dsn string) (*SQLStore, error) {
 			return nil, fmt.Errorf("dedup state %s: %w", redact(dsn), err)
 		}
 	}
+	if !s.pg {
+		s.stmt = map[string]*sql.Stmt{}
+		for name, q := range queries {
+			st, err := s.db.PrepareContext(ctx, q)
+			if err != nil {
+				s.db.Close()
+				return nil, fmt.Errorf("dedup state %s: %w", redact(dsn), err)
+			}
+			s.stmt[name] = st
+		}
+		s.reqs, s.quit, s.done = make(chan storeReq), make(chan struct{}), make(chan struct{})
+		go s.writer()
+	}
 	return s, nil
+}
+
+var queries = map[string]string{
+	"lookup": `SELECT state, jobs FROM trigger_messages WHERE msg_id = $1`,
+	"claimKey": `INSERT INTO trigger_keys (key, msg_id, at) VALUES ($1, $2, $3)
+		ON CONFLICT (key) DO UPDATE SET msg_id = excluded.msg_id, at = excluded.at WHERE trigger_keys.at < $4
+		RETURNING msg_id`,
+	"record":    `INSERT INTO trigger_messages (msg_id, state, jobs, at) VALUES ($1, 'pending', $2, $3) ON CONFLICT (msg_id) DO NOTHING`,
+	"done":      `UPDATE trigger_messages SET state = 'done', jobs = '[]' WHERE msg_id = $1`,
+	"pruneKeys": `DELETE FROM trigger_keys WHERE at < $1`,
+	"pruneMsgs": `DELETE FROM trigger_messages WHERE at < $1`,
 }
 
 // redact hides a password in a postgres URL for messages.
@@ -100,7 +145,16 @@ func redact(dsn string) string {
 }
 
 // Close closes the database.
-func (s *SQLStore) Close() error { return s.db.Close() }
+func (s *SQLStore) Close() error {
+	if s.quit != nil {
+		close(s.quit)
+		<-s.done
+		for _, st := range s.stmt {
+			st.Close()
+		}
+	}
+	return s.db.Close()
+}
 
 func storedKey(j contract.Job) string {
 	sum := sha256.Sum256([]byte(Key(j)))
@@ -109,25 +163,141 @@ func storedKey(j contract.Job) string {
 
 // Claim implements DedupStore.
 func (s *SQLStore) Claim(ctx context.Context, msgID string, jobs []contract.Job, now time.Time, window time.Duration) (ClaimResult, error) {
-	if !s.pg {
-		s.mu.Lock()
-		defer s.mu.Unlock()
+	r := storeReq{ctx: ctx, msgID: msgID, jobs: jobs, now: now, window: window}
+	if s.pg {
+		return s.inTx(ctx, r)
 	}
-	var res ClaimResult
+	return s.submit(r)
+}
+
+// Done implements DedupStore.
+func (s *SQLStore) Done(ctx context.Context, msgID string) error {
+	if msgID == "" {
+		return nil
+	}
+	r := storeReq{ctx: ctx, done: true, msgID: msgID}
+	var err error
+	if s.pg {
+		_, err = s.inTx(ctx, r)
+	} else {
+		_, err = s.submit(r)
+	}
+	return err
+}
+
+func (s *SQLStore) submit(r storeReq) (ClaimResult, error) {
+	r.reply = make(chan storeReply, 1)
+	select {
+	case s.reqs <- r:
+	case <-r.ctx.Done():
+		return ClaimResult{}, r.ctx.Err()
+	case <-s.quit:
+		return ClaimResult{}, errors.New("dedup store closed")
+	}
+	rep := <-r.reply
+	return rep.res, rep.err
+}
+
+// writer group-commits SQLite requests: whatever waits when a transaction
+// starts goes into it.
+func (s *SQLStore) writer() {
+	defer close(s.done)
+	for {
+		var batch []storeReq
+		select {
+		case r := <-s.reqs:
+			batch = append(batch, r)
+		case <-s.quit:
+			return
+		}
+	more:
+		for len(batch) < 512 {
+			select {
+			case r := <-s.reqs:
+				batch = append(batch, r)
+			default:
+				break more
+			}
+		}
+		replies := make([]storeReply, len(batch))
+		err := func() error {
+			tx, err := s.db.Begin()
+			if err != nil {
+				return err
+			}
+			defer tx.Rollback()
+			for i, r := range batch {
+				res, err := s.apply(r.ctx, tx, r)
+				if err != nil {
+					return err
+				}
+				replies[i].res = res
+			}
+			return tx.Commit()
+		}()
+		for i, r := range batch {
+			if err != nil {
+				replies[i] = storeReply{err: err}
+			}
+			r.reply <- replies[i]
+		}
+	}
+}
+
+func (s *SQLStore) inTx(ctx context.Context, r storeReq) (ClaimResult, error) {
 	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return ClaimResult{}, err
+	}
+	defer tx.Rollback()
+	res, err := s.apply(ctx, tx, r)
 	if err != nil {
 		return res, err
 	}
-	defer tx.Rollback()
-	if msgID != "" {
+	return res, tx.Commit()
+}
+
+// q returns a statement for tx: prepared once on SQLite, parsed by the
+// server's plan cache on PostgreSQL.
+func (s *SQLStore) q(ctx context.Context, tx *sql.Tx, name string) *sql.Stmt {
+	if s.stmt != nil {
+		return tx.StmtContext(ctx, s.stmt[name])
+	}
+	return nil
+}
+
+func (s *SQLStore) exec(ctx context.Context, tx *sql.Tx, name string, args ...any) error {
+	if st := s.q(ctx, tx, name); st != nil {
+		_, err := st.ExecContext(ctx, args...)
+		return err
+	}
+	_, err := tx.ExecContext(ctx, queries[name], args...)
+	return err
+}
+
+func (s *SQLStore) queryRow(ctx context.Context, tx *sql.Tx, name string, args ...any) *sql.Row {
+	if st := s.q(ctx, tx, name); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
+	return tx.QueryRowContext(ctx, queries[name], args...)
+}
+
+// apply runs one Claim or Done inside tx.
+func (s *SQLStore) apply(ctx context.Context, tx *sql.Tx, r storeReq) (ClaimResult, error) {
+	ctx = context.WithoutCancel(ctx) // a batch is not undone by one caller leaving
+	var res ClaimResult
+	if r.done {
+		return res, s.exec(ctx, tx, "done", r.msgID)
+	}
+	if r.msgID != "" {
 		var state, recorded string
-		err := tx.QueryRowContext(ctx, `SELECT state, jobs FROM trigger_messages WHERE msg_id = $1`, msgID).Scan(&state, &recorded)
+		err := s.queryRow(ctx, tx, "lookup", r.msgID).Scan(&state, &recorded)
 		switch {
 		case err == nil:
 			res.Seen = state
 			if state == "pending" {
 				if err := json.Unmarshal([]byte(recorded), &res.Jobs); err != nil {
-					return res, fmt.Errorf("message %s: recorded jobs: %w", msgID, err)
+					return res, fmt.Errorf("message %s: recorded jobs: %w", r.msgID, err)
 				}
 			}
 			return res, nil
@@ -135,13 +305,11 @@ func (s *SQLStore) Claim(ctx context.Context, msgID string, jobs []contract.Job,
 			return res, err
 		}
 	}
-	at := now.UnixNano()
-	cutoff := now.Add(-window).UnixNano()
-	for _, j := range jobs {
+	at := r.now.UnixNano()
+	cutoff := r.now.Add(-r.window).UnixNano()
+	for _, j := range r.jobs {
 		var owner string
-		err := tx.QueryRowContext(ctx, `INSERT INTO trigger_keys (key, msg_id, at) VALUES ($1, $2, $3)
-			ON CONFLICT (key) DO UPDATE SET msg_id = excluded.msg_id, at = excluded.at WHERE trigger_keys.at < $4
-			RETURNING msg_id`, storedKey(j), msgID, at, cutoff).Scan(&owner)
+		err := s.queryRow(ctx, tx, "claimKey", storedKey(j), r.msgID, at, cutoff).Scan(&owner)
 		switch {
 		case err == nil:
 			res.Jobs = append(res.Jobs, j)
@@ -151,27 +319,25 @@ func (s *SQLStore) Claim(ctx context.Context, msgID string, jobs []contract.Job,
 			return res, err
 		}
 	}
-	if msgID != "" {
+	if r.msgID != "" {
 		recorded, err := json.Marshal(orEmpty(res.Jobs))
 		if err != nil {
 			return res, err
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO trigger_messages (msg_id, state, jobs, at) VALUES ($1, 'pending', $2, $3)
-			ON CONFLICT (msg_id) DO NOTHING`, msgID, string(recorded), at); err != nil {
+		if err := s.exec(ctx, tx, "record", r.msgID, string(recorded), at); err != nil {
 			return res, err
 		}
 	}
-	s.claims++
-	if s.claims%1000 == 1 {
+	if s.claims.Add(1)%1000 == 1 {
 		// Forget what is older than anything dedup still needs.
-		if _, err := tx.ExecContext(ctx, `DELETE FROM trigger_keys WHERE at < $1`, cutoff); err != nil {
+		if err := s.exec(ctx, tx, "pruneKeys", cutoff); err != nil {
 			return res, err
 		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM trigger_messages WHERE at < $1`, now.Add(-MessageRetention).UnixNano()); err != nil {
+		if err := s.exec(ctx, tx, "pruneMsgs", r.now.Add(-MessageRetention).UnixNano()); err != nil {
 			return res, err
 		}
 	}
-	return res, tx.Commit()
+	return res, nil
 }
 
 func orEmpty(j []contract.Job) []contract.Job {
@@ -179,17 +345,4 @@ func orEmpty(j []contract.Job) []contract.Job {
 		return []contract.Job{}
 	}
 	return j
-}
-
-// Done implements DedupStore.
-func (s *SQLStore) Done(ctx context.Context, msgID string) error {
-	if msgID == "" {
-		return nil
-	}
-	if !s.pg {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-	}
-	_, err := s.db.ExecContext(ctx, `UPDATE trigger_messages SET state = 'done', jobs = '[]' WHERE msg_id = $1`, msgID)
-	return err
 }

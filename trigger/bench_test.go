@@ -1,0 +1,300 @@
+package trigger
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"taskotron/bus"
+	"taskotron/contract"
+)
+
+// One job per message, so that the relay does the same broker work per
+// message as the pass-through ceiling: consume, publish persistent with a
+// confirm, ack.
+const benchRules = "- when: {message_type: KojiBuildPackageCompleted}\n  do: [{tasks: [rpmlint]}]\n"
+
+const (
+	benchMessages = 5000
+	benchPrefetch = 1000
+	steadyRate    = 500 // messages per second
+	steadyFor     = 6 * time.Second
+)
+
+// BenchmarkRelayAMQP measures the relay against the real RabbitMQ: its
+// throughput (message in → job confirmed → ack, dedup on SQLite), the
+// broker's own ceiling for the same pattern measured in the same run (a
+// bare amqp091 loop: consume, publish persistent with confirm, ack), and
+// the relay's latency at a steady 500 messages/s. The goal is at least 70%
+// of the ceiling.
+func BenchmarkRelayAMQP(b *testing.B) {
+	for b.Loop() {
+		ceiling := benchCeiling(b)
+		relayRate := benchRelayThroughput(b)
+		rate, p50, p99 := benchRelaySteady(b)
+		pct := 100 * relayRate / ceiling
+		fmt.Fprintf(os.Stdout, "\n%-58s %12s\n", "relay benchmark (RabbitMQ on this machine)", "value")
+		fmt.Fprintf(os.Stdout, "%-58s %9.0f/s\n", "broker ceiling: consume → publish+confirm → ack (bare)", ceiling)
+		fmt.Fprintf(os.Stdout, "%-58s %9.0f/s  (%.0f%% of ceiling, goal 70%%)\n", "relay throughput: message → job confirmed → ack", relayRate, pct)
+		fmt.Fprintf(os.Stdout, "%-58s %9.0f/s\n", fmt.Sprintf("relay at a steady %d/s: rate achieved", steadyRate), rate)
+		fmt.Fprintf(os.Stdout, "%-58s %9.2fms\n", "  latency p50 (publish of the message → its ack)", ms(p50))
+		fmt.Fprintf(os.Stdout, "%-58s %9.2fms\n\n", "  latency p99", ms(p99))
+		b.ReportMetric(ceiling, "ceiling-msg/s")
+		b.ReportMetric(relayRate, "relay-msg/s")
+		b.ReportMetric(pct, "%-of-ceiling")
+		b.ReportMetric(ms(p50), "p50-ms@500/s")
+		b.ReportMetric(ms(p99), "p99-ms@500/s")
+	}
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+type benchBroker struct {
+	conn *amqp.Connection
+	ch   *amqp.Channel
+}
+
+func openBenchBroker(b *testing.B) *benchBroker {
+	conn, err := amqp.Dial(amqpURL())
+	if err != nil {
+		b.Fatalf("RabbitMQ at %s is needed: %v", amqpURL(), err)
+	}
+	ch, err := conn.Channel()
+	if err != nil {
+		b.Fatal(err)
+	}
+	return &benchBroker{conn: conn, ch: ch}
+}
+
+func (bb *benchBroker) close(queues ...string) {
+	for _, q := range queues {
+		bb.ch.QueueDelete(q, false, false, false)
+	}
+	bb.conn.Close()
+}
+
+// preload puts n build messages on amq.topic (persistent, confirmed).
+func preload(b *testing.B, f faultSetup, n int) {
+	pub, err := bus.OpenAMQPPublisher(amqpURL(), "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer pub.Close()
+	for i := 0; i < n; i += 200 {
+		batch := make([]contract.Message, 0, 200)
+		for j := i; j < min(i+200, n); j++ {
+			batch = append(batch, f.message(j))
+		}
+		if err := pub.Publish(context.Background(), batch...); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func benchCeiling(b *testing.B) float64 {
+	f := faultSetup{Prefix: fmt.Sprintf("bench-ceiling-%d", time.Now().UnixNano())}
+	in, out := f.sourceQueue(), f.jobQueuePrefix()+".x86_64"
+	bb := openBenchBroker(b)
+	defer bb.close(in, out)
+	if _, err := bb.ch.QueueDeclare(in, true, false, false, false, nil); err != nil {
+		b.Fatal(err)
+	}
+	if err := bb.ch.QueueBind(in, f.Prefix+".#", "amq.topic", false, nil); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := bb.ch.QueueDeclare(out, true, false, false, false, amqp.Table{"x-max-priority": int32(9)}); err != nil {
+		b.Fatal(err)
+	}
+	preload(b, f, benchMessages)
+
+	cons, _ := bb.conn.Channel()
+	cons.Qos(benchPrefetch, 0, false)
+	pub, _ := bb.conn.Channel()
+	pub.Confirm(false)
+	msgs, err := cons.Consume(in, "", false, false, false, false, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	type pending struct {
+		d  amqp.Delivery
+		dc *amqp.DeferredConfirmation
+	}
+	queue := make(chan pending, benchPrefetch)
+	done := make(chan struct{})
+	go func() {
+		n := 0
+		for p := range queue {
+			if ok, _ := p.dc.WaitContext(context.Background()); !ok {
+				b.Error("ceiling: publish not confirmed")
+			}
+			p.d.Ack(false)
+			if n++; n == benchMessages {
+				close(done)
+			}
+		}
+	}()
+	start := time.Now()
+	for n := 0; n < benchMessages; n++ {
+		d := <-msgs
+		dc, err := pub.PublishWithDeferredConfirmWithContext(context.Background(), "", out, false, false, amqp.Publishing{
+			DeliveryMode: amqp.Persistent, ContentType: "application/json", Body: d.Body})
+		if err != nil {
+			b.Fatal(err)
+		}
+		queue <- pending{d, dc}
+	}
+	<-done
+	elapsed := time.Since(start)
+	close(queue)
+	return benchMessages / elapsed.Seconds()
+}
+
+// relayRig runs the real relay between AMQP queues with SQLite dedup.
+type relayRig struct {
+	f      faultSetup
+	cancel context.CancelFunc
+	done   chan struct{}
+	acked  atomic.Int64
+	mu     sync.Mutex
+	ackAt  map[string]time.Time
+}
+
+func startRelay(b *testing.B, prefix string) *relayRig {
+	r := &relayRig{f: faultSetup{Prefix: prefix, StateDB: filepath.Join(b.TempDir(), "state.sqlite")}, done: make(chan struct{}), ackAt: map[string]time.Time{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	r.cancel = cancel
+	src, err := r.f.openSource(ctx, nil)
+	if err != nil {
+		b.Fatalf("RabbitMQ at %s is needed: %v", amqpURL(), err)
+	}
+	src.Close() // declared; the run opens it again
+	return r
+}
+
+func (r *relayRig) run(b *testing.B) {
+	ctx, cancel := context.WithCancel(context.Background())
+	r.cancel = cancel
+	src, err := bus.OpenAMQPSource(ctx, bus.AMQPSourceConfig{URL: amqpURL(), Queue: r.f.sourceQueue(), Topics: []string{r.f.Prefix + ".#"}, Prefetch: benchPrefetch})
+	if err != nil {
+		b.Fatal(err)
+	}
+	jobs, err := r.f.openJobs(ctx, false)
+	if err != nil {
+		b.Fatal(err)
+	}
+	store, err := OpenDedup(ctx, "sqlite:"+r.f.StateDB)
+	if err != nil {
+		b.Fatal(err)
+	}
+	rules, err := ParseRules("bench rules", []byte(benchRules), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	jobLog, err := os.Create(filepath.Join(b.TempDir(), "jobs.jsonl"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	go func() {
+		defer close(r.done)
+		defer src.Close()
+		defer jobs.Close()
+		defer store.Close()
+		defer jobLog.Close()
+		RelayWith(ctx, src, New(Options{Rules: rules, Dedup: store}), jobs, RelayOptions{
+			Workers: benchPrefetch, JobLog: jobLog,
+			OnOutcome: func(o MessageOutcome) {
+				now := time.Now()
+				if o.Outcome != OutcomeJobs {
+					b.Errorf("message %s: %s %s", o.MsgID, o.Outcome, o.Reason)
+				}
+				r.mu.Lock()
+				r.ackAt[o.MsgID] = now
+				r.mu.Unlock()
+				r.acked.Add(1)
+			},
+		})
+	}()
+}
+
+func (r *relayRig) stop() {
+	r.cancel()
+	<-r.done
+	bb, err := amqp.Dial(amqpURL())
+	if err == nil {
+		ch, _ := bb.Channel()
+		for _, q := range []string{r.f.sourceQueue(), r.f.sourceQueue() + ".deadletter", r.f.jobQueuePrefix() + ".x86_64"} {
+			ch.QueueDelete(q, false, false, false)
+		}
+		ch.ExchangeDelete(r.f.jobExchange(), false, false)
+		bb.Close()
+	}
+}
+
+func waitCount(b *testing.B, c *atomic.Int64, n int64, within time.Duration) {
+	deadline := time.Now().Add(within)
+	for c.Load() < n {
+		if time.Now().After(deadline) {
+			b.Fatalf("only %d of %d messages relayed in %s", c.Load(), n, within)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func benchRelayThroughput(b *testing.B) float64 {
+	r := startRelay(b, fmt.Sprintf("bench-relay-%d", time.Now().UnixNano()))
+	preload(b, r.f, benchMessages)
+	start := time.Now()
+	r.run(b)
+	waitCount(b, &r.acked, benchMessages, 5*time.Minute)
+	elapsed := time.Since(start)
+	r.stop()
+	return benchMessages / elapsed.Seconds()
+}
+
+func benchRelaySteady(b *testing.B) (rate float64, p50, p99 time.Duration) {
+	r := startRelay(b, fmt.Sprintf("bench-steady-%d", time.Now().UnixNano()))
+	r.run(b)
+	defer r.stop()
+	pub, err := bus.OpenAMQPPublisher(amqpURL(), "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer pub.Close()
+	n := int(steadyFor.Seconds() * steadyRate)
+	sentAt := make([]time.Time, n)
+	tick := time.NewTicker(time.Second / steadyRate)
+	defer tick.Stop()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for i := range n {
+		<-tick.C
+		sentAt[i] = time.Now()
+		wg.Add(1)
+		// Publish without waiting in line: the sender keeps its pace.
+		go func() {
+			defer wg.Done()
+			if err := pub.Publish(context.Background(), r.f.message(i)); err != nil {
+				b.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	waitCount(b, &r.acked, int64(n), time.Minute)
+	elapsed := time.Since(start)
+	lat := make([]time.Duration, 0, n)
+	r.mu.Lock()
+	for i := range n {
+		lat = append(lat, r.ackAt[r.f.message(i).ID].Sub(sentAt[i]))
+	}
+	r.mu.Unlock()
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	return float64(n) / elapsed.Seconds(), lat[n/2], lat[n*99/100]
+}
