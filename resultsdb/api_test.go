@@ -190,6 +190,7 @@ func TestErrors(t *testing.T) {
 			{"GET", "/api/v2.0/results?page=x", nil, 400, `Malformed Request: page: want a whole number 0 or more, got "x"`},
 			{"GET", "/api/v2.0/results?limit=-1", nil, 400, `Malformed Request: limit: want a whole number 0 or more, got "-1"`},
 			{"GET", "/api/v2.0/results/latest?_distinct_on=scenario", nil, 400, "Please, provide at least one filter beside '_distinct_on'"},
+			{"GET", "/api/v2.0/results?item=" + strings.Repeat("x,", 1000) + "x", nil, 400, "Malformed Request: at most 1000 values in all filters together, got 1001"},
 			{"GET", "/api/v2.0/groups/nope", nil, 404, "Group not found"},
 			{"GET", "/api/v2.0/groups/nope/results", nil, 404, "Group not found: nope"},
 			{"GET", "/api/v2.0/testcases/nope", nil, 404, "Testcase not found"},

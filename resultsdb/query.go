@@ -27,6 +27,8 @@ var resultParams = map[string]bool{
 const (
 	defaultLimit = 20
 	maxLimit     = 10000
+	// maxFilterValues bounds the parameters of one query.
+	maxFilterValues = 1000
 )
 
 // pageLimit reads page and limit as ResultsDB does (0-based pages).
@@ -130,6 +132,13 @@ func parseResultQuery(v url.Values, outcomes []string) (q ResultQuery, filtered 
 		}
 		q.Data = append(q.Data, f)
 		filtered = true
+	}
+	n := len(q.Outcomes) + len(q.Groups) + len(q.Testcases) + len(q.TestcasesLike)
+	for _, f := range q.Data {
+		n += len(f.Values)
+	}
+	if n > maxFilterValues {
+		return q, false, badf("Malformed Request: at most %d values in all filters together, got %d", maxFilterValues, n)
 	}
 	return q, filtered, nil
 }

@@ -266,10 +266,13 @@ func (s *sqlStore) CreateResult(ctx context.Context, in NewResult) (Result, erro
 		if err != nil {
 			return fmt.Errorf("create result: %w", err)
 		}
-		if len(groupIDs) > 0 {
-			args := make([]any, 0, 2*len(groupIDs))
-			rows := make([]string, 0, len(groupIDs))
-			for _, gid := range groupIDs {
+		// Batches keep each statement under SQLite's parameter limit.
+		const batch = 300
+		for lo := 0; lo < len(groupIDs); lo += batch {
+			chunk := groupIDs[lo:min(lo+batch, len(groupIDs))]
+			args := make([]any, 0, 2*len(chunk))
+			rows := make([]string, 0, len(chunk))
+			for _, gid := range chunk {
 				rows = append(rows, "(?, ?)")
 				args = append(args, gid, res.ID)
 			}
@@ -277,10 +280,11 @@ func (s *sqlStore) CreateResult(ctx context.Context, in NewResult) (Result, erro
 				return fmt.Errorf("link result to groups: %w", err)
 			}
 		}
-		if len(in.Data) > 0 {
-			args := make([]any, 0, 3*len(in.Data))
-			rows := make([]string, 0, len(in.Data))
-			for _, p := range in.Data {
+		for lo := 0; lo < len(in.Data); lo += batch {
+			chunk := in.Data[lo:min(lo+batch, len(in.Data))]
+			args := make([]any, 0, 3*len(chunk))
+			rows := make([]string, 0, len(chunk))
+			for _, p := range chunk {
 				rows = append(rows, "(?, ?, ?)")
 				args = append(args, res.ID, p.Key, p.Value)
 			}

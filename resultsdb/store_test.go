@@ -88,3 +88,27 @@ func TestReopenAndSchemaVersion(t *testing.T) {
 		t.Errorf("newer schema: %v", err)
 	}
 }
+
+// A result with more data values than one SQL statement may carry.
+func TestManyDataValues(t *testing.T) {
+	eachStore(t, Options{}, func(t *testing.T, c *client, _ Store) {
+		values := make([]any, 12000)
+		groups := make([]any, 350)
+		for i := range values {
+			values[i] = fmt.Sprintf("v%d", i)
+		}
+		for i := range groups {
+			groups[i] = fmt.Sprintf("g%d", i)
+		}
+		body := post("PASSED", "dist.big", "big-1", "koji_build", map[string]any{"files": values})
+		body["groups"] = groups
+		m := c.mustPost("/api/v2.0/results", body)
+		got := c.get(fmt.Sprintf("/api/v2.0/results/%d", int(m["id"].(float64)))).json(t)
+		if files := got["data"].(map[string]any)["files"].([]any); len(files) != len(values) || files[11999] != "v11999" {
+			t.Errorf("stored %d values", len(files))
+		}
+		if g := got["groups"].([]any); len(g) != len(groups) {
+			t.Errorf("stored %d groups", len(g))
+		}
+	})
+}
