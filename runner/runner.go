@@ -310,7 +310,7 @@ func (x *run) execute(ctx context.Context, overrides map[string]string) {
 		taskDir = dst
 	}
 	if rpms, ok := f.Environment["rpm"]; ok {
-		x.log.Warn("environment.rpm is not installed by this runner; the worker image must provide it", "rpm", rpms)
+		x.log.Info("environment.rpm is not installed by this runner; the worker image must provide it", "rpm", rpms)
 	}
 
 	jobid := in.JobID
