@@ -272,7 +272,7 @@ func (r *Reporter) logRejected(e spoolEntry, rej *RejectedError) {
 
 func (r *Reporter) wentDown(err error) {
 	if !r.down {
-		r.log.Warn("ResultsDB unavailable; spooling results", "err", err)
+		r.log.Warn("ResultsDB unavailable; results wait in the spool until it is back", "err", err)
 	}
 	r.down = true
 	r.lastFail = time.Now()

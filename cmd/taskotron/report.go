@@ -233,7 +233,7 @@ func printReport(g *globals, out reportOutput, asJSON bool, url string) error {
 	for _, e := range out.Errors {
 		fmt.Fprintf(w, "error: %s\n", e)
 	}
-	verb := "sent"
+	verb := "sent, or spooled when ResultsDB is away,"
 	if out.DryRun {
 		verb = "would be sent"
 	}
@@ -243,7 +243,7 @@ func printReport(g *globals, out reportOutput, asJSON bool, url string) error {
 		fmt.Fprintf(w, "  %s\n", raw)
 	}
 	for _, c := range out.Comments {
-		fmt.Fprintf(w, "bodhi comment (%s) on %s: %s\n", verb, c.Update, c.Text)
+		fmt.Fprintf(w, "bodhi comment on %s: %s\n", c.Update, c.Text)
 	}
 	if d := out.Delivery; d != nil {
 		if d.Already {
