@@ -112,6 +112,9 @@ type ResultsDB struct {
 	Token string `yaml:"token"`
 	// AdditionalOutcomes are accepted on top of PASSED, INFO, FAILED, NEEDS_INSPECTION.
 	AdditionalOutcomes []string `yaml:"additional_outcomes"`
+	// Publish sends resultsdb.result.new to amqp.url for every new result,
+	// through an outbox in the database so that none is lost.
+	Publish bool `yaml:"publish"`
 }
 
 // AMQP configures the broker. An empty URL means the embedded, in-process bus.

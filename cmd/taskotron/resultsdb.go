@@ -30,7 +30,7 @@ func runResultsDB(ctx context.Context, g *globals, args []string) error {
 	baseURL := fs.String("base-url", "", "public URL of this server for links (default http://<listen>)")
 	token := fs.String("token", cfg.Token, "bearer token required for writes (default none: writes open)")
 	artifacts := fs.String("artifacts-url", g.cfg.Runner.ArtifactsURL, "public URL of the artifacts tree, linked from group pages")
-	publish := fs.Bool("publish", false, "publish resultsdb.result.new to the AMQP broker in amqp.url")
+	publish := fs.Bool("publish", cfg.Publish, "publish resultsdb.result.new to the AMQP broker in amqp.url (resultsdb.publish)")
 	rest, err := parseFlags(fs, args[1:])
 	if err != nil {
 		return err
