@@ -62,7 +62,8 @@ def run(koji_build, rpms=None, rpmlintrc=None, artifactsdir=".", **_):
         raise RuntimeError("rpmlint failed (exit %d): %s" % (proc.returncode, log.strip()[-500:]))
     errors, warnings = int(m.group(3)), int(m.group(4))
     os.makedirs(artifactsdir, exist_ok=True)
-    artifact = "%s.log" % koji_build
+    # The NVR comes from a bus message: keep it to one harmless file name.
+    artifact = re.sub(r"[^A-Za-z0-9._+~^-]", "_", koji_build).lstrip(".") + ".log"
     with open(os.path.join(artifactsdir, artifact), "w") as f:
         f.write("$ " + " ".join(cmd) + "\n" + log)
     findings = [line for line in log.splitlines() if FINDING.match(line)]
