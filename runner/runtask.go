@@ -157,14 +157,19 @@ func Runtask(ctx context.Context, args []string, cfg config.Config, log *slog.Lo
 		code = 1
 	}
 	if !a.NoReport && err == nil {
-		if rerr := report(ctx, cfg, log, exec); rerr != nil {
+		opts := reporter.OptionsFromConfig(cfg, log)
+		d, rerr := report(ctx, opts, exec)
+		switch {
+		case rerr != nil:
 			fmt.Fprintf(stderr, "runtask: results not reported: %v\n", rerr)
-			code = max(code, 1)
-			if code == 100 {
-				code = 1
-			}
-		} else {
-			fmt.Fprintf(progress, "results reported (%d)\n", len(exec.Results))
+			code = 1
+		case d.Spooled > 0:
+			fmt.Fprintf(progress, "ResultsDB at %s is unavailable: %d results kept in %s (send them with 'taskotron report --flush'; --no-report skips reporting)\n", opts.ResultsDBURL, d.Spooled, opts.SpoolDir)
+		case d.Rejected > 0:
+			fmt.Fprintf(stderr, "runtask: ResultsDB refused %d results (kept in %s/rejected)\n", d.Rejected, opts.SpoolDir)
+			code = 1
+		default:
+			fmt.Fprintf(progress, "results stored in ResultsDB at %s (%d)\n", opts.ResultsDBURL, d.Stored+d.Present)
 		}
 	}
 	if a.JSON {
@@ -180,12 +185,12 @@ func Runtask(ctx context.Context, args []string, cfg config.Config, log *slog.Lo
 	return code
 }
 
-func report(ctx context.Context, cfg config.Config, log *slog.Logger, exec contract.Execution) error {
-	rep, err := reporter.New(reporter.OptionsFromConfig(cfg, log))
+func report(ctx context.Context, opts reporter.Options, exec contract.Execution) (reporter.Delivery, error) {
+	rep, err := reporter.New(opts)
 	if err != nil {
-		return err
+		return reporter.Delivery{}, err
 	}
-	return rep.Report(ctx, exec)
+	return rep.Deliver(ctx, exec)
 }
 
 func printExecution(w io.Writer, exec contract.Execution) {
