@@ -13,6 +13,7 @@ import (
 
 	fakekoji "taskotron/fakes/koji"
 	"taskotron/koji"
+	"taskotron/koji/xmlrpc"
 )
 
 func startHub(t *testing.T) *fakekoji.Hub {
@@ -203,5 +204,33 @@ func BenchmarkGetBuild(b *testing.B) {
 		if _, err := c.GetBuild(ctx, "pythree-3.1-1.fc40"); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func TestRawCalls(t *testing.T) {
+	h := startHub(t)
+	c := fastClient(h, "")
+	ctx := context.Background()
+	v, err := c.Call(ctx, "getLatestBuilds", []any{"f40-updates"}, map[string]any{"package": "tinyhello"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l, _ := v.([]any); len(l) != 1 || l[0].(map[string]any)["nvr"] != "tinyhello-1.0-1.fc40" {
+		t.Errorf("getLatestBuilds = %v", v)
+	}
+	if v, err := c.Call(ctx, "getAPIVersion", nil, nil); err != nil || v != int64(1) {
+		t.Errorf("getAPIVersion = %v, %v", v, err)
+	}
+	_, err = c.Call(ctx, "deleteBuild", []any{"x-1-1"}, nil)
+	var f *xmlrpc.Fault
+	if !errors.As(err, &f) || !strings.Contains(f.String, "Invalid method: deleteBuild") {
+		t.Errorf("unknown method gave %v", err)
+	}
+	var ue *koji.UnavailableError
+	if errors.As(err, &ue) {
+		t.Errorf("a fault is the hub's answer, not an outage: %v", err)
+	}
+	if _, err := c.GetBuild(ctx, int64(99999)); !errors.Is(err, koji.ErrNotFound) {
+		t.Errorf("unknown build id gave %v", err)
 	}
 }
