@@ -18,7 +18,7 @@ func bodhiClient(env *Env) *bodhi.Client {
 	if u == "" {
 		u = env.Config.Bodhi.URL
 	}
-	return bodhi.New(u, bodhi.Options{Timeout: env.Config.Koji.Timeout, Retries: env.Config.Koji.Retries, Log: fedoraLog(env)})
+	return bodhi.New(u, bodhi.Options{Timeout: env.Config.Koji.Timeout, Retries: configRetries(env.Config.Koji.Retries), Log: fedoraLog(env)})
 }
 
 func bodhiErr(err error) error {

@@ -20,8 +20,17 @@ func init() { Register("koji", Func(runKoji)) }
 func kojiClient(env *Env) *koji.Client {
 	c := env.Config.Koji
 	return koji.New(c.URL, c.PkgURL, koji.Options{
-		Timeout: c.Timeout, Retries: c.Retries, CacheDir: env.Config.Path(c.CacheDir), Log: fedoraLog(env),
+		Timeout: c.Timeout, Retries: configRetries(c.Retries), CacheDir: env.Config.Path(c.CacheDir), Log: fedoraLog(env),
 	})
+}
+
+// configRetries maps koji.retries to the clients' option, where 0 means
+// their default: in the configuration 0 means no retries.
+func configRetries(n int) int {
+	if n <= 0 {
+		return -1
+	}
+	return n
 }
 
 // kojiErr turns the client's errors into directive errors: a hub or file
