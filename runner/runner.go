@@ -347,6 +347,7 @@ func (x *run) execute(ctx context.Context, overrides map[string]string) {
 	}
 	origin, _ := in.Extra["task_origin"].(string)
 	x.env = &directives.Env{TaskDir: taskDir, WorkDir: workdir, ArtifactsDir: x.artifacts, Vars: vars, Config: x.r.opts.Config, Log: x.log, Origin: origin}
+	defer x.takeComments()
 
 	jobCtx := ctx
 	if cfg.JobTimeout > 0 {
@@ -432,6 +433,19 @@ func (x *run) action(ctx context.Context, f *formula.Formula, i int, a formula.A
 }
 
 var archRe = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$`)
+
+// takeComments moves the Bodhi comments that bodhi_comment actions made
+// into the execution (Extra "bodhi_comments"), for the reporter.
+func (x *run) takeComments() {
+	cs := x.env.TakeComments()
+	if len(cs) == 0 {
+		return
+	}
+	if x.exec.Extra == nil {
+		x.exec.Extra = contract.Extra{}
+	}
+	x.exec.Extra["bodhi_comments"] = cs
+}
 
 // checkInput refuses a job the runner cannot run as asked. The item stays
 // free-form (it is data), but a NUL byte cannot travel in an argument or

@@ -379,3 +379,23 @@ func BenchmarkRunExampleTask(b *testing.B) {
 		}
 	}
 }
+
+func TestBodhiCommentsTravelInTheExecution(t *testing.T) {
+	r, _ := testRunner(t, nil)
+	f := task(t, `name: commented
+actions:
+  - bodhi_comment:
+      results: "results: [{item: FEDORA-2024-0123abcdef, type: bodhi_update, outcome: FAILED}]"
+`, nil)
+	exec, _ := r.Run(context.Background(), contract.RunnerInput{Item: "FEDORA-2024-0123abcdef", ItemType: "bodhi_update", Formula: f}, nil)
+	if exec.ExecutionStatus != contract.ExecutionOK {
+		t.Fatalf("%+v", exec)
+	}
+	raw, _ := json.Marshal(exec)
+	var back struct {
+		Comments []contract.BodhiComment `json:"bodhi_comments"`
+	}
+	if err := json.Unmarshal(raw, &back); err != nil || len(back.Comments) != 1 || back.Comments[0].Update != "FEDORA-2024-0123abcdef" || !strings.Contains(back.Comments[0].Text, "commented test FAILED") {
+		t.Fatalf("%v %s", err, raw)
+	}
+}
