@@ -91,6 +91,10 @@ func runKoji(ctx context.Context, params map[string]any, env *Env) (any, error) 
 		if err != nil {
 			return nil, err
 		}
+		// Koji looks builds up by N-V-R; an N-E:V-R names the same build.
+		if n, err := rpmver.ParseNVR(nvr); err == nil && n.Epoch != 0 {
+			nvr = n.Name + "-" + n.Version + "-" + n.Release
+		}
 		b, err := c.GetBuild(ctx, nvr)
 		if err != nil {
 			return nil, kojiErr(err)

@@ -55,6 +55,18 @@ func TestKojiDownloadArchRules(t *testing.T) {
 	}
 }
 
+func TestKojiDownloadByNEVR(t *testing.T) {
+	h := startFakeKoji(t)
+	out, err := runDirective(t, "koji", map[string]any{"action": "download", "koji_build": "pyboth-1:2.0-1.fc40",
+		"arch": "noarch", "target_dir": t.TempDir()}, fedoraEnv(t, h))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := baseNames(out.(map[string]any)["downloaded_rpms"]); !slices.Equal(got, []string{"pyboth-2.0-1.fc40.noarch.rpm"}) {
+		t.Errorf("downloaded_rpms = %v", got)
+	}
+}
+
 func TestKojiBuildLogErrors(t *testing.T) {
 	h := startFakeKoji(t)
 	h.DropLog("pythree-3.1-1.fc40")
