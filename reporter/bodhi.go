@@ -48,6 +48,7 @@ type bodhi struct {
 
 	mu   sync.Mutex
 	sent map[string]time.Time
+	csrf string
 }
 
 func newBodhi(o BodhiOptions, stateFile string, hc *http.Client, retryMax int, wait time.Duration, log *slog.Logger) (*bodhi, error) {
@@ -164,17 +165,67 @@ func (b *bodhi) send(ctx context.Context, comments []contract.BodhiComment) (sen
 	return sent
 }
 
+// post sends one comment with Bodhi 2's CSRF token (GET /csrf); a stale
+// token is fetched again once.
 func (b *bodhi) post(ctx context.Context, c contract.BodhiComment) error {
-	body, err := json.Marshal(c)
-	if err != nil {
-		return err
+	for try := 0; ; try++ {
+		if b.csrf == "" {
+			tok, err := b.csrfToken(ctx)
+			if err != nil {
+				return err
+			}
+			b.csrf = tok
+		}
+		if c.Extra == nil {
+			c.Extra = contract.Extra{}
+		}
+		c.Extra["csrf_token"] = b.csrf
+		status, raw, err := b.do(ctx, http.MethodPost, "/comments/", c)
+		if err != nil {
+			return err
+		}
+		if status >= 200 && status <= 299 {
+			return nil
+		}
+		if status == http.StatusBadRequest && try == 0 && strings.Contains(string(raw), "csrf") {
+			b.csrf = ""
+			continue
+		}
+		return fmt.Errorf("POST %s/comments/: HTTP %d: %s", b.base, status, ErrorMessage(raw))
 	}
-	req, err := retryablehttp.NewRequestWithContext(ctx, http.MethodPost, b.base+"/comments/", body)
+}
+
+func (b *bodhi) csrfToken(ctx context.Context) (string, error) {
+	status, raw, err := b.do(ctx, http.MethodGet, "/csrf", nil)
 	if err != nil {
-		return err
+		return "", err
 	}
-	req.Header.Set("Content-Type", "application/json")
+	var body struct {
+		Token string `json:"csrf_token"`
+	}
+	if status != http.StatusOK || json.Unmarshal(raw, &body) != nil || body.Token == "" {
+		return "", fmt.Errorf("GET %s/csrf: HTTP %d, no csrf_token: %s", b.base, status, ErrorMessage(raw))
+	}
+	return body.Token, nil
+}
+
+func (b *bodhi) do(ctx context.Context, method, path string, v any) (int, []byte, error) {
+	var body any
+	if v != nil {
+		raw, err := json.Marshal(v)
+		if err != nil {
+			return 0, nil, err
+		}
+		body = raw
+	}
+	req, err := retryablehttp.NewRequestWithContext(ctx, method, b.base+path, body)
+	if err != nil {
+		return 0, nil, err
+	}
 	req.Header.Set("Accept", "application/json")
+	if v != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	if b.token != "" {
 		req.Header.Set("Authorization", "Bearer "+b.token)
 	}
@@ -183,14 +234,14 @@ func (b *bodhi) post(ctx context.Context, c contract.BodhiComment) error {
 		if resp != nil {
 			resp.Body.Close()
 		}
-		return fmt.Errorf("POST %s/comments/: %w", b.base, err)
+		return 0, nil, fmt.Errorf("%s %s%s: %w", method, b.base, path, err)
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-		return fmt.Errorf("POST %s/comments/: HTTP %d: %s", b.base, resp.StatusCode, ErrorMessage(raw))
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return 0, nil, fmt.Errorf("%s %s%s: %w", method, b.base, path, err)
 	}
-	return nil
+	return resp.StatusCode, raw, nil
 }
 
 // save writes the history, forgetting what is older than the span.

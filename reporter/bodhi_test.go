@@ -24,6 +24,10 @@ type fakeBodhi struct {
 func (b *fakeBodhi) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if r.Method == http.MethodGet && r.URL.Path == "/csrf" {
+		w.Write([]byte(`{"csrf_token": "tok-1"}`))
+		return
+	}
 	if r.Method != http.MethodPost || r.URL.Path != "/comments/" {
 		http.Error(w, `{"status": "error", "errors": [{"name": "path"}]}`, 404)
 		return
@@ -41,6 +45,11 @@ func (b *fakeBodhi) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var c contract.BodhiComment
 	if err := json.NewDecoder(r.Body).Decode(&c); err != nil {
 		http.Error(w, "bad json", 400)
+		return
+	}
+	if c.Extra["csrf_token"] != "tok-1" {
+		w.WriteHeader(400)
+		w.Write([]byte(`{"status": "error", "errors": [{"location": "body", "name": "csrf_token", "description": "CSRF tokens do not match"}]}`))
 		return
 	}
 	b.comments = append(b.comments, c)

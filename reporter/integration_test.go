@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"taskotron/contract"
+	fakebodhi "taskotron/fakes/bodhi"
 	"taskotron/reporter"
 	"taskotron/resultsdb"
 )
@@ -170,4 +171,40 @@ func BenchmarkReportOurResultsDB(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(n*10)/b.Elapsed().Seconds(), "results/s")
+}
+
+// TestCommentsOnOurBodhiDouble: the comment is accepted by the project's
+// Bodhi double (CSRF token, bearer token, Bodhi's validation).
+func TestCommentsOnOurBodhiDouble(t *testing.T) {
+	fb, err := fakebodhi.Load("../fixtures/bodhi/updates.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fb.Token = "bodhi-secret"
+	if err := fb.Start("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	defer fb.Close()
+	_, h := ourResultsDB(t)
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	r, err := reporter.New(reporter.Options{
+		ResultsDBURL: srv.URL, SpoolDir: t.TempDir(), ArtifactsURL: "https://taskotron.example/artifacts/all",
+		Bodhi: reporter.BodhiOptions{URL: fb.URL(), Token: "bodhi-secret"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := contract.Execution{UUID: "7d8f5c2e-0000-4000-8000-00000000b0d1", ExecutionStatus: "OK", TaskName: "depcheck", Results: []contract.Result{
+		{Item: "FEDORA-2024-0a1b2c3d4e", Type: "bodhi_update", CheckName: "dist.depcheck", Outcome: contract.Failed, Arch: contract.OneArch("x86_64")},
+	}}
+	d, err := r.Deliver(context.Background(), e)
+	if err != nil || d.Stored != 1 || d.Comments != 1 {
+		t.Fatalf("%+v %v", d, err)
+	}
+	cs := fb.Comments()
+	want := "Taskotron: dist.depcheck test FAILED on x86_64. Result log: https://taskotron.example/artifacts/all/7d8f5c2e-0000-4000-8000-00000000b0d1/"
+	if len(cs) != 1 || cs[0]["text"] != want {
+		t.Fatalf("comments = %v", cs)
+	}
 }
