@@ -88,14 +88,19 @@ func New(opts Options) (*Checkout, error) {
 	return c, nil
 }
 
-// ErrNotAllowed is returned for a repository outside the configured mirrors.
+// ErrNotAllowed is returned for a repository outside the configured mirrors
+// (or a task name that could lead outside them).
 var ErrNotAllowed = errors.New("repository is outside the configured task mirrors")
+
+// ErrNotFound is returned for a task, repository or ref that does not exist.
+// Unlike a failing fetch, trying again will not help.
+var ErrNotFound = errors.New("not found")
 
 // RepoPath is where the task's repository is: its entry in Repos, or the
 // first mirror that has a folder of that name.
 func (c *Checkout) RepoPath(taskname string) (string, error) {
 	if !tasknameRe.MatchString(taskname) {
-		return "", fmt.Errorf("task name %q: use letters, digits, '.', '_' and '-' only", taskname)
+		return "", fmt.Errorf("task name %q: use letters, digits, '.', '_' and '-' only: %w", taskname, ErrNotAllowed)
 	}
 	if p, ok := c.repos[taskname]; ok {
 		return c.allowed(p)
@@ -106,7 +111,7 @@ func (c *Checkout) RepoPath(taskname string) (string, error) {
 			return c.allowed(p)
 		}
 	}
-	return "", fmt.Errorf("task %q: no repository %s in the task mirror %s", taskname, taskname, strings.Join(c.mirrors, ", "))
+	return "", fmt.Errorf("task %q: no repository %s in the task mirror %s: %w", taskname, taskname, strings.Join(c.mirrors, ", "), ErrNotFound)
 }
 
 // allowed resolves p (relative paths are inside the first mirror) and
@@ -121,7 +126,7 @@ func (c *Checkout) allowed(p string) (string, error) {
 	real, err := filepath.EvalSymlinks(p)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return "", fmt.Errorf("repository %s does not exist", p)
+			return "", fmt.Errorf("repository %s: %w", p, ErrNotFound)
 		}
 		return "", fmt.Errorf("repository %s: %w", p, err)
 	}
@@ -183,7 +188,7 @@ func (c *Checkout) get(ctx context.Context, repoPath, ref string) (string, error
 	}
 	hash, err := mirror.ResolveRevision(plumbing.Revision(rev))
 	if err != nil {
-		return "", fmt.Errorf("repository %s: ref %q: %w", repoPath, ref, err)
+		return "", fmt.Errorf("repository %s: ref %q: %w (%w)", repoPath, ref, ErrNotFound, err)
 	}
 	tree := filepath.Join(c.cache, key, "trees", hash.String())
 	if _, err := os.Stat(tree); err == nil {

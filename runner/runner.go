@@ -111,7 +111,14 @@ func (r *Runner) RunJob(ctx context.Context, job contract.Job) (contract.Executi
 			exec := r.failBeforeStart(in, err)
 			return exec, fmt.Errorf("%w: %w", ErrInterrupted, err)
 		}
-		return r.failBeforeStart(in, directives.Infra(fmt.Errorf("task checkout: %w", err))), nil
+		err = fmt.Errorf("task checkout: %w", err)
+		if errors.Is(err, checkout.ErrNotFound) || errors.Is(err, checkout.ErrNotAllowed) {
+			// A configuration problem: ABORTED, but trying again cannot help.
+			exec := contract.Execution{UUID: in.UUID, Item: in.Item, ItemType: in.ItemType, TaskName: in.TaskName, Arch: in.Arch}
+			setFailure(&exec, in.TaskName, "", err, contract.Aborted)
+			return exec, nil
+		}
+		return r.failBeforeStart(in, directives.Infra(err)), nil
 	}
 	in.Formula = filepath.Join(dir, FormulaFile)
 	if in.Extra == nil {

@@ -191,8 +191,11 @@ func TestWorkerGivesUpAfterMaxAttempts(t *testing.T) {
 func TestWorkerRetriesInfrastructureFailures(t *testing.T) {
 	s := newStack(t)
 	ctx := context.Background()
-	// The task is not in the mirror: a checkout failure is the infrastructure's.
-	if err := s.queue.Publish(ctx, job("w-infra", "no-such-task", "xchat-0.5-1.fc20")); err != nil {
+	// Koji does not answer: the infrastructure failed, not the package.
+	s.runner.opts.Config.Koji.URL = "http://127.0.0.1:1/kojihub"
+	s.runner.opts.Config.Koji.Retries = 0
+	s.addTask(t, "download", "name: download\nactions:\n  - koji: {action: download, koji_build: '${koji_build}', arch: [x86_64], target_dir: '${workdir}'}\n")
+	if err := s.queue.Publish(ctx, job("w-infra", "download", "xchat-0.5-1.fc20")); err != nil {
 		t.Fatal(err)
 	}
 	var runs []int
@@ -211,7 +214,29 @@ func TestWorkerRetriesInfrastructureFailures(t *testing.T) {
 		t.Fatalf("reported after attempts %v, want once after attempt 3", runs)
 	}
 	rs := s.stored(t, "w-infra")
-	if len(rs) != 1 || rs[0].Outcome != "ABORTED" || !strings.Contains(rs[0].Note, "no-such-task") {
+	if len(rs) != 1 || rs[0].Outcome != "ABORTED" || !strings.Contains(rs[0].Note, "127.0.0.1:1") {
+		t.Fatalf("stored: %+v", rs)
+	}
+}
+
+func TestWorkerDoesNotRetryAMissingTask(t *testing.T) {
+	s := newStack(t)
+	ctx := context.Background()
+	if err := s.queue.Publish(ctx, job("w-missing", "no-such-task", "xchat-0.5-1.fc20")); err != nil {
+		t.Fatal(err)
+	}
+	s.queue.Seal()
+	var attempts []int
+	w := NewWorker(WorkerOptions{Queue: s.queue, Runner: s.runner, Reporter: s.reporter, RetryWait: time.Millisecond,
+		OnDone: func(j contract.Job, e contract.Execution) { attempts = append(attempts, j.Attempt) }})
+	if err := w.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(attempts) != 1 || attempts[0] != 1 {
+		t.Fatalf("reported after attempts %v, want once after the first", attempts)
+	}
+	rs := s.stored(t, "w-missing")
+	if len(rs) != 1 || rs[0].Outcome != "ABORTED" || !strings.Contains(rs[0].Note, `task "no-such-task": no repository`) {
 		t.Fatalf("stored: %+v", rs)
 	}
 }
