@@ -41,3 +41,16 @@ func TestSelection(t *testing.T) {
 		t.Errorf("HubArches = %v", h)
 	}
 }
+
+func TestPackageURLs(t *testing.T) {
+	c := New("https://koji.example.org/kojihub", "https://kojipkgs.example.org/packages", Options{})
+	b := Build{Name: "tinyhello", Version: "1.0", Release: "1.fc40", Volume: "DEFAULT"}
+	r := RPM{Name: "tinyhello-doc", Version: "1.0", Release: "1.fc40", Arch: "noarch"}
+	if got := c.RPMURL(b, r); got != "https://kojipkgs.example.org/packages/tinyhello/1.0/1.fc40/noarch/tinyhello-doc-1.0-1.fc40.noarch.rpm" {
+		t.Errorf("RPMURL = %s", got)
+	}
+	b.Volume = "fedora_koji_archive02"
+	if got := c.BuildLogURL(b, "x86_64"); got != "https://kojipkgs.example.org/vol/fedora_koji_archive02/packages/tinyhello/1.0/1.fc40/data/logs/x86_64/build.log" {
+		t.Errorf("BuildLogURL on a volume = %s", got)
+	}
+}

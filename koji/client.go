@@ -41,6 +41,9 @@ type Build struct {
 	NVR     string
 	State   int
 	TagName string
+	// Volume is the storage volume; builds off the DEFAULT one live below
+	// <topurl>/vol/<volume>/packages.
+	Volume string
 }
 
 // RPM is one file of a build as listRPMs returns it.
@@ -273,6 +276,7 @@ func buildFrom(m map[string]any) Build {
 	b := Build{
 		ID: num(m["build_id"]), Name: str(m["name"]), Version: str(m["version"]), Release: str(m["release"]),
 		Epoch: optNum(m["epoch"]), NVR: str(m["nvr"]), State: int(num(m["state"])), TagName: str(m["tag_name"]),
+		Volume: str(m["volume_name"]),
 	}
 	if b.ID == 0 {
 		b.ID = num(m["id"])
@@ -310,12 +314,24 @@ func str(v any) string {
 
 // RPMURL is where the packages tree serves an RPM of build b.
 func (c *Client) RPMURL(b Build, r RPM) string {
-	return c.pkgURL + "/" + pathEscape(b.Name, b.Version, b.Release, r.Arch, r.NVRA()+".rpm")
+	return c.packages(b) + "/" + pathEscape(b.Name, b.Version, b.Release, r.Arch, r.NVRA()+".rpm")
 }
 
 // BuildLogURL is where the packages tree serves a build's log for arch.
 func (c *Client) BuildLogURL(b Build, arch string) string {
-	return c.pkgURL + "/" + pathEscape(b.Name, b.Version, b.Release, "data", "logs", arch, "build.log")
+	return c.packages(b) + "/" + pathEscape(b.Name, b.Version, b.Release, "data", "logs", arch, "build.log")
+}
+
+// packages is the packages tree of b's volume (Koji's pathinfo layout).
+func (c *Client) packages(b Build) string {
+	if b.Volume == "" || b.Volume == "DEFAULT" {
+		return c.pkgURL
+	}
+	top, ok := strings.CutSuffix(c.pkgURL, "/packages")
+	if !ok {
+		return c.pkgURL
+	}
+	return top + "/vol/" + url.PathEscape(b.Volume) + "/packages"
 }
 
 func pathEscape(parts ...string) string {
