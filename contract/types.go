@@ -76,7 +76,7 @@ type Result struct {
 	CheckName string  `json:"checkname,omitempty"`
 	Outcome   Outcome `json:"outcome"`
 	Note      string  `json:"note,omitempty"`
-	Arch      Arches  `json:"arch,omitempty"`
+	Arch      Arches  `json:"arch,omitzero"`
 	Artifact  string  `json:"artifact,omitempty"`
 	Details   any     `json:"details,omitempty"`
 	Extra     Extra   `json:"-"`

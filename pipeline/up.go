@@ -103,6 +103,13 @@ func Up(ctx context.Context, opts Options) (*Summary, error) {
 	if err != nil {
 		return nil, err
 	}
+	go func() {
+		// Sends what was spooled while ResultsDB was away, even when no
+		// job finishes to carry it along.
+		if err := rep.Run(ctx, cfg.Reporter.FlushInterval); err != nil && ctx.Err() == nil {
+			log.Error("spool loop stopped", "role", "reporter", "err", err)
+		}
+	}()
 	co, err := runner.NewCheckout(cfg)
 	if err != nil {
 		return nil, err
