@@ -20,7 +20,8 @@ import (
 type Config struct {
 	// DataDir holds everything the embedded defaults keep on disk: the job
 	// queue, the SQLite databases, artifacts, spool and the task mirror.
-	DataDir   string    `yaml:"data_dir"`
+	DataDir string `yaml:"data_dir"`
+	// LogLevel is debug, info, warn or error.
 	LogLevel  string    `yaml:"log_level"`
 	Trigger   Trigger   `yaml:"trigger"`
 	Runner    Runner    `yaml:"runner"`
@@ -119,12 +120,18 @@ type ResultsDB struct {
 
 // AMQP configures the broker. An empty URL means the embedded, in-process bus.
 type AMQP struct {
-	URL      string   `yaml:"url"`
-	Exchange string   `yaml:"exchange"`
-	Queue    string   `yaml:"queue"`
-	Topics   []string `yaml:"topics"`
-	JobQueue string   `yaml:"job_queue"`
-	Prefetch int      `yaml:"prefetch"`
+	// URL of the broker, amqp://user:password@host:port/vhost.
+	URL string `yaml:"url"`
+	// Exchange is the topic exchange bus messages arrive on.
+	Exchange string `yaml:"exchange"`
+	// Queue is the trigger's durable queue, bound to Exchange for Topics.
+	Queue string `yaml:"queue"`
+	// Topics are the routing-key patterns the trigger listens to.
+	Topics []string `yaml:"topics"`
+	// JobQueue is the stem of the durable job queues workers consume.
+	JobQueue string `yaml:"job_queue"`
+	// Prefetch is how many unacked messages a consumer holds at once.
+	Prefetch int `yaml:"prefetch"`
 	// DeadLetterQueue gets malformed messages with the reason in a header;
 	// empty means <queue>.deadletter.
 	DeadLetterQueue string `yaml:"dead_letter_queue"`
@@ -137,7 +144,9 @@ type AMQP struct {
 
 // Bodhi configures comments on updates. An empty URL turns them off.
 type Bodhi struct {
-	URL   string `yaml:"url"`
+	// URL is Bodhi's base URL; empty turns comments off.
+	URL string `yaml:"url"`
+	// Token is sent as a bearer token with every comment.
 	Token string `yaml:"token"`
 	// CommentOn lists the outcomes that get a comment.
 	CommentOn []string `yaml:"comment_on"`
@@ -164,6 +173,7 @@ type Koji struct {
 
 // DistGit configures raw file downloads from dist-git.
 type DistGit struct {
+	// URL is the dist-git server raw files come from.
 	URL string `yaml:"url"`
 }
 
