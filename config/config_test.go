@@ -92,3 +92,15 @@ func TestEveryKeyHasAnEnvironmentName(t *testing.T) {
 		t.Errorf("keys: %v", keys)
 	}
 }
+
+func TestReadmeDocumentsEveryKey(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range Keys() {
+		if !strings.Contains(string(readme), "`"+k[0]+"`") {
+			t.Errorf("README.md does not document the key %s", k[0])
+		}
+	}
+}
