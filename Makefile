@@ -5,7 +5,7 @@ DATA    ?= .taskotron
 RUN_ARGS ?=
 FUZZTIME ?= 10s
 
-.PHONY: run test test-env build bench lint fuzz mirror clean
+.PHONY: run test test-env build bench lint fuzz mirror rpms clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/taskotron
@@ -46,6 +46,11 @@ lint:
 
 mirror: build
 	$(BIN) mirror --tasks tasks --mirror $(DATA)/mirror
+
+# Rebuilds the small fixture RPMs from their spec files (needs rpmbuild); the
+# built RPMs are committed, so tests never need this.
+rpms:
+	bash fixtures/rpms/build.sh
 
 clean:
 	rm -rf bin $(DATA)
