@@ -504,6 +504,9 @@ func (s *server) postGroup(w http.ResponseWriter, r *http.Request) error {
 	} else {
 		g.UUID = newUUID()
 	}
+	if err := checkName("uuid", g.UUID); err != nil {
+		return err
+	}
 	// As ResultsDB: only non-empty values overwrite.
 	if g.Description, _, err = optString(body, "description", "description"); err != nil {
 		return err
@@ -587,6 +590,9 @@ func (s *server) postTestcase(w http.ResponseWriter, r *http.Request) error {
 	}
 	if name == "" {
 		return badf("Malformed Request: name must not be empty")
+	}
+	if err := checkName("name", name); err != nil {
+		return err
 	}
 	t := TestcaseUpdate{Name: name}
 	if t.RefURL, _, err = optString(body, "ref_url", "ref_url"); err != nil {

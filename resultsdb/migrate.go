@@ -14,13 +14,16 @@ import (
 	_ "modernc.org/sqlite" // the pure-Go SQLite driver, registered as "sqlite"
 )
 
+// migration is one schema step: DDL for both dialects, then DDL for one.
+// {{id}} becomes the dialect's auto-numbered primary key.
+type migration struct{ both, sqlite, postgres string }
+
 // migrations are applied in order, each once, recorded in schema_version.
-// {{id}} becomes the dialect's auto-numbered primary key. Never edit a
-// released step: add a new one.
-var migrations = []string{
+// Never edit a released step: add a new one.
+var migrations = []migration{
 	// 1: the ResultsDB model (reference §6.4) with submit_time as UTC
 	// microseconds, and an outbox for result events.
-	`CREATE TABLE testcase (
+	{both: `CREATE TABLE testcase (
 		id {{id}},
 		name TEXT NOT NULL UNIQUE,
 		ref_url TEXT
@@ -61,7 +64,15 @@ var migrations = []string{
 		id {{id}},
 		result_id BIGINT NOT NULL,
 		created BIGINT NOT NULL
-	);`,
+	);`},
+	// 2: a PostgreSQL B-tree entry holds at most about 2.7 kB, so long
+	// data values and descriptions are indexed by their first 200
+	// characters (queries match the prefix, then the whole value); the
+	// pattern operators let LIKE 'prefix%' use the index.
+	{postgres: `DROP INDEX result_data_key_value;
+	CREATE INDEX result_data_key_value ON result_data (key, substr(value, 1, 200) text_pattern_ops, result_id);
+	DROP INDEX run_group_description;
+	CREATE INDEX run_group_description ON run_group (substr(description, 1, 200))`},
 }
 
 func (s *sqlStore) migrate(ctx context.Context) error {
@@ -83,7 +94,12 @@ func (s *sqlStore) migrate(ctx context.Context) error {
 			return fmt.Errorf("database schema version %d is newer than this program knows (%d): upgrade taskotron", version, len(migrations))
 		}
 		for v := version + 1; v <= len(migrations); v++ {
-			ddl := strings.ReplaceAll(migrations[v-1], "{{id}}", s.d.idColumn)
+			m := migrations[v-1]
+			ddl := m.both + ";" + m.sqlite
+			if s.d.dollar {
+				ddl = m.both + ";" + m.postgres
+			}
+			ddl = strings.ReplaceAll(ddl, "{{id}}", s.d.idColumn)
 			for _, stmt := range strings.Split(ddl, ";") {
 				if strings.TrimSpace(stmt) == "" {
 					continue

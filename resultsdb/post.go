@@ -15,6 +15,17 @@ import (
 	"github.com/google/uuid"
 )
 
+// maxNameBytes bounds names that are unique keys (testcase names, group
+// uuids, data keys): an index entry must stay small.
+const maxNameBytes = 1000
+
+func checkName(what, s string) error {
+	if len(s) > maxNameBytes {
+		return badf("Malformed Request: %s is %d bytes long; at most %d", what, len(s), maxNameBytes)
+	}
+	return nil
+}
+
 // decodeBody reads a JSON object from a request body of at most max bytes.
 func decodeBody(w http.ResponseWriter, r *http.Request, max int64) (map[string]any, error) {
 	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, max))
@@ -175,6 +186,15 @@ func parseResultPost(m map[string]any, outcomes []string) (NewResult, error) {
 		return in, err
 	}
 
+	if err := checkName("testcase name", in.Testcase.Name); err != nil {
+		return in, err
+	}
+	for i, g := range in.Groups {
+		if err := checkName(fmt.Sprintf("groups[%d].uuid", i), g.UUID); err != nil {
+			return in, err
+		}
+	}
+
 	if dv, ok := m["data"]; ok && dv != nil {
 		data, ok := dv.(map[string]any)
 		if !ok {
@@ -194,6 +214,9 @@ func parseResultPost(m map[string]any, outcomes []string) (NewResult, error) {
 			return in, badf("Colon not allowed in key name: %s", pyList(colons))
 		}
 		for _, k := range keys {
+			if err := checkName("data key "+pyRepr(prefix(k)), k); err != nil {
+				return in, err
+			}
 			if list, ok := data[k].([]any); ok {
 				for _, v := range list {
 					in.Data = append(in.Data, DataPair{Key: k, Value: dataString(v)})

@@ -340,17 +340,68 @@ func (s *sqlStore) Result(ctx context.Context, id int64) (Result, error) {
 // to drive a SQLite query.
 const probeCap = 1000
 
-// dataMatch is the condition on result_data alias d for one filter.
-func dataMatch(f DataFilter) (string, []any) {
-	args := append([]any{f.Key}, anyStrings(f.Values)...)
+// prefixLen is how much of a value PostgreSQL indexes (migration 2).
+const prefixLen = 200
+
+// prefix cuts s to prefixLen characters, as SQL substr(s, 1, 200) does.
+func prefix(s string) string {
+	n := 0
+	for i := range s {
+		if n == prefixLen {
+			return s[:i]
+		}
+		n++
+	}
+	return s
+}
+
+// likePrefix is the literal start of a LIKE pattern, before any wildcard
+// or escape.
+func likePrefix(p string) string {
+	if i := strings.IndexAny(p, `%_\`); i >= 0 {
+		p = p[:i]
+	}
+	return prefix(p)
+}
+
+// dataMatch is the condition on result_data alias d for one filter. On
+// PostgreSQL it also names the indexed prefix of the value.
+func (s *sqlStore) dataMatch(f DataFilter) (string, []any) {
+	args := []any{f.Key}
+	var conds []string
 	if f.Like {
 		likes := make([]string, len(f.Values))
 		for i := range likes {
 			likes[i] = "d.value LIKE ?"
 		}
-		return "d.key = ? AND (" + strings.Join(likes, " OR ") + ")", args
+		if s.d.dollar {
+			var pre []string
+			var pargs []any
+			for _, v := range f.Values {
+				if p := likePrefix(v); p != "" {
+					pre = append(pre, "substr(d.value, 1, 200) LIKE ?")
+					pargs = append(pargs, p+"%")
+				}
+			}
+			// Usable only when every pattern has a literal start.
+			if len(pre) == len(f.Values) {
+				conds = append(conds, "("+strings.Join(pre, " OR ")+")")
+				args = append(args, pargs...)
+			}
+		}
+		conds = append(conds, "("+strings.Join(likes, " OR ")+")")
+		args = append(args, anyStrings(f.Values)...)
+	} else {
+		if s.d.dollar {
+			conds = append(conds, "substr(d.value, 1, 200) IN ("+placeholders(len(f.Values))+")")
+			for _, v := range f.Values {
+				args = append(args, prefix(v))
+			}
+		}
+		conds = append(conds, "d.value IN ("+placeholders(len(f.Values))+")")
+		args = append(args, anyStrings(f.Values)...)
 	}
-	return "d.key = ? AND d.value IN (" + placeholders(len(f.Values)) + ")", args
+	return "d.key = ? AND " + strings.Join(conds, " AND "), args
 }
 
 // where builds the filter of a result query; r is the result table alias.
@@ -385,9 +436,14 @@ func (s *sqlStore) where(ctx context.Context, q ResultQuery, withOutcome bool) (
 		tc = append(tc, "r.testcase_name IN ("+placeholders(len(q.Testcases))+")")
 		args = append(args, anyStrings(q.Testcases)...)
 	}
-	for _, like := range q.TestcasesLike {
-		tc = append(tc, "r.testcase_name LIKE ?")
-		args = append(args, like)
+	if len(q.TestcasesLike) > 0 {
+		// Matched in the small testcase table, then looked up by index.
+		likes := make([]string, len(q.TestcasesLike))
+		for i := range likes {
+			likes[i] = "name LIKE ?"
+		}
+		tc = append(tc, "r.testcase_name IN (SELECT name FROM testcase WHERE "+strings.Join(likes, " OR ")+")")
+		args = append(args, anyStrings(q.TestcasesLike)...)
 	}
 	if len(tc) > 0 {
 		conds = append(conds, "("+strings.Join(tc, " OR ")+")")
@@ -402,7 +458,7 @@ func (s *sqlStore) where(ctx context.Context, q ResultQuery, withOutcome bool) (
 	if !s.d.dollar && len(filters) > 0 {
 		best := probeCap + 1
 		for i, f := range filters {
-			match, margs := dataMatch(f)
+			match, margs := s.dataMatch(f)
 			var n int
 			err := s.read.QueryRowContext(ctx, "SELECT COUNT(*) FROM (SELECT 1 FROM result_data d WHERE "+match+" LIMIT "+strconv.Itoa(probeCap+1)+")", margs...).Scan(&n)
 			if err != nil {
@@ -420,7 +476,7 @@ func (s *sqlStore) where(ctx context.Context, q ResultQuery, withOutcome bool) (
 		}
 	}
 	for i, f := range filters {
-		match, margs := dataMatch(f)
+		match, margs := s.dataMatch(f)
 		if s.d.dollar || i == driver {
 			conds = append(conds, "r.id IN (SELECT d.result_id FROM result_data d WHERE "+match+")")
 		} else {
@@ -651,7 +707,14 @@ func (s *sqlStore) Groups(ctx context.Context, q GroupQuery) ([]Group, error) {
 	var args []any
 	var desc []string
 	if len(q.Descriptions) > 0 {
-		desc = append(desc, "g.description IN ("+placeholders(len(q.Descriptions))+")")
+		in := "g.description IN (" + placeholders(len(q.Descriptions)) + ")"
+		if s.d.dollar {
+			in = "substr(g.description, 1, 200) IN (" + placeholders(len(q.Descriptions)) + ") AND " + in
+			for _, d := range q.Descriptions {
+				args = append(args, prefix(d))
+			}
+		}
+		desc = append(desc, "("+in+")")
 		args = append(args, anyStrings(q.Descriptions)...)
 	}
 	for _, like := range q.DescriptionLike {

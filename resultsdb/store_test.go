@@ -2,6 +2,7 @@ package resultsdb
 
 import (
 	"fmt"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -109,6 +110,42 @@ func TestManyDataValues(t *testing.T) {
 		}
 		if g := got["groups"].([]any); len(g) != len(groups) {
 			t.Errorf("stored %d groups", len(g))
+		}
+	})
+}
+
+// Long values are stored and found on both stores (PostgreSQL indexes a
+// prefix); over-long names are refused with a message.
+func TestLongValues(t *testing.T) {
+	eachStore(t, Options{}, func(t *testing.T, c *client, _ Store) {
+		long := strings.Repeat("é", 3000)
+		other := long[:len(long)-2] + "x"
+		desc := strings.Repeat("d", 5000)
+		for _, v := range []string{long, other} {
+			body := post("PASSED", "dist.long", "item", "koji_build", map[string]any{"output": v})
+			body["groups"] = []any{map[string]any{"uuid": "long-" + v[len(v)-1:], "description": desc + v[len(v)-1:]}}
+			c.mustPost("/api/v2.0/results", body)
+		}
+		for q, want := range map[string]int{
+			"output=" + url.QueryEscape(long):               1,
+			"output=" + url.QueryEscape(other):              1,
+			"output:like=" + url.QueryEscape(long[:20]+"*"): 2,
+			"output:like=*x":                                1,
+		} {
+			if got := c.get("/api/v2.0/results?" + q).list(t); len(got) != want {
+				t.Errorf("%.40s…: %d results, want %d", q, len(got), want)
+			}
+		}
+		if got := c.get("/api/v2.0/groups?description=" + desc + "x").list(t); len(got) != 1 {
+			t.Errorf("long description: %d groups", len(got))
+		}
+		r := c.post("/api/v2.0/results", map[string]any{"outcome": "PASSED", "testcase": strings.Repeat("n", 1001)})
+		if r.code != 400 || r.message(t) != "Malformed Request: testcase name is 1001 bytes long; at most 1000" {
+			t.Errorf("long testcase name: %d %s", r.code, r.body)
+		}
+		r = c.post("/api/v2.0/results", map[string]any{"outcome": "PASSED", "testcase": "x", "data": map[string]any{strings.Repeat("k", 1001): 1}})
+		if r.code != 400 {
+			t.Errorf("long data key: %d %s", r.code, r.body)
 		}
 	})
 }
