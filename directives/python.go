@@ -81,6 +81,13 @@ func python(ctx context.Context, params map[string]any, env *Env) (any, error) {
 		}
 		return nil, errors.New(msg)
 	}
+	fi, err := os.Stat(retPath)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %s returned nothing readable: %w", file, callable, err)
+	}
+	if fi.Size() > maxResultsFile {
+		return nil, fmt.Errorf("%s: %s returned %d bytes; at most %d", file, callable, fi.Size(), maxResultsFile)
+	}
 	raw, err := os.ReadFile(retPath)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %s returned nothing readable: %w", file, callable, err)

@@ -2,10 +2,13 @@ package runner
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"time"
 
@@ -144,6 +147,11 @@ loop:
 // handed back.
 func (w *Worker) handle(ctx context.Context, d bus.JobDelivery) {
 	job := d.Job
+	if job.UUID == "" {
+		// Every delivery of this job must run under one uuid, or a
+		// redelivered job would be reported twice.
+		job.UUID = JobUUID(job)
+	}
 	log := w.log.With("uuid", job.UUID, "task", job.TaskName, "item", job.Item, "arch", job.Arch, "attempt", job.Attempt)
 	if job.Attempt > w.opts.MaxAttempts {
 		reason := fmt.Sprintf("gave up after %d attempts: the job never finished (its worker died or was killed each time)", w.opts.MaxAttempts)
@@ -151,7 +159,7 @@ func (w *Worker) handle(ctx context.Context, d bus.JobDelivery) {
 			reason += fmt.Sprintf("; the last attempt was in action %q", a)
 		}
 		log.Error("job crashed too often", "reason", reason)
-		w.finish(ctx, d, crashed(job, reason), log)
+		w.finish(ctx, d, job, crashed(job, reason), log)
 		return
 	}
 	log.Info("job starting")
@@ -183,7 +191,14 @@ func (w *Worker) handle(ctx context.Context, d bus.JobDelivery) {
 		}
 		return
 	}
-	w.finish(ctx, d, exec, log)
+	w.finish(ctx, d, job, exec, log)
+}
+
+// JobUUID is the uuid of a job that came without one: derived from what
+// identifies it, so that every delivery of the job gets the same.
+func JobUUID(j contract.Job) string {
+	sum := sha256.Sum256([]byte(strings.Join([]string{j.MsgID, j.TaskName, j.Item, j.ItemType, j.Arch, j.Created.UTC().Format(time.RFC3339Nano)}, "\x00")))
+	return "job-" + hex.EncodeToString(sum[:16])
 }
 
 // runJob runs the job, turning a panic into a CRASHED execution.
@@ -198,7 +213,7 @@ func (w *Worker) runJob(ctx context.Context, job contract.Job) (exec contract.Ex
 }
 
 // finish reports the execution and acks the job once that worked.
-func (w *Worker) finish(ctx context.Context, d bus.JobDelivery, exec contract.Execution, log *slog.Logger) {
+func (w *Worker) finish(ctx context.Context, d bus.JobDelivery, job contract.Job, exec contract.Execution, log *slog.Logger) {
 	if w.opts.Reporter != nil {
 		var err error
 		for try := 1; try <= 5; try++ {
@@ -222,7 +237,7 @@ func (w *Worker) finish(ctx context.Context, d bus.JobDelivery, exec contract.Ex
 	}
 	log.Info("job done", "execution_status", exec.ExecutionStatus, "exit_code", exec.ExitCode, "results", len(exec.Results))
 	if w.opts.OnDone != nil {
-		w.opts.OnDone(d.Job, exec)
+		w.opts.OnDone(job, exec)
 	}
 }
 

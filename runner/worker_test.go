@@ -377,3 +377,26 @@ actions:
 		}
 	}
 }
+
+func TestJobWithoutUUIDIsReportedOnce(t *testing.T) {
+	s := newStack(t)
+	ctx := context.Background()
+	j := job("", "nvr-format", "xchat-0.5-1.fc20")
+	j.MsgID = "msg-1"
+	if err := s.queue.Publish(ctx, j, j); err != nil {
+		t.Fatal(err)
+	}
+	s.queue.Seal()
+	var uuids []string
+	w := NewWorker(WorkerOptions{Queue: s.queue, Runner: s.runner, Reporter: s.reporter,
+		OnDone: func(j contract.Job, e contract.Execution) { uuids = append(uuids, e.UUID) }})
+	if err := w.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(uuids) != 2 || uuids[0] != uuids[1] || uuids[0] != JobUUID(j) {
+		t.Fatalf("uuids %v", uuids)
+	}
+	if rs := s.stored(t, uuids[0]); len(rs) != 1 {
+		t.Fatalf("stored %d results, want 1", len(rs))
+	}
+}
