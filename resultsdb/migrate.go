@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
@@ -128,7 +129,8 @@ func openSQLite(ctx context.Context, path string) (Store, error) {
 	// mmap keep a million results' indexes in memory.
 	params := "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)" +
 		"&_pragma=synchronous(NORMAL)&_pragma=case_sensitive_like(1)&_txlock=immediate" +
-		"&_pragma=cache_size(-65536)&_pragma=mmap_size(1073741824)&_pragma=temp_store(MEMORY)"
+		"&_pragma=cache_size(-65536)&_pragma=mmap_size(1073741824)&_pragma=temp_store(MEMORY)" +
+		"&_pragma=wal_autocheckpoint(0)"
 	name := "file:" + (&url.URL{Path: path}).EscapedPath() + params
 	read, err := sql.Open("sqlite", name)
 	if err != nil {
@@ -154,6 +156,8 @@ func openSQLite(ctx context.Context, path string) (Store, error) {
 			return nil, fmt.Errorf("sqlite %s: %s: %w", path, pragma, err)
 		}
 	}
+	s.stop, s.done = make(chan struct{}), make(chan struct{})
+	go s.checkpoint()
 	return s, nil
 }
 
@@ -175,4 +179,24 @@ func openPostgres(ctx context.Context, dsn string) (Store, error) {
 		return nil, fmt.Errorf("postgres %s: %w", Redact(dsn), err)
 	}
 	return s, nil
+}
+
+// checkpoint copies the SQLite write-ahead log into the database every
+// second. SQLite would otherwise do it inside a committing request, whose
+// answer then waits for the disk; a passive checkpoint never blocks
+// writers or readers.
+func (s *sqlStore) checkpoint() {
+	defer close(s.done)
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-tick.C:
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			_, _ = s.read.ExecContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)")
+			cancel()
+		}
+	}
 }

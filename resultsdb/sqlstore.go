@@ -54,9 +54,16 @@ type sqlStore struct {
 	read, write *sql.DB
 	// notify wakes the publisher when an event was queued.
 	notify chan struct{}
+	// stop ends background work (SQLite's checkpointer); done says it has.
+	stop, done chan struct{}
 }
 
 func (s *sqlStore) Close() error {
+	if s.stop != nil {
+		close(s.stop)
+		<-s.done
+		s.stop = nil
+	}
 	err := s.read.Close()
 	if s.write != s.read {
 		if e := s.write.Close(); err == nil {
