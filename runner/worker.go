@@ -35,7 +35,8 @@ type WorkerOptions struct {
 	// CRASHED result with the reason. 0 means 3.
 	MaxAttempts int
 	Log         *slog.Logger
-	// OnDone is called after a job was reported and acked.
+	// OnDone is called after a job was reported and acked, from the
+	// job's goroutine (concurrently when Concurrency > 1).
 	OnDone func(contract.Job, contract.Execution)
 	// ShutdownGrace is how long running jobs may go on once the context
 	// ends; then they are stopped and handed back to the queue. 0 means
