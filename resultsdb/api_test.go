@@ -296,6 +296,8 @@ func TestLatest(t *testing.T) {
 			{"?item=foo-1&testcases=dist.rpmlint&_distinct_on=arch", []int{r3, r2}},
 			{"?testcases:like=dist.*", []int{r5, r4}},
 			{"", []int{r5, r4}},
+			{"?since=2019-06-01,2020-01-01T00:00:03", []int{r3}},
+			{"?testcases=dist.depcheck,dist.none", []int{r4}},
 			{"?outcome=FAILED&item=foo-1", []int{r4, r3}},
 			{"?item=foo-1&since=2019-06-01,2020-01-01T00:00:02", []int{r2}},
 			{"?item=foo-1&_sort=asc:submit_time", []int{r3, r4}},

@@ -559,6 +559,9 @@ func (s *sqlStore) Results(ctx context.Context, q ResultQuery) ([]Result, error)
 }
 
 func (s *sqlStore) Latest(ctx context.Context, q ResultQuery, distinctOn []string) ([]Result, error) {
+	if len(distinctOn) == 0 && len(q.Data) == 0 && len(q.Groups) == 0 {
+		return s.latestPerTestcase(ctx, q)
+	}
 	partition := []string{"r.testcase_name"}
 	var args []any
 	for _, key := range distinctOn {
@@ -578,6 +581,45 @@ func (s *sqlStore) Latest(ctx context.Context, q ResultQuery, distinctOn []strin
 	query := "SELECT x.id, x.testcase_name, x.submit_time, x.outcome, x.note, x.ref_url FROM (SELECT " + resultColumns +
 		", ROW_NUMBER() OVER (PARTITION BY " + strings.Join(partition, ", ") + " ORDER BY r.submit_time DESC, r.id DESC) AS rn FROM result r" +
 		where + ") x WHERE x.rn = 1" + order
+	return s.queryResults(ctx, query, args)
+}
+
+// latestPerTestcase answers Latest when only time and testcases filter:
+// one index lookup per testcase instead of ranking every result.
+func (s *sqlStore) latestPerTestcase(ctx context.Context, q ResultQuery) ([]Result, error) {
+	var inner []string
+	var args []any
+	if !q.Since.IsZero() {
+		inner = append(inner, "r2.submit_time >= ?")
+		args = append(args, micros(q.Since))
+	}
+	if !q.Until.IsZero() {
+		inner = append(inner, "r2.submit_time <= ?")
+		args = append(args, micros(q.Until))
+	}
+	lookup := "SELECT r2.id FROM result r2 WHERE r2.testcase_name = t.name"
+	for _, c := range inner {
+		lookup += " AND " + c
+	}
+	lookup += " ORDER BY r2.submit_time DESC, r2.id DESC LIMIT 1"
+	var names []string
+	if len(q.Testcases) > 0 {
+		names = append(names, "t.name IN ("+placeholders(len(q.Testcases))+")")
+		args = append(args, anyStrings(q.Testcases)...)
+	}
+	for _, like := range q.TestcasesLike {
+		names = append(names, "t.name LIKE ?")
+		args = append(args, like)
+	}
+	where := ""
+	if len(names) > 0 {
+		where = " WHERE " + strings.Join(names, " OR ")
+	}
+	order := orderBy(q.Sort)
+	if order == "" {
+		order = orderBy(SortDesc)
+	}
+	query := "SELECT " + resultColumns + " FROM result r WHERE r.id IN (SELECT (" + lookup + ") FROM testcase t" + where + ")" + order
 	return s.queryResults(ctx, query, args)
 }
 
