@@ -188,6 +188,7 @@ func TestErrors(t *testing.T) {
 			{"GET", "/api/v2.0/results?since=yesterday", nil, 400, "'since' parameter not in ISO8601 format"},
 			{"GET", "/api/v2.0/results?since=2016-01-01,tomorrow", nil, 400, "'since' parameter not in ISO8601 format"},
 			{"GET", "/api/v2.0/results?page=x", nil, 400, `Malformed Request: page: want a whole number 0 or more, got "x"`},
+			{"GET", "/api/v2.0/results?page=99999999999999999", nil, 400, "Malformed Request: page: at most 1000000000, got 99999999999999999"},
 			{"GET", "/api/v2.0/results?limit=-1", nil, 400, `Malformed Request: limit: want a whole number 0 or more, got "-1"`},
 			{"GET", "/api/v2.0/results/latest?_distinct_on=scenario", nil, 400, "Please, provide at least one filter beside '_distinct_on'"},
 			{"GET", "/api/v2.0/results?item=" + strings.Repeat("x,", 1000) + "x", nil, 400, "Malformed Request: at most 1000 values in all filters together, got 1001"},

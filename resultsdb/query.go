@@ -27,6 +27,8 @@ var resultParams = map[string]bool{
 const (
 	defaultLimit = 20
 	maxLimit     = 10000
+	// maxPage keeps page*limit far from overflowing.
+	maxPage = 1000000000
 	// maxFilterValues bounds the parameters of one query.
 	maxFilterValues = 1000
 )
@@ -37,6 +39,9 @@ func pageLimit(v url.Values) (page, limit int, err error) {
 	if s := v.Get("page"); s != "" {
 		if page, err = strconv.Atoi(strings.TrimSpace(s)); err != nil || page < 0 {
 			return 0, 0, badf("Malformed Request: page: want a whole number 0 or more, got %q", s)
+		}
+		if page > maxPage {
+			return 0, 0, badf("Malformed Request: page: at most %d, got %d", maxPage, page)
 		}
 	}
 	if s := v.Get("limit"); s != "" {
