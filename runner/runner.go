@@ -112,13 +112,13 @@ func (r *Runner) RunJob(ctx context.Context, job contract.Job) (contract.Executi
 			return exec, fmt.Errorf("%w: %w", ErrInterrupted, err)
 		}
 		err = fmt.Errorf("task checkout: %w", err)
-		if errors.Is(err, checkout.ErrNotFound) || errors.Is(err, checkout.ErrNotAllowed) {
-			// A configuration problem: ABORTED, but trying again cannot help.
-			exec := contract.Execution{UUID: in.UUID, Item: in.Item, ItemType: in.ItemType, TaskName: in.TaskName, Arch: in.Arch}
-			setFailure(&exec, in.TaskName, "", err, contract.Aborted)
-			return exec, nil
+		if !errors.Is(err, checkout.ErrNotFound) && !errors.Is(err, checkout.ErrNotAllowed) {
+			// Missing or refused is a configuration problem: ABORTED, but
+			// trying again cannot help. Anything else may pass.
+			err = directives.Infra(err)
 		}
-		return r.failBeforeStart(in, directives.Infra(err)), nil
+		// The run still gets its artifacts folder and log, saying why.
+		return r.run(ctx, in, nil, runSetup{startErr: err})
 	}
 	in.Formula = filepath.Join(dir, FormulaFile)
 	if in.Extra == nil {
@@ -126,7 +126,7 @@ func (r *Runner) RunJob(ctx context.Context, job contract.Job) (contract.Executi
 	}
 	in.Extra["task_origin"] = r.opts.Checkout.Origin(job.TaskName, job.GitRepo)
 	// Each job works on its own copy of the task: the checkout is shared.
-	return r.run(ctx, in, nil, true)
+	return r.run(ctx, in, nil, runSetup{copyTask: true})
 }
 
 // failBeforeStart builds the execution of a run that could not start.
@@ -197,10 +197,18 @@ func setFailure(exec *contract.Execution, check, namespace string, err error, ou
 // OK with the exit code the exitcode actions chose, or NOT_OK with the
 // reason in Status. The error is ErrInterrupted, when ctx ended first, or nil.
 func (r *Runner) Run(ctx context.Context, in contract.RunnerInput, overrides map[string]string) (contract.Execution, error) {
-	return r.run(ctx, in, overrides, false)
+	return r.run(ctx, in, overrides, runSetup{})
 }
 
-func (r *Runner) run(ctx context.Context, in contract.RunnerInput, overrides map[string]string, copyTask bool) (contract.Execution, error) {
+// runSetup says how a run starts.
+type runSetup struct {
+	// copyTask runs the task from a private copy of its folder.
+	copyTask bool
+	// startErr ends the run before it starts (the checkout failed).
+	startErr error
+}
+
+func (r *Runner) run(ctx context.Context, in contract.RunnerInput, overrides map[string]string, setup runSetup) (contract.Execution, error) {
 	if in.UUID == "" {
 		in.UUID = NewUUID()
 	}
@@ -235,8 +243,17 @@ func (r *Runner) run(ctx context.Context, in contract.RunnerInput, overrides map
 	defer logFile.Close()
 	log := slog.New(fanout{slog.NewTextHandler(logFile, &slog.HandlerOptions{Level: slog.LevelDebug}), r.log.Handler()}).With("uuid", in.UUID)
 
-	run := &run{r: r, in: in, exec: &exec, log: log, artifacts: artifacts, copyTask: copyTask}
-	run.execute(ctx, overrides)
+	run := &run{r: r, in: in, exec: &exec, log: log, artifacts: artifacts, copyTask: setup.copyTask}
+	if setup.startErr != nil {
+		log.Error("run cannot start", "item", in.Item, "type", in.ItemType, "task", in.TaskName, "error", setup.startErr)
+		outcome := contract.Outcome("")
+		if !directives.IsInfra(setup.startErr) {
+			outcome = contract.Aborted
+		}
+		setFailure(&exec, in.TaskName, "", setup.startErr, outcome)
+	} else {
+		run.execute(ctx, overrides)
+	}
 	exec.Results = sanitizeArtifacts(exec.Results, artifacts, log)
 
 	if raw, err := json.MarshalIndent(exec, "", "  "); err == nil {

@@ -400,3 +400,15 @@ func TestJobWithoutUUIDIsReportedOnce(t *testing.T) {
 		t.Fatalf("stored %d results, want 1", len(rs))
 	}
 }
+
+func TestCheckoutFailureStillLeavesALog(t *testing.T) {
+	s := newStack(t)
+	exec, err := s.runner.RunJob(context.Background(), job("no-task", "no-such-task", "a-1-1"))
+	if err != nil || exec.ExecutionStatus != contract.ExecutionNotOK || exec.Extra["infra"] == true {
+		t.Fatalf("%v %+v", err, exec)
+	}
+	log, err := os.ReadFile(filepath.Join(exec.Artifacts, LogDir, "taskotron.log"))
+	if err != nil || !strings.Contains(string(log), "no repository no-such-task") {
+		t.Fatalf("log: %v %s", err, log)
+	}
+}
