@@ -106,6 +106,8 @@ func (r response) json(t *testing.T) map[string]any {
 	return m
 }
 
+func (r response) text() string { return string(r.body) }
+
 func (r response) message(t *testing.T) string {
 	t.Helper()
 	m, _ := r.json(t)["message"].(string)

@@ -327,11 +327,6 @@ func (s *server) pageGroup(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	gv := &groupView{UUID: g.UUID, Description: deref(g.Description), RefURL: deref(g.RefURL), Count: g.ResultsCount}
-	if s.opts.ArtifactsURL != "" {
-		gv.Artifacts = strings.TrimSuffix(s.opts.ArtifactsURL, "/") + "/" + url.PathEscape(g.UUID) + "/"
-	} else {
-		gv.Artifacts = gv.RefURL
-	}
 	d := &pageData{Title: title, API: APIPrefix + "/groups/" + url.PathEscape(id) + "/results", Group: gv}
 	if r.URL.RawQuery != "" {
 		d.API += "?" + r.URL.RawQuery
@@ -339,6 +334,18 @@ func (s *server) pageGroup(w http.ResponseWriter, r *http.Request) {
 	if err := s.pagedResults(r, d, []string{g.UUID}, nil); err != nil {
 		s.pageFail(w, r, title, err)
 		return
+	}
+	// The artifacts folder: configured, else the folder named by the uuid
+	// in a result's log URL (…/artifacts/all/<uuid>/task_output/…).
+	if s.opts.ArtifactsURL != "" {
+		gv.Artifacts = strings.TrimSuffix(s.opts.ArtifactsURL, "/") + "/" + url.PathEscape(g.UUID) + "/"
+	} else {
+		for _, res := range d.Results {
+			if i := strings.Index(res.RefURL, "/"+g.UUID+"/"); i >= 0 {
+				gv.Artifacts = res.RefURL[:i+len(g.UUID)+2]
+				break
+			}
+		}
 	}
 	s.render(w, r, http.StatusOK, "group", d)
 }

@@ -110,6 +110,13 @@ func TestPages(t *testing.T) {
 		`class="artifacts" href="https://taskotron.example/artifacts/all/`+group+`/"`,
 		`API: <a href="/api/v2.0/groups/`+group+`/results">`, "<dd>4</dd>")
 	page("/groups/nope", 404)
+	// Without a configured artifacts URL, the folder in the results' logs.
+	plain := startServer(t, store, Options{})
+	plain.t = t
+	body = plain.get("/groups/" + group).text()
+	if want := `class="artifacts" href="http://artifacts/all/` + group + `/"`; !strings.Contains(body, want) {
+		t.Errorf("group page without ArtifactsURL lacks %s", want)
+	}
 	page("/groups", 200, group)
 	page("/testcases/dist.rpmlint", 200, "0 errors", "5 errors", "other-1-1.fc20", `API: <a href="/api/v2.0/testcases/dist.rpmlint/results">`)
 	page("/testcases/dist.rpmlint?outcome=CRASHED", 200, "other-1-1.fc20")
