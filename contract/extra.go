@@ -51,9 +51,18 @@ func marshalWithExtra(known any, extra Extra) ([]byte, error) {
 	return json.Marshal(m)
 }
 
-// unmarshalWithExtra fills known (a pointer to a plain struct) and returns
-// the keys it does not name.
-func unmarshalWithExtra(data []byte, known any) (Extra, error) {
+// unmarshalWithExtra fills known (a pointer to a plain struct, without the
+// type's methods) and puts the keys it does not name in extra.
+func unmarshalWithExtra(data []byte, known any, extra *Extra) error {
+	rest, err := splitExtra(data, known)
+	if err != nil {
+		return err
+	}
+	*extra = rest
+	return nil
+}
+
+func splitExtra(data []byte, known any) (Extra, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
 	var m map[string]any

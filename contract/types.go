@@ -129,14 +129,8 @@ func (m Message) MarshalJSON() ([]byte, error) {
 
 func (m *Message) UnmarshalJSON(b []byte) error {
 	type plain Message
-	var p plain
-	extra, err := unmarshalWithExtra(b, &p)
-	if err != nil {
-		return err
-	}
-	*m = Message(p)
-	m.Extra = extra
-	return nil
+	*m = Message{}
+	return unmarshalWithExtra(b, (*plain)(m), &m.Extra)
 }
 
 func (j Job) MarshalJSON() ([]byte, error) {
@@ -146,14 +140,8 @@ func (j Job) MarshalJSON() ([]byte, error) {
 
 func (j *Job) UnmarshalJSON(b []byte) error {
 	type plain Job
-	var p plain
-	extra, err := unmarshalWithExtra(b, &p)
-	if err != nil {
-		return err
-	}
-	*j = Job(p)
-	j.Extra = extra
-	return nil
+	*j = Job{}
+	return unmarshalWithExtra(b, (*plain)(j), &j.Extra)
 }
 
 func (r RunnerInput) MarshalJSON() ([]byte, error) {
@@ -163,14 +151,8 @@ func (r RunnerInput) MarshalJSON() ([]byte, error) {
 
 func (r *RunnerInput) UnmarshalJSON(b []byte) error {
 	type plain RunnerInput
-	var p plain
-	extra, err := unmarshalWithExtra(b, &p)
-	if err != nil {
-		return err
-	}
-	*r = RunnerInput(p)
-	r.Extra = extra
-	return nil
+	*r = RunnerInput{}
+	return unmarshalWithExtra(b, (*plain)(r), &r.Extra)
 }
 
 func (e Execution) MarshalJSON() ([]byte, error) {
@@ -183,14 +165,8 @@ func (e Execution) MarshalJSON() ([]byte, error) {
 
 func (e *Execution) UnmarshalJSON(b []byte) error {
 	type plain Execution
-	var p plain
-	extra, err := unmarshalWithExtra(b, &p)
-	if err != nil {
-		return err
-	}
-	*e = Execution(p)
-	e.Extra = extra
-	return nil
+	*e = Execution{}
+	return unmarshalWithExtra(b, (*plain)(e), &e.Extra)
 }
 
 func (r Result) MarshalJSON() ([]byte, error) {
@@ -200,14 +176,8 @@ func (r Result) MarshalJSON() ([]byte, error) {
 
 func (r *Result) UnmarshalJSON(b []byte) error {
 	type plain Result
-	var p plain
-	extra, err := unmarshalWithExtra(b, &p)
-	if err != nil {
-		return err
-	}
-	*r = Result(p)
-	r.Extra = extra
-	return nil
+	*r = Result{}
+	return unmarshalWithExtra(b, (*plain)(r), &r.Extra)
 }
 
 func (p ResultsDBPost) MarshalJSON() ([]byte, error) {
@@ -220,14 +190,8 @@ func (p ResultsDBPost) MarshalJSON() ([]byte, error) {
 
 func (p *ResultsDBPost) UnmarshalJSON(b []byte) error {
 	type plain ResultsDBPost
-	var q plain
-	extra, err := unmarshalWithExtra(b, &q)
-	if err != nil {
-		return err
-	}
-	*p = ResultsDBPost(q)
-	p.Extra = extra
-	return nil
+	*p = ResultsDBPost{}
+	return unmarshalWithExtra(b, (*plain)(p), &p.Extra)
 }
 
 func (c BodhiComment) MarshalJSON() ([]byte, error) {
@@ -237,14 +201,8 @@ func (c BodhiComment) MarshalJSON() ([]byte, error) {
 
 func (c *BodhiComment) UnmarshalJSON(b []byte) error {
 	type plain BodhiComment
-	var p plain
-	extra, err := unmarshalWithExtra(b, &p)
-	if err != nil {
-		return err
-	}
-	*c = BodhiComment(p)
-	c.Extra = extra
-	return nil
+	*c = BodhiComment{}
+	return unmarshalWithExtra(b, (*plain)(c), &c.Extra)
 }
 
 // Arches is a result's arch: one name or a list of names. It remembers which
