@@ -20,7 +20,35 @@ import (
 )
 
 // RuntaskUsage is the runtask command line.
-const RuntaskUsage = "usage: runtask -i ITEM -t TYPE [-a ARCH] [-j JOBID] [--uuid UUID] [--override VAR=VALUE]... [--no-report] [--json] FORMULA"
+const RuntaskUsage = "usage: runtask -i ITEM -t TYPE [-a ARCH] [-j JOBID] [--uuid UUID] [--override VAR=VALUE]... [--report | --no-report] [--json] [-d] FORMULA"
+
+// RuntaskHelp is what runtask -h prints.
+var RuntaskHelp = RuntaskUsage + `
+
+Runs the task formula FORMULA (a runtask.yml, or the folder holding it) here,
+for one item, as libtaskotron's runtask did.
+
+  -i, --item ITEM       the item to test (an NVR, a tag, an update id, ...)
+  -t, --type TYPE       its type: ` + strings.Join(ItemTypes, ", ") + `
+  -a, --arch ARCH       the arch (default noarch)
+  -j, --jobid JOBID     job id, for log URLs (default standalone)
+  --uuid UUID           execution id, names the artifacts folder (default: a new one)
+  --override VAR=VALUE  set a formula variable (repeatable)
+  --json                print the execution as JSON on stdout (progress goes to stderr)
+  -d, --debug           show the runner's log on the terminal
+  --report              report results even when resultsdb.url is not set: to the
+                        local ResultsDB at resultsdb.listen (taskotron up / resultsdb)
+  --no-report           never report results
+
+Reporting: results go to ResultsDB only when resultsdb.url is set (in the file
+named by TASKOTRON_CONFIG, or TASKOTRON_RESULTSDB_URL) or --report is given;
+otherwise one line says they were not reported and why. When ResultsDB cannot
+be reached they are kept in the spool (send them with 'taskotron report --flush').
+
+Exit status: 0 ok; 100 when an exitcode action says the item failed; 1 when the
+run broke (bad formula, action error, timeout) or its results were refused;
+2 for a bad command line. Artifacts and logs: <artifacts_dir>/<uuid>/.
+`
 
 // ItemTypes are the item types runtask accepts (reference §2.6).
 var ItemTypes = []string{"koji_build", "koji_tag", "bodhi_update", "compose", "dist_git_commit", "docker_image", "git_commit", "module_build", "pull_request"}
@@ -30,6 +58,8 @@ type RuntaskArgs struct {
 	Item, Type, Arch, JobID, UUID string
 	Overrides                     map[string]string
 	NoReport, JSON, Debug         bool
+	// Report asks for reporting even without resultsdb.url.
+	Report bool
 	// Formula is the formula file (a folder means its runtask.yml).
 	Formula string
 }
@@ -68,6 +98,7 @@ func ParseRuntaskArgs(args []string) (RuntaskArgs, error) {
 	fs.StringVar(&a.UUID, "uuid", "", "execution uuid (default: a new one)")
 	fs.Var(overrideFlag(a.Overrides), "override", "set a formula variable, VAR=VALUE (repeatable)")
 	fs.BoolVar(&a.NoReport, "no-report", false, "do not send results to ResultsDB")
+	fs.BoolVar(&a.Report, "report", false, "send results to ResultsDB even when resultsdb.url is not set")
 	fs.BoolVar(&a.JSON, "json", false, "print the execution as JSON")
 	fs.Bool("local", true, "run here (the only mode)")
 	for _, n := range []string{"d", "debug"} {
@@ -90,6 +121,8 @@ func ParseRuntaskArgs(args []string) (RuntaskArgs, error) {
 	switch {
 	case *libvirt || *ssh != "":
 		return a, errors.New("--libvirt and --ssh are not supported: tasks run locally, in their own process group")
+	case a.Report && a.NoReport:
+		return a, errors.New("--report and --no-report contradict each other; give one")
 	case len(positional) != 1:
 		return a, errors.New("give exactly one formula; " + RuntaskUsage)
 	case a.Item == "":
@@ -120,7 +153,7 @@ func Runtask(ctx context.Context, args []string, cfg config.Config, log *slog.Lo
 	a, err := ParseRuntaskArgs(args)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(stdout, RuntaskUsage)
+			fmt.Fprint(stdout, RuntaskHelp)
 			return 0
 		}
 		fmt.Fprintf(stderr, "runtask: %v\n", err)
@@ -133,11 +166,15 @@ func Runtask(ctx context.Context, args []string, cfg config.Config, log *slog.Lo
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	runLog := log
 	if !a.Debug {
-		// The progress lines say what happens; the full log is in the artifacts.
+		// The progress lines and the execution say what happened, once;
+		// the runner's full log is in the artifacts. The reporter still
+		// warns about retries, which are otherwise silent waits.
+		runLog = slog.New(slog.DiscardHandler)
 		log = slog.New(minLevel{log.Handler(), slog.LevelWarn})
 	}
-	r := New(Options{Config: cfg, Log: log, Progress: progress})
+	r := New(Options{Config: cfg, Log: runLog, Progress: progress})
 	formula, err := filepath.Abs(a.Formula)
 	if err != nil {
 		fmt.Fprintf(stderr, "runtask: %v\n", err)
@@ -156,7 +193,16 @@ func Runtask(ctx context.Context, args []string, cfg config.Config, log *slog.Lo
 	if exec.ExecutionStatus != contract.ExecutionOK && code == 0 {
 		code = 1
 	}
-	if !a.NoReport && err == nil {
+	switch {
+	case err != nil:
+	case a.NoReport:
+		fmt.Fprintln(progress, "results not reported (--no-report)")
+	case cfg.ResultsDB.URL == "" && !a.Report:
+		// As libtaskotron's development profile: a task author's run
+		// reports nothing unless asked, rather than waiting on retries
+		// against a ResultsDB that is not there.
+		fmt.Fprintln(progress, "results not reported: resultsdb.url is not set (set it, or TASKOTRON_RESULTSDB_URL, or pass --report for the local ResultsDB)")
+	default:
 		opts := reporter.OptionsFromConfig(cfg, log)
 		d, rerr := report(ctx, opts, exec)
 		switch {

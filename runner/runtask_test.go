@@ -3,6 +3,7 @@ package runner
 import (
 	"bytes"
 	"context"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -36,5 +37,59 @@ func TestRuntaskReportsToResultsDB(t *testing.T) {
 	code = Runtask(context.Background(), []string{"-i", "xchat-0.5-1.fc20", "-t", "koji_build", "../tasks/nvr-format/runtask.yml"}, cfg, nil, &out, &errb)
 	if code != 0 || !strings.Contains(out.String(), "1 results kept in "+cfg.Reporter.Spool) {
 		t.Fatalf("spooled: exit %d\n%s", code, out.String())
+	}
+}
+
+// TestRuntaskReportsOnlyWhenAsked: without resultsdb.url a task author's run
+// reports nothing and says so in one line, at once; --report sends the
+// results to the local ResultsDB at resultsdb.listen; --no-report never.
+func TestRuntaskReportsOnlyWhenAsked(t *testing.T) {
+	url := startResultsDB(t)
+	client, err := reporter.NewResultsDBClient(url, reporter.ClientOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.Default()
+	cfg.DataDir = t.TempDir()
+	cfg.ResultsDB.URL = ""
+	cfg.ResultsDB.Listen = strings.TrimSuffix(strings.TrimPrefix(url, "http://"), "/api/v2.0")
+	cfg.Reporter.Spool = filepath.Join(t.TempDir(), "spool")
+	run := func(uuid string, extra ...string) (int, string) {
+		var out, errb bytes.Buffer
+		args := append([]string{"-i", "xchat-0.5-1.fc20", "-t", "koji_build", "--uuid", uuid}, extra...)
+		code := Runtask(context.Background(), append(args, "../tasks/nvr-format"), cfg, nil, &out, &errb)
+		return code, out.String() + errb.String()
+	}
+	stored := func(uuid string) int {
+		rs, err := client.GroupResults(context.Background(), uuid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(rs)
+	}
+
+	code, out := run("rt-quiet")
+	if code != 0 || strings.Count(out, "results not reported: resultsdb.url is not set") != 1 || strings.Contains(out, "stored") {
+		t.Fatalf("no url: exit %d\n%s", code, out)
+	}
+	if n := stored("rt-quiet"); n != 0 {
+		t.Fatalf("no url: %d results stored", n)
+	}
+	if ents, _ := os.ReadDir(cfg.Reporter.Spool); len(ents) != 0 {
+		t.Fatalf("no url: results spooled: %v", ents)
+	}
+
+	code, out = run("rt-no", "--no-report")
+	if code != 0 || !strings.Contains(out, "results not reported (--no-report)") || stored("rt-no") != 0 {
+		t.Fatalf("--no-report: exit %d\n%s", code, out)
+	}
+
+	code, out = run("rt-asked", "--report")
+	if code != 0 || !strings.Contains(out, "results stored in ResultsDB") || stored("rt-asked") != 1 {
+		t.Fatalf("--report: exit %d\n%s", code, out)
+	}
+
+	if code, out := run("rt-both", "--report", "--no-report"); code != 2 || !strings.Contains(out, "contradict") {
+		t.Fatalf("--report --no-report: exit %d\n%s", code, out)
 	}
 }
