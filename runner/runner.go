@@ -226,7 +226,9 @@ func (r *Runner) run(ctx context.Context, in contract.RunnerInput, overrides map
 		return exec, nil
 	}
 	exec.Artifacts = artifacts
-	// A job that runs again (its worker died) starts from a clean folder.
+	// A job that runs again (its worker died) starts from a clean folder,
+	// with nothing of the earlier attempt still running.
+	leftovers := killLeftovers(in.UUID)
 	if err := os.RemoveAll(artifacts); err != nil {
 		r.fail(&exec, in.TaskName, "", directives.Infra(fmt.Errorf("artifacts folder: %w", err)))
 		return exec, nil
@@ -243,6 +245,9 @@ func (r *Runner) run(ctx context.Context, in contract.RunnerInput, overrides map
 	defer logFile.Close()
 	log := slog.New(fanout{slog.NewTextHandler(logFile, &slog.HandlerOptions{Level: slog.LevelDebug}), r.log.Handler()}).With("uuid", in.UUID)
 
+	if leftovers > 0 {
+		log.Warn("killed processes an earlier attempt of this execution left running", "count", leftovers)
+	}
 	run := &run{r: r, in: in, exec: &exec, log: log, artifacts: artifacts, copyTask: setup.copyTask}
 	if setup.startErr != nil {
 		log.Error("run cannot start", "item", in.Item, "type", in.ItemType, "task", in.TaskName, "error", setup.startErr)

@@ -5,8 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -397,5 +399,59 @@ actions:
 	}
 	if err := json.Unmarshal(raw, &back); err != nil || len(back.Comments) != 1 || back.Comments[0].Update != "FEDORA-2024-0123abcdef" || !strings.Contains(back.Comments[0].Text, "commented test FAILED") {
 		t.Fatalf("%v %s", err, raw)
+	}
+}
+
+// TestLeftoversOfAnEarlierAttemptAreKilled: processes an earlier attempt of
+// the same execution left behind (its worker was SIGKILLed, so only the
+// direct children died) are killed before the job runs again, including
+// group members that scrubbed their environment.
+func TestLeftoversOfAnEarlierAttemptAreKilled(t *testing.T) {
+	r, _ := testRunner(t, nil)
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	// What an earlier attempt's task left: a process with the run's
+	// environment and, in its group, one without it.
+	left := exec.Command("sh", "-c", `env -i sleep 60 & echo $! > "$0"; exec sleep 60`, pidFile)
+	left.Env = []string{"PATH=" + os.Getenv("PATH"), "TASKOTRON_UUID=again-1"}
+	left.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := left.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Kill(-left.Process.Pid, syscall.SIGKILL) })
+	exited := make(chan struct{})
+	go func() { left.Wait(); close(exited) }()
+	var scrubbed string
+	for i := 0; i < 100 && scrubbed == ""; i++ {
+		raw, _ := os.ReadFile(pidFile)
+		scrubbed = strings.TrimSpace(string(raw))
+		time.Sleep(20 * time.Millisecond)
+	}
+	// A process of another execution is left alone.
+	other := exec.Command("sleep", "60")
+	other.Env = []string{"TASKOTRON_UUID=again-10"}
+	if err := other.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { other.Process.Kill(); other.Wait() })
+
+	f := task(t, "name: again\nactions:\n  - shell: [[true]]\n", nil)
+	ex, err := r.Run(context.Background(), contract.RunnerInput{UUID: "again-1", Item: "a", ItemType: "koji_build", Formula: f}, nil)
+	if err != nil || ex.ExecutionStatus != contract.ExecutionOK {
+		t.Fatalf("%v %+v", err, ex)
+	}
+	select {
+	case <-exited:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the earlier attempt's process is still running")
+	}
+	if st, err := os.ReadFile("/proc/" + scrubbed + "/stat"); err == nil && !strings.Contains(string(st), ") Z ") {
+		t.Fatalf("its group member %s without TASKOTRON_UUID is still running", scrubbed)
+	}
+	if err := other.Process.Signal(syscall.Signal(0)); err != nil {
+		t.Fatalf("another execution's process was killed: %v", err)
+	}
+	log, _ := os.ReadFile(filepath.Join(ex.Artifacts, "taskotron", "taskotron.log"))
+	if !strings.Contains(string(log), "earlier attempt") {
+		t.Errorf("the runner log does not say it killed leftovers:\n%s", log)
 	}
 }

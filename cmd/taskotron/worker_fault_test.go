@@ -30,13 +30,14 @@ func workerAMQPURL() string {
 	return "amqp://guest:guest@127.0.0.1:5672/"
 }
 
-// slowTask marks that it started, takes a few seconds, then reports.
+// slowTask marks that it started, leaves a background process that writes
+// into the artifacts later, takes a few seconds, then reports.
 const slowTask = `name: slow
 namespace: scratch
 actions:
   - name: work
     shell:
-      - [sh, -c, 'touch "$$0/started"; sleep 3; printf "TAP version 13\n1..1\nok 1 - slow\n"', "${artifactsdir}"]
+      - [sh, -c, 'touch "$$0/started"; (sleep 6; touch "$$0/orphan-wrote") >/dev/null 2>&1 & sleep 3; printf "TAP version 13\n1..1\nok 1 - slow\n"', "${artifactsdir}"]
     export: out
   - name: report
     resultsdb:
@@ -140,6 +141,7 @@ func TestWorkerKilledMidTaskOnRabbitMQ(t *testing.T) {
 	a, aLogs := start("a")
 	started := filepath.Join(data, "artifacts", uuid, "started")
 	wait("worker A to start the task", 60*time.Second, func() bool { _, err := os.Stat(started); return err == nil })
+	killedAt := time.Now()
 	if err := a.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -164,6 +166,14 @@ func TestWorkerKilledMidTaskOnRabbitMQ(t *testing.T) {
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatalf("worker B did not stop on SIGTERM\n%s", bLogs)
+	}
+
+	// Worker A's task left a grandchild that writes 6 s after the start;
+	// the second attempt must have killed it, not let it write into its
+	// artifacts.
+	time.Sleep(time.Until(killedAt.Add(7500 * time.Millisecond)))
+	if _, err := os.Stat(filepath.Join(data, "artifacts", uuid, "orphan-wrote")); err == nil {
+		t.Errorf("a process left by the killed worker wrote into the next attempt's artifacts")
 	}
 
 	rs := stored()
