@@ -45,18 +45,24 @@ type DedupStore interface {
 // redeliveries come within minutes, replays of a job log within days.
 const MessageRetention = 7 * 24 * time.Hour
 
-// SQLStore is a DedupStore on SQLite (embedded default) or PostgreSQL. On
-// SQLite, which has one writer, concurrent calls are group-committed: one
-// goroutine runs every waiting Claim and Done in one transaction.
+// SQLStore is a DedupStore on SQLite (embedded default) or PostgreSQL.
+//
+// On PostgreSQL every call is a transaction, so several triggers can share
+// the state. On SQLite the store is meant for one trigger process: it keeps
+// an index of the state in memory, and one goroutine group-commits every
+// waiting Claim and Done in one transaction of multi-row writes (SQLite has
+// one writer; this keeps it off the relay's critical path).
 type SQLStore struct {
 	db     *sql.DB
 	pg     bool
 	claims atomic.Int64
 
-	reqs chan storeReq // SQLite only
-	quit chan struct{}
-	done chan struct{}
-	stmt map[string]*sql.Stmt
+	// SQLite only.
+	reqs  chan storeReq
+	quit  chan struct{}
+	done  chan struct{}
+	index liteIndex
+	stmts map[string]*sql.Stmt // multi-row statements by kind and row count
 }
 
 type storeReq struct {
@@ -88,17 +94,27 @@ func OpenDedup(ctx context.Context, dsn string) (*SQLStore, error) {
 		if path == "" {
 			return nil, errors.New("dedup state: empty sqlite path")
 		}
-		s.db, err = sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)")
+		s.db, err = sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)&_pragma=locking_mode(EXCLUSIVE)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)")
 		if err == nil {
+			// One connection, held: the file is this process's (exclusive
+			// locking also spares WAL's shared-memory lock calls).
 			s.db.SetMaxOpenConns(1)
+			s.db.SetConnMaxLifetime(0)
+			s.db.SetMaxIdleConns(1)
 		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("dedup state %s: %w", redact(dsn), err)
 	}
+	// SQLite stores each table as one b-tree keyed by its primary key
+	// (WITHOUT ROWID): half the pages to write per commit.
+	tableSuffix := ""
+	if !s.pg {
+		tableSuffix = " WITHOUT ROWID"
+	}
 	for _, stmt := range []string{
-		`CREATE TABLE IF NOT EXISTS trigger_messages (msg_id TEXT PRIMARY KEY, state TEXT NOT NULL, jobs TEXT NOT NULL, at BIGINT NOT NULL)`,
-		`CREATE TABLE IF NOT EXISTS trigger_keys (key TEXT PRIMARY KEY, msg_id TEXT NOT NULL, at BIGINT NOT NULL)`,
+		`CREATE TABLE IF NOT EXISTS trigger_messages (msg_id TEXT PRIMARY KEY, state TEXT NOT NULL, jobs TEXT NOT NULL, at BIGINT NOT NULL)` + tableSuffix,
+		`CREATE TABLE IF NOT EXISTS trigger_keys (key TEXT PRIMARY KEY, msg_id TEXT NOT NULL, at BIGINT NOT NULL)` + tableSuffix,
 	} {
 		if _, err := s.db.ExecContext(ctx, stmt); err != nil {
 			s.db.Close()
@@ -106,14 +122,9 @@ func OpenDedup(ctx context.Context, dsn string) (*SQLStore, error) {
 		}
 	}
 	if !s.pg {
-		s.stmt = map[string]*sql.Stmt{}
-		for name, q := range queries {
-			st, err := s.db.PrepareContext(ctx, q)
-			if err != nil {
-				s.db.Close()
-				return nil, fmt.Errorf("dedup state %s: %w", redact(dsn), err)
-			}
-			s.stmt[name] = st
+		if err := s.loadIndex(ctx); err != nil {
+			s.db.Close()
+			return nil, fmt.Errorf("dedup state %s: %w", redact(dsn), err)
 		}
 		s.reqs, s.quit, s.done = make(chan storeReq), make(chan struct{}), make(chan struct{})
 		go s.writer()
@@ -149,7 +160,7 @@ func (s *SQLStore) Close() error {
 	if s.quit != nil {
 		close(s.quit)
 		<-s.done
-		for _, st := range s.stmt {
+		for _, st := range s.stmts {
 			st.Close()
 		}
 	}
@@ -198,52 +209,6 @@ func (s *SQLStore) submit(r storeReq) (ClaimResult, error) {
 	return rep.res, rep.err
 }
 
-// writer group-commits SQLite requests: whatever waits when a transaction
-// starts goes into it.
-func (s *SQLStore) writer() {
-	defer close(s.done)
-	for {
-		var batch []storeReq
-		select {
-		case r := <-s.reqs:
-			batch = append(batch, r)
-		case <-s.quit:
-			return
-		}
-	more:
-		for len(batch) < 512 {
-			select {
-			case r := <-s.reqs:
-				batch = append(batch, r)
-			default:
-				break more
-			}
-		}
-		replies := make([]storeReply, len(batch))
-		err := func() error {
-			tx, err := s.db.Begin()
-			if err != nil {
-				return err
-			}
-			defer tx.Rollback()
-			for i, r := range batch {
-				res, err := s.apply(r.ctx, tx, r)
-				if err != nil {
-					return err
-				}
-				replies[i].res = res
-			}
-			return tx.Commit()
-		}()
-		for i, r := range batch {
-			if err != nil {
-				replies[i] = storeReply{err: err}
-			}
-			r.reply <- replies[i]
-		}
-	}
-}
-
 func (s *SQLStore) inTx(ctx context.Context, r storeReq) (ClaimResult, error) {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -257,32 +222,16 @@ func (s *SQLStore) inTx(ctx context.Context, r storeReq) (ClaimResult, error) {
 	return res, tx.Commit()
 }
 
-// q returns a statement for tx: prepared once on SQLite, parsed by the
-// server's plan cache on PostgreSQL.
-func (s *SQLStore) q(ctx context.Context, tx *sql.Tx, name string) *sql.Stmt {
-	if s.stmt != nil {
-		return tx.StmtContext(ctx, s.stmt[name])
-	}
-	return nil
-}
-
 func (s *SQLStore) exec(ctx context.Context, tx *sql.Tx, name string, args ...any) error {
-	if st := s.q(ctx, tx, name); st != nil {
-		_, err := st.ExecContext(ctx, args...)
-		return err
-	}
 	_, err := tx.ExecContext(ctx, queries[name], args...)
 	return err
 }
 
 func (s *SQLStore) queryRow(ctx context.Context, tx *sql.Tx, name string, args ...any) *sql.Row {
-	if st := s.q(ctx, tx, name); st != nil {
-		return st.QueryRowContext(ctx, args...)
-	}
 	return tx.QueryRowContext(ctx, queries[name], args...)
 }
 
-// apply runs one Claim or Done inside tx.
+// apply runs one Claim or Done inside tx (PostgreSQL).
 func (s *SQLStore) apply(ctx context.Context, tx *sql.Tx, r storeReq) (ClaimResult, error) {
 	ctx = context.WithoutCancel(ctx) // a batch is not undone by one caller leaving
 	var res ClaimResult

@@ -345,15 +345,19 @@ func (r *relay) writeJobLog(jobs []contract.Job) {
 	if r.o.JobLog == nil {
 		return
 	}
-	r.logMu.Lock()
-	defer r.logMu.Unlock()
+	// One write per message: the lines of one message stay together.
+	var buf []byte
 	for _, j := range jobs {
 		line, err := json.Marshal(j)
-		if err == nil {
-			_, err = r.o.JobLog.Write(append(line, '\n'))
-		}
 		if err != nil {
-			r.log.Error("job log write failed", "uuid", j.UUID, "err", err)
+			r.log.Error("job log: cannot encode job", "uuid", j.UUID, "err", err)
+			continue
 		}
+		buf = append(append(buf, line...), '\n')
+	}
+	r.logMu.Lock()
+	defer r.logMu.Unlock()
+	if _, err := r.o.JobLog.Write(buf); err != nil {
+		r.log.Error("job log write failed", "jobs", len(jobs), "err", err)
 	}
 }

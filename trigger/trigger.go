@@ -215,9 +215,12 @@ func (t *Trigger) plan(ctx context.Context, msg contract.Message, data contract.
 	now := t.opts.Now().UTC()
 	for i, r := range rules.rules {
 		ok, checks, err := match(r.when, data, res)
-		ex := RuleExplanation{Index: i, Line: r.line, Matched: ok && err == nil, Checks: checks, Jobs: []contract.Job{}}
-		for _, c := range checks {
-			ex.Why = append(ex.Why, c.String())
+		ex := RuleExplanation{Index: i, Line: r.line, Matched: ok && err == nil, Jobs: []contract.Job{}}
+		if explain {
+			ex.Checks = checks
+			for _, c := range checks {
+				ex.Why = append(ex.Why, c.String())
+			}
 		}
 		if err != nil {
 			// A rule that cannot be evaluated for this message (say, an
