@@ -74,6 +74,14 @@ var migrations = []migration{
 	CREATE INDEX result_data_key_value ON result_data (key, substr(value, 1, 200) text_pattern_ops, result_id);
 	DROP INDEX run_group_description;
 	CREATE INDEX run_group_description ON run_group (substr(description, 1, 200))`},
+	// 3: _distinct_on looks up one key of one result; with only result_id
+	// indexed, SQLite chose to scan the whole key instead.
+	{
+		sqlite: `DROP INDEX result_data_result;
+		CREATE INDEX result_data_result ON result_data (result_id, key, value)`,
+		postgres: `DROP INDEX result_data_result;
+		CREATE INDEX result_data_result ON result_data (result_id, key)`,
+	},
 }
 
 func (s *sqlStore) migrate(ctx context.Context) error {
