@@ -14,9 +14,11 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	git "github.com/go-git/go-git/v5"
 	gitconfig "github.com/go-git/go-git/v5/config"
@@ -192,6 +194,9 @@ func (c *Checkout) get(ctx context.Context, repoPath, ref string) (string, error
 	}
 	tree := filepath.Join(c.cache, key, "trees", hash.String())
 	if _, err := os.Stat(tree); err == nil {
+		// Its time says when it was last used: pruning spares it.
+		now := time.Now()
+		_ = os.Chtimes(tree, now, now)
 		return tree, nil
 	}
 
@@ -214,7 +219,47 @@ func (c *Checkout) get(ctx context.Context, repoPath, ref string) (string, error
 	if err := extract(commit, tree); err != nil {
 		return "", fmt.Errorf("repository %s: checking out %s: %w", repoPath, hash, err)
 	}
+	pruneTrees(filepath.Dir(tree), tree)
 	return tree, nil
+}
+
+// Extracted trees of one repository that are kept: the KeepTrees most
+// recently used, and any used within TreeMaxAge, so that a run that was
+// just handed a tree still finds it while it copies it.
+const (
+	KeepTrees  = 5
+	TreeMaxAge = time.Hour
+)
+
+// pruneTrees removes the extracted trees in dir beyond what KeepTrees and
+// TreeMaxAge keep; keep is never removed. It runs under the repository's
+// lock, after a new tree was extracted: a cache of a busy task stays small.
+func pruneTrees(dir, keep string) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	type tree struct {
+		path string
+		used time.Time
+	}
+	var trees []tree
+	for _, e := range ents {
+		p := filepath.Join(dir, e.Name())
+		if !e.IsDir() || p == keep || strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		if fi, err := e.Info(); err == nil {
+			trees = append(trees, tree{p, fi.ModTime()})
+		}
+	}
+	sort.Slice(trees, func(i, j int) bool { return trees[i].used.After(trees[j].used) })
+	for i, t := range trees {
+		if i+1 < KeepTrees || time.Since(t.used) < TreeMaxAge {
+			continue
+		}
+		_ = os.RemoveAll(t.path)
+	}
 }
 
 // fetch updates the cached clone of repoPath until it has the commit.

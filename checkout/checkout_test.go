@@ -3,11 +3,13 @@ package checkout
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	git "github.com/go-git/go-git/v5"
 )
@@ -208,6 +210,73 @@ func BenchmarkGetCached(b *testing.B) {
 	for b.Loop() {
 		if _, err := c.Get(ctx, "nvr", ""); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestOldTreesArePruned: a task that changes often does not fill the
+// cache: trees beyond the KeepTrees most recently used, and not used within
+// TreeMaxAge, go when a new one is extracted.
+func TestOldTreesArePruned(t *testing.T) {
+	tasks, mirror, c := setup(t)
+	ctx := context.Background()
+	commit := func(n int) string {
+		t.Helper()
+		writeTask(t, tasks, "nvr", map[string]string{"check.sh": fmt.Sprintf("#!/bin/sh\necho v%d\n", n)})
+		if err := Seed(tasks, mirror); err != nil {
+			t.Fatal(err)
+		}
+		dir, err := c.Get(ctx, "nvr", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return dir
+	}
+	var dirs []string
+	for n := 2; n <= 8; n++ {
+		dirs = append(dirs, commit(n))
+	}
+	treesDir := filepath.Dir(dirs[0])
+	count := func() int {
+		ents, err := os.ReadDir(treesDir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, e := range ents {
+			if !strings.HasPrefix(e.Name(), ".") {
+				n++
+			}
+		}
+		return n
+	}
+	// All used within the last hour: all kept.
+	if n := count(); n != 7 {
+		t.Fatalf("%d trees after 7 commits used just now, want all 7", n)
+	}
+	// Make them old, the newest least old; then use the oldest again.
+	for i, d := range dirs {
+		when := time.Now().Add(-2*TreeMaxAge + time.Duration(i)*time.Minute)
+		if err := os.Chtimes(d, when, when); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if again, err := c.Get(ctx, "nvr", filepath.Base(dirs[0])); err != nil || again != dirs[0] {
+		t.Fatalf("old commit: %s %v", again, err)
+	}
+	newest := commit(9)
+	if n := count(); n != KeepTrees {
+		t.Fatalf("%d trees after pruning, want %d", n, KeepTrees)
+	}
+	// Kept: the new one, the one just used, and the 3 most recent others.
+	for _, keep := range []string{newest, dirs[0], dirs[6], dirs[5], dirs[4]} {
+		if _, err := os.Stat(filepath.Join(keep, "check.sh")); err != nil {
+			t.Errorf("a recently used tree was pruned: %v", err)
+		}
+	}
+	for _, gone := range dirs[1:4] {
+		if _, err := os.Stat(gone); !os.IsNotExist(err) {
+			t.Errorf("an old, unused tree was kept: %s %v", gone, err)
 		}
 	}
 }
