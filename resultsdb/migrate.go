@@ -138,7 +138,7 @@ func openSQLite(ctx context.Context, path string) (Store, error) {
 	params := "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)" +
 		"&_pragma=synchronous(NORMAL)&_pragma=case_sensitive_like(1)&_txlock=immediate" +
 		"&_pragma=cache_size(-65536)&_pragma=mmap_size(1073741824)&_pragma=temp_store(MEMORY)" +
-		"&_pragma=wal_autocheckpoint(0)"
+		"&_pragma=wal_autocheckpoint(0)&_pragma=journal_size_limit(67108864)"
 	name := "file:" + (&url.URL{Path: path}).EscapedPath() + params
 	read, err := sql.Open("sqlite", name)
 	if err != nil {
@@ -203,7 +203,14 @@ func (s *sqlStore) checkpoint() {
 			return
 		case <-tick.C:
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			_, _ = s.read.ExecContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)")
+			var busy, frames, done int
+			err := s.read.QueryRowContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &frames, &done)
+			// A steady stream of writes never lets the log start over;
+			// once it is long and all copied, start it over (this waits
+			// for the writer, briefly).
+			if err == nil && frames >= 16384 && done == frames {
+				_, _ = s.write.ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)")
+			}
 			cancel()
 		}
 	}
