@@ -64,6 +64,24 @@ func sanitizeArtifacts(rs []contract.Result, dir string, log *slog.Logger) []con
 	return rs
 }
 
+// removeOutsideLinks deletes the symlinks in an execution's artifacts that
+// lead out of them (or nowhere): the folder is published, and a server
+// following such a link would hand out files of its own host.
+func removeOutsideLinks(dir string, log *slog.Logger) {
+	_ = filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.Type()&os.ModeSymlink == 0 {
+			return nil
+		}
+		if _, err := ArtifactPath(dir, p); err != nil {
+			target, _ := os.Readlink(p)
+			if rerr := os.Remove(p); rerr == nil {
+				log.Warn("symlink in the artifacts removed: it leads out of them", "path", p, "target", target)
+			}
+		}
+		return nil
+	})
+}
+
 var actionStartRe = regexp.MustCompile(`msg="action starting"[^\n]*? action=("(?:[^"\\]|\\.)*"|\S+)`)
 
 // LastAction names the action an execution's runner log last started, or

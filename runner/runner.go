@@ -258,8 +258,14 @@ func (r *Runner) run(ctx context.Context, in contract.RunnerInput, overrides map
 		setFailure(&exec, in.TaskName, "", setup.startErr, outcome)
 	} else {
 		run.execute(ctx, overrides)
+		// A process that left its process group (setsid) outlives the
+		// group kill; it must not go on after its run.
+		if n := killLeftovers(in.UUID); n > 0 {
+			log.Warn("killed processes the task left running outside its process group", "count", n)
+		}
 	}
 	exec.Results = sanitizeArtifacts(exec.Results, artifacts, log)
+	removeOutsideLinks(artifacts, log)
 
 	if raw, err := json.MarshalIndent(exec, "", "  "); err == nil {
 		_ = os.WriteFile(filepath.Join(artifacts, LogDir, "execution.json"), raw, 0o644)

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -308,7 +309,7 @@ func TestArtifactsMustStayInside(t *testing.T) {
 	f := task(t, `name: art
 actions:
   - shell:
-      - [sh, -c, 'mkdir -p "$$0/logs" && echo hi > "$$0/logs/a.log" && ln -s "$$1" "$$0/link"', "${artifactsdir}", "${outside}"]
+      - [sh, -c, 'mkdir -p "$$0/logs" && echo hi > "$$0/logs/a.log" && ln -s "$$1" "$$0/link" && ln -s a.log "$$0/logs/inner" && ln -s / "$$0/logs/root"', "${artifactsdir}", "${outside}"]
   - resultsdb:
       results: |
         results:
@@ -329,10 +330,53 @@ actions:
 		}
 	}
 	log, _ := os.ReadFile(filepath.Join(exec.Artifacts, "taskotron", "taskotron.log"))
-	if !strings.Contains(string(log), "outside the artifacts folder") {
-		t.Errorf("runner log does not say why an artifact was dropped")
+	if !strings.Contains(string(log), "outside the artifacts folder") || !strings.Contains(string(log), "leads out of them") {
+		t.Errorf("runner log does not say why an artifact or a symlink was dropped:\n%s", log)
+	}
+	// The folder is published: links out of it are gone, links inside stay.
+	for _, gone := range []string{"link", "logs/root"} {
+		if _, err := os.Lstat(filepath.Join(exec.Artifacts, gone)); !os.IsNotExist(err) {
+			t.Errorf("symlink %s leading out of the artifacts is still there: %v", gone, err)
+		}
+	}
+	if got, err := os.ReadFile(filepath.Join(exec.Artifacts, "logs", "inner")); err != nil || string(got) != "hi\n" {
+		t.Errorf("symlink inside the artifacts: %q %v", got, err)
 	}
 }
+
+// TestProcessesThatLeftTheirGroupDieWithTheRun: a task process that made
+// itself a new session (out of reach of the group kill) is killed when
+// the run ends.
+func TestProcessesThatLeftTheirGroupDieWithTheRun(t *testing.T) {
+	r, _ := testRunner(t, nil)
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	f := task(t, `name: daemon
+actions:
+  - shell:
+      - shell: sh
+        script: 'setsid sh -c ''echo $$ > "$1"; exec sleep 60'' x "$1" >/dev/null 2>&1 & while [ ! -s "$1" ]; do sleep 0.05; done'
+        args: ["${pidfile}"]
+`, nil)
+	ex, err := r.Run(context.Background(), contract.RunnerInput{Item: "a", ItemType: "koji_build", Formula: f}, map[string]string{"pidfile": pidFile})
+	if err != nil || ex.ExecutionStatus != contract.ExecutionOK {
+		t.Fatalf("%v %+v", err, ex)
+	}
+	raw, err := os.ReadFile(pidFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := strings.TrimSpace(string(raw))
+	for i := 0; i < 50; i++ {
+		if st, err := os.ReadFile("/proc/" + pid + "/stat"); err != nil || strings.Contains(string(st), ") Z ") {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	syscall.Kill(atoi(pid), syscall.SIGKILL)
+	t.Fatalf("process %s that left its group outlived the run", pid)
+}
+
+func atoi(s string) int { n, _ := strconv.Atoi(s); return n }
 
 func TestExecutionJSONRoundTrips(t *testing.T) {
 	r, _ := testRunner(t, nil)
