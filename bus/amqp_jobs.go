@@ -46,6 +46,7 @@ type AMQPJobQueue struct {
 	declared map[string]bool
 	consume  <-chan amqp.Delivery
 	cons     *amqp.Channel
+	stopCons chan struct{} // closed when the consumer is dropped
 }
 
 // OpenAMQPJobQueue connects and declares the exchange and the queues of cfg.Arches.
@@ -86,10 +87,8 @@ func (q *AMQPJobQueue) connectLocked() error {
 	if q.conn != nil && !q.conn.IsClosed() && q.pub != nil && !q.pub.IsClosed() {
 		return nil
 	}
-	if q.conn != nil {
-		q.conn.Close()
-	}
-	q.conn, q.pub, q.cons, q.consume, q.declared = nil, nil, nil, nil, map[string]bool{}
+	q.dropLocked()
+	q.declared = map[string]bool{}
 	conn, err := amqp.Dial(q.cfg.URL)
 	if err != nil {
 		return fmt.Errorf("amqp %s: %w", redactURL(q.cfg.URL), err)
@@ -212,7 +211,10 @@ func (q *AMQPJobQueue) dropLocked() {
 	if q.conn != nil {
 		q.conn.Close()
 	}
-	q.conn, q.pub, q.cons, q.consume = nil, nil, nil, nil
+	if q.stopCons != nil {
+		close(q.stopCons)
+	}
+	q.conn, q.pub, q.cons, q.consume, q.stopCons = nil, nil, nil, nil, nil
 }
 
 // Next takes the next job from the queues of cfg.Arches, highest priority
@@ -288,6 +290,7 @@ func (q *AMQPJobQueue) consumer() (<-chan amqp.Delivery, error) {
 		return nil, fmt.Errorf("amqp job queue: prefetch: %w", err)
 	}
 	merged := make(chan amqp.Delivery)
+	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	for _, a := range q.cfg.Arches {
 		if err := q.declareLocked(a); err != nil {
@@ -301,12 +304,16 @@ func (q *AMQPJobQueue) consumer() (<-chan amqp.Delivery, error) {
 		go func() {
 			defer wg.Done()
 			for d := range msgs {
-				merged <- d
+				select {
+				case merged <- d:
+				case <-stop: // dropped: the delivery comes again from the broker
+					return
+				}
 			}
 		}()
 	}
 	go func() { wg.Wait(); close(merged) }()
-	q.cons, q.consume = ch, merged
+	q.cons, q.consume, q.stopCons = ch, merged, stop
 	return merged, nil
 }
 
@@ -318,7 +325,10 @@ func (q *AMQPJobQueue) Close() error {
 		return nil
 	}
 	err := q.conn.Close()
-	q.conn, q.pub, q.cons, q.consume = nil, nil, nil, nil
+	if q.stopCons != nil {
+		close(q.stopCons)
+	}
+	q.conn, q.pub, q.cons, q.consume, q.stopCons = nil, nil, nil, nil, nil
 	if errors.Is(err, amqp.ErrClosed) {
 		return nil
 	}
