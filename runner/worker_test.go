@@ -29,6 +29,7 @@ type stack struct {
 	client   *reporter.ResultsDBClient
 	tasks    string
 	mirror   string
+	url      string
 }
 
 func newStack(t *testing.T) *stack {
@@ -53,6 +54,7 @@ func newStack(t *testing.T) *stack {
 		t.Fatal(err)
 	}
 	url := startResultsDB(t)
+	s.url = url
 	s.reporter, err = reporter.New(reporter.Options{ResultsDBURL: url, SpoolDir: filepath.Join(dir, "spool")})
 	if err != nil {
 		t.Fatal(err)
@@ -410,5 +412,75 @@ func TestCheckoutFailureStillLeavesALog(t *testing.T) {
 	log, err := os.ReadFile(filepath.Join(exec.Artifacts, LogDir, "taskotron.log"))
 	if err != nil || !strings.Contains(string(log), "no repository no-such-task") {
 		t.Fatalf("log: %v %s", err, log)
+	}
+}
+
+// TestWorkerRunsJobsConcurrently: with Concurrency 2, two jobs that each
+// wait for the other to start both pass; one at a time, the first would
+// give up waiting.
+func TestWorkerRunsJobsConcurrently(t *testing.T) {
+	s := newStack(t)
+	meet := t.TempDir()
+	s.addTask(t, "meet", `name: meet
+actions:
+  - name: wait for the other job
+    shell:
+      - shell: sh
+        script: 'touch "$1/$TASKOTRON_ITEM"; for i in $(seq 100); do [ $(ls "$1" | wc -l) -ge 2 ] && exit 0; sleep 0.05; done; echo alone >&2; exit 1'
+        args: ["`+meet+`"]
+  - resultsdb:
+      results: "results: [{outcome: PASSED}]"
+`)
+	ctx := context.Background()
+	if err := s.queue.Publish(ctx, job("w-meet-1", "meet", "a-1-1"), job("w-meet-2", "meet", "b-1-1")); err != nil {
+		t.Fatal(err)
+	}
+	s.queue.Seal()
+	if err := NewWorker(WorkerOptions{Queue: s.queue, Runner: s.runner, Reporter: s.reporter, Concurrency: 2}).Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, uuid := range []string{"w-meet-1", "w-meet-2"} {
+		if rs := s.stored(t, uuid); len(rs) != 1 || rs[0].Outcome != "PASSED" {
+			t.Errorf("%s: stored %+v, want one PASSED (the jobs did not run at the same time)", uuid, rs)
+		}
+	}
+}
+
+// TestWorkerAcksSpooledResults: with ResultsDB down, a finished job's
+// results go to the spool and the job is acked; they reach ResultsDB once
+// it is back, exactly once.
+func TestWorkerAcksSpooledResults(t *testing.T) {
+	s := newStack(t)
+	spool := filepath.Join(t.TempDir(), "spool")
+	down, err := reporter.New(reporter.Options{ResultsDBURL: "http://127.0.0.1:1/api/v2.0", SpoolDir: spool, RetryMax: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := s.queue.Publish(ctx, job("w-spool", "nvr-format", "xchat-0.5-1.fc20")); err != nil {
+		t.Fatal(err)
+	}
+	s.queue.Seal()
+	if err := NewWorker(WorkerOptions{Queue: s.queue, Runner: s.runner, Reporter: down}).Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if p, f := s.queue.Len(); p != 0 || f != 0 {
+		t.Fatalf("queue: %d pending, %d in flight; want the spooled job acked", p, f)
+	}
+	// ResultsDB is back (the stack's server): flush the same spool there.
+	if rs := s.stored(t, "w-spool"); len(rs) != 0 {
+		t.Fatalf("stored while ResultsDB was down: %+v", rs)
+	}
+	up, err := reporter.New(reporter.Options{ResultsDBURL: s.url, SpoolDir: spool})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ {
+		if err := up.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if rs := s.stored(t, "w-spool"); len(rs) != 1 || rs[0].Outcome != "PASSED" {
+		t.Fatalf("after the flush: stored %+v, want one PASSED", rs)
 	}
 }
