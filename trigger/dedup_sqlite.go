@@ -89,7 +89,7 @@ func (s *SQLStore) writer() {
 		}
 		// A commit costs about as much as many rows: when few requests
 		// wait, give others a moment to join.
-		linger := time.NewTimer(300 * time.Microsecond)
+		linger := time.NewTimer(500 * time.Microsecond)
 	more:
 		for len(batch) < 1024 {
 			select {

@@ -93,7 +93,11 @@ func Normalise(msg contract.Message) (contract.MessageData, error) {
 // hasSuffix matches a topic on its dotted suffix, so that prod, stg and dev
 // prefixes (and the io.pagure ones) all match.
 func hasSuffix(topic, suffix string) bool {
-	return topic == suffix || strings.HasSuffix(topic, "."+suffix)
+	if !strings.HasSuffix(topic, suffix) {
+		return false
+	}
+	n := len(topic) - len(suffix)
+	return n == 0 || topic[n-1] == '.'
 }
 
 // isDistGitReceive matches the fedmsg-era dist-git topic, which may carry

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
@@ -242,5 +243,27 @@ func TestRelayConcurrentAccounting(t *testing.T) {
 	}})
 	if err != nil || st.Messages != 200 || st.Jobs != 600 || len(seen) != 200 {
 		t.Fatalf("stats %+v, outcomes for %d messages, err %v", st.Messages, len(seen), err)
+	}
+}
+
+// The production dedup state: PostgreSQL, shared by trigger processes. A
+// second trigger over the same messages makes no jobs.
+func TestRelayDedupPostgres(t *testing.T) {
+	dir := t.TempDir()
+	in := filepath.Join(dir, "m.jsonl")
+	writeFile(t, in, corpusLine(t, "koji-build-state-change__10.json", "pg-1"), corpusLine(t, "koji-tag__3.json", "pg-2"))
+	dsn := postgresDSN(t)
+	for run, want := range []int{4, 0} {
+		store, err := OpenDedup(t.Context(), dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		src, _ := bus.OpenFiles(nil, in)
+		q, _ := bus.OpenDiskQueue(filepath.Join(dir, fmt.Sprint("queue", run)))
+		st, err := Relay(t.Context(), src, New(Options{Dedup: store}), q, nil, nil)
+		store.Close()
+		if err != nil || st.Jobs != want || len(drainQueue(t, q)) != want {
+			t.Fatalf("run %d: %+v %v, want %d jobs", run, st, err, want)
+		}
 	}
 }
