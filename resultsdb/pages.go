@@ -131,8 +131,10 @@ func (s *server) pageRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /results/{id}", s.pageResult)
 	mux.HandleFunc("GET /groups", s.pageGroups)
 	mux.HandleFunc("GET /groups/{uuid}", s.pageGroup)
+	mux.HandleFunc("GET /groups/{uuid}/results", s.pageGroup)
 	mux.HandleFunc("GET /testcases", s.pageTestcases)
 	mux.HandleFunc("GET /testcases/{name}", s.pageTestcase)
+	mux.HandleFunc("GET /testcases/{name}/results", s.pageTestcase)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.render(w, r, http.StatusNotFound, "error", &pageData{Title: "Not found", Error: "There is no page at " + r.URL.Path + "."})
 	})

@@ -120,6 +120,9 @@ func TestPages(t *testing.T) {
 	page("/groups", 200, group)
 	page("/testcases/dist.rpmlint", 200, "0 errors", "5 errors", "other-1-1.fc20", `API: <a href="/api/v2.0/testcases/dist.rpmlint/results">`)
 	page("/testcases/dist.rpmlint?outcome=CRASHED", 200, "other-1-1.fc20")
+	// The API's paths work as page paths too.
+	page("/testcases/dist.rpmlint/results?outcome=CRASHED", 200, "other-1-1.fc20", `API: <a href="/api/v2.0/testcases/dist.rpmlint/results?outcome=CRASHED">`)
+	page("/groups/"+group+"/results?limit=1", 200, "rpmlint on xchat", `rel="next"`)
 	page("/testcases/none", 404)
 	page("/testcases?name:like=dist.*", 200, "dist.abicheck", "dist.depcheck")
 	page("/nothing", 404, "There is no page at /nothing.")
