@@ -251,24 +251,33 @@ func (r *relay) process(ctx context.Context, d bus.Delivery) {
 	r.finish(ctx, []bus.Delivery{d}, []MessageOutcome{out}, h.jobs, [][]contract.Job{h.jobs})
 }
 
-// handle retries transient failures (dedup store, discover clones) a few
-// times before giving up on a message.
+// handle retries transient failures (dedup store down, discover clone
+// failing) with backoff for up to TransientPatience before giving up on a
+// message, so that an outage of a few minutes delays messages instead of
+// setting them aside.
 func (r *relay) handle(ctx context.Context, msg contract.Message) (handled, error) {
 	delay := 500 * time.Millisecond
+	deadline := time.Now().Add(TransientPatience)
 	for attempt := 1; ; attempt++ {
 		h, err := r.t.handle(ctx, msg)
-		if err == nil || errors.Is(err, ErrIgnored) || errors.Is(err, ErrMalformed) || attempt == 4 {
+		if err == nil || errors.Is(err, ErrIgnored) || errors.Is(err, ErrMalformed) || time.Now().After(deadline) {
 			return h, err
 		}
-		r.log.Warn("handling failed, retrying", "msg_id", msg.ID, "attempt", attempt, "err", err)
+		r.log.Warn("handling failed, retrying", "msg_id", msg.ID, "attempt", attempt, "retry_in", delay, "err", err)
 		select {
 		case <-time.After(delay):
 		case <-ctx.Done():
 			return h, err
 		}
-		delay *= 2
+		if delay = 2 * delay; delay > 30*time.Second {
+			delay = 30 * time.Second
+		}
 	}
 }
+
+// TransientPatience is how long a message whose handling keeps failing for
+// reasons other than its content is retried before it is set aside.
+var TransientPatience = 5 * time.Minute
 
 func (r *relay) reject(d bus.Delivery, out MessageOutcome, reason string) {
 	r.log.Warn("message set aside", "msg_id", out.MsgID, "origin", d.Origin, "reason", reason)

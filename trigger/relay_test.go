@@ -267,3 +267,31 @@ func TestRelayDedupPostgres(t *testing.T) {
 		}
 	}
 }
+
+// When the dedup state cannot be reached, a message is retried for a while
+// and then set aside with the reason, never acked without its jobs.
+func TestRelayTransientFailure(t *testing.T) {
+	old := TransientPatience
+	TransientPatience = 800 * time.Millisecond
+	defer func() { TransientPatience = old }()
+	dir := t.TempDir()
+	in := filepath.Join(dir, "m.jsonl")
+	writeFile(t, in, corpusLine(t, "koji-tag__3.json", "tr-1"))
+	store, err := OpenDedup(t.Context(), "sqlite:"+filepath.Join(dir, "state.sqlite"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	store.Close() // the state is gone
+	src, _ := bus.OpenFiles(nil, in)
+	var reason string
+	src.OnReject = func(_ string, _ []byte, why string) error { reason = why; return nil }
+	q, _ := bus.OpenDiskQueue(filepath.Join(dir, "queue"))
+	start := time.Now()
+	st, err := Relay(t.Context(), src, New(Options{Dedup: store}), q, nil, nil)
+	if err != nil || st.Rejected != 1 || st.Jobs != 0 || !strings.Contains(reason, "dedup store") {
+		t.Fatalf("stats %+v, reason %q, err %v", st, reason, err)
+	}
+	if time.Since(start) < TransientPatience {
+		t.Errorf("set aside after %v, before retrying for %v", time.Since(start), TransientPatience)
+	}
+}
