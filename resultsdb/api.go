@@ -84,7 +84,32 @@ func NewServer(store Store, opts Options) http.Handler {
 	}, nil)
 	mux.Handle("/healthcheck", s.methods(s.healthcheck, nil))
 	s.pageRoutes(mux)
-	return mux
+	return s.accessLog(mux)
+}
+
+// statusRecorder remembers the status a handler wrote.
+type statusRecorder struct {
+	http.ResponseWriter
+	code int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	r.code = code
+	r.ResponseWriter.WriteHeader(code)
+}
+
+// accessLog writes one debug line per request.
+func (s *server) accessLog(h http.Handler) http.Handler {
+	if !s.log.Enabled(context.Background(), slog.LevelDebug) {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
+		h.ServeHTTP(rec, r)
+		s.log.Debug("request", "method", r.Method, "url", r.URL.String(), "status", rec.code,
+			"ms", float64(time.Since(start).Microseconds())/1000, "remote", r.RemoteAddr)
+	})
 }
 
 func upperAll(list []string) []string {

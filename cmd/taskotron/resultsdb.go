@@ -94,7 +94,9 @@ func runResultsDB(ctx context.Context, g *globals, args []string) error {
 	}
 	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	return srv.Shutdown(shutdown)
+	err = srv.Shutdown(shutdown)
+	g.log.Info("resultsdb stopped")
+	return err
 }
 
 // redactDSN keeps a password out of the log.
