@@ -226,3 +226,19 @@ func TestAMQPJobQueue(t *testing.T) {
 		t.Errorf("job without arch: %v", err)
 	}
 }
+
+func FuzzDecodeAMQP(f *testing.F) {
+	f.Add([]byte(`{"tag": "f40-updates-pending", "name": "x"}`), "org.fedoraproject.prod.buildsys.tag", "")
+	f.Fuzz(func(t *testing.T, body []byte, topic, id string) {
+		msg, err := decodeAMQP(amqp.Delivery{Body: body, RoutingKey: topic, MessageId: id})
+		if err != nil {
+			if strings.Contains(err.Error(), "\n") {
+				t.Fatalf("error is not one line: %q", err)
+			}
+			return
+		}
+		if msg.Body == nil || msg.ID == "" || msg.Topic != topic {
+			t.Fatalf("decoded message without body or id: %+v", msg)
+		}
+	})
+}
