@@ -117,7 +117,7 @@ loop:
 		go func() {
 			defer wg.Done()
 			defer func() { <-slots }()
-			w.handle(jobCtx, d)
+			w.handle(ctx, jobCtx, d)
 		}()
 	}
 	done := make(chan struct{})
@@ -145,8 +145,9 @@ loop:
 }
 
 // handle runs one job to its end: reported and acked, retried later, or
-// handed back.
-func (w *Worker) handle(ctx context.Context, d bus.JobDelivery) {
+// handed back. ctx is the job's own; stop ends when the worker is asked to
+// stop, which also ends a wait before a retry.
+func (w *Worker) handle(stop, ctx context.Context, d bus.JobDelivery) {
 	job := d.Job
 	if job.UUID == "" {
 		// Every delivery of this job must run under one uuid, or a
@@ -175,7 +176,15 @@ func (w *Worker) handle(ctx context.Context, d bus.JobDelivery) {
 	if exec.ExecutionStatus == contract.ExecutionNotOK && exec.Extra["infra"] == true && job.Attempt < w.opts.MaxAttempts {
 		wait := backoff(w.opts.RetryWait, job.Attempt, 5*time.Minute)
 		log.Warn("infrastructure failure, retrying later", "status", exec.Status, "retry_in", wait)
-		if !sleep(ctx, wait) {
+		// Nothing runs during the wait: a stopping worker hands the job
+		// back at once instead of sitting out the backoff.
+		waitCtx, cancel := context.WithCancel(ctx)
+		unhook := context.AfterFunc(stop, cancel)
+		slept := sleep(waitCtx, wait)
+		unhook()
+		cancel()
+		if !slept {
+			log.Info("worker stopping: job handed back before its retry")
 			_ = d.Nack()
 			return
 		}

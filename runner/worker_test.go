@@ -484,3 +484,43 @@ func TestWorkerAcksSpooledResults(t *testing.T) {
 		t.Fatalf("after the flush: stored %+v, want one PASSED", rs)
 	}
 }
+
+// TestWorkerStopsDuringARetryWait: a job waiting out the backoff before its
+// retry does not hold a stopping worker; it goes back to the queue.
+func TestWorkerStopsDuringARetryWait(t *testing.T) {
+	s := newStack(t)
+	s.runner.opts.Config.Koji.URL = "http://127.0.0.1:1/kojihub"
+	s.runner.opts.Config.Koji.Retries = 0
+	s.addTask(t, "download", "name: download\nactions:\n  - koji: {action: download, koji_build: '${koji_build}', arch: [x86_64], target_dir: '${workdir}'}\n")
+	if err := s.queue.Publish(context.Background(), job("w-wait", "download", "xchat-0.5-1.fc20")); err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	w := NewWorker(WorkerOptions{Queue: s.queue, Runner: s.runner, Reporter: s.reporter, RetryWait: time.Minute})
+	errc := make(chan error, 1)
+	go func() { errc <- w.Run(ctx) }()
+	waitFor(t, "the first attempt to fail", func() bool {
+		_, err := os.Stat(filepath.Join(s.cfg.Runner.ArtifactsDir, "w-wait", "taskotron", "execution.json"))
+		return err == nil
+	})
+	time.Sleep(100 * time.Millisecond) // into the wait
+	start := time.Now()
+	stop() // SIGTERM
+	select {
+	case err := <-errc:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the worker sat out the retry wait instead of stopping")
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("stop took %s", d)
+	}
+	if p, f := s.queue.Len(); p != 1 || f != 0 {
+		t.Fatalf("queue: %d pending, %d in flight; want the job handed back", p, f)
+	}
+	if rs := s.stored(t, "w-wait"); len(rs) != 0 {
+		t.Fatalf("reported before its attempts were used up: %+v", rs)
+	}
+}
