@@ -29,15 +29,23 @@ const triggerUsage = "usage: taskotron trigger [--rules FILE] [--workers N] [--n
 func runTrigger(ctx context.Context, g *globals, args []string) error {
 	fs := newFlags("trigger")
 	rulesPath := fs.String("rules", "", "trigger_rules.yml (default: trigger.rules, or the built-in rules)")
-	workers := fs.Int("workers", 8, "messages in flight at once")
+	workers := fs.Int("workers", 0, "messages in flight at once (default: amqp.prefetch with RabbitMQ, 8 for files)")
 	noDedup := fs.Bool("no-dedup", false, "do not remember messages and jobs (state_db)")
 	summary := fs.Bool("summary", false, "print what became of each message as JSON lines at the end")
 	paths, err := parseFlags(fs, args)
 	if err != nil {
 		return err
 	}
-	if *workers < 1 {
+	if *workers < 0 {
 		return usagef("--workers must be at least 1\n%s", triggerUsage)
+	}
+	if *workers == 0 {
+		*workers = 8
+		if len(paths) == 0 && g.cfg.AMQP.URL != "" && g.cfg.AMQP.Prefetch > 0 {
+			// As many in flight as the broker hands over: a message's jobs
+			// are confirmed while the next ones are handled.
+			*workers = g.cfg.AMQP.Prefetch
+		}
 	}
 	setup, err := trigger.FromConfig(ctx, g.cfg, *rulesPath, !*noDedup, g.log)
 	if err != nil {
