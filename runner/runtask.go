@@ -168,11 +168,13 @@ func Runtask(ctx context.Context, args []string, cfg config.Config, log *slog.Lo
 	}
 	runLog := log
 	if !a.Debug {
-		// The progress lines and the execution say what happened, once;
-		// the runner's full log is in the artifacts. The reporter still
-		// warns about retries, which are otherwise silent waits.
-		runLog = slog.New(slog.DiscardHandler)
-		log = slog.New(minLevel{log.Handler(), slog.LevelWarn})
+		// The progress lines and the execution say what happened, and
+		// why a run failed, once; the runner's full log is in the
+		// artifacts. Its warnings (an ignored formula key, a dropped
+		// artifact) are said nowhere else, and the reporter's warn about
+		// retries, which are otherwise silent waits.
+		runLog = slog.New(levelBand{log.Handler(), slog.LevelWarn, slog.LevelError})
+		log = slog.New(levelBand{log.Handler(), slog.LevelWarn, slog.LevelError + 100})
 	}
 	r := New(Options{Config: cfg, Log: runLog, Progress: progress})
 	formula, err := filepath.Abs(a.Formula)
@@ -281,18 +283,20 @@ func NewCheckout(cfg config.Config) (*checkout.Checkout, error) {
 	return checkout.New(checkout.Options{Mirrors: []string{mirror}, Repos: cfg.Runner.Repos, CacheDir: cache})
 }
 
-// minLevel drops records below a level.
-type minLevel struct {
+// levelBand passes the records from min up to, not including, max.
+type levelBand struct {
 	slog.Handler
-	min slog.Level
+	min, max slog.Level
 }
 
-func (m minLevel) Enabled(ctx context.Context, l slog.Level) bool {
-	return l >= m.min && m.Handler.Enabled(ctx, l)
+func (b levelBand) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= b.min && l < b.max && b.Handler.Enabled(ctx, l)
 }
 
-func (m minLevel) WithAttrs(a []slog.Attr) slog.Handler {
-	return minLevel{m.Handler.WithAttrs(a), m.min}
+func (b levelBand) WithAttrs(a []slog.Attr) slog.Handler {
+	return levelBand{b.Handler.WithAttrs(a), b.min, b.max}
 }
 
-func (m minLevel) WithGroup(n string) slog.Handler { return minLevel{m.Handler.WithGroup(n), m.min} }
+func (b levelBand) WithGroup(n string) slog.Handler {
+	return levelBand{b.Handler.WithGroup(n), b.min, b.max}
+}

@@ -3,6 +3,7 @@ package runner
 import (
 	"bytes"
 	"context"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -91,5 +92,22 @@ func TestRuntaskReportsOnlyWhenAsked(t *testing.T) {
 
 	if code, out := run("rt-both", "--report", "--no-report"); code != 2 || !strings.Contains(out, "contradict") {
 		t.Fatalf("--report --no-report: exit %d\n%s", code, out)
+	}
+}
+
+// TestRuntaskSaysThingsOnce: without -d the terminal gets the formula's
+// warnings and the reason a run failed once, not again from the log.
+func TestRuntaskSaysThingsOnce(t *testing.T) {
+	dir := t.TempDir()
+	formula := filepath.Join(dir, "runtask.yml")
+	os.WriteFile(formula, []byte("name: x\ndesc: d\nmaintainer: m\nfrob: 1\nactions:\n  - name: boom\n    dummy: {result: FAIL, msg: kaboom}\n"), 0o644)
+	cfg := config.Default()
+	cfg.DataDir = t.TempDir()
+	var out, errb bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&errb, nil))
+	code := Runtask(context.Background(), []string{"-i", "a-1-1", "-t", "koji_build", "--no-report", formula}, cfg, log, &out, &errb)
+	all := out.String() + errb.String()
+	if code != 1 || strings.Count(all, `unknown key \"frob\"`)+strings.Count(all, `unknown key "frob"`) != 1 || strings.Count(errb.String(), "kaboom") != 0 || !strings.Contains(out.String(), "execution NOT_OK") || !strings.Contains(out.String(), "kaboom") {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), errb.String())
 	}
 }

@@ -165,6 +165,12 @@ func Parse(file string, data []byte) (*Formula, error) {
 	if actionsNode == nil {
 		return nil, &Error{File: file, Line: root.Line, Msg: "formula has no actions"}
 	}
+	// libtaskotron required them; a run does not need them, so only say so.
+	for _, k := range []struct{ key, val string }{{"desc", f.Desc}, {"maintainer", f.Maintainer}} {
+		if strings.TrimSpace(k.val) == "" {
+			f.Warnings = append(f.Warnings, fmt.Sprintf("%s:%d: no %s (libtaskotron formulas need one)", file, root.Line, k.key))
+		}
+	}
 	if err := f.parseActions(actionsNode); err != nil {
 		return nil, err
 	}

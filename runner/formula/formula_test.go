@@ -107,11 +107,21 @@ func TestParseErrorsNameFileAndLine(t *testing.T) {
 }
 
 func TestUnknownKeysWarn(t *testing.T) {
-	f, err := Parse("f.yml", []byte("name: x\nfoo: 1\nactions:\n  - shell: [x]\n"))
+	f, err := Parse("f.yml", []byte("name: x\ndesc: d\nmaintainer: m\nfoo: 1\nactions:\n  - shell: [x]\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(f.Warnings) != 1 || !strings.Contains(f.Warnings[0], "f.yml:2: unknown key \"foo\"") {
+	if len(f.Warnings) != 1 || !strings.Contains(f.Warnings[0], "f.yml:4: unknown key \"foo\"") {
+		t.Fatal(f.Warnings)
+	}
+}
+
+func TestMissingDescAndMaintainerWarn(t *testing.T) {
+	f, err := Parse("f.yml", []byte("name: x\nactions:\n  - shell: [x]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.Warnings) != 2 || !strings.Contains(f.Warnings[0], "f.yml:1: no desc") || !strings.Contains(f.Warnings[1], "f.yml:1: no maintainer") {
 		t.Fatal(f.Warnings)
 	}
 }
