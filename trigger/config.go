@@ -110,7 +110,7 @@ func FromConfig(ctx context.Context, cfg config.Config, rulesPath string, withDe
 			if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 				return nil, fmt.Errorf("data folder %s: %w", cfg.DataDir, err)
 			}
-			dsn = "sqlite:" + cfg.Path("trigger-state.sqlite")
+			dsn = "sqlite:" + cfg.Path("trigger.sqlite")
 		}
 		store, err := OpenDedup(ctx, dsn)
 		if err != nil {
