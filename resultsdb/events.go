@@ -28,13 +28,17 @@ type PublisherOptions struct {
 	BaseURL string
 	// Poll is how often the outbox is checked without being told; 0: 2s.
 	Poll time.Duration
-	Log  *slog.Logger
+	// Lease is how long a claimed entry waits for its broker confirm
+	// before any publisher may send it again; 0: 30s.
+	Lease time.Duration
+	Log   *slog.Logger
 }
 
 // Publisher sends the outbox's resultsdb.result.new messages to AMQP. An
 // entry leaves the outbox only once the broker has confirmed its message,
 // so a crash or an outage delays messages but loses none (a message may be
-// sent twice, as with any at-least-once bus).
+// sent twice, as with any at-least-once bus). Entries are leased, so
+// several servers sharing one PostgreSQL database share the work.
 type Publisher struct {
 	store Store
 	opts  PublisherOptions
@@ -51,6 +55,9 @@ func NewPublisher(store Store, opts PublisherOptions) *Publisher {
 	}
 	if opts.Poll <= 0 {
 		opts.Poll = 2 * time.Second
+	}
+	if opts.Lease <= 0 {
+		opts.Lease = 30 * time.Second
 	}
 	log := opts.Log
 	if log == nil {
@@ -128,7 +135,7 @@ func (p *Publisher) session(ctx context.Context) error {
 // drain publishes one batch from the outbox and removes what the broker
 // confirmed. It returns how many entries it removed.
 func (p *Publisher) drain(ctx context.Context, ch *amqp.Channel) (int, error) {
-	events, err := p.store.PendingEvents(ctx, 100)
+	events, err := p.store.ClaimEvents(ctx, 100, p.opts.Lease)
 	if err != nil || len(events) == 0 {
 		return 0, err
 	}

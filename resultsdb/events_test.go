@@ -130,3 +130,42 @@ func TestNoEventsUnlessAsked(t *testing.T) {
 		t.Errorf("outbox without Events: %v %v", pending, err)
 	}
 }
+
+// Two publishers on one database never hold the same entry; an entry
+// whose publisher vanished is claimed again after its lease.
+func TestClaimEvents(t *testing.T) {
+	eachStore(t, Options{Events: true}, func(t *testing.T, c *client, store Store) {
+		for i := 0; i < 5; i++ {
+			c.mustPost("/api/v2.0/results", post("PASSED", "dist.rpmlint", "foo", "koji_build", nil))
+		}
+		a, err := store.ClaimEvents(t.Context(), 3, time.Hour)
+		if err != nil || len(a) != 3 {
+			t.Fatalf("first claim: %v %v", a, err)
+		}
+		b, err := store.ClaimEvents(t.Context(), 10, 300*time.Millisecond)
+		if err != nil || len(b) != 2 {
+			t.Fatalf("second claim: %v %v", b, err)
+		}
+		for _, x := range a {
+			for _, y := range b {
+				if x.ID == y.ID {
+					t.Fatalf("entry %d claimed twice", x.ID)
+				}
+			}
+		}
+		if none, _ := store.ClaimEvents(t.Context(), 10, time.Hour); len(none) != 0 {
+			t.Errorf("claimed entries handed out again at once: %v", none)
+		}
+		if err := store.EventsSent(t.Context(), []int64{a[0].ID, a[1].ID, a[2].ID}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(400 * time.Millisecond)
+		again, err := store.ClaimEvents(t.Context(), 10, time.Hour)
+		if err != nil || len(again) != 2 || again[0].ID != b[0].ID {
+			t.Errorf("after the lease: %v %v, want %v", again, err, b)
+		}
+		if left, _ := store.PendingEvents(t.Context(), 10); len(left) != 2 {
+			t.Errorf("outbox holds %d entries, want 2", len(left))
+		}
+	})
+}

@@ -82,6 +82,8 @@ var migrations = []migration{
 		postgres: `DROP INDEX result_data_result;
 		CREATE INDEX result_data_result ON result_data (result_id, key)`,
 	},
+	// 4: outbox entries are leased by the publisher that sends them.
+	{both: `ALTER TABLE outbox ADD COLUMN claimed_until BIGINT NOT NULL DEFAULT 0`},
 }
 
 func (s *sqlStore) migrate(ctx context.Context) error {

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -874,6 +875,38 @@ func (s *sqlStore) PendingEvents(ctx context.Context, limit int) ([]Event, error
 	if err != nil {
 		return nil, fmt.Errorf("read outbox: %w", err)
 	}
+	return out, nil
+}
+
+func (s *sqlStore) ClaimEvents(ctx context.Context, limit int, lease time.Duration) ([]Event, error) {
+	now := micros(time.Now())
+	lock := ""
+	if s.d.dollar {
+		lock = " FOR UPDATE SKIP LOCKED" // other servers take the next ones
+	}
+	var out []Event
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		out = out[:0]
+		rows, err := tx.QueryContext(ctx, s.d.bind("UPDATE outbox SET claimed_until = ? WHERE id IN "+
+			"(SELECT id FROM outbox WHERE claimed_until < ? ORDER BY id LIMIT ?"+lock+") RETURNING id, result_id"),
+			now+lease.Microseconds(), now, limit)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var e Event
+			if err := rows.Scan(&e.ID, &e.ResultID); err != nil {
+				return err
+			}
+			out = append(out, e)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("claim outbox entries: %w", err)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // Store keeps testcases, groups and results. The server is its consumer;
@@ -24,9 +25,13 @@ type Store interface {
 	Testcase(ctx context.Context, name string) (Testcase, error)
 	Testcases(ctx context.Context, q TestcaseQuery) ([]Testcase, error)
 
-	// PendingEvents lists up to limit outbox entries, oldest first;
-	// EventsSent removes them once the broker has confirmed them.
+	// PendingEvents lists up to limit outbox entries, oldest first.
+	// ClaimEvents takes up to limit unclaimed ones for lease, so that
+	// several servers on one database do not send the same message;
+	// EventsSent removes them once the broker has confirmed them, and
+	// what is not removed is claimed again when the lease ends.
 	PendingEvents(ctx context.Context, limit int) ([]Event, error)
+	ClaimEvents(ctx context.Context, limit int, lease time.Duration) ([]Event, error)
 	EventsSent(ctx context.Context, ids []int64) error
 
 	Ping(ctx context.Context) error
