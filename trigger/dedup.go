@@ -94,7 +94,7 @@ func OpenDedup(ctx context.Context, dsn string) (*SQLStore, error) {
 		if path == "" {
 			return nil, errors.New("dedup state: empty sqlite path")
 		}
-		s.db, err = sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)&_pragma=locking_mode(EXCLUSIVE)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)")
+		s.db, err = sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(2000)&_pragma=locking_mode(EXCLUSIVE)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)")
 		if err == nil {
 			// One connection, held: the file is this process's (exclusive
 			// locking also spares WAL's shared-memory lock calls).
@@ -118,6 +118,9 @@ func OpenDedup(ctx context.Context, dsn string) (*SQLStore, error) {
 	} {
 		if _, err := s.db.ExecContext(ctx, stmt); err != nil {
 			s.db.Close()
+			if !s.pg && strings.Contains(err.Error(), "locked") {
+				return nil, fmt.Errorf("dedup state %s: in use by another process (one trigger per SQLite state; share a PostgreSQL state_db instead): %w", dsn, err)
+			}
 			return nil, fmt.Errorf("dedup state %s: %w", redact(dsn), err)
 		}
 	}

@@ -4,6 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"io"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -101,5 +104,40 @@ func TestOpenDedupErrors(t *testing.T) {
 	}
 	if _, err := OpenDedup(t.Context(), "sqlite:/nonexistent-dir/x/state.sqlite"); err == nil {
 		t.Fatal("sqlite in a missing folder opened")
+	}
+}
+
+// The SQLite state belongs to one trigger process: a second one is told so.
+func TestDedupSQLiteHeldByOneProcess(t *testing.T) {
+	if os.Getenv("DEDUP_HOLDER") != "" {
+		s, err := OpenDedup(context.Background(), os.Getenv("DEDUP_HOLDER"))
+		if err != nil {
+			os.Exit(3)
+		}
+		defer s.Close()
+		fmt.Println("holding")
+		time.Sleep(30 * time.Second)
+		return
+	}
+	dsn := "sqlite:" + filepath.Join(t.TempDir(), "state.sqlite")
+	holder := exec.Command(os.Args[0], "-test.run=^TestDedupSQLiteHeldByOneProcess$")
+	holder.Env = append(os.Environ(), "DEDUP_HOLDER="+dsn)
+	out, err := holder.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := holder.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { holder.Process.Kill(); holder.Wait() }()
+	buf := make([]byte, 7)
+	if _, err := io.ReadFull(out, buf); err != nil || string(buf) != "holding" {
+		t.Fatalf("holder did not start: %q %v", buf, err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	_, err = OpenDedup(ctx, dsn)
+	if err == nil || !strings.Contains(err.Error(), "in use by another process") {
+		t.Fatalf("second process: %v", err)
 	}
 }
