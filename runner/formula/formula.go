@@ -237,6 +237,9 @@ func (f *Formula) parseActions(v *yaml.Node) error {
 		var directives []string
 		for i := 0; i+1 < len(an.Content); i += 2 {
 			k, val := an.Content[i], an.Content[i+1]
+			if k.Kind != yaml.ScalarNode || k.Value == "" {
+				return &Error{File: f.File, Line: k.Line, Msg: fmt.Sprintf("action %d: keys are name, export and a directive name", n+1)}
+			}
 			switch k.Value {
 			case "name":
 				s, err := scalarString(f.File, "action name", val)
