@@ -8,7 +8,6 @@ import (
 	"html/template"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"taskotron/contract"
 )
@@ -53,7 +52,7 @@ func createReport(ctx context.Context, params map[string]any, env *Env) (any, er
 	if name == "" {
 		name = "report.html"
 	}
-	if filepath.IsAbs(name) || strings.Contains(filepath.ToSlash(name), "..") {
+	if !filepath.IsLocal(name) {
 		return nil, fmt.Errorf("path %q must be a plain name inside artifactsdir", name)
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -92,6 +91,13 @@ func createReport(ctx context.Context, params map[string]any, env *Env) (any, er
 	out := filepath.Join(realDir, name)
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		return nil, Infra(err)
+	}
+	// A folder on the way may be a symlink the task made.
+	if _, err := resolveInside(filepath.Dir(out), name, env.ArtifactsDir); err != nil {
+		return nil, fmt.Errorf("path: %w", err)
+	}
+	if fi, err := os.Lstat(out); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+		return nil, fmt.Errorf("path %q is a symlink; the report is not written through it", name)
 	}
 	if err := os.WriteFile(out, buf.Bytes(), 0o644); err != nil {
 		return nil, Infra(fmt.Errorf("writing report: %w", err))

@@ -240,6 +240,21 @@ func TestCreateReport(t *testing.T) {
 			t.Errorf("want %q, got %v", want, err)
 		}
 	}
+	// Through a symlink the task made, a report would land outside.
+	outside := t.TempDir()
+	os.Symlink(outside, filepath.Join(env.ArtifactsDir, "out"))
+	os.Symlink(filepath.Join(outside, "r.html"), filepath.Join(env.ArtifactsDir, "r.html"))
+	for _, path := range []string{"out/r.html", "r.html"} {
+		if _, err := call(t, "create_report", map[string]any{"results": "results: []", "artifactsdir": "${artifactsdir}", "path": path}, env); err == nil {
+			t.Errorf("path %s: report written through a symlink", path)
+		}
+	}
+	if ents, _ := os.ReadDir(outside); len(ents) != 0 {
+		t.Errorf("report written outside the artifacts: %v", ents)
+	}
+	if _, err := call(t, "create_report", map[string]any{"results": "results: []", "artifactsdir": "${artifactsdir}", "path": "v1..2.html"}, env); err != nil {
+		t.Errorf("a name with two dots in it: %v", err)
+	}
 	os.WriteFile(filepath.Join(env.TaskDir, "t.html"), []byte("{{len .Results}} for {{.Item}}"), 0o644)
 	out, err = call(t, "create_report", map[string]any{"results": "results: [{outcome: PASSED}]", "artifactsdir": "${artifactsdir}", "template": "t.html", "path": "sub/r.html"}, env)
 	if err != nil {
