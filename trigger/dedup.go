@@ -94,7 +94,7 @@ func OpenDedup(ctx context.Context, dsn string) (*SQLStore, error) {
 		if path == "" {
 			return nil, errors.New("dedup state: empty sqlite path")
 		}
-		s.db, err = sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(2000)&_pragma=locking_mode(EXCLUSIVE)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)")
+		s.db, err = sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(2000)&_pragma=locking_mode(EXCLUSIVE)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=wal_autocheckpoint(10000)&_pragma=cache_size(-32000)")
 		if err == nil {
 			// One connection, held: the file is this process's (exclusive
 			// locking also spares WAL's shared-memory lock calls).
