@@ -42,10 +42,11 @@ func BenchmarkRelayAMQP(b *testing.B) {
 	for b.Loop() {
 		// The machine is shared: the load changes while the benchmark runs,
 		// so ceiling and relay are measured in turns and the medians compared.
-		var ceilings, relays []float64
+		var ceilings, relays, noState []float64
 		for range benchRounds {
 			ceilings = append(ceilings, benchCeiling(b))
-			relays = append(relays, benchRelayThroughput(b))
+			relays = append(relays, benchRelayThroughput(b, true))
+			noState = append(noState, benchRelayThroughput(b, false))
 		}
 		ceiling, relayRate := median(ceilings), median(relays)
 		sent, rate, p50, p99 := benchRelaySteady(b)
@@ -54,6 +55,7 @@ func BenchmarkRelayAMQP(b *testing.B) {
 		fmt.Fprintf(os.Stdout, "%-58s %9.0f/s  (rounds: %s)\n", "broker ceiling: consume → publish+confirm → ack (bare)", ceiling, rates(ceilings))
 		fmt.Fprintf(os.Stdout, "%-58s %9.0f/s  (rounds: %s)\n", "relay throughput: message → job confirmed → ack", relayRate, rates(relays))
 		fmt.Fprintf(os.Stdout, "%-58s %9.0f%%   (goal 70%%)\n", "relay / ceiling (medians)", pct)
+		fmt.Fprintf(os.Stdout, "%-58s %9.0f/s  (%.0f%% of ceiling; rounds: %s)\n", "  the same relay without dedup state (for comparison)", median(noState), 100*median(noState)/ceiling, rates(noState))
 		fmt.Fprintf(os.Stdout, "%-58s %9s  (bare loop %s)\n", "CPU of this process per message, relay", relayCPU[len(relayCPU)-1].Round(time.Microsecond), ceilingCPU[len(ceilingCPU)-1].Round(time.Microsecond))
 		fmt.Fprintf(os.Stdout, "%-58s %9.0f/s  (sent at %.0f/s)\n", fmt.Sprintf("relay at a steady %d/s for %s: relayed", steadyRate, steadyFor), rate, sent)
 		fmt.Fprintf(os.Stdout, "%-58s %9.2fms\n", "  latency p50 (publish of the message → its ack)", ms(p50))
@@ -199,8 +201,10 @@ type relayRig struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 	acked  atomic.Int64
-	mu     sync.Mutex
-	ackAt  map[string]time.Time
+	// noDedup runs the relay without dedup state, to show what it costs.
+	noDedup bool
+	mu      sync.Mutex
+	ackAt   map[string]time.Time
 }
 
 func startRelay(b *testing.B, prefix string) *relayRig {
@@ -244,7 +248,11 @@ func (r *relayRig) run(b *testing.B) {
 		defer jobs.Close()
 		defer store.Close()
 		defer jobLog.Close()
-		RelayWith(ctx, src, New(Options{Rules: rules, Dedup: store}), jobs, RelayOptions{
+		opts := Options{Rules: rules, Dedup: store}
+		if r.noDedup {
+			opts.Dedup = nil
+		}
+		RelayWith(ctx, src, New(opts), jobs, RelayOptions{
 			Workers: benchPrefetch, JobLog: jobLog,
 			OnOutcome: func(o MessageOutcome) {
 				now := time.Now()
@@ -284,14 +292,17 @@ func waitCount(b *testing.B, c *atomic.Int64, n int64, within time.Duration) {
 	}
 }
 
-func benchRelayThroughput(b *testing.B) float64 {
+func benchRelayThroughput(b *testing.B, dedup bool) float64 {
 	r := startRelay(b, fmt.Sprintf("bench-relay-%d", time.Now().UnixNano()))
+	r.noDedup = !dedup
 	preload(b, r.f, benchMessages)
 	start, cpu0 := time.Now(), cpuTime()
 	r.run(b)
 	waitCount(b, &r.acked, benchMessages, 5*time.Minute)
 	elapsed := time.Since(start)
-	relayCPU = append(relayCPU, (cpuTime()-cpu0)/benchMessages)
+	if dedup {
+		relayCPU = append(relayCPU, (cpuTime()-cpu0)/benchMessages)
+	}
 	r.stop()
 	return benchMessages / elapsed.Seconds()
 }
