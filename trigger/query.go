@@ -62,10 +62,6 @@ func short(v any) string {
 	return s
 }
 
-// query is a compiled `when`: template placeholders are still unresolved, so
-// it is resolved per message before matching.
-type query map[string]any
-
 // match evaluates q against data after resolving placeholders with lookup.
 func match(q map[string]any, data map[string]any, res resolver) (bool, []Check, error) {
 	keys := sortedKeys(q)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -482,13 +481,3 @@ func cachedRegex(pattern, options string) (*regexp.Regexp, error) {
 
 // Len is the number of rules.
 func (r *Rules) Len() int { return len(r.rules) }
-
-// varNames lists the configuration variables, for messages.
-func (r *Rules) varNames() []string {
-	names := make([]string, 0, len(r.vars))
-	for k := range r.vars {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	return names
-}
