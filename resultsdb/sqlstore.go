@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
 	"sort"
 	"strconv"
 	"strings"
@@ -345,8 +346,8 @@ func (s *sqlStore) Result(ctx context.Context, id int64) (Result, error) {
 }
 
 // probeCap is how many matching data rows make a data filter too common
-// to drive a SQLite query.
-const probeCap = 1000
+// to drive a SQLite query in any case (a variable for tests).
+var probeCap = 1000
 
 // prefixLen is how much of a value PostgreSQL indexes (migration 2).
 const prefixLen = 200
@@ -412,12 +413,72 @@ func (s *sqlStore) dataMatch(f DataFilter) (string, []any) {
 	return "d.key = ? AND " + strings.Join(conds, " AND "), args
 }
 
+// pickDriver chooses the data filter a SQLite query starts from, or -1 to
+// scan results in time order and check each filter per row. Driving costs
+// about as many rows as the filter matches (count); scanning costs about
+// need*total/count rows for the need first matches. So a filter drives
+// when count² < need*total; counting stops early at the threshold. none
+// reports a filter that matches nothing.
+func (s *sqlStore) pickDriver(ctx context.Context, filters []DataFilter, need int) (driver int, none bool, err error) {
+	count := func(f DataFilter, limit int) (int, error) {
+		match, margs := s.dataMatch(f)
+		var n int
+		err := s.read.QueryRowContext(ctx, "SELECT COUNT(*) FROM (SELECT 1 FROM result_data d WHERE "+match+
+			" LIMIT "+strconv.Itoa(limit)+")", margs...).Scan(&n)
+		if err != nil {
+			return 0, fmt.Errorf("estimate filter %s: %w", f.Key, err)
+		}
+		return n, nil
+	}
+	// First a cheap look: a filter under probeCap drives in any case.
+	driver, best := -1, probeCap+1
+	for i, f := range filters {
+		n, err := count(f, best)
+		if err != nil {
+			return -1, false, err
+		}
+		if n == 0 {
+			return -1, true, nil
+		}
+		if n < best {
+			driver, best = i, n
+		}
+	}
+	if driver >= 0 {
+		return driver, false, nil
+	}
+	// All are common: is one rare enough for the rows this page needs?
+	var total int64
+	if err := s.read.QueryRowContext(ctx, "SELECT COALESCE(MAX(id), 0) FROM result").Scan(&total); err != nil {
+		return -1, false, fmt.Errorf("count results: %w", err)
+	}
+	if need <= 0 {
+		need = int(total) // no limit: every match is needed
+	}
+	threshold := int(math.Sqrt(float64(need) * float64(total)))
+	threshold = min(threshold, 200000)
+	if threshold <= probeCap {
+		return -1, false, nil
+	}
+	best = threshold
+	for i, f := range filters {
+		n, err := count(f, best)
+		if err != nil {
+			return -1, false, err
+		}
+		if n < best {
+			driver, best = i, n
+		}
+	}
+	return driver, false, nil
+}
+
 // where builds the filter of a result query; r is the result table alias.
 // none reports that a filter matches nothing, so there is no need to ask.
 //
 // PostgreSQL plans data filters from its statistics. SQLite's planner
 // cannot tell a rare item from the common type=koji_build, so the store
-// counts (up to probeCap) the rows each data filter matches: the rarest
+// counts the rows each data filter matches (see pickDriver): the rarest
 // one drives the query through the (key, value) index and the others are
 // checked per candidate; when all are common, results are scanned in
 // submit_time order and checked until the page is full.
@@ -463,24 +524,10 @@ func (s *sqlStore) where(ctx context.Context, q ResultQuery, withOutcome bool) (
 		}
 	}
 	driver := -1
-	if !s.d.dollar && len(filters) > 0 {
-		best := probeCap + 1
-		for i, f := range filters {
-			match, margs := s.dataMatch(f)
-			var n int
-			err := s.read.QueryRowContext(ctx, "SELECT COUNT(*) FROM (SELECT 1 FROM result_data d WHERE "+match+" LIMIT "+strconv.Itoa(probeCap+1)+")", margs...).Scan(&n)
-			if err != nil {
-				return "", nil, false, fmt.Errorf("estimate filter %s: %w", f.Key, err)
-			}
-			if n == 0 {
-				return "", nil, true, nil
-			}
-			if n < best {
-				best, driver = n, i
-			}
-		}
-		if len(q.Groups) > 0 {
-			driver = -1 // the group is rarer still
+	if !s.d.dollar && len(filters) > 0 && len(q.Groups) == 0 {
+		driver, none, err = s.pickDriver(ctx, filters, q.Offset+q.Limit)
+		if err != nil || none {
+			return "", nil, none, err
 		}
 	}
 	for i, f := range filters {

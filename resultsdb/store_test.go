@@ -149,3 +149,51 @@ func TestLongValues(t *testing.T) {
 		}
 	})
 }
+
+// Deep pages through two common data filters: SQLite then drives from the
+// rarer one (pickDriver's second look); the answer must not change.
+func TestCommonFiltersDeepPage(t *testing.T) {
+	defer func(old int) { probeCap = old }(probeCap)
+	probeCap = 50
+	for _, kind := range storeKinds {
+		t.Run(kind, func(t *testing.T) {
+			store := openTestStore(t, kind)
+			var want []int64
+			for i := 0; i < 250; i++ {
+				data := []DataPair{{Key: "k", Value: "common"}}
+				if i%3 == 0 || i > 240 {
+					data = append(data, DataPair{Key: "m", Value: "mid"})
+				}
+				r, err := store.CreateResult(t.Context(), NewResult{Outcome: "PASSED", Testcase: TestcaseUpdate{Name: "t"}, Data: data})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(data) == 2 {
+					want = append([]int64{r.ID}, want...)
+				}
+			}
+			q := ResultQuery{Data: []DataFilter{{Key: "k", Values: []string{"common"}}, {Key: "m", Values: []string{"mid"}}}, Offset: 20, Limit: 21}
+			if s, ok := store.(*sqlStore); ok && !s.d.dollar {
+				if d, _, err := s.pickDriver(t.Context(), q.Data, 41); err != nil || d != 1 {
+					t.Errorf("driver %d (%v), want the m filter", d, err)
+				}
+			}
+			got, err := store.Results(t.Context(), q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != 21 {
+				t.Fatalf("%d results, want 21", len(got))
+			}
+			for i, r := range got {
+				if r.ID != want[20+i] {
+					t.Fatalf("result %d: id %d, want %d", i, r.ID, want[20+i])
+				}
+			}
+			latest, err := store.Latest(t.Context(), ResultQuery{Data: q.Data}, []string{"m"})
+			if err != nil || len(latest) != 1 || latest[0].ID != want[0] {
+				t.Errorf("latest: %v %v", latest, err)
+			}
+		})
+	}
+}
