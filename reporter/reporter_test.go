@@ -470,3 +470,33 @@ func TestTwoProcessesShareASpool(t *testing.T) {
 		t.Fatalf("stored %d, want 30", f.total())
 	}
 }
+
+// TestRefusedConnectionSpoolsAtOnce: when nothing listens at ResultsDB's
+// address the results go to the spool without waiting through retries
+// (they are sent when ResultsDB is back).
+func TestRefusedConnectionSpoolsAtOnce(t *testing.T) {
+	f := &fakeResultsDB{}
+	srv, _ := startFake(t, f, 0)
+	addr := srv.Listener.Addr().String()
+	srv.Close()
+	r, logs := newTestReporter(t, "http://"+addr, t.TempDir(), func(o *Options) {
+		o.RetryMax, o.RetryWaitMin, o.RetryWaitMax = 4, 50*time.Millisecond, time.Second
+	})
+	d, err := r.Deliver(context.Background(), execution("refused-1", 2))
+	if err != nil || d.Spooled != 2 {
+		t.Fatalf("%+v %v", d, err)
+	}
+	if strings.Contains(logs.String(), "retrying ResultsDB request") {
+		t.Errorf("a refused connection was retried:\n%s", logs)
+	}
+	if !strings.Contains(logs.String(), "connection refused") {
+		t.Errorf("the log should say why the results were spooled:\n%s", logs)
+	}
+	serveAt(t, addr, f)
+	if err := r.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.count("refused-1"); n != 2 {
+		t.Fatalf("stored %d after ResultsDB came back, want 2", n)
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-retryablehttp"
@@ -85,7 +86,7 @@ func NewResultsDBClient(baseURL string, o ClientOptions) (*ResultsDBClient, erro
 	}
 	// GETs retry what may pass on its own: network errors, 5xx and 429
 	// (retryablehttp's default policy); a 4xx is an answer.
-	c := &ResultsDBClient{base: base, token: o.Token, hc: newRetryClient(o, retryablehttp.DefaultRetryPolicy), post: newRetryClient(o, safePostRetry)}
+	c := &ResultsDBClient{base: base, token: o.Token, hc: newRetryClient(o, getRetry), post: newRetryClient(o, safePostRetry)}
 	c.retryMax, c.waitMin, c.waitMax = c.hc.RetryMax, c.hc.RetryWaitMin, c.hc.RetryWaitMax
 	return c, nil
 }
@@ -124,15 +125,26 @@ func newRetryClient(o ClientOptions, policy retryablehttp.CheckRetry) *retryable
 	return hc
 }
 
+// getRetry is retryablehttp's default policy, except that a refused
+// connection is not retried: nothing listens there, so waiting through the
+// backoff only holds the job up; the spool keeps the results and sends
+// them when ResultsDB is back.
+func getRetry(ctx context.Context, resp *http.Response, err error) (bool, error) {
+	if err != nil && refused(err) && ctx.Err() == nil {
+		return false, nil
+	}
+	return retryablehttp.DefaultRetryPolicy(ctx, resp, err)
+}
+
 // safePostRetry retries a POST only when ResultsDB cannot have stored it:
-// the connection was never made, or the answer says it was not processed
-// (429, 502, 503).
+// the connection was never made (but not when it was refused: see
+// getRetry), or the answer says it was not processed (429, 502, 503).
 func safePostRetry(ctx context.Context, resp *http.Response, err error) (bool, error) {
 	if ctx.Err() != nil {
 		return false, ctx.Err()
 	}
 	if err != nil {
-		return notSent(err), nil
+		return notSent(err) && !refused(err), nil
 	}
 	switch resp.StatusCode {
 	case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable:
@@ -147,6 +159,9 @@ func notSent(err error) bool {
 	var op *net.OpError
 	return errors.As(err, &op) && op.Op == "dial"
 }
+
+// refused tells a connection nothing accepted (ECONNREFUSED).
+func refused(err error) bool { return errors.Is(err, syscall.ECONNREFUSED) }
 
 // BaseURL is the API root the client talks to (…/api/v2.0).
 func (c *ResultsDBClient) BaseURL() string { return c.base }
