@@ -1,6 +1,7 @@
 package reporter
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"net/http"
@@ -153,4 +154,39 @@ func mustPosts(t *testing.T, r *Reporter, e contract.Execution) []contract.Resul
 		t.Fatal(err)
 	}
 	return p
+}
+
+// TestBodhiCommentActionsAreMade: the comments a formula's bodhi_comment
+// actions made reach Bodhi through the reporter, also after the execution
+// went through JSON (the job queue, `taskotron report EXECUTION.json`).
+func TestBodhiCommentActionsAreMade(t *testing.T) {
+	rdb := &fakeResultsDB{}
+	srv, _ := startFake(t, rdb, 0)
+	fb := &fakeBodhi{}
+	bsrv := httptest.NewServer(fb)
+	defer bsrv.Close()
+	r, _ := newTestReporter(t, srv.URL, t.TempDir(), func(o *Options) {
+		o.Bodhi = BodhiOptions{URL: bsrv.URL, Token: "bodhi-token"}
+	})
+	e := contract.Execution{UUID: "b-4", ExecutionStatus: "OK", TaskName: "rpmlint", Item: "foo-1-1.fc40", ItemType: "koji_build",
+		Results: []contract.Result{{Item: "foo-1-1.fc40", Type: "koji_build", CheckName: "dist.rpmlint", Outcome: contract.Failed}},
+		Extra:   contract.Extra{"bodhi_comments": []contract.BodhiComment{{Update: "FEDORA-2024-abc123", Text: "Taskotron: dist.rpmlint test FAILED on x86_64."}}}}
+	raw, err := json.Marshal(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back contract.Execution
+	if err := json.Unmarshal(bytes.ReplaceAll(raw, []byte("abc123"), []byte("def456")), &back); err != nil {
+		t.Fatal(err)
+	}
+	back.UUID = "b-5"
+	for _, ex := range []contract.Execution{e, back} {
+		if d, err := r.Deliver(context.Background(), ex); err != nil || d.Comments != 1 {
+			t.Fatalf("%s: %+v %v", ex.UUID, d, err)
+		}
+	}
+	got := fb.list()
+	if len(got) != 2 || got[0].Update != "FEDORA-2024-abc123" || got[1].Update != "FEDORA-2024-def456" || got[0].Text != "Taskotron: dist.rpmlint test FAILED on x86_64." {
+		t.Fatalf("comments = %+v", got)
+	}
 }

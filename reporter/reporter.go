@@ -2,6 +2,7 @@ package reporter
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -117,6 +118,50 @@ func (r *Reporter) Comments(posts []contract.ResultsDBPost) []contract.BodhiComm
 		return nil
 	}
 	return r.bodhi.comments(posts)
+}
+
+// ExecutionComments lists the Bodhi comments an execution should lead to
+// (none when Bodhi is not configured): those its posts call for, then those
+// its bodhi_comment actions made (the runner keeps them in the execution's
+// Extra "bodhi_comments").
+func (r *Reporter) ExecutionComments(exec contract.Execution, posts []contract.ResultsDBPost) []contract.BodhiComment {
+	if r.bodhi == nil {
+		return nil
+	}
+	cs := r.bodhi.comments(posts)
+	asked, err := ActionComments(exec)
+	if err != nil {
+		r.log.Error("Bodhi comments of the bodhi_comment actions unreadable, not made", "uuid", exec.UUID, "err", err)
+	}
+	return append(cs, asked...)
+}
+
+// ActionComments reads the comments bodhi_comment actions made from an
+// execution's Extra "bodhi_comments", as the runner leaves it or as it
+// reads back from JSON.
+func ActionComments(exec contract.Execution) ([]contract.BodhiComment, error) {
+	v, ok := exec.Extra["bodhi_comments"]
+	if !ok || v == nil {
+		return nil, nil
+	}
+	if cs, ok := v.([]contract.BodhiComment); ok {
+		return cs, nil
+	}
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("bodhi_comments: %w", err)
+	}
+	var cs []contract.BodhiComment
+	if err := json.Unmarshal(raw, &cs); err != nil {
+		return nil, fmt.Errorf("bodhi_comments: want a list of {update, text, karma}: %w", err)
+	}
+	out := cs[:0]
+	for _, c := range cs {
+		if c.Update != "" && c.Text != "" {
+			out = append(out, c)
+		}
+	}
+	return out, nil
 }
 
 // Delivery says what Report did with each post.
@@ -245,7 +290,7 @@ func (r *Reporter) finish(ctx context.Context, exec contract.Execution, posts []
 		return err
 	}
 	if r.bodhi != nil {
-		d.Comments = r.bodhi.send(ctx, r.bodhi.comments(posts))
+		d.Comments = r.bodhi.send(ctx, r.ExecutionComments(exec, posts))
 	}
 	r.log.Info("execution reported", "uuid", exec.UUID, "stored", d.Stored, "present", d.Present, "spooled", d.Spooled, "rejected", d.Rejected, "comments", d.Comments)
 	return nil

@@ -127,7 +127,7 @@ func runReport(ctx context.Context, g *globals, args []string) error {
 	if out.Posts, err = r.Posts(exec); err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
-	out.Comments = r.Comments(out.Posts)
+	out.Comments = r.ExecutionComments(exec, out.Posts)
 	if parseErr != nil {
 		var oe *reporter.OutputError
 		if errors.As(parseErr, &oe) {
