@@ -135,7 +135,7 @@ func Up(ctx context.Context, opts Options) (*Summary, error) {
 	if err != nil {
 		return nil, err
 	}
-	src.OnReject = deadLetter(cfg.Path("dead-letters.jsonl"))
+	src.OnReject = bus.DeadLetterFile(bus.DeadLetterPath(cfg))
 	jobLog, err := os.OpenFile(cfg.Trigger.JobLog, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("job log (trigger.job_log): %w", err)

@@ -5,11 +5,38 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
+	"taskotron/config"
 	"taskotron/contract"
 )
+
+// JobLogPath is the job log of a configuration: trigger.job_log (default
+// jobs.jsonl), relative to data_dir.
+func JobLogPath(cfg config.Config) string {
+	path := cfg.Trigger.JobLog
+	if path == "" {
+		path = "jobs.jsonl"
+	}
+	return cfg.Path(path)
+}
+
+// OpenJobLog opens JobLogPath(cfg) for appending (Relay's JobLog), making
+// its folder when missing.
+func OpenJobLog(cfg config.Config) (*os.File, error) {
+	path := JobLogPath(cfg)
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("job log %s: %w", path, err)
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("job log: %w", err)
+	}
+	return f, nil
+}
 
 // ReadJobLog reads a JSON-lines job log (one job per line, as Relay writes
 // it). name is used in error messages, which give the line.

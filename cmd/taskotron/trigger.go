@@ -3,12 +3,9 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"syscall"
-	"time"
 
 	"taskotron/bus"
 	"taskotron/config"
@@ -96,77 +93,24 @@ func runTrigger(ctx context.Context, g *globals, args []string) error {
 }
 
 // openMessageSource is RabbitMQ when amqp.url is set and no paths are
-// given, else the files (default trigger.messages).
+// given, else the files (default trigger.messages); see bus.OpenSource.
 func openMessageSource(ctx context.Context, g *globals, paths []string) (bus.Source, func(), error) {
-	cfg := g.cfg
-	if len(paths) == 0 && cfg.AMQP.URL != "" {
-		src, err := bus.OpenAMQPSource(ctx, bus.AMQPSourceConfig{
-			URL: cfg.AMQP.URL, Exchange: cfg.AMQP.Exchange, Queue: cfg.AMQP.Queue, Topics: cfg.AMQP.Topics,
-			Prefetch: cfg.AMQP.Prefetch, DeadLetterQueue: cfg.AMQP.DeadLetterQueue, Watchdog: cfg.AMQP.Watchdog, Log: g.log,
-		})
-		if err != nil {
-			return nil, nil, err
-		}
-		return src, func() { src.Close() }, nil
-	}
-	if len(paths) == 0 {
-		paths = []string{cfg.Trigger.Messages}
-	}
-	src, err := bus.OpenFiles(g.stdin, paths...)
+	src, closeSrc, err := bus.OpenSource(ctx, g.cfg, g.stdin, paths, g.log)
 	if err != nil {
 		return nil, nil, err
 	}
-	dead := cfg.Path("deadletter.jsonl")
-	src.OnReject = func(origin string, raw []byte, reason string) error {
-		return appendDeadLetter(dead, origin, raw, reason)
-	}
-	return src, func() {}, nil
+	return src, func() { closeSrc() }, nil
 }
 
-// appendDeadLetter keeps a rejected file message with its reason.
-func appendDeadLetter(path, origin string, raw []byte, reason string) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	line, _ := json.Marshal(map[string]any{"origin": origin, "reason": reason, "raw": string(raw), "at": time.Now().UTC()})
-	_, err = f.Write(append(line, '\n'))
-	return err
-}
-
-// openJobQueue is RabbitMQ when amqp.url is set, else the on-disk queue.
+// openJobQueue is RabbitMQ when amqp.url is set, else the on-disk queue;
+// see bus.OpenJobQueue.
 func openJobQueue(ctx context.Context, cfg config.Config, g *globals) (bus.JobQueue, func(), error) {
-	if cfg.AMQP.URL != "" {
-		q, err := bus.OpenAMQPJobQueue(ctx, bus.AMQPJobQueueConfig{URL: cfg.AMQP.URL, Exchange: cfg.AMQP.JobExchange, Queue: cfg.AMQP.JobQueue, Log: g.log})
-		if err != nil {
-			return nil, nil, err
-		}
-		return q, func() { q.Close() }, nil
-	}
-	q, err := bus.OpenDiskQueue(cfg.Path("queue"))
+	q, closeQ, err := bus.OpenJobQueue(ctx, cfg, g.log)
 	if err != nil {
 		return nil, nil, err
 	}
-	return q, func() {}, nil
+	return q, func() { closeQ() }, nil
 }
 
 // openJobLog opens the JSON-lines file every scheduled job is appended to.
-func openJobLog(cfg config.Config) (*os.File, error) {
-	path := cfg.Trigger.JobLog
-	if path == "" {
-		path = "jobs.jsonl"
-	}
-	path = cfg.Path(path)
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, fmt.Errorf("job log %s: %w", path, err)
-	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("job log %s: %w", path, err)
-	}
-	return f, nil
-}
+func openJobLog(cfg config.Config) (*os.File, error) { return trigger.OpenJobLog(cfg) }
