@@ -32,6 +32,7 @@ type Parser struct {
 	MaxYAML int
 
 	lineNo   int
+	lineBuf  []byte
 	started  bool // a non-blank line has been seen
 	done     bool
 	bailed   bool
@@ -132,7 +133,9 @@ func (p *Parser) readLine() (string, bool, error) {
 		p.lineNo++
 		return l, true, nil
 	}
-	var buf []byte
+	// buf is reused from line to line; only the returned string is new.
+	buf := p.lineBuf[:0]
+	defer func() { p.lineBuf = buf[:0] }()
 	truncated := false
 	for {
 		chunk, err := p.r.ReadSlice('\n')
