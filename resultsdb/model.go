@@ -1,7 +1,3 @@
-// Package resultsdb is a ResultsDB API v2.0 compatible server (reference §6):
-// the HTTP API under /api/v2.0, server-rendered pages for QA under /, and
-// its stores on SQLite and PostgreSQL, with an outbox that publishes
-// resultsdb.result.new messages to AMQP.
 package resultsdb
 
 import (

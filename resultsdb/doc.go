@@ -1,0 +1,23 @@
+// Package resultsdb is a ResultsDB API v2.0 compatible server (reference
+// §6): the HTTP API under /api/v2.0, server-rendered pages for QA under /,
+// its stores on SQLite and PostgreSQL, and an outbox that publishes
+// resultsdb.result.new messages to AMQP.
+//
+// Use:
+//
+//	store, err := resultsdb.Open(ctx, "sqlite:/var/lib/taskotron/resultsdb.sqlite") // or "postgres://…"
+//	defer store.Close()
+//	http.ListenAndServe(addr, resultsdb.NewServer(store, resultsdb.Options{BaseURL: "http://" + addr}))
+//
+// Open creates and migrates the database (versioned steps in migrate.go).
+// With Options.Events, every new result also gets an outbox entry in its
+// transaction; a Publisher (NewPublisher(store, …).Run(ctx)) sends them
+// and removes each once the broker confirms it.
+//
+// The pages mirror the API: /results?item=…&type=… shows what
+// /api/v2.0/results?item=…&type=… returns, and the item page is
+// /results/latest?item=…&type=…&_distinct_on=arch.
+//
+// BenchmarkResultsDB measures the queries of issue 6 on both stores; set
+// RESULTSDB_BENCH_ROWS=1000000 for the full-size run.
+package resultsdb
