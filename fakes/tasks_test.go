@@ -97,6 +97,12 @@ func TestRpmlintTask(t *testing.T) {
 	if len(clean.Results) != 1 || clean.Results[0].Outcome != contract.Passed || !strings.HasPrefix(clean.Results[0].Note, "0 errors, ") {
 		t.Errorf("pythree = %+v", clean.Results)
 	}
+	// An arch-specific build (a compiled binary) that rpmlint passes.
+	greet := runTask(t, "rpmlint", "greet-1.0-1.fc40", "koji_build")
+	if len(greet.Results) != 1 || greet.Results[0].Outcome != contract.Passed || !strings.HasPrefix(greet.Results[0].Note, "0 errors, ") ||
+		strings.Join(greet.Results[0].Arch.Names, ",") != "src,x86_64" {
+		t.Errorf("greet = %+v", greet.Results)
+	}
 }
 
 func TestPythonVersionsTask(t *testing.T) {
