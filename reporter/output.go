@@ -9,7 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -167,7 +169,8 @@ func parseTAP(r io.Reader, d Defaults) (Output, error) {
 		if t.HasYAML && strings.TrimSpace(t.YAML) != "" {
 			var v any
 			if err := yaml.Unmarshal([]byte(t.YAML), &v); err != nil {
-				oe.add(fmt.Errorf("%s: YAML block: %s", where, oneLine(err.Error())))
+				// The block's first line follows the test line and "---".
+				oe.add(fmt.Errorf("%s: YAML block: %s", where, streamLines(oneLine(err.Error()), ev.Line+1)))
 				continue
 			}
 			m, ok := normalize(v).(map[string]any)
@@ -427,3 +430,18 @@ func normalize(v any) any {
 }
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+var yamlLine = regexp.MustCompile(`(?:yaml: )?line ([0-9]+)`)
+
+// streamLines turns the YAML parser's line numbers, counted from a block's
+// first line, into line numbers of the whole stream, so an error points at
+// the line to look at.
+func streamLines(msg string, offset int) string {
+	return yamlLine.ReplaceAllStringFunc(msg, func(m string) string {
+		n, err := strconv.Atoi(yamlLine.FindStringSubmatch(m)[1])
+		if err != nil {
+			return m
+		}
+		return fmt.Sprintf("line %d", n+offset)
+	})
+}

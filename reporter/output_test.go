@@ -121,6 +121,21 @@ func TestParseOutputErrorsKeepValidResults(t *testing.T) {
 	}
 }
 
+// TestParseOutputYAMLErrorNamesTheStreamLine: a broken YAML block is
+// reported at the line of the stream where it breaks, not at a line
+// number counted inside the block.
+func TestParseOutputYAMLErrorNamesTheStreamLine(t *testing.T) {
+	in := "TAP version 13\n1..1\nok 1\n  ---\n  item: x\n  outcome: [\n  ...\n"
+	_, err := ParseOutput([]byte(in), Defaults{CheckName: "t", Type: "koji_build"})
+	var oe *OutputError
+	if !errors.As(err, &oe) || len(oe.Lines) != 1 {
+		t.Fatalf("err = %v", err)
+	}
+	if !strings.HasPrefix(oe.Lines[0], "test 1 (line 3): YAML block: line 6: ") {
+		t.Errorf("error = %q, want it to name line 6, where the block breaks", oe.Lines[0])
+	}
+}
+
 func TestParseOutputRejectsOtherInput(t *testing.T) {
 	for _, in := range []string{"", "hello world\n", "results: 5\n", "[1, 2]\n", "results:\n  - just a string\n"} {
 		if _, err := ParseOutput([]byte(in), Defaults{CheckName: "t", Item: "i", Type: "koji_build"}); err == nil {
