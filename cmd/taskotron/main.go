@@ -116,6 +116,13 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return 2
 	}
 	if err := cmd.run(ctx, g, rest[1:]); err != nil {
+		var help *helpRequest
+		if errors.As(err, &help) {
+			fmt.Fprintf(stdout, "usage: taskotron %s [flags] — %s\n", name, cmd.summary)
+			help.fs.SetOutput(stdout)
+			help.fs.PrintDefaults()
+			return 0
+		}
 		var ee *exitError
 		if errors.As(err, &ee) {
 			if ee.err != nil {
@@ -166,12 +173,20 @@ func newFlags(name string) *flag.FlagSet {
 	return fs
 }
 
+// helpRequest asks run to print a subcommand's flags (-h, --help).
+type helpRequest struct{ fs *flag.FlagSet }
+
+func (h *helpRequest) Error() string { return "help requested" }
+
 // parseFlags parses a subcommand's flags; Go's flag package stops at the
 // first positional argument, so flags after it are parsed too.
 func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
 	var positional []string
 	for {
 		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, &helpRequest{fs: fs}
+			}
 			return nil, usagef("%v", err)
 		}
 		args = fs.Args()

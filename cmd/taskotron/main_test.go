@@ -71,3 +71,10 @@ func TestHelpListsSubcommands(t *testing.T) {
 		}
 	}
 }
+
+func TestSubcommandHelpPrintsItsFlags(t *testing.T) {
+	code, out, _ := runCLI(t, nil, "up", "-h")
+	if code != 0 || !strings.Contains(out, "-once") || !strings.Contains(out, "usage: taskotron up") {
+		t.Errorf("exit %d, stdout %q", code, out)
+	}
+}
