@@ -53,6 +53,9 @@ type WorkerOptions struct {
 type Worker struct {
 	opts WorkerOptions
 	log  *slog.Logger
+
+	mu      sync.Mutex
+	running map[string]bool // uuids of the jobs running here
 }
 
 // NewWorker makes a Worker.
@@ -70,7 +73,7 @@ func NewWorker(opts WorkerOptions) *Worker {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Worker{opts: opts, log: log}
+	return &Worker{opts: opts, log: log, running: map[string]bool{}}
 }
 
 // Run consumes jobs until ctx ends or the queue is drained (bus.ErrDrained),
@@ -155,6 +158,32 @@ func (w *Worker) handle(stop, ctx context.Context, d bus.JobDelivery) {
 		job.UUID = JobUUID(job)
 	}
 	log := w.log.With("uuid", job.UUID, "task", job.TaskName, "item", job.Item, "arch", job.Arch, "attempt", job.Attempt)
+	// A duplicate of a job running here (a retry published just before a
+	// crash) would share its folders and kill its processes. The running
+	// one acks or hands back the job itself, so the duplicate can go.
+	w.mu.Lock()
+	dup := w.running[job.UUID]
+	w.running[job.UUID] = true
+	w.mu.Unlock()
+	if dup {
+		log.Warn("a delivery of a job that is running here already; dropped")
+		if err := d.Ack(); err != nil {
+			log.Error("ack of the duplicate failed", "err", err)
+		}
+		return
+	}
+	var once sync.Once
+	release := func() {
+		once.Do(func() {
+			w.mu.Lock()
+			delete(w.running, job.UUID)
+			w.mu.Unlock()
+		})
+	}
+	defer release()
+	// A job handed back may come straight back here: it is no duplicate.
+	orig := d
+	d = bus.NewJobDelivery(orig.Job, orig.Ack, func() error { release(); return orig.Nack() })
 	if job.Attempt > w.opts.MaxAttempts {
 		reason := fmt.Sprintf("gave up after %d attempts: the job never finished (its worker died or was killed each time)", w.opts.MaxAttempts)
 		if a := w.opts.Runner.LastAction(job.UUID); a != "" {
@@ -188,6 +217,8 @@ func (w *Worker) handle(stop, ctx context.Context, d bus.JobDelivery) {
 			_ = d.Nack()
 			return
 		}
+		// The next attempt may be taken here at once: it is no duplicate.
+		release()
 		// Publish the next attempt, then drop this one: the count survives
 		// on every queue, and a duplicate left by a crash in between is
 		// reported once (the reporter is idempotent per uuid).

@@ -2,6 +2,7 @@ package runner
 
 import (
 	"context"
+	"fmt"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -191,8 +192,18 @@ func TestWorkerGivesUpAfterMaxAttempts(t *testing.T) {
 }
 
 func TestWorkerRetriesInfrastructureFailures(t *testing.T) {
+	// With 2 slots the next attempt can be taken while the last one is
+	// still finishing: it must not pass for a duplicate.
+	for _, conc := range []int{1, 2} {
+		t.Run(fmt.Sprintf("concurrency %d", conc), func(t *testing.T) { testWorkerRetries(t, conc) })
+	}
+}
+
+func testWorkerRetries(t *testing.T, concurrency int) {
 	s := newStack(t)
-	ctx := context.Background()
+	// A lost job would leave the worker waiting for it forever.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
 	// Koji does not answer: the infrastructure failed, not the package.
 	s.runner.opts.Config.Koji.URL = "http://127.0.0.1:1/kojihub"
 	s.runner.opts.Config.Koji.Retries = 0
@@ -202,7 +213,7 @@ func TestWorkerRetriesInfrastructureFailures(t *testing.T) {
 	}
 	var runs []int
 	var mu sync.Mutex
-	w := NewWorker(WorkerOptions{Queue: s.queue, Runner: s.runner, Reporter: s.reporter, MaxAttempts: 3, RetryWait: 10 * time.Millisecond,
+	w := NewWorker(WorkerOptions{Queue: s.queue, Runner: s.runner, Reporter: s.reporter, MaxAttempts: 3, RetryWait: 10 * time.Millisecond, Concurrency: concurrency,
 		OnDone: func(j contract.Job, e contract.Execution) {
 			mu.Lock()
 			runs = append(runs, j.Attempt)
@@ -522,5 +533,38 @@ func TestWorkerStopsDuringARetryWait(t *testing.T) {
 	}
 	if rs := s.stored(t, "w-wait"); len(rs) != 0 {
 		t.Fatalf("reported before its attempts were used up: %+v", rs)
+	}
+}
+
+// TestWorkerDropsADuplicateOfARunningJob: two deliveries of one job (a
+// retry published just before a crash) taken at once by one worker: the
+// second does not run beside the first, which would share its folders and
+// kill its processes; the job is reported once, PASSED.
+func TestWorkerDropsADuplicateOfARunningJob(t *testing.T) {
+	s := newStack(t)
+	s.addTask(t, "slow", slowFormula)
+	j := job("w-dup", "slow", "a-1-1")
+	if err := s.queue.Publish(context.Background(), j, j); err != nil {
+		t.Fatal(err)
+	}
+	s.queue.Seal()
+	var mu sync.Mutex
+	var runs []contract.Execution
+	w := NewWorker(WorkerOptions{Queue: s.queue, Runner: s.runner, Reporter: s.reporter, Concurrency: 2, OnDone: func(_ contract.Job, e contract.Execution) {
+		mu.Lock()
+		runs = append(runs, e)
+		mu.Unlock()
+	}})
+	if err := w.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if rs := s.stored(t, "w-dup"); len(rs) != 1 || rs[0].Outcome != "PASSED" {
+		t.Fatalf("stored %+v, want one PASSED", rs)
+	}
+	if len(runs) != 1 {
+		t.Fatalf("ran %d times: %+v", len(runs), runs)
+	}
+	if p, f := s.queue.Len(); p != 0 || f != 0 {
+		t.Fatalf("queue: %d pending, %d in flight", p, f)
 	}
 }
