@@ -96,10 +96,15 @@ func newBodhi(o BodhiOptions, stateFile string, hc *http.Client, retryMax int, w
 	return b, nil
 }
 
-// CommentText is the comment for one result, in AutoQA's format.
+// CommentText is the comment for one result, in AutoQA's format; without
+// a log URL the sentence ends after the arch.
 func CommentText(checkname string, outcome contract.Outcome, arch, logURL string) string {
 	if arch == "" {
 		arch = "noarch"
+	}
+	if logURL == "" {
+		// No artifacts URL configured: no dangling "Result log:".
+		return fmt.Sprintf("Taskotron: %s test %s on %s.", checkname, outcome, arch)
 	}
 	return fmt.Sprintf("Taskotron: %s test %s on %s. Result log: %s", checkname, outcome, arch, logURL)
 }

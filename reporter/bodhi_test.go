@@ -190,3 +190,28 @@ func TestBodhiCommentActionsAreMade(t *testing.T) {
 		t.Fatalf("comments = %+v", got)
 	}
 }
+
+// TestBodhiCommentActionsReplaceTheAutomaticOnes: an update a formula
+// commented on gets that comment only, not also the reporter's own
+// comment about the same failure; other updates still get theirs.
+func TestBodhiCommentActionsReplaceTheAutomaticOnes(t *testing.T) {
+	fb := &fakeBodhi{}
+	bsrv := httptest.NewServer(fb)
+	defer bsrv.Close()
+	r, _ := newTestReporter(t, "", t.TempDir(), func(o *Options) {
+		o.Bodhi = BodhiOptions{URL: bsrv.URL, Token: "bodhi-token"}
+		o.ArtifactsURL = ""
+	})
+	e := bodhiExecution("b-6")
+	e.Extra = contract.Extra{"bodhi_comments": []contract.BodhiComment{{Update: "FEDORA-2024-abc123", Text: "Taskotron: depcheck failed, see the log."}}}
+	other := contract.Result{Item: "FEDORA-2024-fff000", Type: "bodhi_update", CheckName: "dist.depcheck", Outcome: contract.Failed, Arch: contract.OneArch("x86_64")}
+	e.Results = append(e.Results, other)
+	cs := r.ExecutionComments(e, mustPosts(t, r, e))
+	if len(cs) != 2 || cs[0].Text != "Taskotron: depcheck failed, see the log." || cs[1].Update != "FEDORA-2024-fff000" {
+		t.Fatalf("comments = %+v", cs)
+	}
+	// Without an artifacts URL the comment has no dangling "Result log:".
+	if cs[1].Text != "Taskotron: dist.depcheck test FAILED on x86_64." {
+		t.Errorf("text = %q", cs[1].Text)
+	}
+}

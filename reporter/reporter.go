@@ -121,19 +121,30 @@ func (r *Reporter) Comments(posts []contract.ResultsDBPost) []contract.BodhiComm
 }
 
 // ExecutionComments lists the Bodhi comments an execution should lead to
-// (none when Bodhi is not configured): those its posts call for, then those
-// its bodhi_comment actions made (the runner keeps them in the execution's
-// Extra "bodhi_comments").
+// (none when Bodhi is not configured): those its bodhi_comment actions made
+// (the runner keeps them in the execution's Extra "bodhi_comments"), and
+// those its posts call for on the other updates. A formula that comments
+// on an update has said what to say there, so the update does not get a
+// second comment about the same results.
 func (r *Reporter) ExecutionComments(exec contract.Execution, posts []contract.ResultsDBPost) []contract.BodhiComment {
 	if r.bodhi == nil {
 		return nil
 	}
-	cs := r.bodhi.comments(posts)
 	asked, err := ActionComments(exec)
 	if err != nil {
 		r.log.Error("Bodhi comments of the bodhi_comment actions unreadable, not made", "uuid", exec.UUID, "err", err)
 	}
-	return append(cs, asked...)
+	done := map[string]bool{}
+	for _, c := range asked {
+		done[c.Update] = true
+	}
+	out := asked
+	for _, c := range r.bodhi.comments(posts) {
+		if !done[c.Update] {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // ActionComments reads the comments bodhi_comment actions made from an
