@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
+	"slices"
 	"sync"
 	"time"
 
@@ -25,6 +27,10 @@ type AMQPJobQueueConfig struct {
 	// Arches are the queues Next consumes from (a worker's arches). Publish
 	// declares the queue of any arch it sees, so no job is unroutable.
 	Arches []string
+	// HostArch is the arch of the machine the worker runs on (default
+	// HostArch()). Next also takes the match_host_arch jobs of that arch,
+	// when it is one of Arches.
+	HostArch string
 	// Prefetch bounds the jobs a worker holds unacked (default 1: a job
 	// waits in the queue, where another worker can take it).
 	Prefetch int
@@ -36,6 +42,15 @@ type AMQPJobQueueConfig struct {
 // AMQPJobQueue is the production job queue: durable priority queues, one per
 // arch, persistent messages and publisher confirms. It reconnects on the
 // next call after a lost connection.
+//
+// Routing: a job goes to <queue>.<arch> (routing key <arch>). A worker
+// takes from the queues of the arches it is given, which may include arches
+// its machine can merely run (an x86_64 host taking i686 jobs). A job whose
+// rule says match_host_arch (and whose arch is not noarch) goes to
+// <queue>.<arch>.host instead, which a worker takes from only when <arch>
+// is both one of its arches and its machine's own (HostArch): so an i686
+// match_host_arch job waits for an i686 machine even when x86_64 workers
+// take i686 jobs.
 type AMQPJobQueue struct {
 	cfg AMQPJobQueueConfig
 	log *slog.Logger
@@ -63,6 +78,9 @@ func OpenAMQPJobQueue(ctx context.Context, cfg AMQPJobQueueConfig) (*AMQPJobQueu
 	if cfg.MaxPriority <= 0 {
 		cfg.MaxPriority = 9
 	}
+	if cfg.HostArch == "" {
+		cfg.HostArch = HostArch()
+	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
@@ -72,8 +90,8 @@ func OpenAMQPJobQueue(ctx context.Context, cfg AMQPJobQueueConfig) (*AMQPJobQueu
 	if err := q.connectLocked(); err != nil {
 		return nil, err
 	}
-	for _, a := range cfg.Arches {
-		if err := q.declareLocked(a); err != nil {
+	for _, k := range q.consumed() {
+		if err := q.declareLocked(k); err != nil {
 			return nil, err
 		}
 	}
@@ -82,6 +100,42 @@ func OpenAMQPJobQueue(ctx context.Context, cfg AMQPJobQueueConfig) (*AMQPJobQueu
 
 // QueueName is the queue holding jobs for arch.
 func (q *AMQPJobQueue) QueueName(arch string) string { return q.cfg.Queue + "." + arch }
+
+// hostSuffix marks the routing keys and queues of match_host_arch jobs.
+const hostSuffix = ".host"
+
+// routingKey is where a job goes: its arch, or its arch's host-only queue
+// when it must run on a machine of that arch.
+func routingKey(j contract.Job) string {
+	if mustMatch, _ := j.Extra["match_host_arch"].(bool); mustMatch && j.Arch != "noarch" {
+		return j.Arch + hostSuffix
+	}
+	return j.Arch
+}
+
+// HostArch is this machine's arch as Fedora names it (x86_64, aarch64, …).
+func HostArch() string {
+	switch runtime.GOARCH {
+	case "amd64":
+		return "x86_64"
+	case "arm64":
+		return "aarch64"
+	case "386":
+		return "i686"
+	case "arm":
+		return "armhfp"
+	}
+	return runtime.GOARCH // ppc64le, s390x, riscv64 are the same in both
+}
+
+// consumed are the routing keys Next takes jobs from.
+func (q *AMQPJobQueue) consumed() []string {
+	keys := append([]string{}, q.cfg.Arches...)
+	if slices.Contains(q.cfg.Arches, q.cfg.HostArch) && q.cfg.HostArch != "noarch" {
+		keys = append(keys, q.cfg.HostArch+hostSuffix)
+	}
+	return keys
+}
 
 func (q *AMQPJobQueue) connectLocked() error {
 	if q.conn != nil && !q.conn.IsClosed() && q.pub != nil && !q.pub.IsClosed() {
@@ -108,19 +162,21 @@ func (q *AMQPJobQueue) connectLocked() error {
 	return nil
 }
 
-func (q *AMQPJobQueue) declareLocked(arch string) error {
-	if q.declared[arch] {
+// declareLocked declares the queue for a routing key (an arch, or an arch's
+// host-only key) and binds it.
+func (q *AMQPJobQueue) declareLocked(key string) error {
+	if q.declared[key] {
 		return nil
 	}
-	name := q.QueueName(arch)
+	name := q.QueueName(key)
 	args := amqp.Table{"x-max-priority": int32(q.cfg.MaxPriority)}
 	if _, err := q.pub.QueueDeclare(name, true, false, false, false, args); err != nil {
 		return fmt.Errorf("job queue %s: %w", name, err)
 	}
-	if err := q.pub.QueueBind(name, arch, q.cfg.Exchange, false, nil); err != nil {
+	if err := q.pub.QueueBind(name, key, q.cfg.Exchange, false, nil); err != nil {
 		return fmt.Errorf("job queue %s: bind: %w", name, err)
 	}
-	q.declared[arch] = true
+	q.declared[key] = true
 	return nil
 }
 
@@ -147,7 +203,7 @@ func (q *AMQPJobQueue) Publish(ctx context.Context, jobs ...contract.Job) error 
 		return err
 	}
 	for _, j := range jobs {
-		if err := q.declareLocked(j.Arch); err != nil {
+		if err := q.declareLocked(routingKey(j)); err != nil {
 			q.dropLocked()
 			q.mu.Unlock()
 			return err
@@ -158,7 +214,7 @@ func (q *AMQPJobQueue) Publish(ctx context.Context, jobs ...contract.Job) error 
 
 	confirms := make([]*amqp.DeferredConfirmation, len(jobs))
 	for i, j := range jobs {
-		dc, err := pub.PublishWithDeferredConfirmWithContext(ctx, q.cfg.Exchange, j.Arch, false, false, amqp.Publishing{
+		dc, err := pub.PublishWithDeferredConfirmWithContext(ctx, q.cfg.Exchange, routingKey(j), false, false, amqp.Publishing{
 			ContentType:  "application/json",
 			DeliveryMode: amqp.Persistent,
 			Priority:     priority(j.Priority, q.cfg.MaxPriority),
@@ -292,13 +348,13 @@ func (q *AMQPJobQueue) consumer() (<-chan amqp.Delivery, error) {
 	merged := make(chan amqp.Delivery)
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
-	for _, a := range q.cfg.Arches {
-		if err := q.declareLocked(a); err != nil {
+	for _, k := range q.consumed() {
+		if err := q.declareLocked(k); err != nil {
 			return nil, err
 		}
-		msgs, err := ch.Consume(q.QueueName(a), "", false, false, false, false, nil)
+		msgs, err := ch.Consume(q.QueueName(k), "", false, false, false, false, nil)
 		if err != nil {
-			return nil, fmt.Errorf("amqp job queue: consume %s: %w", q.QueueName(a), err)
+			return nil, fmt.Errorf("amqp job queue: consume %s: %w", q.QueueName(k), err)
 		}
 		wg.Add(1)
 		go func() {

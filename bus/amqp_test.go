@@ -2,9 +2,11 @@ package bus
 
 import (
 	"context"
+	"expvar"
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -148,6 +150,12 @@ func TestAMQPSourceWatchdog(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer src.Close()
+	// Idle with an empty queue is not a stall.
+	time.Sleep(time.Second)
+	if n := src.Stalls(); n != 0 {
+		t.Fatalf("%d stalls reported for an idle consumer of an empty queue", n)
+	}
+	before := metricValue(t, "source_stalls")
 	for range 5 {
 		admin.PublishWithContext(t.Context(), "amq.topic", topic, false, false, amqp.Publishing{Body: []byte(`{}`)})
 	}
@@ -157,6 +165,19 @@ func TestAMQPSourceWatchdog(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "a stall report", 5*time.Second, func() bool { return src.Stalls() > 0 })
+	if after := metricValue(t, "source_stalls"); after <= before {
+		t.Errorf("metric taskotron_amqp.source_stalls did not go up (%d → %d)", before, after)
+	}
+}
+
+// metricValue reads a counter of the taskotron_amqp expvar map.
+func metricValue(t *testing.T, name string) int64 {
+	t.Helper()
+	v, ok := expvar.Get("taskotron_amqp").(*expvar.Map).Get(name).(*expvar.Int)
+	if !ok {
+		return 0
+	}
+	return v.Value()
 }
 
 func TestAMQPSourceBadURL(t *testing.T) {
@@ -241,4 +262,69 @@ func FuzzDecodeAMQP(f *testing.F) {
 			t.Fatalf("decoded message without body or id: %+v", msg)
 		}
 	})
+}
+
+// A match_host_arch job waits for a worker on a machine of its arch, even
+// when workers on other machines take that arch's plain jobs.
+func TestAMQPJobQueueMatchHostArch(t *testing.T) {
+	prefix := randomName("test-hostarch")
+	queues := []string{prefix + ".i686", prefix + ".i686.host", prefix + ".x86_64", prefix + ".x86_64.host", prefix + ".noarch"}
+	ptrs := make([]*string, len(queues))
+	for i := range queues {
+		ptrs[i] = &queues[i]
+	}
+	admin := adminChannel(t, ptrs...)
+	exchange := prefix + ".exchange"
+	t.Cleanup(func() { admin.ExchangeDelete(exchange, false, false) })
+	open := func(host string, arches ...string) *AMQPJobQueue {
+		q, err := OpenAMQPJobQueue(t.Context(), AMQPJobQueueConfig{URL: testAMQPURL(), Exchange: exchange, Queue: prefix, Arches: arches, HostArch: host, Prefetch: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { q.Close() })
+		return q
+	}
+	hostOnly := contract.Extra{"match_host_arch": true}
+	job := func(uuid, arch string, extra contract.Extra) contract.Job {
+		return contract.Job{Item: "foo-1-1.fc40", ItemType: "koji_build", TaskName: "abicheck", Arch: arch, UUID: uuid, Extra: extra}
+	}
+	pub := open("x86_64")
+	if err := pub.Publish(t.Context(),
+		job("i686-any", "i686", nil), job("i686-host", "i686", hostOnly),
+		job("x86_64-host", "x86_64", hostOnly), job("noarch-host", "noarch", hostOnly)); err != nil {
+		t.Fatal(err)
+	}
+	take := func(q *AMQPJobQueue) []string {
+		var got []string
+		for {
+			ctx, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
+			d, err := q.Next(ctx)
+			cancel()
+			if err != nil {
+				// Stop consuming: a worker left open would hold later jobs.
+				q.Close()
+				sort.Strings(got)
+				return got
+			}
+			got = append(got, d.Job.UUID)
+			d.Ack()
+		}
+	}
+	// An x86_64 machine that also runs i686 jobs.
+	if got := fmt.Sprint(take(open("x86_64", "x86_64", "i686", "noarch"))); got != "[i686-any noarch-host x86_64-host]" {
+		t.Errorf("x86_64 worker took %s, want i686-any noarch-host x86_64-host (never i686-host)", got)
+	}
+	if got := fmt.Sprint(take(open("i686", "i686"))); got != "[i686-host]" {
+		t.Errorf("i686 worker took %s, want i686-host", got)
+	}
+	// A worker not given its own arch takes no host-only jobs of it.
+	if err := pub.Publish(t.Context(), job("x86_64-host-2", "x86_64", hostOnly)); err != nil {
+		t.Fatal(err)
+	}
+	if got := take(open("x86_64", "noarch")); len(got) != 0 {
+		t.Errorf("noarch-only worker took %v", got)
+	}
+	if got := fmt.Sprint(take(open("x86_64", "x86_64"))); got != "[x86_64-host-2]" {
+		t.Errorf("x86_64 worker took %s", got)
+	}
 }
