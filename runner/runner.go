@@ -380,6 +380,10 @@ func (x *run) execute(ctx context.Context, overrides map[string]string) {
 			return
 		}
 	}
+	if err := checkRefs(f, vars); err != nil {
+		fail(err)
+		return
+	}
 	origin, _ := in.Extra["task_origin"].(string)
 	x.env = &directives.Env{TaskDir: taskDir, WorkDir: workdir, ArtifactsDir: x.artifacts, Vars: vars, Config: x.r.opts.Config, Log: x.log, Origin: origin}
 	defer x.takeComments()
@@ -513,6 +517,36 @@ func checkInputs(f *formula.Formula, vars map[string]any, itemType string) error
 		}
 		if !found {
 			return fmt.Errorf("%s:%d: input.args needs %s, but the item type is %q", f.File, arg.Line, arg, itemType)
+		}
+	}
+	return nil
+}
+
+// checkRefs finds, before anything runs, a variable an action uses that
+// is not defined by then (not built in, overridden or exported by an
+// earlier action): a typo in the last action should not cost a long run.
+// Directives that substitute their parameters themselves (shell, whose
+// scripts keep their own $1) are checked when they run.
+func checkRefs(f *formula.Formula, vars map[string]any) error {
+	defined := map[string]bool{}
+	for k := range vars {
+		defined[k] = true
+	}
+	for _, a := range f.Actions {
+		d, _ := directives.Lookup(a.Directive)
+		if _, raw := d.(directives.Unexpanded); !raw {
+			refs, err := formula.Refs(a.Params)
+			if err != nil {
+				return fmt.Errorf("%s: action %q: %w", f.Where(a), a.Name, err)
+			}
+			for _, name := range refs {
+				if !defined[name] {
+					return fmt.Errorf("%s: action %q: %w", f.Where(a), a.Name, &formula.UndefinedError{Name: name})
+				}
+			}
+		}
+		if a.Export != "" {
+			defined[a.Export] = true
 		}
 	}
 	return nil

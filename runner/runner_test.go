@@ -499,3 +499,32 @@ func TestLeftoversOfAnEarlierAttemptAreKilled(t *testing.T) {
 		t.Errorf("the runner log does not say it killed leftovers:\n%s", log)
 	}
 }
+
+// TestUndefinedVariablesFoundBeforeAnythingRuns: a variable no one defines
+// by the time an action uses it fails the run before the first action; an
+// export is defined for the actions after it only; shell scripts keep
+// their own $1.
+func TestUndefinedVariablesFoundBeforeAnythingRuns(t *testing.T) {
+	r, _ := testRunner(t, nil)
+	marker := filepath.Join(t.TempDir(), "ran")
+	for src, want := range map[string]string{
+		"name: t\nactions:\n  - shell: [[touch, " + marker + "]]\n  - name: late\n    dummy: {result: PASS, msg: '${typo}'}\n":                                             `runtask.yml:4: action "late": undefined variable "typo"`,
+		"name: t\nactions:\n  - shell: [[touch, " + marker + "]]\n  - name: early\n    dummy: {result: PASS, msg: '${out}'}\n  - dummy: {result: PASS}\n    export: out\n": `runtask.yml:4: action "early": undefined variable "out"`,
+	} {
+		ex, err := r.Run(context.Background(), contract.RunnerInput{Item: "x-1-1", ItemType: "koji_build", Formula: task(t, src, nil)}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ex.ExecutionStatus != contract.ExecutionNotOK || !strings.Contains(ex.Status, want) {
+			t.Errorf("got %q, want %q", ex.Status, want)
+		}
+		if _, err := os.Stat(marker); !os.IsNotExist(err) {
+			t.Fatalf("the first action ran although a later one uses an undefined variable")
+		}
+	}
+	ok := "name: t\nactions:\n  - dummy: {result: PASS, msg: hi}\n    export: out\n  - shell:\n      - {shell: sh, script: 'test \"$1\" = hi', args: ['${out}']}\n  - dummy: {result: PASS, msg: '${out} ${koji_build} ${over}'}\n"
+	ex, _ := r.Run(context.Background(), contract.RunnerInput{Item: "x-1-1", ItemType: "koji_build", Formula: task(t, ok, nil)}, map[string]string{"over": "o"})
+	if ex.ExecutionStatus != contract.ExecutionOK {
+		t.Fatalf("a well-formed formula failed: %s", ex.Status)
+	}
+}

@@ -296,3 +296,57 @@ func Words(s string) ([]string, error) {
 	}
 	return words, nil
 }
+
+// Refs lists the variables v uses (in strings, list items, map keys and
+// values), by name without attributes, in order of first use. It fails
+// like Expand would on a malformed placeholder.
+func Refs(v any) ([]string, error) {
+	var out []string
+	seen := map[string]bool{}
+	var walk func(v any) error
+	str := func(s string) error {
+		if !strings.Contains(s, "$") {
+			return nil
+		}
+		pieces, err := parseTemplate(s)
+		if err != nil {
+			return err
+		}
+		for _, p := range pieces {
+			if p.path != nil && !seen[p.path[0]] {
+				seen[p.path[0]] = true
+				out = append(out, p.path[0])
+			}
+		}
+		return nil
+	}
+	walk = func(v any) error {
+		switch x := v.(type) {
+		case string:
+			return str(x)
+		case []any:
+			for _, item := range x {
+				if err := walk(item); err != nil {
+					return err
+				}
+			}
+		case map[string]any:
+			keys := make([]string, 0, len(x))
+			for k := range x {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			for _, k := range keys {
+				if err := str(k); err != nil {
+					return err
+				}
+				if err := walk(x[k]); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	err := walk(v)
+	return out, err
+}
