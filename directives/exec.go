@@ -43,7 +43,7 @@ var exportedVars = []string{"item", "type", "arch", "uuid", "jobid", "workdir", 
 
 // ProcessEnv is the environment a task's process gets: the variables of
 // this process named in runner.env_allowlist, TASKOTRON_ITEM and friends,
-// then extra.
+// TASKOTRON_RUNNER (this process's ProcessMark), then extra.
 func (e *Env) ProcessEnv(extra map[string]string) []string {
 	vals := map[string]string{}
 	for _, name := range e.Config.Runner.EnvAllowlist {
@@ -55,6 +55,9 @@ func (e *Env) ProcessEnv(extra map[string]string) []string {
 		if v, ok := e.Vars[name].(string); ok {
 			vals["TASKOTRON_"+strings.ToUpper(name)] = v
 		}
+	}
+	if m := ProcessMark(); m != "" {
+		vals[RunnerEnv] = m
 	}
 	for k, v := range extra {
 		vals[k] = v

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"syscall"
 	"time"
+
+	"taskotron/directives"
 )
 
 // killLeftovers kills what an earlier attempt of this execution left
@@ -19,6 +21,39 @@ func killLeftovers(uuid string) int {
 		return 0
 	}
 	want := []byte("TASKOTRON_UUID=" + uuid)
+	return killMatching(func(environ []byte) bool { return envEntry(environ, want) != nil })
+}
+
+// KillOrphans kills the task processes whose worker (or runtask) died
+// before they ended: those marked with a TASKOTRON_RUNNER that no longer
+// runs. A worker calls it when it starts, so that a host's orphans end even
+// when their job went to another host.
+func KillOrphans() int {
+	prefix := []byte(directives.RunnerEnv + "=")
+	self := directives.ProcessMark()
+	alive := map[string]bool{}
+	return killMatching(func(environ []byte) bool {
+		m := envEntry(environ, prefix)
+		if m == nil {
+			return false
+		}
+		mark := string(m[len(prefix):])
+		if mark == self {
+			return false
+		}
+		ok, known := alive[mark]
+		if !known {
+			ok = directives.MarkAlive(mark)
+			alive[mark] = ok
+		}
+		return !ok
+	})
+}
+
+// killMatching kills every process of ours whose environment match
+// accepts, and the process group it is in (members that scrubbed their
+// environment too). It returns how many processes matched.
+func killMatching(match func(environ []byte) bool) int {
 	self, ownGroup := os.Getpid(), syscall.Getpgrp()
 	killed := 0
 	// A dying process may fork once more; a few rounds catch its children.
@@ -35,12 +70,11 @@ func killLeftovers(uuid string) int {
 			}
 			// Other users' processes are unreadable here, and not ours.
 			env, err := os.ReadFile("/proc/" + e.Name() + "/environ")
-			if err != nil || !hasEnvEntry(env, want) {
+			if err != nil || !match(env) {
 				continue
 			}
 			found++
 			if pgid, err := syscall.Getpgid(pid); err == nil && pgid > 1 && pgid != ownGroup {
-				// Members that scrubbed their environment too.
 				_ = syscall.Kill(-pgid, syscall.SIGKILL)
 			}
 			_ = syscall.Kill(pid, syscall.SIGKILL)
@@ -54,14 +88,16 @@ func killLeftovers(uuid string) int {
 	return killed
 }
 
-// hasEnvEntry tells whether a /proc/<pid>/environ block holds entry exactly.
-func hasEnvEntry(environ, entry []byte) bool {
+// envEntry finds the entry of a /proc/<pid>/environ block that equals
+// entry or, when entry ends with '=', starts with it; nil if none does.
+func envEntry(environ, entry []byte) []byte {
+	prefix := len(entry) > 0 && entry[len(entry)-1] == '='
 	for len(environ) > 0 {
 		var e []byte
 		e, environ, _ = bytes.Cut(environ, []byte{0})
-		if bytes.Equal(e, entry) {
-			return true
+		if bytes.Equal(e, entry) || prefix && bytes.HasPrefix(e, entry) {
+			return e
 		}
 	}
-	return false
+	return nil
 }

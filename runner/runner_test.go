@@ -15,6 +15,7 @@ import (
 
 	"taskotron/config"
 	"taskotron/contract"
+	"taskotron/directives"
 )
 
 // testRunner makes a runner whose data lives in a temporary folder.
@@ -295,7 +296,7 @@ func TestEnvironmentIsScrubbed(t *testing.T) {
 	if strings.Contains(string(out), "s3cret") {
 		t.Fatalf("secret leaked into the task:\n%s", out)
 	}
-	for _, want := range []string{"PATH=", "TASKOTRON_ITEM=a-1-1", "TASKOTRON_TYPE=koji_build", "TASKOTRON_ARTIFACTSDIR=" + exec.Artifacts} {
+	for _, want := range []string{"PATH=", "TASKOTRON_ITEM=a-1-1", "TASKOTRON_TYPE=koji_build", "TASKOTRON_ARTIFACTSDIR=" + exec.Artifacts, "TASKOTRON_RUNNER=" + directives.ProcessMark()} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("missing %s in:\n%s", want, out)
 		}

@@ -89,6 +89,9 @@ func (w *Worker) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	var drained bool
 	failures := 0
+	if n := KillOrphans(); n > 0 {
+		w.log.Warn("killed task processes that a dead worker left running", "count", n)
+	}
 	w.log.Info("worker started", "concurrency", w.opts.Concurrency, "max_attempts", w.opts.MaxAttempts)
 loop:
 	for {

@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -15,6 +17,7 @@ import (
 	"taskotron/checkout"
 	"taskotron/config"
 	"taskotron/contract"
+	"taskotron/directives"
 	"taskotron/reporter"
 	"taskotron/resultsdb"
 )
@@ -566,5 +569,44 @@ func TestWorkerDropsADuplicateOfARunningJob(t *testing.T) {
 	}
 	if p, f := s.queue.Len(); p != 0 || f != 0 {
 		t.Fatalf("queue: %d pending, %d in flight", p, f)
+	}
+}
+
+// TestWorkerStartKillsOrphans: task processes whose worker died (their
+// TASKOTRON_RUNNER mark names a process that is gone) are killed when a
+// worker starts; those of a live worker are not.
+func TestWorkerStartKillsOrphans(t *testing.T) {
+	s := newStack(t)
+	// A process that ran and is gone: its mark is dead.
+	gone := exec.Command("true")
+	if err := gone.Run(); err != nil {
+		t.Fatal(err)
+	}
+	deadMark := fmt.Sprintf("%d-1", gone.Process.Pid)
+	start := func(mark string) *exec.Cmd {
+		c := exec.Command("sleep", "60")
+		c.Env = []string{"TASKOTRON_UUID=orphan", directives.RunnerEnv + "=" + mark}
+		c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Process.Kill(); c.Wait() })
+		return c
+	}
+	orphan := start(deadMark)
+	live := start(directives.ProcessMark())
+	exited := make(chan struct{})
+	go func() { orphan.Wait(); close(exited) }()
+	s.queue.Seal()
+	if err := NewWorker(WorkerOptions{Queue: s.queue, Runner: s.runner, Reporter: s.reporter}).Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-exited:
+	case <-time.After(5 * time.Second):
+		t.Fatal("an orphan of a dead worker is still running")
+	}
+	if err := live.Process.Signal(syscall.Signal(0)); err != nil {
+		t.Fatalf("a live worker's task process was killed: %v", err)
 	}
 }
