@@ -211,6 +211,10 @@ type resultsServer struct {
 
 // serveResults starts the embedded ResultsDB and points cfg at it.
 func serveResults(ctx context.Context, cfg *config.Config, log *slog.Logger) (*resultsServer, error) {
+	publish := cfg.ResultsDB.Publish
+	if publish && cfg.AMQP.URL == "" {
+		return nil, errors.New("embedded ResultsDB: resultsdb.publish needs a broker in amqp.url (or TASKOTRON_AMQP_URL)")
+	}
 	store, err := resultsdb.Open(ctx, cfg.ResultsDB.DB)
 	if err != nil {
 		return nil, fmt.Errorf("embedded ResultsDB (resultsdb.db): %w", err)
@@ -233,6 +237,7 @@ func serveResults(ctx context.Context, cfg *config.Config, log *slog.Logger) (*r
 		AdditionalOutcomes: cfg.ResultsDB.AdditionalOutcomes,
 		ArtifactsURL:       cfg.Runner.ArtifactsURL,
 		Log:                log,
+		Events:             publish,
 	}))
 	server := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
@@ -240,8 +245,36 @@ func serveResults(ctx context.Context, cfg *config.Config, log *slog.Logger) (*r
 			log.Error("embedded ResultsDB stopped", "err", err)
 		}
 	}()
+	// The publisher sends what the outbox holds, also what an earlier run
+	// left there; on close it gets a few seconds to send what the last
+	// results queued, and stops before the store closes under it.
+	pubCtx, stopPub := context.WithCancel(context.Background())
+	pubDone := make(chan struct{})
+	var pub *resultsdb.Publisher
+	if publish {
+		pub = resultsdb.NewPublisher(store, resultsdb.PublisherOptions{
+			URL: cfg.AMQP.URL, Exchange: cfg.AMQP.Exchange, BaseURL: base, Log: log,
+		})
+		go func() {
+			defer close(pubDone)
+			if err := pub.Run(pubCtx); err != nil {
+				log.Error("result events publisher stopped", "err", err)
+			}
+		}()
+	} else {
+		close(pubDone)
+	}
 	return &resultsServer{base: base, close: func() {
 		server.Close()
+		if pub != nil {
+			drain, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			if err := pub.Drain(drain); err != nil {
+				log.Warn("result events left in the outbox for the next start", "err", err)
+			}
+			cancel()
+		}
+		stopPub()
+		<-pubDone
 		store.Close()
 	}}, nil
 }

@@ -192,3 +192,23 @@ func (p *Publisher) drain(ctx context.Context, ch *amqp.Channel) (int, error) {
 	}
 	return len(done), nil
 }
+
+// Drain waits until the outbox is empty or ctx ends, for a server that is
+// stopping to send what its last requests queued instead of leaving it to
+// its next start. It reports ctx's error when entries are left.
+func (p *Publisher) Drain(ctx context.Context) error {
+	for {
+		left, err := p.store.PendingEvents(ctx, 1)
+		if err != nil {
+			return fmt.Errorf("read outbox: %w", err)
+		}
+		if len(left) == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("outbox not empty: %w", ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}

@@ -173,3 +173,35 @@ func TestClaimEvents(t *testing.T) {
 		}
 	})
 }
+
+// Drain returns once the broker has what the outbox held, and says so
+// when it has not.
+func TestPublisherDrain(t *testing.T) {
+	store := openTestStore(t, "sqlite")
+	topic := randomName("test.") + "." + DefaultTopic
+	deliveries := listen(t, topic)
+	if _, err := store.CreateResult(t.Context(), NewResult{Outcome: "PASSED", Testcase: TestcaseUpdate{Name: "dist.x"}, Event: true}); err != nil {
+		t.Fatal(err)
+	}
+
+	down := NewPublisher(store, PublisherOptions{URL: "amqp://guest:guest@127.0.0.1:1/", Topic: topic})
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	go down.Run(ctx)
+	if err := down.Drain(ctx); err == nil {
+		t.Fatal("Drain with the broker unreachable: no error, want the outbox reported not empty")
+	}
+	cancel()
+
+	ctx, cancel = context.WithCancel(t.Context())
+	defer cancel()
+	pub := NewPublisher(store, PublisherOptions{URL: amqpURL(), Topic: topic, Poll: time.Minute})
+	go pub.Run(ctx)
+	drainCtx, drainCancel := context.WithTimeout(t.Context(), 15*time.Second)
+	defer drainCancel()
+	if err := pub.Drain(drainCtx); err != nil {
+		t.Fatalf("Drain with the broker up: %v", err)
+	}
+	if m := receive(t, deliveries); !json.Valid(m.Body) {
+		t.Errorf("message body is not JSON: %q", m.Body)
+	}
+}

@@ -174,7 +174,8 @@ func openSQLite(ctx context.Context, path string) (Store, error) {
 func openPostgres(ctx context.Context, dsn string) (Store, error) {
 	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
-		return nil, fmt.Errorf("postgres %s: %w", Redact(dsn), err)
+		// pgx's message shows the DSN with its password masked.
+		return nil, &badDSN{msg: "database: " + err.Error(), err: err}
 	}
 	db := stdlib.OpenDB(*cfg)
 	db.SetMaxOpenConns(16)
@@ -182,7 +183,7 @@ func openPostgres(ctx context.Context, dsn string) (Store, error) {
 	s := &sqlStore{d: postgresDialect, read: db, write: db, notify: make(chan struct{}, 1)}
 	if err := s.Ping(ctx); err != nil {
 		db.Close()
-		return nil, fmt.Errorf("postgres %s: %w", Redact(dsn), err)
+		return nil, fmt.Errorf("postgres %s: %w", Redact(dsn), oneLine{err})
 	}
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
@@ -216,4 +217,21 @@ func (s *sqlStore) checkpoint() {
 			cancel()
 		}
 	}
+}
+
+// oneLine shows an error on one line. pgx puts each address it tried to
+// connect to on a line of its own, often the same line twice.
+type oneLine struct{ err error }
+
+func (e oneLine) Unwrap() error { return e.err }
+
+func (e oneLine) Error() string {
+	var parts []string
+	for _, line := range strings.Split(e.err.Error(), "\n") {
+		line = strings.TrimSpace(line)
+		if line != "" && (len(parts) == 0 || parts[len(parts)-1] != line) {
+			parts = append(parts, line)
+		}
+	}
+	return strings.Join(parts, " ")
 }

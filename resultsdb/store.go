@@ -2,6 +2,7 @@ package resultsdb
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -38,21 +39,37 @@ type Store interface {
 	Close() error
 }
 
+// ErrBadDSN marks a database name that is malformed, as opposed to a
+// database that cannot be reached or opened: a command line reports the
+// first as a usage error.
+var ErrBadDSN = errors.New("malformed database name")
+
+// badDSN is a malformed database name with what is wrong with it.
+type badDSN struct {
+	msg string
+	err error // the parser's error, if any
+}
+
+func (e *badDSN) Error() string        { return e.msg }
+func (e *badDSN) Unwrap() error        { return e.err }
+func (e *badDSN) Is(target error) bool { return target == ErrBadDSN }
+
 // Open opens (creating and migrating it when needed) the store named by
-// dsn: "sqlite:PATH" or "postgres://…" (also "postgresql://…").
+// dsn: "sqlite:PATH" or "postgres://…" (also "postgresql://…"). A
+// malformed dsn gives an error that matches ErrBadDSN.
 func Open(ctx context.Context, dsn string) (Store, error) {
 	switch {
 	case strings.HasPrefix(dsn, "sqlite:"):
 		path := strings.TrimPrefix(dsn, "sqlite:")
 		path = strings.TrimPrefix(path, "//")
 		if path == "" {
-			return nil, fmt.Errorf("database %q: sqlite needs a path, like sqlite:/var/lib/taskotron/resultsdb.sqlite", dsn)
+			return nil, &badDSN{msg: fmt.Sprintf("database %q: sqlite needs a path, like sqlite:/var/lib/taskotron/resultsdb.sqlite", dsn)}
 		}
 		return openSQLite(ctx, path)
 	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
 		return openPostgres(ctx, dsn)
 	default:
-		return nil, fmt.Errorf("database %q: want sqlite:PATH or postgres://…", Redact(dsn))
+		return nil, &badDSN{msg: fmt.Sprintf("database %q: want sqlite:PATH or postgres://…", Redact(dsn))}
 	}
 }
 

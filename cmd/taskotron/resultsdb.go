@@ -46,6 +46,9 @@ func runResultsDB(ctx context.Context, g *globals, args []string) error {
 	}
 
 	store, err := resultsdb.Open(ctx, *dbDSN)
+	if errors.Is(err, resultsdb.ErrBadDSN) {
+		return usagef("--db: %v", err)
+	}
 	if err != nil {
 		return err
 	}
@@ -76,11 +79,29 @@ func runResultsDB(ctx context.Context, g *globals, args []string) error {
 	}
 
 	errc := make(chan error, 2)
+	// The publisher outlives the server by a few seconds, to send what the
+	// last requests queued, and stops before the store closes under it.
+	pubCtx, stopPub := context.WithCancel(context.Background())
+	pubDone := make(chan struct{})
+	var pub *resultsdb.Publisher
+	defer func() {
+		if pub != nil {
+			drain, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			if err := pub.Drain(drain); err != nil {
+				g.log.Warn("result events left in the outbox for the next start", "err", err)
+			}
+			cancel()
+		}
+		stopPub()
+		<-pubDone
+	}()
 	if *publish {
-		pub := resultsdb.NewPublisher(store, resultsdb.PublisherOptions{
+		pub = resultsdb.NewPublisher(store, resultsdb.PublisherOptions{
 			URL: g.cfg.AMQP.URL, Exchange: g.cfg.AMQP.Exchange, BaseURL: *baseURL, Log: g.log,
 		})
-		go func() { errc <- pub.Run(ctx) }()
+		go func() { defer close(pubDone); errc <- pub.Run(pubCtx) }()
+	} else {
+		close(pubDone)
 	}
 	go func() { errc <- srv.Serve(ln) }()
 	g.log.Info("resultsdb serving", "api", *baseURL+resultsdb.APIPrefix, "pages", *baseURL+"/", "db", redactDSN(*dbDSN))
