@@ -55,6 +55,7 @@ func KillOrphans() int {
 // environment too). It returns how many processes matched.
 func killMatching(match func(environ []byte) bool) int {
 	self, ownGroup := os.Getpid(), syscall.Getpgrp()
+	buf := make([]byte, 16<<10)
 	killed := 0
 	// A dying process may fork once more; a few rounds catch its children.
 	for round := 0; round < 5; round++ {
@@ -69,7 +70,7 @@ func killMatching(match func(environ []byte) bool) int {
 				continue
 			}
 			// Other users' processes are unreadable here, and not ours.
-			env, err := os.ReadFile("/proc/" + e.Name() + "/environ")
+			env, err := readEnviron(e.Name(), &buf)
 			if err != nil || !match(env) {
 				continue
 			}
@@ -86,6 +87,30 @@ func killMatching(match func(environ []byte) bool) int {
 		time.Sleep(20 * time.Millisecond)
 	}
 	return killed
+}
+
+// readEnviron reads /proc/<pid>/environ into *buf, grown as needed and
+// reused: the scan reads every process's.
+func readEnviron(pid string, buf *[]byte) ([]byte, error) {
+	fd, err := syscall.Open("/proc/"+pid+"/environ", syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer syscall.Close(fd)
+	n := 0
+	for {
+		if n == len(*buf) {
+			*buf = append(*buf, make([]byte, len(*buf))...)
+		}
+		m, err := syscall.Read(fd, (*buf)[n:])
+		if err != nil {
+			return nil, err
+		}
+		if m <= 0 {
+			return (*buf)[:n], nil
+		}
+		n += m
+	}
 }
 
 // envEntry finds the entry of a /proc/<pid>/environ block that equals

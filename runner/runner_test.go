@@ -529,3 +529,11 @@ func TestUndefinedVariablesFoundBeforeAnythingRuns(t *testing.T) {
 		t.Fatalf("a well-formed formula failed: %s", ex.Status)
 	}
 }
+
+// BenchmarkKillLeftovers is the /proc scan every run makes twice (at its
+// start and end); it should stay a small part of a run.
+func BenchmarkKillLeftovers(b *testing.B) {
+	for b.Loop() {
+		killLeftovers("no-such-execution")
+	}
+}
