@@ -197,6 +197,7 @@ func Runtask(ctx context.Context, args []string, cfg config.Config, log *slog.Lo
 	}
 	switch {
 	case err != nil:
+		fmt.Fprintln(progress, "results not reported: the run was interrupted")
 	case a.NoReport:
 		fmt.Fprintln(progress, "results not reported (--no-report)")
 	case cfg.ResultsDB.URL == "" && !a.Report:
