@@ -103,7 +103,8 @@ type Reporter struct {
 
 // ResultsDB configures the embedded server and the client.
 type ResultsDB struct {
-	// URL of an external ResultsDB API (…/api/v2.0); empty means the embedded server.
+	// URL of an external ResultsDB API (…/api/v2.0); empty means the embedded server
+	// (and runtask reports nothing unless given --report).
 	URL string `yaml:"url"`
 	// Listen is the embedded server's address.
 	Listen string `yaml:"listen"`
