@@ -56,6 +56,9 @@ type SQLStore struct {
 	db     *sql.DB
 	pg     bool
 	claims atomic.Int64
+	// maxWindow is the longest window asked for (nanoseconds): pruning
+	// by a shorter one would forget keys another kind of job still needs.
+	maxWindow atomic.Int64
 
 	// SQLite only.
 	reqs  chan storeReq
@@ -280,9 +283,10 @@ func (s *SQLStore) apply(ctx context.Context, tx *sql.Tx, r storeReq) (ClaimResu
 			return res, err
 		}
 	}
+	s.noteWindow(r.window)
 	if s.claims.Add(1)%1000 == 1 {
 		// Forget what is older than anything dedup still needs.
-		if err := s.exec(ctx, tx, "pruneKeys", cutoff); err != nil {
+		if err := s.exec(ctx, tx, "pruneKeys", r.now.Add(-time.Duration(s.maxWindow.Load())).UnixNano()); err != nil {
 			return res, err
 		}
 		if err := s.exec(ctx, tx, "pruneMsgs", r.now.Add(-MessageRetention).UnixNano()); err != nil {
@@ -290,6 +294,16 @@ func (s *SQLStore) apply(ctx context.Context, tx *sql.Tx, r storeReq) (ClaimResu
 		}
 	}
 	return res, nil
+}
+
+// noteWindow remembers the longest window asked for.
+func (s *SQLStore) noteWindow(w time.Duration) {
+	for {
+		cur := s.maxWindow.Load()
+		if int64(w) <= cur || s.maxWindow.CompareAndSwap(cur, int64(w)) {
+			return
+		}
+	}
 }
 
 func orEmpty(j []contract.Job) []contract.Job {

@@ -14,7 +14,7 @@ import (
 type liteIndex struct {
 	msgs      map[string]liteMsg
 	keys      map[string]int64 // stored key -> claimed at (unix nanos)
-	window    time.Duration    // the latest dedup window asked for, for pruning
+	window    time.Duration    // the longest dedup window asked for, for pruning
 	lastPrune time.Time
 }
 
@@ -147,7 +147,9 @@ func (s *SQLStore) runBatch(batch []storeReq) {
 			continue
 		}
 		now = r.now
-		ix.window = r.window
+		// Keys are pruned by the longest window asked for: the short
+		// window of tag jobs must not prune the keys of builds.
+		ix.window = max(ix.window, r.window)
 		var res ClaimResult
 		if r.msgID != "" {
 			if m, ok := getMsg(r.msgID); ok {

@@ -141,3 +141,43 @@ func TestDedupSQLiteHeldByOneProcess(t *testing.T) {
 		t.Fatalf("second process: %v", err)
 	}
 }
+
+// A tag changes with every tag event: after the fuse delay the next event
+// makes a new job, while a build's key still counts for the whole dedup
+// window, also after keys were pruned for the short tag window.
+func TestDedupTagWindowIsTheFuseDelay(t *testing.T) {
+	backends := map[string]func(t *testing.T) string{
+		"sqlite":   func(t *testing.T) string { return "sqlite:" + filepath.Join(t.TempDir(), "state.sqlite") },
+		"postgres": func(t *testing.T) string { return postgresDSN(t) },
+	}
+	for name, dsnFor := range backends {
+		t.Run(name, func(t *testing.T) {
+			store, err := OpenDedup(t.Context(), dsnFor(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer store.Close()
+			t0 := time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
+			now := t0
+			tr := New(Options{Dedup: store, Arches: []string{"x86_64"}, DedupWindow: 6 * time.Hour, FuseDelay: 15 * time.Minute, Now: func() time.Time { return now }})
+			tag := func(id, pkg string) contract.Message {
+				return contract.Message{ID: id, Topic: "org.fedoraproject.prod.buildsys.tag", Body: map[string]any{"tag": "f40-updates-pending", "name": pkg, "version": "1", "release": "1.fc40", "instance": "primary"}}
+			}
+			build := func(id string) contract.Message {
+				return contract.Message{ID: id, Topic: "org.fedoraproject.prod.buildsys.build.state.change", Body: map[string]any{"new": 1.0, "name": "foo", "version": "1", "release": "1.fc40", "instance": "primary"}}
+			}
+			step := func(at time.Duration, m contract.Message, want string) {
+				t.Helper()
+				now = t0.Add(at)
+				if got := jobSet(handle(t, tr, m)); got != want {
+					t.Fatalf("%s at +%s: jobs %q, want %q", m.ID, at, got, want)
+				}
+			}
+			step(0, build("build-1"), "nvr-format/x86_64 python-versions/noarch rpmlint/x86_64")
+			step(0, tag("tag-1", "a"), "upgradepath/noarch")
+			step(time.Minute, tag("tag-2", "b"), "")                      // the same burst
+			step(20*time.Minute, tag("tag-3", "c"), "upgradepath/noarch") // a new package in the tag
+			step(40*time.Minute, build("build-2"), "")                    // the same build, sent again
+		})
+	}
+}

@@ -25,7 +25,8 @@ type Options struct {
 	// Dedup remembers messages and job keys; nil means no dedup.
 	Dedup DedupStore
 	// DedupWindow: the same {item, item_type, taskname, arch} within it
-	// makes no second job. Zero means 6 hours.
+	// makes no second job. Zero means 6 hours. Tag jobs use FuseDelay
+	// instead: a tag's content changes with each event.
 	DedupWindow time.Duration
 	// FuseDelay holds koji_tag jobs this long so that a burst of tag events
 	// for one tag makes one job per task and arch (used by Relay).
@@ -123,12 +124,24 @@ func (t *Trigger) handle(ctx context.Context, msg contract.Message) (handled, er
 		h.jobs = jobs
 		return h, nil
 	}
-	res, err := t.opts.Dedup.Claim(ctx, msg.ID, jobs, t.opts.Now(), t.opts.DedupWindow)
+	res, err := t.opts.Dedup.Claim(ctx, msg.ID, jobs, t.opts.Now(), t.keyWindow(jobs))
 	if err != nil {
 		return h, fmt.Errorf("dedup store: %w", err)
 	}
 	h.jobs, h.duplicates, h.seen = res.Jobs, len(res.Duplicates), res.Seen
 	return h, nil
+}
+
+// keyWindow is how long a job key counts as the same work. A tag's content
+// changes with every tag event, so for tag jobs the window is the fuse delay
+// (reference §3.4): a burst makes one job, and a tag event after it makes
+// the next one. Other items (an NVR, a commit, a compose) do not change, so
+// the dedup window applies.
+func (t *Trigger) keyWindow(jobs []contract.Job) time.Duration {
+	if fusable(jobs) {
+		return t.opts.FuseDelay
+	}
+	return t.opts.DedupWindow
 }
 
 // Commit marks a message's jobs as durably queued.
