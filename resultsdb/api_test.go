@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -500,5 +502,29 @@ func TestOpenErrors(t *testing.T) {
 	_, err := Open(t.Context(), "postgres://nobody:pw@127.0.0.1:1/none?connect_timeout=2")
 	if err == nil || strings.Contains(err.Error(), "pw@") {
 		t.Errorf("unreachable postgres: %v (the password must not show)", err)
+	}
+}
+
+// A database that cannot answer makes the health check fail with 503, as
+// a load balancer expects, while the landing page still answers.
+func TestHealthcheckDatabaseDown(t *testing.T) {
+	store, err := Open(t.Context(), "sqlite:"+filepath.Join(t.TempDir(), "r.sqlite"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(NewServer(store, Options{}))
+	defer srv.Close()
+	store.Close()
+	for _, path := range []string{"/healthcheck", "/api/v2.0/healthcheck"} {
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body map[string]string
+		err = json.NewDecoder(resp.Body).Decode(&body)
+		resp.Body.Close()
+		if resp.StatusCode != 503 || err != nil || body["message"] != "Unable to communicate with database" {
+			t.Errorf("%s with the database closed: %d %v %v, want 503 and a message", path, resp.StatusCode, body, err)
+		}
 	}
 }

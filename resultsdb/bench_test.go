@@ -119,8 +119,16 @@ func seed(b *testing.B, s *sqlStore, n int) {
 			}
 		}
 	}
-	if _, err := s.write.ExecContext(ctx, "ANALYZE"); err != nil {
-		b.Fatalf("analyze: %v", err)
+	// PostgreSQL: a vacuum after the bulk load, as autovacuum soon does on
+	// a live server; otherwise the first reads of every page set its hint
+	// bits and write it, which is a loading cost, not a query's. Only our
+	// tables: the test database holds others.
+	analyze := "ANALYZE"
+	if s.d.dollar {
+		analyze = "VACUUM ANALYZE testcase, run_group, result, result_group, result_data"
+	}
+	if _, err := s.write.ExecContext(ctx, analyze); err != nil {
+		b.Fatalf("%s: %v", analyze, err)
 	}
 	b.Logf("%s: seeded %d results in %s", s.d.name, n, time.Since(start).Round(time.Millisecond))
 }

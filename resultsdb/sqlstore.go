@@ -334,8 +334,12 @@ func containsInt(list []int64, v int64) bool {
 
 const resultColumns = "r.id, r.testcase_name, r.submit_time, r.outcome, r.note, r.ref_url"
 
+// resultRow is what queryResults reads: resultColumns and the testcase's
+// ref_url, fetched in the same round trip.
+const resultRow = resultColumns + ", (SELECT t.ref_url FROM testcase t WHERE t.name = r.testcase_name)"
+
 func (s *sqlStore) Result(ctx context.Context, id int64) (Result, error) {
-	list, err := s.queryResults(ctx, "SELECT "+resultColumns+" FROM result r WHERE r.id = ?", []any{id})
+	list, err := s.queryResults(ctx, "SELECT "+resultRow+" FROM result r WHERE r.id = ?", []any{id})
 	if err != nil {
 		return Result{}, err
 	}
@@ -591,7 +595,7 @@ func (s *sqlStore) Results(ctx context.Context, q ResultQuery) ([]Result, error)
 	if len(ids) == 0 {
 		return []Result{}, nil
 	}
-	list, err := s.queryResults(ctx, "SELECT "+resultColumns+" FROM result r WHERE r.id IN ("+placeholders(len(ids))+")", ids)
+	list, err := s.queryResults(ctx, "SELECT "+resultRow+" FROM result r WHERE r.id IN ("+placeholders(len(ids))+")", ids)
 	if err != nil {
 		return nil, err
 	}
@@ -626,7 +630,8 @@ func (s *sqlStore) Latest(ctx context.Context, q ResultQuery, distinctOn []strin
 	if order == "" {
 		order = " ORDER BY x.submit_time DESC, x.id DESC"
 	}
-	query := "SELECT x.id, x.testcase_name, x.submit_time, x.outcome, x.note, x.ref_url FROM (SELECT " + resultColumns +
+	query := "SELECT x.id, x.testcase_name, x.submit_time, x.outcome, x.note, x.ref_url, " +
+		"(SELECT t.ref_url FROM testcase t WHERE t.name = x.testcase_name) FROM (SELECT " + resultColumns +
 		", ROW_NUMBER() OVER (PARTITION BY " + strings.Join(partition, ", ") + " ORDER BY r.submit_time DESC, r.id DESC) AS rn FROM result r" +
 		where + ") x WHERE x.rn = 1" + order
 	return s.queryResults(ctx, query, args)
@@ -667,12 +672,14 @@ func (s *sqlStore) latestPerTestcase(ctx context.Context, q ResultQuery) ([]Resu
 	if order == "" {
 		order = orderBy(SortDesc)
 	}
-	query := "SELECT " + resultColumns + " FROM result r WHERE r.id IN (SELECT (" + lookup + ") FROM testcase t" + where + ")" + order
+	query := "SELECT " + resultRow + " FROM result r WHERE r.id IN (SELECT (" + lookup + ") FROM testcase t" + where + ")" + order
 	return s.queryResults(ctx, query, args)
 }
 
-// queryResults runs a query selecting resultColumns and fills in each
-// result's testcase, groups and data.
+// queryResults runs a query selecting resultRow and fills in each
+// result's groups and data with one more query: two round trips to the
+// database whatever the page size, which keeps the tail short on a busy
+// server.
 func (s *sqlStore) queryResults(ctx context.Context, query string, args []any) ([]Result, error) {
 	rows, err := s.read.QueryContext(ctx, s.d.bind(query), args...)
 	if err != nil {
@@ -680,19 +687,18 @@ func (s *sqlStore) queryResults(ctx context.Context, query string, args []any) (
 	}
 	var out []Result
 	byID := map[int64]int{}
-	names := map[string]bool{}
 	for rows.Next() {
 		var r Result
 		var us int64
-		var note, ref sql.NullString
-		if err := rows.Scan(&r.ID, &r.Testcase.Name, &us, &r.Outcome, &note, &ref); err != nil {
+		var note, ref, tcRef sql.NullString
+		if err := rows.Scan(&r.ID, &r.Testcase.Name, &us, &r.Outcome, &note, &ref, &tcRef); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("read result: %w", err)
 		}
 		r.SubmitTime, r.Note, r.RefURL = fromMicros(us), stringPtr(note), stringPtr(ref)
+		r.Testcase.RefURL = stringPtr(tcRef)
 		r.Groups = []string{}
 		byID[r.ID] = len(out)
-		names[r.Testcase.Name] = true
 		out = append(out, r)
 	}
 	rows.Close()
@@ -707,54 +713,27 @@ func (s *sqlStore) queryResults(ctx context.Context, query string, args []any) (
 		ids[i] = r.ID
 	}
 	in := "(" + placeholders(len(ids)) + ")"
-
-	nameArgs := make([]any, 0, len(names))
-	for n := range names {
-		nameArgs = append(nameArgs, n)
-	}
-	refs := map[string]*string{}
-	err = s.each(ctx, "SELECT name, ref_url FROM testcase WHERE name IN ("+placeholders(len(nameArgs))+")", nameArgs, func(rows *sql.Rows) error {
-		var name string
-		var ref sql.NullString
-		if err := rows.Scan(&name, &ref); err != nil {
-			return err
-		}
-		refs[name] = stringPtr(ref)
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("read testcases: %w", err)
-	}
-	for i := range out {
-		out[i].Testcase.RefURL = refs[out[i].Testcase.Name]
-	}
-
-	err = s.each(ctx, "SELECT rg.result_id, g.uuid FROM result_group rg JOIN run_group g ON g.id = rg.group_id WHERE rg.result_id IN "+in+" ORDER BY rg.result_id, g.id", ids, func(rows *sql.Rows) error {
-		var id int64
-		var uuid string
-		if err := rows.Scan(&id, &uuid); err != nil {
+	// Groups (kind 0, in group order) and data (kind 1, in the order
+	// posted) of every result at once.
+	err = s.each(ctx, "SELECT 0, rg.result_id, g.id, g.uuid, '' FROM result_group rg JOIN run_group g ON g.id = rg.group_id WHERE rg.result_id IN "+in+
+		" UNION ALL SELECT 1, d.result_id, d.id, d.key, d.value FROM result_data d WHERE d.result_id IN "+in+
+		" ORDER BY 1, 2, 3", append(ids, ids...), func(rows *sql.Rows) error {
+		var kind int
+		var id, ord int64
+		var a, b string
+		if err := rows.Scan(&kind, &id, &ord, &a, &b); err != nil {
 			return err
 		}
 		r := &out[byID[id]]
-		r.Groups = append(r.Groups, uuid)
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("read result groups: %w", err)
-	}
-
-	err = s.each(ctx, "SELECT result_id, key, value FROM result_data WHERE result_id IN "+in+" ORDER BY id", ids, func(rows *sql.Rows) error {
-		var id int64
-		var p DataPair
-		if err := rows.Scan(&id, &p.Key, &p.Value); err != nil {
-			return err
+		if kind == 0 {
+			r.Groups = append(r.Groups, a)
+		} else {
+			r.Data = append(r.Data, DataPair{Key: a, Value: b})
 		}
-		r := &out[byID[id]]
-		r.Data = append(r.Data, p)
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("read result data: %w", err)
+		return nil, fmt.Errorf("read result groups and data: %w", err)
 	}
 	return out, nil
 }
