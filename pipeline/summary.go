@@ -109,6 +109,8 @@ func (t *tally) summary(url string) *Summary {
 		}
 		s.Messages[i] = m
 	}
+	// Messages finish in any order; a person reads them in the order given.
+	sort.SliceStable(s.Messages, func(i, j int) bool { return s.Messages[i].Origin < s.Messages[j].Origin })
 	return s
 }
 
