@@ -32,8 +32,9 @@ type Parser struct {
 	MaxYAML int
 
 	lineNo   int
-	lineBuf  []byte
-	started  bool // a non-blank line has been seen
+	lineBuf  []byte // the line being read, reused
+	yamlBuf  []byte // the YAML block being read, reused
+	started  bool   // a non-blank line has been seen
 	done     bool
 	bailed   bool
 	pending  *Event // a test waiting for a possible YAML block
@@ -127,15 +128,20 @@ func (p *Parser) problem(line int, format string, a ...any) {
 // readLine returns the next line without its line ending, capped at
 // MaxLine bytes.
 func (p *Parser) readLine() (string, bool, error) {
+	b, ok, err := p.readLineBytes()
+	return string(b), ok, err
+}
+
+// readLineBytes is readLine without the copy: the bytes are valid until the
+// next read, so most lines (those inside YAML blocks) cost no allocation.
+func (p *Parser) readLineBytes() ([]byte, bool, error) {
 	if p.pushback != nil {
 		l := *p.pushback
 		p.pushback = nil
 		p.lineNo++
-		return l, true, nil
+		return []byte(l), true, nil
 	}
-	// buf is reused from line to line; only the returned string is new.
 	buf := p.lineBuf[:0]
-	defer func() { p.lineBuf = buf[:0] }()
 	truncated := false
 	for {
 		chunk, err := p.r.ReadSlice('\n')
@@ -150,11 +156,12 @@ func (p *Parser) readLine() (string, bool, error) {
 		if errors.Is(err, bufio.ErrBufferFull) {
 			continue
 		}
+		p.lineBuf = buf[:0] // reused from line to line
 		if err != nil && !errors.Is(err, io.EOF) {
-			return "", false, err
+			return nil, false, err
 		}
 		if len(buf) == 0 && len(chunk) == 0 && err != nil {
-			return "", false, nil
+			return nil, false, nil
 		}
 		p.lineNo++
 		if truncated {
@@ -162,7 +169,7 @@ func (p *Parser) readLine() (string, bool, error) {
 		}
 		buf = bytes.TrimSuffix(buf, []byte("\n"))
 		buf = bytes.TrimRight(buf, "\r")
-		return string(buf), true, nil
+		return buf, true, nil
 	}
 }
 
@@ -201,10 +208,12 @@ func (p *Parser) readYAML(indent string) error {
 	t := p.pending.Test
 	t.HasYAML = true
 	start := p.lineNo
-	var b strings.Builder
+	ind := []byte(indent)
+	b := p.yamlBuf[:0]
+	defer func() { p.yamlBuf = b[:0] }()
 	over := false
 	for {
-		line, ok, err := p.readLine()
+		line, ok, err := p.readLineBytes()
 		if err != nil {
 			return fmt.Errorf("reading TAP at line %d: %w", p.lineNo+1, err)
 		}
@@ -212,35 +221,36 @@ func (p *Parser) readYAML(indent string) error {
 			p.problem(start, "YAML block not closed with \"...\" before the end of the stream")
 			break
 		}
-		if strings.HasPrefix(line, indent) && strings.TrimRight(line[len(indent):], " \t") == "..." {
+		if bytes.HasPrefix(line, ind) && string(bytes.TrimRight(line[len(ind):], " \t")) == "..." {
 			break
 		}
-		var content string
+		var content []byte
 		switch {
-		case strings.HasPrefix(line, indent):
-			content = line[len(indent):]
-		case strings.TrimLeft(line, " \t") == "":
-			content = ""
+		case bytes.HasPrefix(line, ind):
+			content = line[len(ind):]
+		case len(bytes.TrimLeft(line, " \t")) == 0:
+			content = nil
 		default:
 			p.problem(start, "YAML block not closed with \"...\" (ended by line %d)", p.lineNo)
-			p.pushback = &line
+			back := string(line)
+			p.pushback = &back
 			p.lineNo--
-			t.YAML = b.String()
+			t.YAML = string(b)
 			p.flushPending()
 			return nil
 		}
 		if over {
 			continue
 		}
-		if b.Len()+len(content)+1 > p.MaxYAML {
+		if len(b)+len(content)+1 > p.MaxYAML {
 			p.problem(start, "YAML block larger than %d bytes, the rest was dropped", p.MaxYAML)
 			over = true
 			continue
 		}
-		b.WriteString(content)
-		b.WriteByte('\n')
+		b = append(b, content...)
+		b = append(b, '\n')
 	}
-	t.YAML = b.String()
+	t.YAML = string(b)
 	p.flushPending()
 	return nil
 }
