@@ -13,7 +13,9 @@ import (
 	"taskotron/pipeline"
 )
 
-const corpus = "../../shared/corpus/messages/"
+// corpus holds real bus messages from the shared corpus, copied unchanged
+// into the repository so the test runs wherever the repository is.
+const corpus = "../fixtures/messages/"
 
 type dbResult struct {
 	Outcome  string                `json:"outcome"`
