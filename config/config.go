@@ -97,7 +97,7 @@ type Reporter struct {
 	// FlushInterval is how often spooled results are sent again.
 	FlushInterval time.Duration `yaml:"flush_interval"`
 	// Retries is how often one ResultsDB request is repeated before its
-	// result is spooled.
+	// result is spooled (a refused connection is spooled at once).
 	Retries int `yaml:"retries"`
 }
 

@@ -38,6 +38,7 @@ type Options struct {
 	HTTPClient *http.Client
 	// RetryMax, RetryWaitMin and RetryWaitMax bound the retries of one
 	// request before its post goes to the spool (defaults 4, 500 ms, 30 s).
+	// A refused connection is not retried: the post is spooled at once.
 	RetryMax     int
 	RetryWaitMin time.Duration
 	RetryWaitMax time.Duration
