@@ -54,8 +54,11 @@ type Setup struct {
 	Options Options
 	// RulesPath is the rules file ("" for the built-in rules), for reloads.
 	RulesPath string
-	Vars      map[string]any
-	store     *SQLStore
+	// CritpathFile is read again on reloads: a cron job refreshes it.
+	CritpathFile string
+	Vars         map[string]any
+	cfg          config.Config
+	store        *SQLStore
 }
 
 // Close releases the dedup store.
@@ -66,13 +69,29 @@ func (s *Setup) Close() error {
 	return nil
 }
 
-// Reload reads the rules file again into t (SIGHUP). With the built-in
-// rules there is nothing to read.
+// Reload reads the critpath file and the rules file again into t (SIGHUP).
+// When either has an error nothing changes: the rules and critpath list in
+// use stay, and the error names the file and line.
 func (s *Setup) Reload(t *Trigger) error {
-	if s.RulesPath == "" {
-		return nil
+	var critpath []string
+	if s.CritpathFile != "" {
+		var err error
+		if critpath, err = ReadCritpath(s.CritpathFile); err != nil {
+			return err
+		}
 	}
-	return t.Reload(s.RulesPath, s.Vars)
+	vars := RulesVars(s.cfg, critpath)
+	rules := DefaultRules()
+	if s.RulesPath != "" {
+		var err error
+		if rules, err = LoadRules(s.RulesPath, vars); err != nil {
+			return err
+		}
+	}
+	rules.critpath = critpath
+	s.Vars = vars
+	t.SetRules(rules)
+	return nil
 }
 
 // FromConfig builds trigger options from the configuration: rules (file or
@@ -80,7 +99,7 @@ func (s *Setup) Reload(t *Trigger) error {
 // data_dir), dedup window, fuse delay and discover settings. rulesPath, when
 // not empty, overrides trigger.rules. withDedup false leaves dedup off.
 func FromConfig(ctx context.Context, cfg config.Config, rulesPath string, withDedup bool, log *slog.Logger) (*Setup, error) {
-	s := &Setup{RulesPath: cfg.Trigger.Rules}
+	s := &Setup{RulesPath: cfg.Trigger.Rules, CritpathFile: cfg.Trigger.CritpathFile, cfg: cfg}
 	if rulesPath != "" {
 		s.RulesPath = rulesPath
 	}
@@ -99,6 +118,7 @@ func FromConfig(ctx context.Context, cfg config.Config, rulesPath string, withDe
 			return nil, err
 		}
 	}
+	rules.critpath = critpath
 	s.Options = Options{
 		Rules: rules, Arches: cfg.Trigger.Arches, Critpath: critpath,
 		DedupWindow: cfg.Trigger.DedupWindow, FuseDelay: cfg.Trigger.FuseDelay,

@@ -23,6 +23,9 @@ type Rules struct {
 	Name  string
 	rules []rule
 	vars  map[string]any
+	// critpath, when set, is the critpath list that came with these rules
+	// (read with them on a reload); else Options.Critpath is used.
+	critpath []string
 }
 
 type rule struct {

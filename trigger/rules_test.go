@@ -1,6 +1,7 @@
 package trigger
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"taskotron/config"
 	"taskotron/contract"
 )
 
@@ -368,4 +370,47 @@ func FuzzParseRules(f *testing.F) {
 			_, _, _ = match(ru.when, data, resolver{data: data})
 		}
 	})
+}
+
+// The critpath list is refreshed by a cron job: a reload (SIGHUP) reads it
+// again, for the rules' ${critpath_pkgs} and the message data; a bad list
+// changes nothing.
+func TestSetupReloadReadsCritpathAgain(t *testing.T) {
+	dir := t.TempDir()
+	crit := filepath.Join(dir, "critpath")
+	rulesPath := filepath.Join(dir, "rules.yml")
+	os.WriteFile(crit, []byte("kernel\n"), 0o644)
+	os.WriteFile(rulesPath, []byte("- when: {message_type: KojiBuildPackageCompleted, name: {$in: ${critpath_pkgs}}}\n  do: [{tasks: [abicheck]}]\n"), 0o644)
+	cfg := config.Default()
+	cfg.DataDir = dir
+	cfg.Trigger.CritpathFile = crit
+	cfg.Trigger.Rules = rulesPath
+	setup, err := FromConfig(t.Context(), cfg, "", false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer setup.Close()
+	tr := New(setup.Options)
+	chromium := loadCorpus(t, "koji-build-state-change__11.json")
+	if got := jobSet(handle(t, tr, chromium)); got != "" {
+		t.Fatalf("chromium is not on the critpath yet: %q", got)
+	}
+	os.WriteFile(crit, []byte("kernel\nchromium\n"), 0o644)
+	if err := setup.Reload(tr); err != nil {
+		t.Fatal(err)
+	}
+	if got := jobSet(handle(t, tr, chromium)); got != "abicheck/x86_64" {
+		t.Fatalf("after the critpath list was refreshed: %q", got)
+	}
+	ex, err := tr.Explain(chromium)
+	if err != nil || fmt.Sprint(ex.Data["critpath_pkgs"]) != "[kernel chromium]" {
+		t.Fatalf("message data critpath_pkgs after reload: %v %v", ex.Data["critpath_pkgs"], err)
+	}
+	os.WriteFile(crit, []byte("kernel\ntwo names\n"), 0o644)
+	if err := setup.Reload(tr); err == nil || !strings.Contains(err.Error(), crit+":2") {
+		t.Fatalf("bad critpath list: %v", err)
+	}
+	if got := jobSet(handle(t, tr, chromium)); got != "abicheck/x86_64" {
+		t.Fatalf("a bad critpath list changed what is in use: %q", got)
+	}
 }

@@ -114,9 +114,10 @@ func (t *Trigger) handle(ctx context.Context, msg contract.Message) (handled, er
 	if err != nil {
 		return h, err
 	}
-	t.addConfig(data)
+	rules := t.rules.Load()
+	t.addConfig(data, rules)
 	h.data = data
-	jobs, _, err := t.plan(ctx, msg, data, false)
+	jobs, _, err := t.plan(ctx, msg, data, rules, false)
 	if err != nil {
 		return h, err
 	}
@@ -152,9 +153,13 @@ func (t *Trigger) Commit(ctx context.Context, msgID string) error {
 	return t.opts.Dedup.Done(ctx, msgID)
 }
 
-func (t *Trigger) addConfig(data contract.MessageData) {
-	crit := make([]any, len(t.opts.Critpath))
-	for i, c := range t.opts.Critpath {
+func (t *Trigger) addConfig(data contract.MessageData, rules *Rules) {
+	list := t.opts.Critpath
+	if rules.critpath != nil {
+		list = rules.critpath
+	}
+	crit := make([]any, len(list))
+	for i, c := range list {
 		crit[i] = c
 	}
 	data["critpath_pkgs"] = crit
@@ -205,10 +210,11 @@ func (t *Trigger) Explain(msg contract.Message) (Explanation, error) {
 		ex.Error = err.Error()
 		return ex, nil
 	}
-	t.addConfig(data)
+	rules := t.rules.Load()
+	t.addConfig(data, rules)
 	ex.Data = data
-	jobs, rules, err := t.plan(ctx, msg, data, true)
-	ex.Rules = rules
+	jobs, exps, err := t.plan(ctx, msg, data, rules, true)
+	ex.Rules = exps
 	if jobs != nil {
 		ex.Jobs = jobs
 	}
@@ -217,8 +223,7 @@ func (t *Trigger) Explain(msg contract.Message) (Explanation, error) {
 
 // plan matches every rule and builds the jobs, one per distinct
 // {item, item_type, taskname, arch}.
-func (t *Trigger) plan(ctx context.Context, msg contract.Message, data contract.MessageData, explain bool) ([]contract.Job, []RuleExplanation, error) {
-	rules := t.rules.Load()
+func (t *Trigger) plan(ctx context.Context, msg contract.Message, data contract.MessageData, rules *Rules, explain bool) ([]contract.Job, []RuleExplanation, error) {
 	res := resolver{data: data, vars: rules.vars}
 	var jobs []contract.Job
 	var exps []RuleExplanation
