@@ -528,3 +528,28 @@ func TestHealthcheckDatabaseDown(t *testing.T) {
 		}
 	}
 }
+
+// _distinct_on as ResultsDB joins it: a result with several values of the
+// key is a candidate under each of them, so an older result is never shown
+// as the latest for a value a newer one also has; a result without the key
+// counts under "no value". Whatever _sort says, newest first.
+func TestLatestDistinctOnMultiValued(t *testing.T) {
+	eachStore(t, Options{}, func(t *testing.T, c *client, _ Store) {
+		id := func(extra map[string]any, when string) int {
+			b := post("PASSED", "dist.rpmlint", "foo-1", "koji_build", extra)
+			b["submit_time"] = when
+			return int(c.mustPost("/api/v2.0/results", b)["id"].(float64))
+		}
+		id(map[string]any{"arch": "noarch"}, "2020-01-01T00:00:01")
+		id(map[string]any{"arch": "x86_64"}, "2020-01-01T00:00:02")
+		both := id(map[string]any{"arch": []any{"noarch", "x86_64"}}, "2020-01-01T00:00:03")
+		i386 := id(map[string]any{"arch": "i386"}, "2020-01-01T00:00:00")
+		none := id(nil, "2019-01-01T00:00:00")
+		for _, q := range []string{"?item=foo-1&_distinct_on=arch", "?item=foo-1&_distinct_on=arch&_sort=asc:submit_time"} {
+			r := c.get("/api/v2.0/results/latest" + q)
+			if got, want := ids(t, r.list(t)), []int{both, i386, none}; !equalInts(got, want) {
+				t.Errorf("%s: %v, want %v", q, got, want)
+			}
+		}
+	})
+}

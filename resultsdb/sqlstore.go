@@ -614,11 +614,16 @@ func (s *sqlStore) Latest(ctx context.Context, q ResultQuery, distinctOn []strin
 	if len(distinctOn) == 0 && len(q.Data) == 0 && len(q.Groups) == 0 {
 		return s.latestPerTestcase(ctx, q)
 	}
+	// As ResultsDB: each _distinct_on key is an outer join, so a result
+	// without the key counts under no value, and one with several values
+	// is a candidate under each (it is listed once).
 	partition := []string{"r.testcase_name"}
+	var joins string
 	var args []any
-	for _, key := range distinctOn {
-		// A result with several values for a key counts under its smallest.
-		partition = append(partition, "(SELECT MIN(dd.value) FROM result_data dd WHERE dd.result_id = r.id AND dd.key = ?)")
+	for i, key := range distinctOn {
+		alias := "dv" + strconv.Itoa(i)
+		joins += " LEFT JOIN result_data " + alias + " ON " + alias + ".result_id = r.id AND " + alias + ".key = ?"
+		partition = append(partition, alias+".value")
 		args = append(args, key)
 	}
 	where, wargs, none, err := s.where(ctx, q, false)
@@ -626,14 +631,14 @@ func (s *sqlStore) Latest(ctx context.Context, q ResultQuery, distinctOn []strin
 		return []Result{}, err
 	}
 	args = append(args, wargs...)
-	order := strings.ReplaceAll(orderBy(q.Sort), "r.", "x.")
-	if order == "" {
-		order = " ORDER BY x.submit_time DESC, x.id DESC"
+	order := orderBy(q.Sort)
+	if order == "" || len(distinctOn) > 0 {
+		// ResultsDB ignores _sort with _distinct_on: newest first.
+		order = orderBy(SortDesc)
 	}
-	query := "SELECT x.id, x.testcase_name, x.submit_time, x.outcome, x.note, x.ref_url, " +
-		"(SELECT t.ref_url FROM testcase t WHERE t.name = x.testcase_name) FROM (SELECT " + resultColumns +
-		", ROW_NUMBER() OVER (PARTITION BY " + strings.Join(partition, ", ") + " ORDER BY r.submit_time DESC, r.id DESC) AS rn FROM result r" +
-		where + ") x WHERE x.rn = 1" + order
+	query := "SELECT " + resultRow + " FROM result r WHERE r.id IN (SELECT x.id FROM (SELECT r.id, ROW_NUMBER() OVER (PARTITION BY " +
+		strings.Join(partition, ", ") + " ORDER BY r.submit_time DESC, r.id DESC) AS rn FROM result r" + joins +
+		where + ") x WHERE x.rn = 1)" + order
 	return s.queryResults(ctx, query, args)
 }
 

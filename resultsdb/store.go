@@ -16,6 +16,8 @@ type Store interface {
 	Results(ctx context.Context, q ResultQuery) ([]Result, error)
 	// Latest returns, per testcase and per value of each distinctOn data
 	// key, the newest result matching q (q.Outcomes, Offset, Limit unused).
+	// A result with several values of a key competes under each of them;
+	// one without the key, under no value.
 	Latest(ctx context.Context, q ResultQuery, distinctOn []string) ([]Result, error)
 
 	SaveGroup(ctx context.Context, g GroupUpdate) (Group, error)
