@@ -18,6 +18,6 @@
 // /api/v2.0/results?item=…&type=… returns, and the item page is
 // /results/latest?item=…&type=…&_distinct_on=arch.
 //
-// BenchmarkResultsDB measures the queries of issue 6 on both stores; set
-// RESULTSDB_BENCH_ROWS=1000000 for the full-size run.
+// BenchmarkResultsDB measures the queries of issue 6 on both stores with
+// a million results each (RESULTSDB_BENCH_ROWS=50000 for a quick look).
 package resultsdb
