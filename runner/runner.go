@@ -125,8 +125,25 @@ func (r *Runner) RunJob(ctx context.Context, job contract.Job) (contract.Executi
 		in.Extra = contract.Extra{}
 	}
 	in.Extra["task_origin"] = r.opts.Checkout.Origin(job.TaskName, job.GitRepo)
+	// Errors name the formula as the task author knows it, not by its path
+	// in the checkout cache (which ends in the commit's tree).
+	in.Extra[formulaNameKey] = job.TaskName + "@" + shortCommit(dir) + "/" + FormulaFile
 	// Each job works on its own copy of the task: the checkout is shared.
 	return r.run(ctx, in, nil, runSetup{copyTask: true})
+}
+
+// formulaNameKey carries, in a RunnerInput's Extra, the formula's name for
+// messages: <task>@<commit>/runtask.yml.
+const formulaNameKey = "formula_name"
+
+// shortCommit is the first 12 characters of the tree folder's name, which
+// the checkout names after its commit.
+func shortCommit(dir string) string {
+	base := filepath.Base(dir)
+	if len(base) > 12 {
+		return base[:12]
+	}
+	return base
 }
 
 // failBeforeStart builds the execution of a run that could not start.
@@ -304,6 +321,15 @@ func (x *run) execute(ctx context.Context, overrides map[string]string) {
 		return
 	}
 	f, err := formula.Load(in.Formula)
+	if name, _ := in.Extra[formulaNameKey].(string); name != "" {
+		var ferr *formula.Error
+		if errors.As(err, &ferr) {
+			ferr.File = name
+		}
+		if f != nil {
+			f.File = name
+		}
+	}
 	if err != nil {
 		x.log.Error("formula", "error", err)
 		x.r.fail(x.exec, in.TaskName, "", err)

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -608,5 +609,26 @@ func TestWorkerStartKillsOrphans(t *testing.T) {
 	}
 	if err := live.Process.Signal(syscall.Signal(0)); err != nil {
 		t.Fatalf("a live worker's task process was killed: %v", err)
+	}
+}
+
+func TestJobErrorsNameTheFormulaAsItsAuthorKnowsIt(t *testing.T) {
+	s := newStack(t)
+	s.addTask(t, "broken", `name: broken
+actions:
+  - name: fail here
+    dummy:
+      result: FAIL
+      msg: boom
+`)
+	exec, err := s.runner.RunJob(context.Background(), job("named-1", "broken", "a-1-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`broken@[0-9a-f]{12}/runtask\.yml:3: action "fail here"`).MatchString(exec.Status) {
+		t.Errorf("status %q should name broken@<commit>/runtask.yml:3 and the action", exec.Status)
+	}
+	if strings.Contains(exec.Status, ".checkouts") {
+		t.Errorf("status names the cache path: %q", exec.Status)
 	}
 }
