@@ -143,7 +143,7 @@ func (s *Summary) Print(w io.Writer) {
 			fmt.Fprintf(w, "    → %-16s %-9s %-40s %s\n", j.TaskName, j.Arch, j.Item, outcome)
 			for _, r := range j.Outcomes {
 				if len(j.Outcomes) > 1 || r.Note != "" {
-					fmt.Fprintf(w, "        %-30s %-16s %s\n", r.CheckName, r.Outcome, r.Note)
+					fmt.Fprintf(w, "        %-44s %-16s %s\n", r.CheckName, r.Outcome, r.Note)
 				}
 			}
 		}
