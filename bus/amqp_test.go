@@ -189,8 +189,8 @@ func TestAMQPSourceBadURL(t *testing.T) {
 
 func TestAMQPJobQueue(t *testing.T) {
 	prefix := randomName("test-jobs")
-	x86, noarch := prefix+".x86_64", prefix+".noarch"
-	admin := adminChannel(t, &x86, &noarch)
+	x86, x86host, noarch := prefix+".x86_64", prefix+".x86_64.host", prefix+".noarch"
+	admin := adminChannel(t, &x86, &x86host, &noarch)
 	_ = admin
 	exchange := prefix + ".exchange"
 	t.Cleanup(func() { admin.ExchangeDelete(exchange, false, false) })

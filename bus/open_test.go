@@ -208,8 +208,8 @@ func TestOpenJobQueueOnDisk(t *testing.T) {
 
 func TestOpenJobQueueAMQPConsumesTriggerArchesAndNoarch(t *testing.T) {
 	stem := randomName("test-open-jobs")
-	x86, noarch, ppc := stem+".x86_64", stem+".noarch", stem+".ppc64le"
-	admin := adminChannel(t, &x86, &noarch, &ppc)
+	x86, x86host, noarch, ppc := stem+".x86_64", stem+".x86_64.host", stem+".noarch", stem+".ppc64le"
+	admin := adminChannel(t, &x86, &x86host, &noarch, &ppc)
 	cfg := config.Default()
 	cfg.AMQP.URL = testAMQPURL()
 	cfg.AMQP.JobQueue = stem

@@ -282,7 +282,7 @@ func (r *relayRig) stop() {
 	bb, err := amqp.Dial(amqpURL())
 	if err == nil {
 		ch, _ := bb.Channel()
-		for _, q := range []string{r.f.sourceQueue(), r.f.sourceQueue() + ".deadletter", r.f.jobQueuePrefix() + ".x86_64"} {
+		for _, q := range []string{r.f.sourceQueue(), r.f.sourceQueue() + ".deadletter", r.f.jobQueuePrefix() + ".x86_64", r.f.jobQueuePrefix() + ".x86_64.host"} {
 			ch.QueueDelete(q, false, false, false)
 		}
 		ch.ExchangeDelete(r.f.jobExchange(), false, false)

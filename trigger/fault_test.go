@@ -58,7 +58,7 @@ func newFaultSetup(t *testing.T, n int) faultSetup {
 		if err != nil {
 			return
 		}
-		for _, q := range []string{f.sourceQueue(), f.sourceQueue() + ".deadletter", f.jobQueuePrefix() + ".x86_64"} {
+		for _, q := range []string{f.sourceQueue(), f.sourceQueue() + ".deadletter", f.jobQueuePrefix() + ".x86_64", f.jobQueuePrefix() + ".x86_64.host"} {
 			ch.QueueDelete(q, false, false, false)
 		}
 		ch.ExchangeDelete(f.jobExchange(), false, false)

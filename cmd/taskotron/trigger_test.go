@@ -332,11 +332,26 @@ func TestTriggerAMQPReloadAndReplayMessages(t *testing.T) {
 		"TASKOTRON_TRIGGER_ARCHES=x86_64,aarch64",
 	}
 	t.Cleanup(func() {
-		for _, q := range []string{"-trigger", "-trigger.deadletter", "-jobs.x86_64", "-jobs.aarch64", "-jobs.noarch"} {
-			admin.QueueDelete(name+q, false, false, false)
+		// Its own connection: the test's is closed by now.
+		conn, err := amqp.Dial(url)
+		if err != nil {
+			t.Errorf("removing the test's queues: %v", err)
+			return
 		}
-		admin.ExchangeDelete(name+".bus", false, false)
-		admin.ExchangeDelete(name+".jobs", false, false)
+		defer conn.Close()
+		ch, err := conn.Channel()
+		if err != nil {
+			t.Errorf("removing the test's queues: %v", err)
+			return
+		}
+		for _, q := range []string{"-trigger", "-trigger.deadletter", "-jobs.x86_64", "-jobs.x86_64.host", "-jobs.aarch64", "-jobs.noarch"} {
+			if _, err := ch.QueueDelete(name+q, false, false, false); err != nil {
+				t.Errorf("removing queue %s: %v", name+q, err)
+				return
+			}
+		}
+		ch.ExchangeDelete(name+".bus", false, false)
+		ch.ExchangeDelete(name+".jobs", false, false)
 	})
 	rules := filepath.Join(t.TempDir(), "rules.yml")
 	os.WriteFile(rules, []byte("- when: {message_type: KojiBuildPackageCompleted}\n  do: [{tasks: [first]}]\n"), 0o644)
