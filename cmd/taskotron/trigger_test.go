@@ -376,14 +376,18 @@ func TestTriggerAMQPReloadAndReplayMessages(t *testing.T) {
 	syscall.Kill(os.Getpid(), syscall.SIGHUP)
 	waitLog(t, log, "rules reloaded")
 
-	// Two completed builds, one failed build, and one of them twice.
+	// Two completed builds, one failed build, one of them twice, and a
+	// build message without its state.
 	msgs := []string{"koji-build-state-change__11.json", "koji-build-state-change__6.json", "koji-build-state-change__4.json", "koji-build-state-change__11.json"}
 	var paths []string
 	for _, m := range msgs {
 		paths = append(paths, filepath.Join(corpus, m))
 	}
+	malformed := filepath.Join(t.TempDir(), "malformed.json")
+	os.WriteFile(malformed, []byte(`{"id": "no-state", "topic": "org.fedoraproject.prod.buildsys.build.state.change", "body": {"name": "x"}}`), 0o644)
+	paths = append(paths, malformed)
 	code, out, stderr := runCLI(t, env, append([]string{"replay", "messages", "--rate", "50"}, paths...)...)
-	if code != 0 || !strings.Contains(out, "4 messages published") || !strings.Contains(stderr, "4/4 messages") {
+	if code != 0 || !strings.Contains(out, "5 messages published") || !strings.Contains(stderr, "5/5 messages") {
 		t.Fatalf("replay messages: exit %d: %s %s", code, out, stderr)
 	}
 
@@ -419,8 +423,16 @@ func TestTriggerAMQPReloadAndReplayMessages(t *testing.T) {
 	case <-time.After(15 * time.Second):
 		t.Fatal("trigger did not stop")
 	}
-	if !strings.Contains(log.String(), "messages=4") {
-		t.Errorf("the stop line does not count the 4 messages:\n%s", log.String())
+	if !strings.Contains(log.String(), "messages=5") || !strings.Contains(log.String(), "rejected=1") {
+		t.Errorf("the stop line does not count the 5 messages, 1 rejected:\n%s", log.String())
+	}
+	// The malformed one is set aside, as published, with the reason.
+	dead, ok, err := admin.Get(name+"-trigger.deadletter", true)
+	if err != nil || !ok {
+		t.Fatalf("dead-letter queue %s: %v (empty: %v)", name+"-trigger.deadletter", err, !ok)
+	}
+	if reason := fmt.Sprint(dead.Headers[bus.ReasonHeader]); dead.MessageId != "no-state" || string(dead.Body) != `{"name":"x"}` || !strings.Contains(reason, `"new"`) {
+		t.Errorf("dead-lettered %s %s with reason %q", dead.MessageId, dead.Body, reason)
 	}
 	jobLog := readJSONLines[contract.Job](t, trigger.JobLogPath(configWithDataDir(env)))
 	if len(jobLog) != 2 {
