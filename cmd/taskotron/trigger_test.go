@@ -23,7 +23,8 @@ import (
 	"taskotron/trigger"
 )
 
-const corpus = "../../../shared/corpus/messages"
+// The fixture messages: unchanged copies of corpus messages, kept in the repository.
+const fixtureMessages = "../../fixtures/messages"
 
 // queuedJobs takes every job waiting in the on-disk queue of data_dir.
 func queuedJobs(t *testing.T, dataDir string) []contract.Job {
@@ -74,7 +75,7 @@ func hasJob(jobs []contract.Job, task, arch, item string) bool {
 	return false
 }
 
-// An operator runs the trigger over the corpus and a file with two broken
+// An operator runs the trigger over the fixtureMessages and a file with two broken
 // lines, runs it again (nothing new: the state remembers), then replays the
 // job log onto the queue.
 func TestTriggerFilesThenReplayJobs(t *testing.T) {
@@ -83,7 +84,7 @@ func TestTriggerFilesThenReplayJobs(t *testing.T) {
 	broken := filepath.Join(t.TempDir(), "broken.jsonl")
 	os.WriteFile(broken, []byte("{\"topic\": 5}\n\nnot json\n"), 0o644)
 
-	code, out, stderr := runCLI(t, env, "trigger", "--summary", corpus, broken)
+	code, out, stderr := runCLI(t, env, "trigger", "--summary", fixtureMessages, broken)
 	if code != 0 {
 		t.Fatalf("trigger: exit %d: %s", code, stderr)
 	}
@@ -95,9 +96,9 @@ func TestTriggerFilesThenReplayJobs(t *testing.T) {
 		}
 		outcomes = append(outcomes, o)
 	}
-	files, _ := filepath.Glob(filepath.Join(corpus, "*.json"))
+	files, _ := filepath.Glob(filepath.Join(fixtureMessages, "*.json"))
 	if len(outcomes) != len(files)+2 {
-		t.Fatalf("%d outcomes for %d corpus files and 2 broken lines", len(outcomes), len(files))
+		t.Fatalf("%d outcomes for %d fixtureMessages files and 2 broken lines", len(outcomes), len(files))
 	}
 	count := map[string]int{}
 	jobs := 0
@@ -115,7 +116,7 @@ func TestTriggerFilesThenReplayJobs(t *testing.T) {
 		t.Fatalf("%d jobs in the summary, %d in the job log, %d on the queue", jobs, len(logged), len(queued))
 	}
 	if !hasJob(queued, "rpmlint", "x86_64", "chromium-80.0.3987.132-1.fc33") || !hasJob(queued, "python-versions", "noarch", "chromium-80.0.3987.132-1.fc33") {
-		t.Errorf("the built-in rules' rpmlint/x86_64 and python-versions/noarch jobs for a corpus build are not queued: %+v", queued)
+		t.Errorf("the built-in rules' rpmlint/x86_64 and python-versions/noarch jobs for a fixtureMessages build are not queued: %+v", queued)
 	}
 
 	dead := readJSONLines[bus.DeadLetter](t, filepath.Join(data, bus.DeadLetterFileName))
@@ -125,7 +126,7 @@ func TestTriggerFilesThenReplayJobs(t *testing.T) {
 	}
 
 	// Run again: the same messages make no second job.
-	code, out, stderr = runCLI(t, env, "trigger", "--summary", corpus)
+	code, out, stderr = runCLI(t, env, "trigger", "--summary", fixtureMessages)
 	if code != 0 {
 		t.Fatalf("second trigger run: exit %d: %s", code, stderr)
 	}
@@ -174,7 +175,7 @@ func TestExplainPrintsDataRulesAndJobs(t *testing.T) {
 	env := []string{"TASKOTRON_DATA_DIR=" + t.TempDir()}
 
 	code, out, stderr := runCLI(t, env, "explain", "--rules", rules, "--critpath", critpath, "--arches", "x86_64,aarch64",
-		filepath.Join(corpus, "koji-build-state-change__11.json"))
+		filepath.Join(fixtureMessages, "koji-build-state-change__11.json"))
 	if code != 0 {
 		t.Fatalf("explain: exit %d: %s", code, stderr)
 	}
@@ -199,14 +200,14 @@ func TestExplainPrintsDataRulesAndJobs(t *testing.T) {
 	}
 
 	// A message the trigger skips is explained too, with the reason.
-	code, out, _ = runCLI(t, env, "explain", filepath.Join(corpus, "koji-build-state-change__2.json"))
+	code, out, _ = runCLI(t, env, "explain", filepath.Join(fixtureMessages, "koji-build-state-change__2.json"))
 	ex = trigger.Explanation{}
 	if code != 0 || json.Unmarshal([]byte(out), &ex) != nil || !strings.Contains(ex.Ignored, "not COMPLETE") || len(ex.Jobs) != 0 {
 		t.Fatalf("ignored message: exit %d: %s", code, out)
 	}
 
 	// And from stdin.
-	msg, _ := os.ReadFile(filepath.Join(corpus, "koji-tag__3.json"))
+	msg, _ := os.ReadFile(filepath.Join(fixtureMessages, "koji-tag__3.json"))
 	var stdout, errb bytes.Buffer
 	code = run(t.Context(), []string{"explain", "-"}, bytes.NewReader(msg), &stdout, &errb, env)
 	ex = trigger.Explanation{}
@@ -230,7 +231,7 @@ func TestTriggerReplayExplainErrorsAreOneLine(t *testing.T) {
 	notObject := write("not-object.json", "[1, 2]")
 	notJSON := write("not-json.json", "{\"topic\": ")
 	badLog := write("jobs.jsonl", "{\"item\": \"x-1-1\", \"item_type\": \"koji_build\", \"taskname\": \"t\", \"arch\": \"x86_64\"}\n{\"item\": \"x\"}\n")
-	msg := filepath.Join(corpus, "koji-tag__3.json")
+	msg := filepath.Join(fixtureMessages, "koji-tag__3.json")
 	env := []string{"TASKOTRON_DATA_DIR=" + t.TempDir()}
 
 	cases := []struct {
@@ -321,7 +322,7 @@ func TestTriggerAMQPReloadAndReplayMessages(t *testing.T) {
 		t.Fatal(err)
 	}
 	name := fmt.Sprintf("cmdtest-%d-%x", time.Now().UnixNano(), rand.Uint32())
-	// An exchange of its own: the corpus topics reach no one else's queue.
+	// An exchange of its own: the fixtureMessages topics reach no one else's queue.
 	env := []string{
 		"TASKOTRON_DATA_DIR=" + t.TempDir(),
 		"TASKOTRON_AMQP_URL=" + url,
@@ -381,7 +382,7 @@ func TestTriggerAMQPReloadAndReplayMessages(t *testing.T) {
 	msgs := []string{"koji-build-state-change__11.json", "koji-build-state-change__6.json", "koji-build-state-change__4.json", "koji-build-state-change__11.json"}
 	var paths []string
 	for _, m := range msgs {
-		paths = append(paths, filepath.Join(corpus, m))
+		paths = append(paths, filepath.Join(fixtureMessages, m))
 	}
 	malformed := filepath.Join(t.TempDir(), "malformed.json")
 	os.WriteFile(malformed, []byte(`{"id": "no-state", "topic": "org.fedoraproject.prod.buildsys.build.state.change", "body": {"name": "x"}}`), 0o644)
