@@ -75,7 +75,7 @@ func hasJob(jobs []contract.Job, task, arch, item string) bool {
 	return false
 }
 
-// An operator runs the trigger over the fixtureMessages and a file with two broken
+// An operator runs the trigger over the fixture messages and a file with two broken
 // lines, runs it again (nothing new: the state remembers), then replays the
 // job log onto the queue.
 func TestTriggerFilesThenReplayJobs(t *testing.T) {
@@ -322,7 +322,7 @@ func TestTriggerAMQPReloadAndReplayMessages(t *testing.T) {
 		t.Fatal(err)
 	}
 	name := fmt.Sprintf("cmdtest-%d-%x", time.Now().UnixNano(), rand.Uint32())
-	// An exchange of its own: the fixtureMessages topics reach no one else's queue.
+	// An exchange of its own: the fixtures' topics reach no one else's queue.
 	env := []string{
 		"TASKOTRON_DATA_DIR=" + t.TempDir(),
 		"TASKOTRON_AMQP_URL=" + url,
