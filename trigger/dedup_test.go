@@ -181,3 +181,45 @@ func TestDedupTagWindowIsTheFuseDelay(t *testing.T) {
 		})
 	}
 }
+
+// A Bodhi update keeps its name while its builds change: each set of builds
+// is new work, the same set again is not, and Bodhi's re-trigger asks for a
+// new run of the same builds.
+func TestDedupBodhiUpdateRevisions(t *testing.T) {
+	store, err := OpenDedup(t.Context(), "sqlite:"+filepath.Join(t.TempDir(), "state.sqlite"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	tr := New(Options{Dedup: store, Arches: []string{"x86_64"}})
+	update := func(id string, retrigger bool, nvrs ...string) contract.Message {
+		var builds []any
+		for _, n := range nvrs {
+			builds = append(builds, map[string]any{"nvr": n})
+		}
+		body := map[string]any{"update": map[string]any{"alias": "FEDORA-2024-0123456789", "builds": builds}}
+		if retrigger {
+			body["re-trigger"] = true
+		}
+		return contract.Message{ID: id, Topic: "org.fedoraproject.prod.bodhi.update.status.testing.koji-build-group.build.complete", Body: body}
+	}
+	steps := []struct {
+		msg  contract.Message
+		want string
+	}{
+		{update("m1", false, "foo-1-1.fc40", "bar-1-1.fc40"), "nvr-format/x86_64"},
+		{update("m2", false, "bar-1-1.fc40", "foo-1-1.fc40"), ""}, // the same builds, sent again
+		{update("m3", false, "foo-1-2.fc40", "bar-1-1.fc40"), "nvr-format/x86_64"},
+		{update("m4", true, "foo-1-2.fc40", "bar-1-1.fc40"), "nvr-format/x86_64"},
+		{update("m4", true, "foo-1-2.fc40", "bar-1-1.fc40"), ""}, // that request redelivered
+	}
+	for _, s := range steps {
+		jobs := handle(t, tr, s.msg)
+		if got := jobSet(jobs); got != s.want {
+			t.Fatalf("%s: jobs %q, want %q", s.msg.ID, got, s.want)
+		}
+		if err := tr.Commit(t.Context(), s.msg.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

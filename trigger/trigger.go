@@ -7,9 +7,13 @@ package trigger
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"sort"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -230,6 +234,7 @@ func (t *Trigger) plan(ctx context.Context, msg contract.Message, data contract.
 	seen := map[string]bool{}
 	item, _ := data["item"].(string)
 	itemType, _ := data["item_type"].(string)
+	rev := revision(msg, data)
 	now := t.opts.Now().UTC()
 	for i, r := range rules.rules {
 		ok, checks, err := match(r.when, data, res)
@@ -261,6 +266,12 @@ func (t *Trigger) plan(ctx context.Context, msg contract.Message, data contract.
 					}
 					if a.matchHostArch {
 						job.Extra = contract.Extra{"match_host_arch": true}
+					}
+					if rev != "" {
+						if job.Extra == nil {
+							job.Extra = contract.Extra{}
+						}
+						job.Extra["revision"] = rev
 					}
 					k := Key(job)
 					if seen[k] {
@@ -329,9 +340,39 @@ func (t *Trigger) act(ctx context.Context, a action, res resolver, rulesName str
 	return out, sum, nil
 }
 
-// Key is the dedup identity of a job: {item, item_type, taskname, arch}.
+// Key is the dedup identity of a job: {item, item_type, taskname, arch},
+// and the item's revision when it has one (see revision).
 func Key(j contract.Job) string {
-	return j.ItemType + "\x00" + j.Item + "\x00" + j.TaskName + "\x00" + j.Arch
+	k := j.ItemType + "\x00" + j.Item + "\x00" + j.TaskName + "\x00" + j.Arch
+	if rev, _ := j.Extra["revision"].(string); rev != "" {
+		k += "\x00" + rev
+	}
+	return k
+}
+
+// revision tells apart the states of an item that changes under one name:
+// a Bodhi update gets new builds when it is edited, and each set of builds
+// is new work. Bodhi's re-trigger request asks for a new run of the same
+// builds. Other items (an NVR, a commit, a compose) never change; a tag
+// changes with every event and is fused instead (keyWindow).
+func revision(msg contract.Message, data contract.MessageData) string {
+	if data["item_type"] != "bodhi_update" {
+		return ""
+	}
+	var builds []string
+	list, _ := data["builds"].([]any)
+	for _, b := range list {
+		if s, ok := b.(string); ok {
+			builds = append(builds, s)
+		}
+	}
+	sort.Strings(builds)
+	text := strings.Join(builds, " ")
+	if rt, _ := data["retrigger"].(bool); rt {
+		text += "\x00re-trigger " + msg.ID
+	}
+	sum := sha256.Sum256([]byte(text))
+	return hex.EncodeToString(sum[:6])
 }
 
 // newUUID makes a random (version 4) UUID.
