@@ -74,6 +74,39 @@ const (
 
 var placeholderRE = regexp.MustCompile(phOpen + `([^` + phClose + `]*)` + phClose)
 
+// syntaxErrorLine finds the line of a YAML syntax error: the line from which
+// on every prefix of the text fails to parse. yaml.v3 reports the line where
+// the enclosing block began, which can be far above the mistake.
+func syntaxErrorLine(text string, err error) int {
+	lines := strings.SplitAfter(text, "\n")
+	if len(lines) > 2000 {
+		// Too long to search (each try parses a prefix): yaml's line.
+		n := 1
+		fmt.Sscanf(strings.TrimPrefix(err.Error(), "yaml: "), "line %d:", &n)
+		return n
+	}
+	var v yaml.Node
+	for k := len(lines) - 1; k >= 1; k-- {
+		if yaml.Unmarshal([]byte(strings.Join(lines[:k], "")), &v) == nil {
+			return k + 1
+		}
+	}
+	return 1
+}
+
+// yamlProblem is a yaml.v3 error without its "yaml: line N:" prefix.
+func yamlProblem(err error) string {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	if rest, ok := strings.CutPrefix(msg, "line "); ok {
+		if i := strings.Index(rest, ": "); i > 0 {
+			if _, err := strconv.Atoi(rest[:i]); err == nil {
+				return rest[i+2:]
+			}
+		}
+	}
+	return msg
+}
+
 // ParseRules parses rules text; name is used in error messages.
 func ParseRules(name string, raw []byte, vars map[string]any) (*Rules, error) {
 	text, err := untemplate(string(raw))
@@ -82,7 +115,7 @@ func ParseRules(name string, raw []byte, vars map[string]any) (*Rules, error) {
 	}
 	var doc yaml.Node
 	if err := yaml.Unmarshal([]byte(text), &doc); err != nil {
-		return nil, fmt.Errorf("%s: %s", name, strings.TrimPrefix(err.Error(), "yaml: "))
+		return nil, fmt.Errorf("%s:%d: %s", name, syntaxErrorLine(text, err), yamlProblem(err))
 	}
 	r := &Rules{Name: name, vars: vars}
 	if len(doc.Content) == 0 {

@@ -192,7 +192,12 @@ func TestRulesErrorsNameTheLine(t *testing.T) {
 		{"- when: {message_type: X}\n  do:\n    - {tasks: rpmlint}\n", "r.yml:3: tasks wants a list of names"},
 		{"- when:\n    tag: {$regex: '/^f[0-9/'}\n  do: [{tasks: [a]}]\n", "r.yml:2: regex"},
 		{"- when: {a: b}\n  do: [{tasks: [a]}]\n  then: x\n", `r.yml:3: unknown rule key "then"`},
-		{"- when: {a: b\n  do: [{tasks: [a]}]\n", "r.yml: line 1"},
+		{"- when: {a: b\n  do: [{tasks: [a]}]\n", "r.yml:1: did not find expected ',' or '}'"},
+		// YAML mistakes are named at their own line, not where the block began.
+		{"- when: {message_type: A}\n  do:\n    - tasks: [a]\n- when: {message_type: B}\n  do:\n    - tasks: [b]\n   bad: x\n", "r.yml:7: did not find expected key"},
+		{"- when: {message_type: A}\n  do:\n    - {tasks: [rpmlint\n", "r.yml:3: did not find expected ',' or ']'"},
+		{"- when: {message_type: A}\n  do:\n    - tasks: [a]\n- when: {message_type: B}\n  do:\n\t- tasks: [b]\n", "r.yml:6: found character that cannot start any token"},
+		{"- when: {message_type: A}\n  do:\n    - {discover: {repo: x,\n                  branch: y}}\n- when: {message_type: B}\n  do: [{tasks: [b]]\n", "r.yml:6: did not find expected ',' or '}'"},
 		{"- when: {name: ${bad name}}\n  do: [{tasks: [a]}]\n", "r.yml:1: bad variable name"},
 		{"when: {a: b}\n", "r.yml:1: want a list of rules"},
 		{"- when: {a: {$exists: maybe}}\n  do: [{tasks: [a]}]\n", "r.yml:1: $exists wants true or false"},

@@ -241,7 +241,7 @@ func TestTriggerReplayExplainErrorsAreOneLine(t *testing.T) {
 		want []string
 	}{
 		{"rules: unknown operator", 1, []string{"explain", "--rules", badOp, msg}, []string{"bad-op.yml:3", "$regexx"}},
-		{"rules: broken YAML", 1, []string{"explain", "--rules", badYAML, msg}, []string{"bad-yaml.yml", "line"}},
+		{"rules: broken YAML", 1, []string{"explain", "--rules", badYAML, msg}, []string{"bad-yaml.yml:3:"}},
 		{"rules: missing file", 1, []string{"trigger", "--rules", filepath.Join(dir, "none.yml"), msg}, []string{"none.yml"}},
 		{"trigger: bad rules", 1, []string{"trigger", "--rules", badOp, msg}, []string{"bad-op.yml:3"}},
 		{"critpath: two names on a line", 1, []string{"explain", "--critpath", badCrit, msg}, []string{"critpath:2"}},
