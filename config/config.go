@@ -43,9 +43,11 @@ type Trigger struct {
 	CritpathFile string `yaml:"critpath_file"`
 	// Messages is where `up` reads bus messages from when no broker is set.
 	Messages string `yaml:"messages"`
-	// DedupWindow: the same {item, item_type, taskname, arch} within it makes no second job.
+	// DedupWindow: the same {item, item_type, taskname, arch} within it makes no second job
+	// (a Bodhi update's key includes its builds; tag jobs use fuse_delay instead).
 	DedupWindow time.Duration `yaml:"dedup_window"`
-	// FuseDelay merges bursts of tag events for one tag.
+	// FuseDelay merges bursts of tag events for one tag into one job per task and arch;
+	// a tag event after it makes the next job (Fedora ran 15m; 0 makes a job per tag event).
 	FuseDelay time.Duration `yaml:"fuse_delay"`
 	// JobLog is the JSON-lines file every scheduled job is appended to.
 	JobLog string `yaml:"job_log"`
