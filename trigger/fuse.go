@@ -12,9 +12,12 @@ import (
 // A fuser merges bursts of tag events (reference §3.4, fuse_delay): the
 // first event for a tag opens a group per {item, task, arch} job; later
 // events within the delay join it instead of making jobs; when the delay
-// after the first event is over, the group's jobs are published and every
-// message in it is acked. Messages stay unacked while they wait, so a crash
-// loses nothing: the bus delivers them again.
+// after the first event is over, the group's jobs are published and the
+// messages that opened groups are acked. Those stay unacked while they wait,
+// so a crash loses nothing: the bus delivers them again and they open their
+// groups again. A later event that opens no group is acked at once: it adds
+// nothing a redelivery of the first would not make again, and held it would
+// take one of the few unacked messages the broker hands out (prefetch).
 type fuser struct {
 	r     *relay
 	delay time.Duration
@@ -53,24 +56,33 @@ func fusable(jobs []contract.Job) bool {
 	return true
 }
 
-func (f *fuser) add(d bus.Delivery, h handled, out MessageOutcome) {
+func (f *fuser) add(ctx context.Context, d bus.Delivery, h handled, out MessageOutcome) {
 	now := f.r.t.opts.Now()
 	m := &fusedMsg{d: d, out: out}
 	f.mu.Lock()
-	defer f.mu.Unlock()
+	opens := false
 	for _, j := range h.jobs {
-		k := Key(j)
-		g, ok := f.groups[k]
-		if !ok {
-			g = &fuseGroup{job: j, deadline: now.Add(f.delay)}
-			f.groups[k] = g
-			m.jobs = append(m.jobs, j)
+		if _, ok := f.groups[Key(j)]; !ok {
+			opens = true
 		}
-		g.members = append(g.members, m)
-		m.waiting++
 	}
-	if len(m.jobs) == 0 {
-		m.out.Outcome = OutcomeFused
+	if opens {
+		for _, j := range h.jobs {
+			k := Key(j)
+			g, ok := f.groups[k]
+			if !ok {
+				g = &fuseGroup{job: j, deadline: now.Add(f.delay)}
+				f.groups[k] = g
+				m.jobs = append(m.jobs, j)
+			}
+			g.members = append(g.members, m)
+			m.waiting++
+		}
+	}
+	f.mu.Unlock()
+	if !opens {
+		out.Outcome = OutcomeFused
+		f.r.finish(ctx, []bus.Delivery{d}, []MessageOutcome{out}, nil, [][]contract.Job{nil})
 	}
 }
 

@@ -245,7 +245,7 @@ func (r *relay) process(ctx context.Context, d bus.Delivery) {
 		out.Reason = "already handled (message id seen)"
 	}
 	if r.fuse != nil && fusable(h.jobs) {
-		r.fuse.add(d, h, out)
+		r.fuse.add(ctx, d, h, out)
 		return
 	}
 	r.finish(ctx, []bus.Delivery{d}, []MessageOutcome{out}, h.jobs, [][]contract.Job{h.jobs})

@@ -295,3 +295,89 @@ func TestRelayTransientFailure(t *testing.T) {
 		t.Errorf("set aside after %v, before retrying for %v", time.Since(start), TransientPatience)
 	}
 }
+
+// chanSource hands out the messages sent on it and records which were acked.
+type chanSource struct {
+	in    chan contract.Message
+	mu    sync.Mutex
+	acked map[string]bool
+}
+
+func (s *chanSource) Next(ctx context.Context) (bus.Delivery, error) {
+	select {
+	case m, ok := <-s.in:
+		if !ok {
+			return bus.Delivery{}, bus.ErrDrained
+		}
+		ack := func() error {
+			s.mu.Lock()
+			s.acked[m.ID] = true
+			s.mu.Unlock()
+			return nil
+		}
+		return bus.NewDelivery(m, nil, "chan", ack, func(string) error { return nil }), nil
+	case <-ctx.Done():
+		return bus.Delivery{}, ctx.Err()
+	}
+}
+
+func (s *chanSource) isAcked(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.acked[id]
+}
+
+// While a burst of tag events waits out the fuse delay, only the event that
+// opened the group stays unacked: the others would hold the broker's few
+// unacked messages (prefetch) and stall every other message.
+func TestRelayFuseHoldsOnlyTheFirstEvent(t *testing.T) {
+	q, err := bus.OpenDiskQueue(filepath.Join(t.TempDir(), "queue"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const delay = 500 * time.Millisecond
+	src := &chanSource{in: make(chan contract.Message), acked: map[string]bool{}}
+	tr := New(Options{FuseDelay: delay, Arches: []string{"x86_64"}})
+	done := make(chan Stats, 1)
+	go func() {
+		st, _ := Relay(t.Context(), src, tr, q, nil, nil)
+		done <- st
+	}()
+	for i := range 5 {
+		src.in <- contract.Message{ID: fmt.Sprintf("tag-%d", i), Topic: "org.fedoraproject.prod.buildsys.tag",
+			Body: map[string]any{"tag": "f40-updates-pending", "name": fmt.Sprintf("pkg%d", i), "version": "1", "release": "1.fc40", "instance": "primary"}}
+	}
+	// Workers handle them in any order: whichever came first holds the group.
+	unacked := func() []string {
+		var ids []string
+		for i := range 5 {
+			if id := fmt.Sprintf("tag-%d", i); !src.isAcked(id) {
+				ids = append(ids, id)
+			}
+		}
+		return ids
+	}
+	for deadline := time.Now().Add(delay / 2); len(unacked()) > 1 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
+	held := unacked()
+	if len(held) != 1 {
+		t.Fatalf("held during the fuse delay: %v, want only the event that opened the group", held)
+	}
+	if n, _ := q.Len(); n != 0 {
+		t.Fatalf("%d jobs queued before the fuse delay", n)
+	}
+	for deadline := time.Now().Add(10 * delay); !src.isAcked(held[0]); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not acked after the fuse delay", held[0])
+		}
+	}
+	if n, _ := q.Len(); n != 1 {
+		t.Fatalf("%d jobs after the fuse delay, want 1", n)
+	}
+	close(src.in)
+	st := <-done
+	if st.Messages != 5 || st.Jobs != 1 {
+		t.Errorf("stats: %+v", st)
+	}
+}
