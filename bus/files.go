@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -206,7 +207,11 @@ func (r *lineReader) close() {
 func DecodeMessage(raw []byte) (contract.Message, error) {
 	var msg contract.Message
 	if err := json.Unmarshal(raw, &msg); err != nil {
-		return contract.Message{}, fmt.Errorf("not a JSON object: %s", oneLine(err))
+		var syntaxErr *json.SyntaxError
+		if errors.As(err, &syntaxErr) || !json.Valid(raw) {
+			return contract.Message{}, fmt.Errorf("not a JSON object: %s", oneLine(err))
+		}
+		return contract.Message{}, fmt.Errorf("malformed message: %s", oneLine(err))
 	}
 	if msg.Body == nil {
 		if legacy, ok := msg.Extra["msg"].(map[string]any); ok {

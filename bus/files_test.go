@@ -139,3 +139,14 @@ func TestOpenFilesNamesAMissingPath(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+func TestWrongTypesNameTheKey(t *testing.T) {
+	_, err := DecodeMessage([]byte(`{"topic": 5, "body": {}}`))
+	if err == nil || !strings.Contains(err.Error(), `key "topic": want a string, got number`) || strings.Contains(err.Error(), "plain") {
+		t.Errorf("err = %v", err)
+	}
+	_, err = DecodeMessage([]byte(`{"topic": "t", "body": {`))
+	if err == nil || !strings.Contains(err.Error(), "not a JSON object") {
+		t.Errorf("truncated: err = %v", err)
+	}
+}

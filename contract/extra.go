@@ -3,6 +3,7 @@ package contract
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"reflect"
 	"strings"
@@ -73,6 +74,10 @@ func splitExtra(data []byte, known any) (Extra, error) {
 		return nil, fmt.Errorf("expected a JSON object, got null")
 	}
 	if err := json.Unmarshal(data, known); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) && typeErr.Field != "" {
+			return nil, fmt.Errorf("key %q: want %s, got %s", typeErr.Field, jsonKind(typeErr.Type), typeErr.Value)
+		}
 		return nil, err
 	}
 	names := knownKeys(reflect.TypeOf(known).Elem())
@@ -111,4 +116,21 @@ func FromMap(m map[string]any, v any) error {
 		return err
 	}
 	return json.Unmarshal(raw, v)
+}
+
+// jsonKind names a Go type as the JSON value it decodes from.
+func jsonKind(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Int, reflect.Int64, reflect.Float64:
+		return "a number"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Slice:
+		return "a list"
+	case reflect.Map, reflect.Struct:
+		return "an object"
+	}
+	return t.String()
 }

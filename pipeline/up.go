@@ -136,9 +136,9 @@ func Up(ctx context.Context, opts Options) (*Summary, error) {
 		return nil, err
 	}
 	src.OnReject = bus.DeadLetterFile(bus.DeadLetterPath(cfg))
-	jobLog, err := os.OpenFile(cfg.Trigger.JobLog, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	jobLog, err := trigger.OpenJobLog(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("job log (trigger.job_log): %w", err)
+		return nil, err
 	}
 	defer jobLog.Close()
 
