@@ -63,6 +63,7 @@ func TestWorkerKilledMidTaskOnRabbitMQ(t *testing.T) {
 		defer conn.Close()
 		if ch, err := conn.Channel(); err == nil {
 			ch.QueueDelete(queuePrefix+".x86_64", false, false, false)
+			ch.QueueDelete(queuePrefix+".x86_64.host", false, false, false)
 			ch.ExchangeDelete(exchange, false, false)
 		}
 	})
