@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 
+	"taskotron/atomicfile"
 	"taskotron/contract"
 )
 
@@ -197,46 +198,21 @@ func (q *DiskQueue) signalLocked() {
 	q.wake = make(chan struct{})
 }
 
-// write stores a job atomically: temp file, fsync, rename, fsync folder.
+// write stores a job atomically and durably.
 func (q *DiskQueue) write(item queued) error {
 	raw, err := json.Marshal(item.job)
 	if err != nil {
 		return fmt.Errorf("job queue: encoding job %s: %w", item.job.UUID, err)
 	}
-	final := filepath.Join(q.dir, item.file)
-	tmp, err := os.CreateTemp(q.dir, ".tmp-*")
-	if err != nil {
-		return fmt.Errorf("job queue: %w", err)
-	}
-	if _, err := tmp.Write(raw); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return fmt.Errorf("job queue: writing %s: %w", item.file, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return fmt.Errorf("job queue: syncing %s: %w", item.file, err)
-	}
-	if err := tmp.Close(); err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("job queue: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), final); err != nil {
-		os.Remove(tmp.Name())
+	if err := atomicfile.Write(q.dir, item.file, raw); err != nil {
 		return fmt.Errorf("job queue: %w", err)
 	}
 	return syncDir(q.dir)
 }
 
 func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
+	if err := atomicfile.SyncDir(dir); err != nil {
 		return fmt.Errorf("job queue: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("job queue: syncing folder %s: %w", dir, err)
 	}
 	return nil
 }

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"taskotron/atomicfile"
 	"taskotron/contract"
 )
 
@@ -232,33 +233,15 @@ func writeFileSync(dir, name string, v any) error {
 	if err != nil {
 		return fmt.Errorf("spool: encoding %s: %w", name, err)
 	}
-	f, err := os.CreateTemp(dir, ".tmp-*")
-	if err != nil {
-		return fmt.Errorf("spool: %w", err)
-	}
-	tmp := f.Name()
-	_, werr := f.Write(raw)
-	serr := f.Sync()
-	cerr := f.Close()
-	if err := errors.Join(werr, serr, cerr); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("spool: writing %s: %w", name, err)
-	}
-	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
-		os.Remove(tmp)
+	if err := atomicfile.Write(dir, name, raw); err != nil {
 		return fmt.Errorf("spool: %w", err)
 	}
 	return nil
 }
 
 func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
+	if err := atomicfile.SyncDir(dir); err != nil {
 		return fmt.Errorf("spool: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("spool: syncing %s: %w", dir, err)
 	}
 	return nil
 }
