@@ -17,6 +17,7 @@ import (
 	"github.com/hashicorp/go-retryablehttp"
 
 	"taskotron/contract"
+	"taskotron/httpclient"
 )
 
 // Update is the part of a Bodhi update taskotron uses.
@@ -105,30 +106,12 @@ type Client struct {
 
 // New makes a client for the Bodhi at baseURL (e.g. https://bodhi.fedoraproject.org).
 func New(baseURL string, o Options) *Client {
-	if o.Timeout == 0 {
-		o.Timeout = 60 * time.Second
-	}
-	if o.Retries == 0 {
-		o.Retries = 4
-	}
-	if o.Retries < 0 {
-		o.Retries = 0
-	}
-	if o.RetryWaitMin == 0 {
-		o.RetryWaitMin = time.Second
-	}
-	if o.RetryWaitMax == 0 {
-		o.RetryWaitMax = 30 * time.Second
-	}
+	rc := httpclient.New(httpclient.Settings{Timeout: o.Timeout, Retries: o.Retries,
+		RetryWaitMin: o.RetryWaitMin, RetryWaitMax: o.RetryWaitMax, Log: o.Log})
+	o.Retries = rc.RetryMax
 	if o.Log == nil {
-		o.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+		o.Log = rc.Logger.(*slog.Logger)
 	}
-	rc := retryablehttp.NewClient()
-	rc.HTTPClient.Timeout = o.Timeout
-	rc.RetryMax = o.Retries
-	rc.RetryWaitMin, rc.RetryWaitMax = o.RetryWaitMin, o.RetryWaitMax
-	rc.Logger = o.Log
-	rc.ErrorHandler = retryablehttp.PassthroughErrorHandler
 	return &Client{base: strings.TrimSuffix(baseURL, "/"), http: rc, token: o.Token, retries: o.Retries}
 }
 
