@@ -3,12 +3,9 @@ package directives
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
-
-	"gopkg.in/yaml.v3"
 
 	"taskotron/bodhi"
 	"taskotron/contract"
@@ -26,9 +23,9 @@ func init() { Register("bodhi_comment", Func(runBodhiComment)) }
 // go to the updates holding those builds, looked up in Bodhi.
 func runBodhiComment(ctx context.Context, params map[string]any, env *Env) (any, error) {
 	p := fparams{directive: "bodhi_comment", m: params}
-	data, err := bodhiCommentInput(p, env)
+	data, err := resultsInput(params, env, "results")
 	if err != nil {
-		return nil, err
+		return nil, p.errorf("%w", err)
 	}
 	s := func(k string) string { v, _ := env.Vars[k].(string); return v }
 	results, err := reporter.ParseOutput(data, reporter.Defaults{
@@ -132,38 +129,4 @@ func commentLine(r contract.Result, env *Env) string {
 		u += "/" + r.Artifact
 	}
 	return reporter.CommentText(check, r.Outcome, r.Arch.String(), u)
-}
-
-func bodhiCommentInput(p fparams, env *Env) ([]byte, error) {
-	v, hasResults := p.m["results"]
-	f, hasFile := p.m["file"]
-	switch {
-	case hasResults && hasFile:
-		return nil, p.errorf("give results or file, not both")
-	case hasResults:
-		switch x := v.(type) {
-		case string:
-			return []byte(x), nil
-		case nil:
-			return []byte("results: []\n"), nil
-		case []any:
-			return yaml.Marshal(map[string]any{"results": x})
-		default:
-			return yaml.Marshal(x)
-		}
-	case hasFile:
-		name, ok := f.(string)
-		if !ok || name == "" {
-			return nil, p.errorf("file must be a path")
-		}
-		if !filepath.IsAbs(name) {
-			name = filepath.Join(env.TaskDir, name)
-		}
-		raw, err := os.ReadFile(name)
-		if err != nil {
-			return nil, p.errorf("file: %w", err)
-		}
-		return raw, nil
-	}
-	return nil, p.errorf("parameter results or file is required")
 }

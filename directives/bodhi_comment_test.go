@@ -2,6 +2,8 @@ package directives
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -76,5 +78,17 @@ func TestBodhiComment(t *testing.T) {
 		if _, err := runDirective(t, "bodhi_comment", want, env); err == nil || !strings.Contains(err.Error(), "bodhi_comment") {
 			t.Errorf("bad %s gave %v", params, err)
 		}
+	}
+}
+
+func TestBodhiCommentReadsNoFileOutsideTheRun(t *testing.T) {
+	env := testEnv(t)
+	outside := filepath.Join(t.TempDir(), "secret.yml")
+	if err := os.WriteFile(outside, []byte("results: []\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := runBodhiComment(context.Background(), map[string]any{"file": outside}, env)
+	if err == nil || !strings.Contains(err.Error(), "bodhi_comment") {
+		t.Fatalf("a file outside the task, work and artifacts folders was read: err = %v", err)
 	}
 }
