@@ -118,7 +118,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if err := cmd.run(ctx, g, rest[1:]); err != nil {
 		var help *helpRequest
 		if errors.As(err, &help) {
-			fmt.Fprintf(stdout, "usage: taskotron %s [flags] — %s\n", name, cmd.summary)
+			fmt.Fprintf(stdout, "usage: %s [flags] — %s\n", help.fs.Name(), cmd.summary)
 			help.fs.SetOutput(stdout)
 			help.fs.PrintDefaults()
 			return 0
