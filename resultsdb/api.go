@@ -280,6 +280,22 @@ type pageJSON struct {
 	Prev *string `json:"prev"`
 }
 
+// writePage writes one page of a listing. The store was asked for one row
+// more than the page holds: its presence is what makes a next link.
+func writePage[T, J any](s *server, w http.ResponseWriter, r *http.Request, list []T, limit int, out func(base string, item T) J) {
+	more := len(list) > limit
+	if more {
+		list = list[:limit]
+	}
+	base := s.base(r)
+	data := make([]J, len(list))
+	for i, item := range list {
+		data[i] = out(base, item)
+	}
+	prev, next := prevNext(s.requestURL(r), more)
+	writeJSON(w, http.StatusOK, pageJSON{Prev: prev, Next: next, Data: data})
+}
+
 func testcaseOut(base string, t Testcase) testcaseJSON {
 	return testcaseJSON{Name: t.Name, RefURL: t.RefURL, Href: base + APIPrefix + "/testcases/" + url.PathEscape(t.Name)}
 }
@@ -369,12 +385,7 @@ func (s *server) listResults(w http.ResponseWriter, r *http.Request, groups, tes
 	if err != nil {
 		return err
 	}
-	more := len(list) > limit
-	if more {
-		list = list[:limit]
-	}
-	prev, next := prevNext(s.requestURL(r), more)
-	writeJSON(w, http.StatusOK, pageJSON{Prev: prev, Next: next, Data: resultsOut(s.base(r), list)})
+	writePage(s, w, r, list, limit, resultOut)
 	return nil
 }
 
@@ -488,17 +499,7 @@ func (s *server) getGroups(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	more := len(list) > limit
-	if more {
-		list = list[:limit]
-	}
-	base := s.base(r)
-	out := make([]groupJSON, len(list))
-	for i, g := range list {
-		out[i] = groupOut(base, g)
-	}
-	prev, next := prevNext(s.requestURL(r), more)
-	writeJSON(w, http.StatusOK, pageJSON{Prev: prev, Next: next, Data: out})
+	writePage(s, w, r, list, limit, groupOut)
 	return nil
 }
 
@@ -574,17 +575,7 @@ func (s *server) getTestcases(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	more := len(list) > limit
-	if more {
-		list = list[:limit]
-	}
-	base := s.base(r)
-	out := make([]testcaseJSON, len(list))
-	for i, t := range list {
-		out[i] = testcaseOut(base, t)
-	}
-	prev, next := prevNext(s.requestURL(r), more)
-	writeJSON(w, http.StatusOK, pageJSON{Prev: prev, Next: next, Data: out})
+	writePage(s, w, r, list, limit, testcaseOut)
 	return nil
 }
 
