@@ -11,12 +11,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"strings"
 	"sync"
 	"time"
+
+	"taskotron/fakes/endpoint"
 )
 
 // Server is a fake Bodhi.
@@ -31,8 +32,7 @@ type Server struct {
 	csrf     string
 	failNext int
 
-	srv *http.Server
-	ln  net.Listener
+	endpoint.Endpoint
 }
 
 // Load reads updates from a fixture file ({"updates": [...]}).
@@ -72,27 +72,7 @@ func (s *Server) Comments() []map[string]any {
 }
 
 // Start listens on addr ("127.0.0.1:0" for any port) and serves.
-func (s *Server) Start(addr string) error {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("fake bodhi: %w", err)
-	}
-	s.ln = ln
-	s.srv = &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
-	go s.srv.Serve(ln)
-	return nil
-}
-
-// URL is the server's base URL.
-func (s *Server) URL() string { return "http://" + s.ln.Addr().String() }
-
-// Close stops the server.
-func (s *Server) Close() error {
-	if s.srv == nil {
-		return nil
-	}
-	return s.srv.Close()
-}
+func (s *Server) Start(addr string) error { return s.Serve("fake bodhi", addr, s) }
 
 type apiErr struct{ location, name, description string }
 

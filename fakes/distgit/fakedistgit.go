@@ -5,14 +5,14 @@ package fakedistgit
 
 import (
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"path"
 	"path/filepath"
 	"strings"
 	"sync"
-	"time"
+
+	"taskotron/fakes/endpoint"
 )
 
 // Server serves raw files from a folder.
@@ -23,8 +23,7 @@ type Server struct {
 	failNext int
 	requests []string
 
-	srv *http.Server
-	ln  net.Listener
+	endpoint.Endpoint
 }
 
 // New serves the files below root.
@@ -51,27 +50,7 @@ func (s *Server) Requests() []string {
 }
 
 // Start listens on addr ("127.0.0.1:0" for any port) and serves.
-func (s *Server) Start(addr string) error {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("fake dist-git: %w", err)
-	}
-	s.ln = ln
-	s.srv = &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
-	go s.srv.Serve(ln)
-	return nil
-}
-
-// URL is the server's base URL.
-func (s *Server) URL() string { return "http://" + s.ln.Addr().String() }
-
-// Close stops the server.
-func (s *Server) Close() error {
-	if s.srv == nil {
-		return nil
-	}
-	return s.srv.Close()
-}
+func (s *Server) Start(addr string) error { return s.Serve("fake dist-git", addr, s) }
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -21,6 +20,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"taskotron/fakes/endpoint"
 	"taskotron/koji"
 	"taskotron/koji/xmlrpc"
 	"taskotron/rpmver"
@@ -225,8 +225,7 @@ type Hub struct {
 	noLog    map[string]bool
 	calls    []string
 
-	srv *http.Server
-	ln  net.Listener
+	endpoint.Endpoint
 }
 
 // NewHub makes a hub for data; log may be nil.
@@ -275,31 +274,11 @@ func (h *Hub) Calls() []string {
 }
 
 // Start listens on addr ("127.0.0.1:0" for any port) and serves.
-func (h *Hub) Start(addr string) error {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("fake koji: %w", err)
-	}
-	h.ln = ln
-	h.srv = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	go h.srv.Serve(ln)
-	return nil
-}
-
-// URL is the server's base URL.
-func (h *Hub) URL() string { return "http://" + h.ln.Addr().String() }
+func (h *Hub) Start(addr string) error { return h.Serve("fake koji", addr, h) }
 
 // HubURL is the XML-RPC endpoint, PkgURL the packages tree.
 func (h *Hub) HubURL() string { return h.URL() + "/kojihub" }
 func (h *Hub) PkgURL() string { return h.URL() + "/packages" }
-
-// Close stops the server.
-func (h *Hub) Close() error {
-	if h.srv == nil {
-		return nil
-	}
-	return h.srv.Close()
-}
 
 func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.mu.Lock()
