@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -57,7 +58,10 @@ func Up(ctx context.Context, opts Options) (*Summary, error) {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	cfg := withDataPaths(opts.Config)
+	cfg, err := withDataPaths(opts.Config)
+	if err != nil {
+		return nil, err
+	}
 	for _, dir := range []string{cfg.DataDir, cfg.Runner.ArtifactsDir, cfg.Runner.WorkDir} {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, fmt.Errorf("data folder: %w", err)
@@ -185,7 +189,14 @@ func Up(ctx context.Context, opts Options) (*Summary, error) {
 
 // withDataPaths fills every path the configuration leaves empty with its
 // place below data_dir, so each role sees the same folders.
-func withDataPaths(cfg config.Config) config.Config {
+func withDataPaths(cfg config.Config) (config.Config, error) {
+	// Absolute, so that a role applying data_dir to a path again (as
+	// config.Path does to relative ones) finds the same place.
+	abs, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		return cfg, fmt.Errorf("data_dir %q: %w", cfg.DataDir, err)
+	}
+	cfg.DataDir = abs
 	set := func(v *string, name string) {
 		if *v == "" {
 			*v = cfg.Path(name)
@@ -200,7 +211,7 @@ func withDataPaths(cfg config.Config) config.Config {
 	if cfg.ResultsDB.DB == "" {
 		cfg.ResultsDB.DB = "sqlite:" + cfg.Path("resultsdb.sqlite")
 	}
-	return cfg
+	return cfg, nil
 }
 
 // resultsServer is the embedded ResultsDB with the artifacts beside it.

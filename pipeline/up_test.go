@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"taskotron/checkout"
 	"taskotron/config"
 	"taskotron/contract"
 	"taskotron/trigger"
@@ -156,5 +157,38 @@ func TestUpOnceSummarisesEveryMessage(t *testing.T) {
 				t.Errorf("job %s %s never ended", j.TaskName, j.Item)
 			}
 		}
+	}
+}
+
+// make run uses the default, relative data_dir (.taskotron): every role must
+// find the same folders, the mirror `taskotron mirror` built among them.
+func TestUpWithTheDefaultRelativeDataDir(t *testing.T) {
+	tasks, err := filepath.Abs("../tasks")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fixtures, _ := filepath.Abs("../fixtures")
+	msg, _ := filepath.Abs("../fixtures/messages/koji-build-state-change__6.json")
+	t.Chdir(t.TempDir())
+	cfg := config.Default() // data_dir: .taskotron
+	cfg.ResultsDB.Listen = "127.0.0.1:0"
+	if err := checkout.Seed(tasks, cfg.Path("mirror")); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	s, err := Up(ctx, Options{Config: cfg, Messages: []string{msg}, Fixtures: fixtures, Once: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range s.Messages {
+		for _, j := range m.Jobs {
+			if j.Outcome != contract.Passed {
+				t.Errorf("%s on %s: %s %+v", j.TaskName, j.Item, j.Outcome, j.Outcomes)
+			}
+		}
+	}
+	if len(s.Messages) != 1 || len(s.Messages[0].Jobs) == 0 {
+		t.Fatalf("summary %+v", s)
 	}
 }
