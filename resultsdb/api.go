@@ -362,17 +362,29 @@ func (s *server) healthcheck(w http.ResponseWriter, r *http.Request) error {
 
 // listResults answers /results and the group and testcase result lists.
 func (s *server) listResults(w http.ResponseWriter, r *http.Request, groups, testcases []string) error {
-	v, err := query(r)
+	list, limit, err := s.queryResults(r, groups, testcases)
 	if err != nil {
 		return err
+	}
+	writePage(s, w, r, list, limit, resultOut)
+	return nil
+}
+
+// queryResults runs the result list query a request asks for, the API's and
+// the pages' alike, with one row more than the page holds (see writePage).
+// groups and testcases, when not nil, come from the path and win over the query.
+func (s *server) queryResults(r *http.Request, groups, testcases []string) ([]Result, int, error) {
+	v, err := query(r)
+	if err != nil {
+		return nil, 0, err
 	}
 	page, limit, err := pageLimit(v)
 	if err != nil {
-		return err
+		return nil, 0, err
 	}
 	q, _, err := parseResultQuery(v, s.outcomes)
 	if err != nil {
-		return err
+		return nil, 0, err
 	}
 	if groups != nil {
 		q.Groups = groups
@@ -382,11 +394,7 @@ func (s *server) listResults(w http.ResponseWriter, r *http.Request, groups, tes
 	}
 	q.Offset, q.Limit = page*limit, limit+1
 	list, err := s.store.Results(r.Context(), q)
-	if err != nil {
-		return err
-	}
-	writePage(s, w, r, list, limit, resultOut)
-	return nil
+	return list, limit, err
 }
 
 func (s *server) getResults(w http.ResponseWriter, r *http.Request) error {

@@ -220,26 +220,7 @@ func apiURL(r *http.Request) string {
 
 // pagedResults runs a result list query with the page's paging.
 func (s *server) pagedResults(r *http.Request, d *pageData, groups, testcases []string) error {
-	v, err := query(r)
-	if err != nil {
-		return err
-	}
-	page, limit, err := pageLimit(v)
-	if err != nil {
-		return err
-	}
-	q, _, err := parseResultQuery(v, s.outcomes)
-	if err != nil {
-		return err
-	}
-	if groups != nil {
-		q.Groups = groups
-	}
-	if testcases != nil {
-		q.Testcases = testcases
-	}
-	q.Offset, q.Limit = page*limit, limit+1
-	list, err := s.store.Results(r.Context(), q)
+	list, limit, err := s.queryResults(r, groups, testcases)
 	if err != nil {
 		return err
 	}
