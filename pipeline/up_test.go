@@ -18,7 +18,7 @@ import (
 
 const corpus = "../../shared/corpus/messages/"
 
-func upOnce(t *testing.T, messages ...string) (*Summary, string) {
+func upOnce(t *testing.T, messages ...string) *Summary {
 	t.Helper()
 	cfg := config.Default()
 	cfg.DataDir = t.TempDir()
@@ -41,7 +41,7 @@ func upOnce(t *testing.T, messages ...string) (*Summary, string) {
 	if browse == "" || s.URL != browse {
 		t.Fatalf("browse URL %q, summary URL %q", browse, s.URL)
 	}
-	return s, browse
+	return s
 }
 
 // apiResult is a result as ResultsDB API v2.0 serialises it.
@@ -74,9 +74,9 @@ func query(t *testing.T, base string, params url.Values) []apiResult {
 // A Koji build message from the corpus goes all the way to a result that
 // QA reads back through the ResultsDB API.
 func TestKojiBuildMessageEndsAsAResultInResultsDB(t *testing.T) {
-	// Up stops serving when it returns, so the test asks while it still
-	// serves: run it without --once in the background is not needed — the
-	// summary carries the outcome and the server is queried through Ready.
+	// Up stops serving when it returns: it runs without Once in the
+	// background, and the test queries the API it serves until the result
+	// is there, then stops it.
 	cfg := config.Default()
 	cfg.DataDir = t.TempDir()
 	cfg.ResultsDB.Listen = "127.0.0.1:0"
@@ -119,7 +119,7 @@ func TestKojiBuildMessageEndsAsAResultInResultsDB(t *testing.T) {
 }
 
 func TestUpOnceSummarisesEveryMessage(t *testing.T) {
-	s, _ := upOnce(t,
+	s := upOnce(t,
 		corpus+"koji-build-state-change__11.json", // COMPLETE: jobs
 		corpus+"koji-build-state-change__2.json",  // BUILDING: ignored
 		corpus+"bodhi-update-ready-for-testing__6.json",

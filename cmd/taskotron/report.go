@@ -3,13 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"strings"
+
+	guuid "github.com/google/uuid"
 
 	"taskotron/contract"
 	"taskotron/reporter"
@@ -110,7 +111,7 @@ func runReport(ctx context.Context, g *globals, args []string) error {
 		exec.UUID = *uuid
 	}
 	if exec.UUID == "" {
-		exec.UUID = newUUID()
+		exec.UUID = guuid.NewString()
 	}
 	if *artifacts != "" {
 		exec.Artifacts = *artifacts
@@ -190,14 +191,6 @@ func isExecutionJSON(data []byte) bool {
 	_, b := m["uuid"]
 	_, c := m["results"]
 	return a || b || c
-}
-
-func newUUID() string {
-	var b [16]byte
-	rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
 
 func printReport(g *globals, out reportOutput, asJSON bool, url string) error {
