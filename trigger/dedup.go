@@ -49,9 +49,10 @@ const MessageRetention = 7 * 24 * time.Hour
 //
 // On PostgreSQL every call is a transaction, so several triggers can share
 // the state. On SQLite the store is meant for one trigger process: it keeps
-// an index of the state in memory, and one goroutine group-commits every
-// waiting Claim and Done in one transaction of multi-row writes (SQLite has
-// one writer; this keeps it off the relay's critical path).
+// the state in memory and the database is an append-only journal of it, and
+// one goroutine group-commits every waiting Claim and Done in one
+// transaction (SQLite has one writer; appending touches the last pages of
+// one b-tree however many rows a commit holds).
 type SQLStore struct {
 	db     *sql.DB
 	pg     bool
@@ -65,7 +66,7 @@ type SQLStore struct {
 	quit  chan struct{}
 	done  chan struct{}
 	index liteIndex
-	stmts map[string]*sql.Stmt // multi-row statements by kind and row count
+	stmts map[int]*sql.Stmt // journal inserts by row count
 }
 
 type storeReq struct {
@@ -109,35 +110,38 @@ func OpenDedup(ctx context.Context, dsn string) (*SQLStore, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dedup state %s: %w", redact(dsn), err)
 	}
-	// SQLite stores each table as one b-tree keyed by its primary key
-	// (WITHOUT ROWID): half the pages to write per commit.
-	tableSuffix := ""
-	if !s.pg {
-		tableSuffix = " WITHOUT ROWID"
+	if s.pg {
+		err = s.createPostgres(ctx)
+	} else {
+		err = s.openJournal(ctx)
 	}
-	for _, stmt := range []string{
-		`CREATE TABLE IF NOT EXISTS trigger_messages (msg_id TEXT PRIMARY KEY, state TEXT NOT NULL, jobs TEXT NOT NULL, at BIGINT NOT NULL)` + tableSuffix,
-		`CREATE TABLE IF NOT EXISTS trigger_keys (key TEXT PRIMARY KEY, msg_id TEXT NOT NULL, at BIGINT NOT NULL)` + tableSuffix,
-	} {
-		if _, err := s.db.ExecContext(ctx, stmt); err != nil {
-			s.db.Close()
-			if !s.pg && strings.Contains(err.Error(), "locked") {
-				return nil, fmt.Errorf("dedup state %s: in use by another process (one trigger per SQLite state; share a PostgreSQL state_db instead): %w", dsn, err)
-			}
-			return nil, fmt.Errorf("dedup state %s: %w", redact(dsn), err)
+	if err != nil {
+		s.db.Close()
+		if !s.pg && strings.Contains(err.Error(), "locked") {
+			return nil, fmt.Errorf("dedup state %s: in use by another process (one trigger per SQLite state; share a PostgreSQL state_db instead): %w", dsn, err)
 		}
+		return nil, fmt.Errorf("dedup state %s: %w", redact(dsn), err)
 	}
 	if !s.pg {
-		if err := s.loadIndex(ctx); err != nil {
-			s.db.Close()
-			return nil, fmt.Errorf("dedup state %s: %w", redact(dsn), err)
-		}
 		s.reqs, s.quit, s.done = make(chan storeReq), make(chan struct{}), make(chan struct{})
 		go s.writer()
 	}
 	return s, nil
 }
 
+func (s *SQLStore) createPostgres(ctx context.Context) error {
+	for _, stmt := range []string{
+		`CREATE TABLE IF NOT EXISTS trigger_messages (msg_id TEXT PRIMARY KEY, state TEXT NOT NULL, jobs TEXT NOT NULL, at BIGINT NOT NULL)`,
+		`CREATE TABLE IF NOT EXISTS trigger_keys (key TEXT PRIMARY KEY, msg_id TEXT NOT NULL, at BIGINT NOT NULL)`,
+	} {
+		if _, err := s.db.ExecContext(ctx, stmt); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// queries are the PostgreSQL store's statements.
 var queries = map[string]string{
 	"lookup": `SELECT state, jobs FROM trigger_messages WHERE msg_id = $1`,
 	"claimKey": `INSERT INTO trigger_keys (key, msg_id, at) VALUES ($1, $2, $3)
@@ -173,8 +177,11 @@ func (s *SQLStore) Close() error {
 	return s.db.Close()
 }
 
+// keyHash is a job's dedup key at a fixed size.
+func keyHash(j contract.Job) [sha256.Size]byte { return sha256.Sum256([]byte(Key(j))) }
+
 func storedKey(j contract.Job) string {
-	sum := sha256.Sum256([]byte(Key(j)))
+	sum := keyHash(j)
 	return hex.EncodeToString(sum[:])
 }
 

@@ -2,6 +2,7 @@ package trigger
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
 	"encoding/json"
 	"fmt"
@@ -9,12 +10,27 @@ import (
 	"time"
 )
 
-// liteIndex is the SQLite store's state in memory; the database is its
+// The SQLite store's journal: one row per event, in the order the writer
+// decided them. A claim row holds the keys a message claimed and, for a
+// message with an id, its jobs (until a done row for it follows); a done
+// row says the message's jobs are queued. Rows are only ever appended (the
+// rowid grows), so a commit writes the last pages of one b-tree, whatever
+// the keys are; pruning deletes from the other end.
+const journalSchema = `CREATE TABLE IF NOT EXISTS trigger_journal (
+	seq INTEGER PRIMARY KEY,
+	at INTEGER NOT NULL,
+	msg_id TEXT NOT NULL,
+	done INTEGER NOT NULL,
+	keys BLOB,
+	jobs TEXT
+)`
+
+// liteIndex is the SQLite store's state in memory; the journal is its
 // durable copy, written before any caller hears back.
 type liteIndex struct {
 	msgs      map[string]liteMsg
-	keys      map[string]int64 // stored key -> claimed at (unix nanos)
-	window    time.Duration    // the longest dedup window asked for, for pruning
+	keys      map[[sha256.Size]byte]int64 // key hash -> claimed at (unix nanos)
+	window    time.Duration               // the longest dedup window asked for, for pruning
 	lastPrune time.Time
 }
 
@@ -24,58 +40,103 @@ type liteMsg struct {
 	at   int64
 }
 
-func (s *SQLStore) loadIndex(ctx context.Context) error {
-	s.index = liteIndex{msgs: map[string]liteMsg{}, keys: map[string]int64{}}
-	rows, err := s.db.QueryContext(ctx, `SELECT msg_id, state, jobs, at FROM trigger_messages`)
+// journalRow is one row to append.
+type journalRow struct {
+	at    int64
+	msgID string
+	done  bool
+	keys  []byte // concatenated key hashes
+	jobs  []byte // nil for none
+}
+
+// openJournal creates the journal, takes over the state of the older
+// two-table layout if it is there, and loads the index.
+func (s *SQLStore) openJournal(ctx context.Context) error {
+	if _, err := s.db.ExecContext(ctx, journalSchema); err != nil {
+		return err
+	}
+	if err := s.migrateTables(ctx); err != nil {
+		return fmt.Errorf("moving the state to the journal: %w", err)
+	}
+	return s.loadIndex(ctx)
+}
+
+// migrateTables moves a state written by earlier versions (one row per
+// message in trigger_messages, one per key in trigger_keys) into the
+// journal, in one transaction.
+func (s *SQLStore) migrateTables(ctx context.Context) error {
+	var n int
+	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('trigger_messages', 'trigger_keys')`).Scan(&n); err != nil || n < 2 {
+		return err
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
-	for rows.Next() {
-		var id, state, jobs string
-		var at int64
-		if err := rows.Scan(&id, &state, &jobs, &at); err != nil {
-			rows.Close()
+	defer tx.Rollback()
+	for _, stmt := range []string{
+		// Keys first: a claim row without a message id carries only keys.
+		`INSERT INTO trigger_journal (at, msg_id, done, keys) SELECT at, '', 0, unhex(key) FROM trigger_keys ORDER BY at`,
+		`INSERT INTO trigger_journal (at, msg_id, done, jobs) SELECT at, msg_id, 0, jobs FROM trigger_messages WHERE state = 'pending' ORDER BY at`,
+		`INSERT INTO trigger_journal (at, msg_id, done) SELECT at, msg_id, 1 FROM trigger_messages WHERE state = 'done' ORDER BY at`,
+		`DROP TABLE trigger_keys`,
+		`DROP TABLE trigger_messages`,
+	} {
+		if _, err := tx.ExecContext(ctx, stmt); err != nil {
 			return err
 		}
-		m := liteMsg{done: state == "done", at: at}
-		if !m.done {
-			m.jobs = []byte(jobs)
-		}
-		s.index.msgs[id] = m
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	rows, err = s.db.QueryContext(ctx, `SELECT key, at FROM trigger_keys`)
+	return tx.Commit()
+}
+
+// loadIndex replays the journal.
+func (s *SQLStore) loadIndex(ctx context.Context) error {
+	s.index = liteIndex{msgs: map[string]liteMsg{}, keys: map[[sha256.Size]byte]int64{}}
+	rows, err := s.db.QueryContext(ctx, `SELECT at, msg_id, done, keys, jobs FROM trigger_journal ORDER BY seq`)
 	if err != nil {
 		return err
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var k string
-		var at int64
-		if err := rows.Scan(&k, &at); err != nil {
+		var r journalRow
+		var jobs sql.NullString
+		if err := rows.Scan(&r.at, &r.msgID, &r.done, &r.keys, &jobs); err != nil {
 			return err
 		}
-		s.index.keys[k] = at
+		if jobs.Valid {
+			r.jobs = []byte(jobs.String)
+		}
+		if err := s.index.apply(r); err != nil {
+			return err
+		}
 	}
 	return rows.Err()
 }
 
-type keyRow struct {
-	key, msgID string
-	at         int64
-}
-
-type msgRow struct {
-	id   string
-	jobs []byte
-	at   int64
+// apply adds one journal row to the index.
+func (ix *liteIndex) apply(r journalRow) error {
+	if len(r.keys)%sha256.Size != 0 {
+		return fmt.Errorf("journal row of message %q: keys of %d bytes", r.msgID, len(r.keys))
+	}
+	for k := r.keys; len(k) > 0; k = k[sha256.Size:] {
+		ix.keys[[sha256.Size]byte(k)] = r.at
+	}
+	switch {
+	case r.msgID == "":
+	case r.done:
+		m := ix.msgs[r.msgID]
+		if m.at == 0 {
+			m.at = r.at
+		}
+		ix.msgs[r.msgID] = liteMsg{done: true, at: m.at}
+	default:
+		ix.msgs[r.msgID] = liteMsg{jobs: r.jobs, at: r.at}
+	}
+	return nil
 }
 
 // writer decides every waiting request against the index (and what the
-// same batch decided before it), writes the batch in one transaction, and
+// same batch decided before it), appends the batch in one transaction, and
 // only then updates the index and answers.
 func (s *SQLStore) writer() {
 	defer close(s.done)
@@ -114,42 +175,42 @@ func (s *SQLStore) writer() {
 }
 
 func (s *SQLStore) runBatch(batch []storeReq) {
-	ix := &s.index
-	msgs := map[string]liteMsg{}
-	keys := map[string]int64{}
+	// Decisions go to a copy-on-write overlay: the index changes only once
+	// the batch is durable.
+	overlay := liteIndex{msgs: map[string]liteMsg{}, keys: map[[sha256.Size]byte]int64{}}
 	getMsg := func(id string) (liteMsg, bool) {
-		if m, ok := msgs[id]; ok {
+		if m, ok := overlay.msgs[id]; ok {
 			return m, true
 		}
-		m, ok := ix.msgs[id]
+		m, ok := s.index.msgs[id]
 		return m, ok
 	}
-	getKey := func(k string) (int64, bool) {
-		if at, ok := keys[k]; ok {
+	getKey := func(k [sha256.Size]byte) (int64, bool) {
+		if at, ok := overlay.keys[k]; ok {
 			return at, true
 		}
-		at, ok := ix.keys[k]
+		at, ok := s.index.keys[k]
 		return at, ok
 	}
 	var (
-		keyRows []keyRow
-		msgRows []msgRow
-		doneIDs []string
+		rows    []journalRow
 		replies = make([]storeReply, len(batch))
 		now     time.Time
+		window  = s.index.window
 	)
 	for i, r := range batch {
 		if r.done {
 			if m, ok := getMsg(r.msgID); ok && !m.done {
-				msgs[r.msgID] = liteMsg{done: true, at: m.at}
-				doneIDs = append(doneIDs, r.msgID)
+				row := journalRow{at: m.at, msgID: r.msgID, done: true}
+				overlay.apply(row)
+				rows = append(rows, row)
 			}
 			continue
 		}
 		now = r.now
 		// Keys are pruned by the longest window asked for: the short
 		// window of tag jobs must not prune the keys of builds.
-		ix.window = max(ix.window, r.window)
+		window = max(window, r.window)
 		var res ClaimResult
 		if r.msgID != "" {
 			if m, ok := getMsg(r.msgID); ok {
@@ -165,15 +226,16 @@ func (s *SQLStore) runBatch(batch []storeReq) {
 				continue
 			}
 		}
-		at, cutoff := r.now.UnixNano(), r.now.Add(-r.window).UnixNano()
+		row := journalRow{at: r.now.UnixNano(), msgID: r.msgID}
+		cutoff := r.now.Add(-r.window).UnixNano()
 		for _, j := range r.jobs {
-			k := storedKey(j)
+			k := keyHash(j)
 			if prev, ok := getKey(k); ok && prev >= cutoff {
 				res.Duplicates = append(res.Duplicates, j)
 				continue
 			}
-			keys[k] = at
-			keyRows = append(keyRows, keyRow{k, r.msgID, at})
+			overlay.keys[k] = row.at
+			row.keys = append(row.keys, k[:]...)
 			res.Jobs = append(res.Jobs, j)
 		}
 		if r.msgID != "" {
@@ -182,33 +244,26 @@ func (s *SQLStore) runBatch(batch []storeReq) {
 				replies[i].err = err
 				continue
 			}
-			msgs[r.msgID] = liteMsg{jobs: recorded, at: at}
-			msgRows = append(msgRows, msgRow{r.msgID, recorded, at})
+			row.jobs = recorded
+		}
+		if r.msgID != "" || len(row.keys) > 0 {
+			overlay.apply(row)
+			rows = append(rows, row)
 		}
 		replies[i].res = res
 	}
-	prune := !now.IsZero() && now.Sub(ix.lastPrune) > 10*time.Minute
-	err := s.writeBatch(keyRows, msgRows, doneIDs, prune, now)
+	prune := !now.IsZero() && now.Sub(s.index.lastPrune) > 10*time.Minute
+	err := s.append(rows, prune, now, window)
 	if err == nil {
-		for id, m := range msgs {
-			ix.msgs[id] = m
+		for id, m := range overlay.msgs {
+			s.index.msgs[id] = m
 		}
-		for k, at := range keys {
-			ix.keys[k] = at
+		for k, at := range overlay.keys {
+			s.index.keys[k] = at
 		}
+		s.index.window = window
 		if prune {
-			ix.lastPrune = now
-			cutoff, old := now.Add(-ix.window).UnixNano(), now.Add(-MessageRetention).UnixNano()
-			for k, at := range ix.keys {
-				if at < cutoff {
-					delete(ix.keys, k)
-				}
-			}
-			for id, m := range ix.msgs {
-				if m.at < old {
-					delete(ix.msgs, id)
-				}
-			}
+			s.index.prune(now)
 		}
 	}
 	for i, r := range batch {
@@ -219,70 +274,56 @@ func (s *SQLStore) runBatch(batch []storeReq) {
 	}
 }
 
+// prune forgets keys older than the longest window and messages older than
+// MessageRetention.
+func (ix *liteIndex) prune(now time.Time) {
+	ix.lastPrune = now
+	cutoff, old := now.Add(-ix.window).UnixNano(), now.Add(-MessageRetention).UnixNano()
+	for k, at := range ix.keys {
+		if at < cutoff {
+			delete(ix.keys, k)
+		}
+	}
+	for id, m := range ix.msgs {
+		if m.at < old {
+			delete(ix.msgs, id)
+		}
+	}
+}
+
 // rowsPerStatement keeps multi-row statements small enough to prepare once
 // per size and keep.
 const rowsPerStatement = 64
 
-// stmt returns a prepared statement for kind with n rows, preparing it the
+// insert returns the prepared statement appending n rows, preparing it the
 // first time: parsing SQL costs more than running it here.
-func (s *SQLStore) stmt(kind string, n int) (*sql.Stmt, error) {
-	name := fmt.Sprintf("%s/%d", kind, n)
-	if st, ok := s.stmts[name]; ok {
+func (s *SQLStore) insert(n int) (*sql.Stmt, error) {
+	if st, ok := s.stmts[n]; ok {
 		return st, nil
 	}
-	var q string
-	switch kind {
-	case "keys":
-		q = `INSERT INTO trigger_keys (key, msg_id, at) VALUES ` + placeholders(n, 3) +
-			` ON CONFLICT (key) DO UPDATE SET msg_id = excluded.msg_id, at = excluded.at`
-	case "msgs":
-		q = `INSERT INTO trigger_messages (msg_id, jobs, at, state) VALUES ` + placeholdersWith(n, 3, "'pending'") +
-			` ON CONFLICT (msg_id) DO NOTHING`
-	case "done":
-		q = `UPDATE trigger_messages SET state = 'done', jobs = '[]' WHERE msg_id IN (` + strings.TrimSuffix(strings.Repeat("?,", n), ",") + `)`
-	}
-	st, err := s.db.Prepare(q)
+	row := "(?,?,?,?,?)"
+	st, err := s.db.Prepare(`INSERT INTO trigger_journal (at, msg_id, done, keys, jobs) VALUES ` + strings.TrimSuffix(strings.Repeat(row+",", n), ","))
 	if err != nil {
 		return nil, err
 	}
 	if s.stmts == nil {
-		s.stmts = map[string]*sql.Stmt{}
+		s.stmts = map[int]*sql.Stmt{}
 	}
-	s.stmts[name] = st
+	s.stmts[n] = st
 	return st, nil
 }
 
-// execRows runs kind's statement over rows of cols arguments each, in
-// chunks of at most rowsPerStatement rows.
-func (s *SQLStore) execRows(tx *sql.Tx, kind string, cols int, args []any) error {
-	rows := len(args) / cols
-	for start := 0; start < rows; start += rowsPerStatement {
-		n := min(rowsPerStatement, rows-start)
-		st, err := s.stmt(kind, n)
-		if err != nil {
-			return err
-		}
-		if _, err := tx.Stmt(st).Exec(args[start*cols : (start+n)*cols]...); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (s *SQLStore) writeBatch(keyRows []keyRow, msgRows []msgRow, doneIDs []string, prune bool, now time.Time) error {
-	if len(keyRows) == 0 && len(msgRows) == 0 && len(doneIDs) == 0 && !prune {
+// append writes rows to the journal in one transaction, and deletes what
+// no longer counts when prune is set.
+func (s *SQLStore) append(rows []journalRow, prune bool, now time.Time, window time.Duration) error {
+	if len(rows) == 0 && !prune {
 		return nil
 	}
 	// Statements are prepared before the transaction takes the one
 	// connection.
-	for kind, rows := range map[string]int{"keys": len(keyRows), "msgs": len(msgRows), "done": len(doneIDs)} {
-		if rows >= rowsPerStatement {
-			if _, err := s.stmt(kind, rowsPerStatement); err != nil {
-				return err
-			}
-		}
-		if rows%rowsPerStatement > 0 {
-			if _, err := s.stmt(kind, rows%rowsPerStatement); err != nil {
+	for _, n := range []int{min(len(rows), rowsPerStatement), len(rows) % rowsPerStatement} {
+		if n > 0 {
+			if _, err := s.insert(n); err != nil {
 				return err
 			}
 		}
@@ -292,47 +333,28 @@ func (s *SQLStore) writeBatch(keyRows []keyRow, msgRows []msgRow, doneIDs []stri
 		return err
 	}
 	defer tx.Rollback()
-	args := make([]any, 0, 3*len(keyRows))
-	for _, r := range keyRows {
-		args = append(args, r.key, r.msgID, r.at)
-	}
-	if err := s.execRows(tx, "keys", 3, args); err != nil {
-		return err
-	}
-	args = make([]any, 0, 3*len(msgRows))
-	for _, r := range msgRows {
-		args = append(args, r.id, string(r.jobs), r.at)
-	}
-	if err := s.execRows(tx, "msgs", 3, args); err != nil {
-		return err
-	}
-	args = make([]any, 0, len(doneIDs))
-	for _, id := range doneIDs {
-		args = append(args, id)
-	}
-	if err := s.execRows(tx, "done", 1, args); err != nil {
-		return err
-	}
-	if prune {
-		if _, err := tx.Exec(`DELETE FROM trigger_keys WHERE at < ?`, now.Add(-s.index.window).UnixNano()); err != nil {
+	for start := 0; start < len(rows); start += rowsPerStatement {
+		chunk := rows[start:min(start+rowsPerStatement, len(rows))]
+		args := make([]any, 0, 5*len(chunk))
+		for _, r := range chunk {
+			var jobs any
+			if r.jobs != nil {
+				jobs = string(r.jobs)
+			}
+			args = append(args, r.at, r.msgID, r.done, r.keys, jobs)
+		}
+		st, _ := s.insert(len(chunk))
+		if _, err := tx.Stmt(st).Exec(args...); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(`DELETE FROM trigger_messages WHERE at < ?`, now.Add(-MessageRetention).UnixNano()); err != nil {
+	}
+	if prune {
+		// Rows go in time order: everything before the first row that
+		// still counts goes, the scan stops there.
+		keep := now.Add(-max(window, MessageRetention)).UnixNano()
+		if _, err := tx.Exec(`DELETE FROM trigger_journal WHERE seq < coalesce((SELECT seq FROM trigger_journal WHERE at >= ? ORDER BY seq LIMIT 1), 0)`, keep); err != nil {
 			return err
 		}
 	}
 	return tx.Commit()
-}
-
-func placeholders(rows, cols int) string { return placeholdersWith(rows, cols, "") }
-
-// placeholdersWith makes "(?,?,?),(?,?,?)…", each row ending with extra
-// when it is not empty.
-func placeholdersWith(rows, cols int, extra string) string {
-	row := "(" + strings.TrimSuffix(strings.Repeat("?,", cols), ",")
-	if extra != "" {
-		row += "," + extra
-	}
-	row += ")"
-	return strings.TrimSuffix(strings.Repeat(row+",", rows), ",")
 }

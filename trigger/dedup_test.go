@@ -3,6 +3,7 @@ package trigger
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -221,5 +222,105 @@ func TestDedupBodhiUpdateRevisions(t *testing.T) {
 		if err := tr.Commit(t.Context(), s.msg.ID); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// A state written by earlier versions (a table of messages and one of
+// keys) is taken over: pending jobs, done messages and claimed keys keep
+// counting.
+func TestDedupSQLiteTakesOverTheTwoTableState(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.sqlite")
+	old, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
+	pending := testJobs("P", "rpmlint")
+	done := testJobs("D", "abicheck")
+	recorded, _ := json.Marshal(pending)
+	for _, stmt := range []string{
+		`CREATE TABLE trigger_messages (msg_id TEXT PRIMARY KEY, state TEXT NOT NULL, jobs TEXT NOT NULL, at BIGINT NOT NULL) WITHOUT ROWID`,
+		`CREATE TABLE trigger_keys (key TEXT PRIMARY KEY, msg_id TEXT NOT NULL, at BIGINT NOT NULL) WITHOUT ROWID`,
+		fmt.Sprintf(`INSERT INTO trigger_messages VALUES ('P', 'pending', '%s', %d), ('D', 'done', '[]', %d)`, recorded, now.UnixNano(), now.UnixNano()),
+		fmt.Sprintf(`INSERT INTO trigger_keys VALUES ('%s', 'P', %d), ('%s', 'D', %d)`, storedKey(pending[0]), now.UnixNano(), storedKey(done[0]), now.UnixNano()),
+	} {
+		if _, err := old.Exec(stmt); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+	}
+	old.Close()
+
+	s, err := OpenDedup(t.Context(), "sqlite:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	later := now.Add(time.Minute)
+	res, err := s.Claim(t.Context(), "P", testJobs("P", "rpmlint"), later, time.Hour)
+	if err != nil || res.Seen != "pending" || len(res.Jobs) != 1 || res.Jobs[0].UUID != pending[0].UUID {
+		t.Fatalf("pending message after the move: %+v %v", res, err)
+	}
+	res, err = s.Claim(t.Context(), "D", done, later, time.Hour)
+	if err != nil || res.Seen != "done" || len(res.Jobs) != 0 {
+		t.Fatalf("done message after the move: %+v %v", res, err)
+	}
+	res, err = s.Claim(t.Context(), "E", testJobs("E", "abicheck", "rpmgrill"), later, time.Hour)
+	if err != nil || len(res.Duplicates) != 1 || res.Duplicates[0].TaskName != "abicheck" || len(res.Jobs) != 1 {
+		t.Fatalf("a key claimed before the move: %+v %v", res, err)
+	}
+	var tables int
+	if err := s.db.QueryRow(`SELECT count(*) FROM sqlite_master WHERE name IN ('trigger_messages', 'trigger_keys')`).Scan(&tables); err != nil || tables != 0 {
+		t.Fatalf("old tables left: %d %v", tables, err)
+	}
+}
+
+// The journal forgets what no dedup decision needs any more: messages after
+// MessageRetention, keys after the window; also across a restart.
+func TestDedupSQLiteJournalIsPruned(t *testing.T) {
+	dsn := "sqlite:" + filepath.Join(t.TempDir(), "state.sqlite")
+	s, err := OpenDedup(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
+	for i := range 100 {
+		id := fmt.Sprintf("old-%d", i)
+		if _, err := s.Claim(t.Context(), id, testJobs(id, "rpmlint"), t0, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Done(t.Context(), id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	journalRows := func() int {
+		var n int
+		if err := s.db.QueryRow(`SELECT count(*) FROM trigger_journal`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := journalRows(); n != 200 {
+		t.Fatalf("journal after 100 claims and 100 dones: %d rows", n)
+	}
+	later := t0.Add(MessageRetention + time.Hour)
+	if _, err := s.Claim(t.Context(), "new", testJobs("new", "abicheck"), later, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if n := journalRows(); n != 1 {
+		t.Fatalf("journal after the retention: %d rows, want only the new claim", n)
+	}
+	s.Close()
+	s, err = OpenDedup(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	res, err := s.Claim(t.Context(), "old-7", testJobs("old-7", "rpmlint"), later, time.Hour)
+	if err != nil || res.Seen != "" || len(res.Jobs) != 1 {
+		t.Fatalf("a message older than the retention: %+v %v", res, err)
+	}
+	res, err = s.Claim(t.Context(), "new", testJobs("new", "abicheck"), later, time.Hour)
+	if err != nil || res.Seen != "pending" {
+		t.Fatalf("the new claim after a restart: %+v %v", res, err)
 	}
 }
