@@ -19,6 +19,8 @@ import (
 )
 
 // Metrics of the AMQP transports, published with expvar (/debug/vars).
+// source_acked counts messages acked, source_ack_frames the basic.ack
+// frames that carried them (one multiple ack covers many).
 var amqpMetrics = expvar.NewMap("taskotron_amqp")
 
 // ReasonHeader carries why a message was set aside in the dead-letter queue.
@@ -52,16 +54,33 @@ type AMQPSourceConfig struct {
 type AMQPSource struct {
 	cfg AMQPSourceConfig
 	log *slog.Logger
-	out chan amqp.Delivery
+	out chan sourced
 
-	mu      sync.Mutex
-	conn    *amqp.Connection
-	pub     *amqp.Channel // confirm mode, for the dead-letter queue
-	closed  chan struct{}
-	done    chan struct{}
-	stalls  atomic.Int64
-	lastOut atomic.Int64 // unix nanos of the last message handed out
-	conns   atomic.Int64 // successful connections, for tests and logs
+	mu        sync.Mutex
+	cur       *sourceConn
+	closed    chan struct{}
+	done      chan struct{}
+	stalls    atomic.Int64
+	lastOut   atomic.Int64 // unix nanos of the last message handed out
+	conns     atomic.Int64 // successful connections, for tests and logs
+	ackFrames atomic.Int64 // basic.ack frames sent, for tests
+}
+
+// sourceConn is one connection generation. Delivery tags belong to its
+// consuming channel, so a delivery keeps its generation: it is acked and
+// dead-lettered through it, or not at all once it is gone.
+type sourceConn struct {
+	conn *amqp.Connection
+	pub  *amqp.Channel // confirm mode, for the dead-letter queue
+	acks *sourceAcker
+	msgs <-chan amqp.Delivery
+	lost chan *amqp.Error // gets the error when the connection goes away
+}
+
+// sourced is a delivery with the generation it came from.
+type sourced struct {
+	d   amqp.Delivery
+	gen *sourceConn
 }
 
 // OpenAMQPSource connects, declares the topology and starts consuming. The
@@ -89,27 +108,27 @@ func OpenAMQPSource(ctx context.Context, cfg AMQPSourceConfig) (*AMQPSource, err
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	s := &AMQPSource{cfg: cfg, log: cfg.Log, out: make(chan amqp.Delivery), closed: make(chan struct{}), done: make(chan struct{})}
-	msgs, lost, err := s.connect()
+	s := &AMQPSource{cfg: cfg, log: cfg.Log, out: make(chan sourced), closed: make(chan struct{}), done: make(chan struct{})}
+	gen, err := s.connect()
 	if err != nil {
 		return nil, err
 	}
 	s.lastOut.Store(time.Now().UnixNano())
-	go s.run(msgs, lost)
+	go s.run(gen)
 	go s.watchdog()
 	return s, nil
 }
 
-// connect dials, declares and consumes; lost is closed when the connection
-// or the consuming channel goes away.
-func (s *AMQPSource) connect() (<-chan amqp.Delivery, chan *amqp.Error, error) {
+// connect dials, declares and consumes, and makes the result the current
+// generation.
+func (s *AMQPSource) connect() (*sourceConn, error) {
 	conn, err := amqp.Dial(s.cfg.URL)
 	if err != nil {
-		return nil, nil, fmt.Errorf("amqp %s: %w", redactURL(s.cfg.URL), err)
+		return nil, fmt.Errorf("amqp %s: %w", redactURL(s.cfg.URL), err)
 	}
-	fail := func(what string, err error) (<-chan amqp.Delivery, chan *amqp.Error, error) {
+	fail := func(what string, err error) (*sourceConn, error) {
 		conn.Close()
-		return nil, nil, fmt.Errorf("amqp %s: %s: %w", redactURL(s.cfg.URL), what, err)
+		return nil, fmt.Errorf("amqp %s: %s: %w", redactURL(s.cfg.URL), what, err)
 	}
 	ch, err := conn.Channel()
 	if err != nil {
@@ -132,12 +151,13 @@ func (s *AMQPSource) connect() (<-chan amqp.Delivery, chan *amqp.Error, error) {
 	if err := pub.Confirm(false); err != nil {
 		return fail("confirm mode", err)
 	}
-	lost := conn.NotifyClose(make(chan *amqp.Error, 1))
+	gen := &sourceConn{conn: conn, pub: pub, msgs: msgs, lost: conn.NotifyClose(make(chan *amqp.Error, 1)),
+		acks: startSourceAcker(ch, s.cfg.Prefetch, s.log, &s.ackFrames)}
 	s.mu.Lock()
-	s.conn, s.pub = conn, pub
+	s.cur = gen
 	s.mu.Unlock()
 	s.conns.Add(1)
-	return msgs, lost, nil
+	return gen, nil
 }
 
 func declareSource(ch *amqp.Channel, cfg AMQPSourceConfig) error {
@@ -159,18 +179,21 @@ func declareSource(ch *amqp.Channel, cfg AMQPSourceConfig) error {
 }
 
 // run forwards deliveries and reconnects after a loss.
-func (s *AMQPSource) run(msgs <-chan amqp.Delivery, lost chan *amqp.Error) {
+func (s *AMQPSource) run(gen *sourceConn) {
 	defer close(s.done)
 	for {
 	forward:
 		for {
 			select {
-			case d, ok := <-msgs:
+			case d, ok := <-gen.msgs:
 				if !ok {
 					break forward
 				}
+				// Recorded here, in the broker's order, so that a multiple
+				// ack never covers a delivery not handed out yet.
+				gen.acks.deliver(d.DeliveryTag)
 				select {
-				case s.out <- d:
+				case s.out <- sourced{d, gen}:
 				case <-s.closed:
 					return
 				}
@@ -179,21 +202,20 @@ func (s *AMQPSource) run(msgs <-chan amqp.Delivery, lost chan *amqp.Error) {
 			}
 		}
 		select {
-		case err := <-lost:
+		case err := <-gen.lost:
 			s.log.Warn("amqp connection lost, reconnecting", "err", err)
 		case <-s.closed:
 			return
 		default:
 			s.log.Warn("amqp consumer stopped, reconnecting")
 		}
-		s.mu.Lock()
-		if s.conn != nil {
-			s.conn.Close()
-		}
-		s.mu.Unlock()
+		// Finished deliveries not acked yet come again, like unfinished
+		// ones. The connection goes first: acks being written fail at once.
+		gen.conn.Close()
+		gen.acks.close(false)
 		amqpMetrics.Add("source_reconnects", 1)
 		var err error
-		msgs, lost, err = s.reconnect()
+		gen, err = s.reconnect()
 		if err != nil {
 			return // closed while reconnecting
 		}
@@ -201,18 +223,18 @@ func (s *AMQPSource) run(msgs <-chan amqp.Delivery, lost chan *amqp.Error) {
 	}
 }
 
-func (s *AMQPSource) reconnect() (<-chan amqp.Delivery, chan *amqp.Error, error) {
+func (s *AMQPSource) reconnect() (*sourceConn, error) {
 	delay := 100 * time.Millisecond
 	for attempt := 1; ; attempt++ {
-		msgs, lost, err := s.connect()
+		gen, err := s.connect()
 		if err == nil {
-			return msgs, lost, nil
+			return gen, nil
 		}
 		s.log.Warn("amqp reconnect failed", "attempt", attempt, "retry_in", delay, "err", err)
 		select {
 		case <-time.After(delay + rand.N(delay/2+1)):
 		case <-s.closed:
-			return nil, nil, errors.New("closed")
+			return nil, errors.New("closed")
 		}
 		if delay *= 2; delay > s.cfg.MaxBackoff {
 			delay = s.cfg.MaxBackoff
@@ -253,9 +275,9 @@ func (s *AMQPSource) watchdog() {
 // backlog reads how many messages wait in the queue (not yet delivered).
 func (s *AMQPSource) backlog() (int, error) {
 	s.mu.Lock()
-	conn := s.conn
+	conn := s.cur.conn
 	s.mu.Unlock()
-	if conn == nil || conn.IsClosed() {
+	if conn.IsClosed() {
 		return 0, errors.New("not connected")
 	}
 	ch, err := conn.Channel()
@@ -276,6 +298,9 @@ func (s *AMQPSource) Stalls() int64 { return s.stalls.Load() }
 // Connections counts successful connections (1 + reconnections).
 func (s *AMQPSource) Connections() int64 { return s.conns.Load() }
 
+// AckFrames counts the basic.ack frames sent; one frame may ack many messages.
+func (s *AMQPSource) AckFrames() int64 { return s.ackFrames.Load() }
+
 // Next returns the next message. A body that is not a JSON object comes
 // back as a delivery with Err set, to be rejected.
 func (s *AMQPSource) Next(ctx context.Context) (Delivery, error) {
@@ -284,18 +309,21 @@ func (s *AMQPSource) Next(ctx context.Context) (Delivery, error) {
 		return Delivery{}, ctx.Err()
 	case <-s.closed:
 		return Delivery{}, errors.New("amqp source closed")
-	case d := <-s.out:
+	case sd := <-s.out:
 		s.lastOut.Store(time.Now().UnixNano())
 		amqpMetrics.Add("source_delivered", 1)
-		return s.delivery(d), nil
+		return s.delivery(sd), nil
 	}
 }
 
-func (s *AMQPSource) delivery(d amqp.Delivery) Delivery {
+// delivery wraps a message. Ack records the finish and returns at once: the
+// generation's acker sends the frame, with others where it can.
+func (s *AMQPSource) delivery(sd sourced) Delivery {
+	d, gen := sd.d, sd.gen
 	origin := fmt.Sprintf("amqp:%s#%d", s.cfg.Queue, d.DeliveryTag)
 	msg, err := decodeAMQP(d)
-	ack := func() error { return d.Ack(false) }
-	reject := func(reason string) error { return s.deadLetter(d, reason) }
+	ack := func() error { return gen.acks.finish(d.DeliveryTag) }
+	reject := func(reason string) error { return s.deadLetter(gen, d, reason) }
 	del := NewDelivery(msg, d.Body, origin, ack, reject)
 	if err != nil {
 		del.Err = fmt.Errorf("%s (topic %s, message-id %s): %w", origin, d.RoutingKey, d.MessageId, err)
@@ -356,13 +384,13 @@ func plainValue(v any) any {
 
 // deadLetter publishes the message as received to the dead-letter queue
 // with the reason in a header, waits for the broker's confirm, then acks it.
-func (s *AMQPSource) deadLetter(d amqp.Delivery, reason string) error {
-	s.mu.Lock()
-	pub := s.pub
-	s.mu.Unlock()
-	if pub == nil {
-		return errors.New("amqp: not connected")
+// A delivery whose connection is gone comes again, so it is not published:
+// that would leave a second copy in the dead-letter queue.
+func (s *AMQPSource) deadLetter(gen *sourceConn, d amqp.Delivery, reason string) error {
+	if !gen.acks.usable() {
+		return errAckGone
 	}
+	pub := gen.pub
 	headers := amqp.Table{}
 	for k, v := range d.Headers {
 		headers[k] = v
@@ -384,10 +412,12 @@ func (s *AMQPSource) deadLetter(d amqp.Delivery, reason string) error {
 		return fmt.Errorf("dead-letter queue %s: not confirmed (%v)", s.cfg.DeadLetterQueue, err)
 	}
 	amqpMetrics.Add("source_dead_lettered", 1)
-	return d.Ack(false)
+	return gen.acks.finish(d.DeliveryTag)
 }
 
-// Close stops consuming; unacked messages go back to the queue.
+// Close stops consuming, sends the acks of every finished message, and
+// closes the connection: unfinished messages go back to the queue, and
+// Ack after Close reports that they will.
 func (s *AMQPSource) Close() error {
 	select {
 	case <-s.closed:
@@ -395,14 +425,12 @@ func (s *AMQPSource) Close() error {
 	default:
 	}
 	close(s.closed)
+	<-s.done // no more deliveries, no new generation
 	s.mu.Lock()
-	conn := s.conn
+	gen := s.cur
 	s.mu.Unlock()
-	var err error
-	if conn != nil {
-		err = conn.Close()
-	}
-	<-s.done
+	gen.acks.close(true)
+	err := gen.conn.Close()
 	if errors.Is(err, amqp.ErrClosed) {
 		err = nil
 	}
