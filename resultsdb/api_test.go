@@ -322,6 +322,37 @@ func TestLatest(t *testing.T) {
 	})
 }
 
+// Results that share their testcase's newest submit_time all count as
+// the latest, as ResultsDB's join on the max submit_time has it; with
+// _distinct_on one of them stands for its group.
+func TestLatestReturnsTies(t *testing.T) {
+	eachStore(t, Options{}, func(t *testing.T, c *client, _ Store) {
+		id := func(outcome, arch, when string) int {
+			b := post(outcome, "dist.rpmlint", "foo-1", "koji_build", map[string]any{"arch": arch})
+			b["submit_time"] = when
+			return int(c.mustPost("/api/v2.0/results", b)["id"].(float64))
+		}
+		id("FAILED", "x86_64", "2020-01-01T00:00:01")
+		a := id("PASSED", "x86_64", "2020-01-01T00:00:02")
+		b := id("FAILED", "i386", "2020-01-01T00:00:02")
+		for query, want := range map[string][]int{
+			"":                              {b, a},
+			"?testcases=dist.rpmlint":       {b, a},
+			"?item=foo-1":                   {b, a},
+			"?item=foo-1&_distinct_on=arch": {b, a},
+			"?item=foo-1&arch=x86_64":       {a},
+		} {
+			r := c.get("/api/v2.0/results/latest" + query)
+			if r.code != 200 {
+				t.Fatalf("%s: %d %s", query, r.code, r.body)
+			}
+			if got := ids(t, r.list(t)); !equalInts(got, want) {
+				t.Errorf("latest%s: %v, want %v", query, got, want)
+			}
+		}
+	})
+}
+
 func TestGroupsAndTestcases(t *testing.T) {
 	eachStore(t, Options{}, func(t *testing.T, c *client, _ Store) {
 		g := c.mustPost("/api/v2.0/groups", map[string]any{"uuid": "u-1", "description": "first", "ref_url": "http://execdb/jobs/u-1"})

@@ -636,14 +636,20 @@ func (s *sqlStore) Latest(ctx context.Context, q ResultQuery, distinctOn []strin
 		// ResultsDB ignores _sort with _distinct_on: newest first.
 		order = orderBy(SortDesc)
 	}
-	query := "SELECT " + resultRow + " FROM result r WHERE r.id IN (SELECT x.id FROM (SELECT r.id, ROW_NUMBER() OVER (PARTITION BY " +
-		strings.Join(partition, ", ") + " ORDER BY r.submit_time DESC, r.id DESC) AS rn FROM result r" + joins +
+	// Without _distinct_on ResultsDB joins each testcase's max submit_time,
+	// so results that tie on it all come back; with it, one per group.
+	rank := "RANK() OVER (PARTITION BY " + strings.Join(partition, ", ") + " ORDER BY r.submit_time DESC)"
+	if len(distinctOn) > 0 {
+		rank = "ROW_NUMBER() OVER (PARTITION BY " + strings.Join(partition, ", ") + " ORDER BY r.submit_time DESC, r.id DESC)"
+	}
+	query := "SELECT " + resultRow + " FROM result r WHERE r.id IN (SELECT x.id FROM (SELECT r.id, " + rank + " AS rn FROM result r" + joins +
 		where + ") x WHERE x.rn = 1)" + order
 	return s.queryResults(ctx, query, args)
 }
 
 // latestPerTestcase answers Latest when only time and testcases filter:
-// one index lookup per testcase instead of ranking every result.
+// one index lookup per testcase for its newest submit_time, then the
+// results at that time (all of them when several tie, as ResultsDB).
 func (s *sqlStore) latestPerTestcase(ctx context.Context, q ResultQuery) ([]Result, error) {
 	var inner []string
 	var args []any
@@ -655,11 +661,10 @@ func (s *sqlStore) latestPerTestcase(ctx context.Context, q ResultQuery) ([]Resu
 		inner = append(inner, "r2.submit_time <= ?")
 		args = append(args, micros(q.Until))
 	}
-	lookup := "SELECT r2.id FROM result r2 WHERE r2.testcase_name = t.name"
+	lookup := "SELECT max(r2.submit_time) FROM result r2 WHERE r2.testcase_name = t.name"
 	for _, c := range inner {
 		lookup += " AND " + c
 	}
-	lookup += " ORDER BY r2.submit_time DESC, r2.id DESC LIMIT 1"
 	var names []string
 	if len(q.Testcases) > 0 {
 		names = append(names, "t.name IN ("+placeholders(len(q.Testcases))+")")
@@ -677,7 +682,8 @@ func (s *sqlStore) latestPerTestcase(ctx context.Context, q ResultQuery) ([]Resu
 	if order == "" {
 		order = orderBy(SortDesc)
 	}
-	query := "SELECT " + resultRow + " FROM result r WHERE r.id IN (SELECT (" + lookup + ") FROM testcase t" + where + ")" + order
+	query := "SELECT " + resultRow + " FROM result r JOIN (SELECT t.name, (" + lookup + ") AS newest FROM testcase t" + where +
+		") m ON r.testcase_name = m.name AND r.submit_time = m.newest" + order
 	return s.queryResults(ctx, query, args)
 }
 
