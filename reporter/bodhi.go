@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -35,23 +36,69 @@ type BodhiOptions struct {
 	Span time.Duration
 }
 
-// bodhi posts comments and remembers, on disk, which it made when.
+// CommentRejectedError is Bodhi refusing a comment for good: a 4xx other
+// than 408 and 429 (an unknown update, bad credentials, a comment Bodhi's
+// validation refuses). Sending it again cannot help.
+type CommentRejectedError struct {
+	// Update is the update the comment is for (or "updates of build NVR"
+	// when Bodhi refused to look a build up).
+	Update  string
+	Status  int
+	Message string
+}
+
+func (e *CommentRejectedError) Error() string {
+	return fmt.Sprintf("Bodhi rejected the comment on %s (HTTP %d): %s", e.Update, e.Status, e.Message)
+}
+
+// BodhiUnavailableError means Bodhi could not take a comment now (network
+// errors, 5xx, 408, 429, after the retries): the comment waits in the
+// spool.
+type BodhiUnavailableError struct {
+	Err error
+	// Ambiguous: the comment may have been stored (the request went out,
+	// no clear answer came back).
+	Ambiguous bool
+}
+
+func (e *BodhiUnavailableError) Error() string { return "Bodhi unavailable: " + e.Err.Error() }
+func (e *BodhiUnavailableError) Unwrap() error { return e.Err }
+
+func isBodhiUnavailable(err error) bool {
+	var u *BodhiUnavailableError
+	return errors.As(err, &u)
+}
+
+// bodhi talks to Bodhi for the reporter and keeps the comment rules: the
+// outcomes that get a comment, and, on disk, which comment was made when
+// (no identical comment within the span).
 type bodhi struct {
 	base  string
 	token string
 	on    map[contract.Outcome]bool
 	span  time.Duration
 	state string // file: comment key -> time sent; "" keeps it in memory
-	hc    *retryablehttp.Client
-	log   *slog.Logger
-	now   func() time.Time
+	// get retries what may pass on its own; post retries only failures
+	// that surely stored nothing, since Bodhi stores every POST it takes
+	// as a new comment.
+	get, post *retryablehttp.Client
+	log       *slog.Logger
+	now       func() time.Time
 
 	mu   sync.Mutex
 	sent map[string]time.Time
 	csrf string
+	// down remembers that Bodhi was away, so that the outage is logged once
+	// and reports do not each wait through retries (see resting).
+	down     bool
+	lastFail time.Time
+
+	// afterPost, set by tests, runs once Bodhi took a comment and before
+	// the spool knows; an error stops there, as a crash would.
+	afterPost func() error
 }
 
-func newBodhi(o BodhiOptions, stateFile string, hc *http.Client, retryMax int, wait time.Duration, log *slog.Logger) (*bodhi, error) {
+func newBodhi(o BodhiOptions, stateFile string, co ClientOptions, log *slog.Logger) (*bodhi, error) {
 	u, err := url.Parse(o.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("Bodhi URL %q: want http(s)://host[:port][/path]", o.URL)
@@ -71,16 +118,8 @@ func newBodhi(o BodhiOptions, stateFile string, hc *http.Client, retryMax int, w
 		}
 		b.on[p] = true
 	}
-	b.hc = retryablehttp.NewClient()
-	if hc != nil {
-		b.hc.HTTPClient = hc
-	}
-	b.hc.RetryMax = retryMax
-	if wait > 0 {
-		b.hc.RetryWaitMin = wait
-	}
-	b.hc.Logger = nil
-	b.hc.ErrorHandler = retryablehttp.PassthroughErrorHandler
+	b.get = newRetryClient(co, getRetry, "Bodhi")
+	b.post = newRetryClient(co, safePostRetry, "Bodhi")
 	if stateFile == "" {
 		return b, nil
 	}
@@ -145,73 +184,168 @@ func commentKey(c contract.BodhiComment) string {
 	return hex.EncodeToString(h[:])
 }
 
-// send posts the comments not already made within the span. Failures are
-// logged: a missing comment must not hold up results.
-func (b *bodhi) send(ctx context.Context, comments []contract.BodhiComment) (sent int) {
+// recent tells whether the same comment was made on the same update within
+// the span, and when.
+func (b *bodhi) recent(c contract.BodhiComment) (time.Time, bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	now := b.now()
-	for _, c := range comments {
-		key := commentKey(c)
-		if at, ok := b.sent[key]; ok && now.Sub(at) < b.span {
-			b.log.Debug("Bodhi comment already made recently", "update", c.Update, "at", at)
-			continue
-		}
-		if err := b.post(ctx, c); err != nil {
-			b.log.Error("Bodhi comment not made", "update", c.Update, "err", err)
-			continue
-		}
-		b.sent[key] = now
-		sent++
-		if err := b.save(now); err != nil {
-			b.log.Error("Bodhi comment history not saved", "err", err)
-		}
-	}
-	return sent
+	at, ok := b.sent[commentKey(c)]
+	return at, ok && b.now().Sub(at) < b.span
 }
 
-// post sends one comment with Bodhi 2's CSRF token (GET /csrf); a stale
-// token is fetched again once.
-func (b *bodhi) post(ctx context.Context, c contract.BodhiComment) error {
+// remember records that the comment is on Bodhi as of at, durably.
+func (b *bodhi) remember(c contract.BodhiComment, at time.Time) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.sent[commentKey(c)] = at
+	return b.save(b.now())
+}
+
+// save writes the history, forgetting what is older than the span.
+func (b *bodhi) save(now time.Time) error {
+	for k, at := range b.sent {
+		if now.Sub(at) >= b.span {
+			delete(b.sent, k)
+		}
+	}
+	if b.state == "" {
+		return nil
+	}
+	dir, name := filepath.Split(b.state)
+	if err := writeFileSync(filepath.Clean(dir), name, b.sent); err != nil {
+		return err
+	}
+	return syncDir(filepath.Clean(dir))
+}
+
+// wentDown notes that Bodhi is away; the first time it is logged.
+func (b *bodhi) wentDown(err error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.down {
+		b.log.Warn("Bodhi unavailable; comments wait in the spool until it is back", "err", err)
+	}
+	b.down = true
+	b.lastFail = time.Now()
+}
+
+func (b *bodhi) cameBack() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.down {
+		b.log.Info("Bodhi reachable again")
+	}
+	b.down = false
+}
+
+// resting tells whether Bodhi failed less than recheck ago: a report then
+// leaves its comments in the spool at once instead of waiting through
+// retries again; the flush loop keeps trying.
+func (b *bodhi) resting(recheck time.Duration) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.down && time.Since(b.lastFail) < recheck
+}
+
+// send posts one comment with Bodhi 2's CSRF token (GET /csrf); a stale
+// token is fetched again once. It returns a *CommentRejectedError or a
+// *BodhiUnavailableError when Bodhi did not take it.
+func (b *bodhi) send(ctx context.Context, c contract.BodhiComment) error {
 	for try := 0; ; try++ {
-		if b.csrf == "" {
-			tok, err := b.csrfToken(ctx)
-			if err != nil {
-				return err
-			}
-			b.csrf = tok
-		}
-		if c.Extra == nil {
-			c.Extra = contract.Extra{}
-		}
-		c.Extra["csrf_token"] = b.csrf
-		status, raw, err := b.do(ctx, http.MethodPost, "/comments/", c)
+		tok, err := b.csrfToken(ctx, c.Update)
 		if err != nil {
 			return err
 		}
-		if status >= 200 && status <= 299 {
-			return nil
+		// Only what SaveCommentSchema reads: keys the comment picked up on
+		// its way (e.g. "build") are not Bodhi's business.
+		body := map[string]any{"update": c.Update, "text": c.Text, "karma": c.Karma, "csrf_token": tok}
+		status, raw, err := b.do(ctx, http.MethodPost, "/comments/", body)
+		if err != nil {
+			return err
 		}
-		if status == http.StatusBadRequest && try == 0 && strings.Contains(string(raw), "csrf") {
+		if status == http.StatusBadRequest && try == 0 && strings.Contains(strings.ToLower(string(raw)), "csrf") {
+			b.mu.Lock()
 			b.csrf = ""
+			b.mu.Unlock()
 			continue
 		}
-		return fmt.Errorf("POST %s/comments/: HTTP %d: %s", b.base, status, ErrorMessage(raw))
+		return b.answer(http.MethodPost, "/comments/", c.Update, status, raw)
 	}
 }
 
-func (b *bodhi) csrfToken(ctx context.Context) (string, error) {
+func (b *bodhi) csrfToken(ctx context.Context, update string) (string, error) {
+	b.mu.Lock()
+	tok := b.csrf
+	b.mu.Unlock()
+	if tok != "" {
+		return tok, nil
+	}
 	status, raw, err := b.do(ctx, http.MethodGet, "/csrf", nil)
 	if err != nil {
+		return "", err
+	}
+	if err := b.answer(http.MethodGet, "/csrf", update, status, raw); err != nil {
 		return "", err
 	}
 	var body struct {
 		Token string `json:"csrf_token"`
 	}
-	if status != http.StatusOK || json.Unmarshal(raw, &body) != nil || body.Token == "" {
-		return "", fmt.Errorf("GET %s/csrf: HTTP %d, no csrf_token: %s", b.base, status, ErrorMessage(raw))
+	if json.Unmarshal(raw, &body) != nil || body.Token == "" {
+		return "", &BodhiUnavailableError{Err: fmt.Errorf("GET %s/csrf: HTTP %d, no csrf_token: %s", b.base, status, bodhiMessage(raw))}
 	}
+	b.mu.Lock()
+	b.csrf = body.Token
+	b.mu.Unlock()
 	return body.Token, nil
+}
+
+// answer sorts Bodhi's answer: 2xx is success; 408, 429 and 5xx mean
+// Bodhi is away for now; any other 4xx is final.
+func (b *bodhi) answer(method, path, update string, status int, raw []byte) error {
+	what := fmt.Sprintf("%s %s%s: HTTP %d: %s", method, b.base, path, status, bodhiMessage(raw))
+	switch {
+	case status >= 200 && status <= 299:
+		return nil
+	case status == http.StatusRequestTimeout || status == http.StatusTooManyRequests:
+		// Bodhi (or its proxy) did not take the request in.
+		return &BodhiUnavailableError{Err: errors.New(what)}
+	case status >= 400 && status <= 499:
+		msg := bodhiMessage(raw)
+		if method != http.MethodPost {
+			// Say which request it was: not the comment itself.
+			msg = method + " " + strings.SplitN(path, "?", 2)[0] + ": " + msg
+		}
+		return &CommentRejectedError{Update: update, Status: status, Message: msg}
+	}
+	// A 500 or 504 may come after the comment was stored; 502 and 503 say
+	// the request was not processed.
+	sure := status == http.StatusBadGateway || status == http.StatusServiceUnavailable
+	return &BodhiUnavailableError{Err: errors.New(what), Ambiguous: method == http.MethodPost && !sure}
+}
+
+// bodhiMessage reads Cornice's error list ({"errors": [{location, name,
+// description}]}) as Bodhi sends it; other bodies as ResultsDB's are read.
+func bodhiMessage(raw []byte) string {
+	var body struct {
+		Errors []struct {
+			Location    string `json:"location"`
+			Name        string `json:"name"`
+			Description string `json:"description"`
+		} `json:"errors"`
+	}
+	if json.Unmarshal(raw, &body) == nil && len(body.Errors) > 0 {
+		parts := make([]string, 0, len(body.Errors))
+		for _, e := range body.Errors {
+			where := strings.Trim(e.Location+"."+e.Name, ".")
+			if where == "" {
+				parts = append(parts, oneLine(e.Description))
+			} else {
+				parts = append(parts, where+": "+oneLine(e.Description))
+			}
+		}
+		return truncate(strings.Join(parts, "; "), 500)
+	}
+	return ErrorMessage(raw)
 }
 
 func (b *bodhi) do(ctx context.Context, method, path string, v any) (int, []byte, error) {
@@ -234,34 +368,107 @@ func (b *bodhi) do(ctx context.Context, method, path string, v any) (int, []byte
 	if b.token != "" {
 		req.Header.Set("Authorization", "Bearer "+b.token)
 	}
-	resp, err := b.hc.Do(req)
+	hc := b.get
+	if method == http.MethodPost {
+		hc = b.post
+	}
+	resp, err := hc.Do(req)
 	if err != nil {
 		if resp != nil {
 			resp.Body.Close()
 		}
-		return 0, nil, fmt.Errorf("%s %s%s: %w", method, b.base, path, err)
+		sent := method == http.MethodPost && (ctx.Err() != nil || !notSent(err))
+		return 0, nil, &BodhiUnavailableError{Err: fmt.Errorf("%s %s%s: %w", method, b.base, path, err), Ambiguous: sent}
 	}
 	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
 	if err != nil {
-		return 0, nil, fmt.Errorf("%s %s%s: %w", method, b.base, path, err)
+		return 0, nil, &BodhiUnavailableError{Err: fmt.Errorf("%s %s%s: reading the answer: %w", method, b.base, path, err), Ambiguous: method == http.MethodPost}
 	}
 	return resp.StatusCode, raw, nil
 }
 
-// save writes the history, forgetting what is older than the span.
-func (b *bodhi) save(now time.Time) error {
-	for k, at := range b.sent {
-		if now.Sub(at) >= b.span {
-			delete(b.sent, k)
+// posted tells whether Bodhi already holds the comment: the same text on
+// the same update since the given time. Bodhi stores every POST as a new
+// comment (nothing makes it idempotent), but listing comments is safe, so
+// a comment whose earlier POST went out without a clear answer is looked
+// for before it is sent again.
+func (b *bodhi) posted(ctx context.Context, c contract.BodhiComment, since time.Time) (bool, error) {
+	want := oneLine(c.Text)
+	since = since.UTC()
+	for page := 1; page <= 10; page++ {
+		q := url.Values{"updates": {c.Update}, "since": {since.Format("2006-01-02T15:04:05")},
+			"rows_per_page": {"100"}, "page": {strconv.Itoa(page)}}
+		path := "/comments/?" + q.Encode()
+		status, raw, err := b.do(ctx, http.MethodGet, path, nil)
+		if err != nil {
+			return false, err
+		}
+		if err := b.answer(http.MethodGet, "/comments/", c.Update, status, raw); err != nil {
+			return false, err
+		}
+		var body struct {
+			Comments []struct {
+				Text      string `json:"text"`
+				Timestamp string `json:"timestamp"`
+			} `json:"comments"`
+			Pages int `json:"pages"`
+		}
+		if err := json.Unmarshal(raw, &body); err != nil {
+			return false, &BodhiUnavailableError{Err: fmt.Errorf("GET %s%s: answer is not Bodhi's comment list: %w", b.base, path, err)}
+		}
+		for _, x := range body.Comments {
+			if oneLine(x.Text) != want {
+				continue
+			}
+			// Bodhi filters by since already; an older Bodhi may not, and
+			// a time it writes differently counts as a match: a repeated
+			// comment is the worse mistake here.
+			if at, ok := bodhiTime(x.Timestamp); !ok || !at.Before(since) {
+				return true, nil
+			}
+		}
+		if page >= body.Pages {
+			break
 		}
 	}
-	if b.state == "" {
-		return nil
+	return false, nil
+}
+
+// bodhiTime reads the UTC times Bodhi writes ("2024-01-02 10:00:00").
+func bodhiTime(s string) (time.Time, bool) {
+	for _, layout := range []string{"2006-01-02 15:04:05", "2006-01-02T15:04:05", time.RFC3339Nano, "2006-01-02 15:04:05.999999", "2006-01-02T15:04:05.999999"} {
+		if t, err := time.ParseInLocation(layout, s, time.UTC); err == nil {
+			return t, true
+		}
 	}
-	dir, name := filepath.Split(b.state)
-	if err := writeFileSync(filepath.Clean(dir), name, b.sent); err != nil {
-		return err
+	return time.Time{}, false
+}
+
+// updatesFor lists the aliases of the updates holding a Koji build.
+func (b *bodhi) updatesFor(ctx context.Context, nvr string) ([]string, error) {
+	what := "updates of build " + nvr
+	path := "/updates/?" + url.Values{"builds": {nvr}, "rows_per_page": {"100"}}.Encode()
+	status, raw, err := b.do(ctx, http.MethodGet, path, nil)
+	if err != nil {
+		return nil, err
 	}
-	return syncDir(filepath.Clean(dir))
+	if err := b.answer(http.MethodGet, path, what, status, raw); err != nil {
+		return nil, err
+	}
+	var body struct {
+		Updates []struct {
+			Alias string `json:"alias"`
+		} `json:"updates"`
+	}
+	if err := json.Unmarshal(raw, &body); err != nil {
+		return nil, &BodhiUnavailableError{Err: fmt.Errorf("GET %s%s: answer is not Bodhi's update list: %w", b.base, path, err)}
+	}
+	var out []string
+	for _, u := range body.Updates {
+		if u.Alias != "" {
+			out = append(out, u.Alias)
+		}
+	}
+	return out, nil
 }

@@ -103,15 +103,22 @@ func TestBodhiComments(t *testing.T) {
 		t.Errorf("second comment = %q", got[1].Text)
 	}
 	// The same comment again (another Reporter on the same spool, as after
-	// a restart) is not made within the span...
-	again, _ := newTestReporter(t, srv.URL, spool, withBodhi)
-	if n := again.bodhi.send(ctx, again.Comments(mustPosts(t, again, bodhiExecution("b-1")))); n != 0 || len(fb.list()) != 2 {
-		t.Fatalf("repeated comments: sent %d, have %d", n, len(fb.list()))
+	// a restart, reporting another execution that says the same) is not
+	// made within the span...
+	noLog := func(o *Options) { withBodhi(o); o.ArtifactsURL = "" }
+	first, _ := newTestReporter(t, srv.URL, spool, noLog)
+	if d, err := first.Deliver(ctx, bodhiExecution("b-1a")); err != nil || d.Comments != 2 {
+		t.Fatalf("first report: %+v %v", d, err)
+	}
+	again, _ := newTestReporter(t, srv.URL, spool, noLog)
+	d, err = again.Deliver(ctx, bodhiExecution("b-1b"))
+	if err != nil || d.Comments != 0 || d.CommentsSpooled != 0 || len(fb.list()) != 4 {
+		t.Fatalf("repeated comments: %+v %v, Bodhi has %d", d, err, len(fb.list()))
 	}
 	// ...but is after it.
 	again.bodhi.now = func() time.Time { return time.Now().Add(2 * time.Hour) }
-	if n := again.bodhi.send(ctx, again.Comments(mustPosts(t, again, bodhiExecution("b-1")))); n != 2 {
-		t.Fatalf("after the span: sent %d, want 2", n)
+	if d, err := again.Deliver(ctx, bodhiExecution("b-1c")); err != nil || d.Comments != 2 || len(fb.list()) != 6 {
+		t.Fatalf("after the span: %+v %v, Bodhi has %d", d, err, len(fb.list()))
 	}
 }
 
@@ -139,10 +146,10 @@ func TestBodhiRefusalIsLoggedNotFatal(t *testing.T) {
 	defer bsrv.Close()
 	r, logs := newTestReporter(t, srv.URL, t.TempDir(), func(o *Options) { o.Bodhi = BodhiOptions{URL: bsrv.URL, Token: "wrong"} })
 	d, err := r.Deliver(context.Background(), bodhiExecution("b-3"))
-	if err != nil || d.Stored != 4 || d.Comments != 0 {
+	if err != nil || d.Stored != 4 || d.Comments != 0 || d.CommentsRejected != 2 || d.CommentsSpooled != 0 {
 		t.Fatalf("%+v %v", d, err)
 	}
-	if !strings.Contains(logs.String(), "HTTP 403") || !strings.Contains(logs.String(), "not logged in") {
+	if !strings.Contains(logs.String(), "status=403") || !strings.Contains(logs.String(), "header.auth: not logged in") || !strings.Contains(logs.String(), "update=FEDORA-2024-abc123") {
 		t.Errorf("log lacks Bodhi's answer:\n%s", logs)
 	}
 }

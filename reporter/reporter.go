@@ -42,14 +42,15 @@ type Options struct {
 	RetryMax     int
 	RetryWaitMin time.Duration
 	RetryWaitMax time.Duration
-	// Recheck: for this long after ResultsDB failed, Report spools at once
-	// instead of waiting through retries again (default 10 s); Run and
-	// Flush keep trying.
+	// Recheck: for this long after ResultsDB (or Bodhi) failed, Report
+	// spools at once instead of waiting through retries again (default
+	// 10 s); Run and Flush keep trying.
 	Recheck time.Duration
 }
 
 // Reporter delivers results to ResultsDB exactly once, through a durable
-// spool when ResultsDB is away. One Reporter per spool folder.
+// spool when ResultsDB is away, and Bodhi comments through the same spool
+// (in a queue of their own) when Bodhi is. One Reporter per spool folder.
 type Reporter struct {
 	opts   Options
 	log    *slog.Logger
@@ -99,11 +100,8 @@ func New(opts Options) (*Reporter, error) {
 		if opts.SpoolDir != "" {
 			history = filepath.Join(opts.SpoolDir, "bodhi-comments.json")
 		}
-		retries := opts.RetryMax
-		if retries == 0 {
-			retries = 4
-		}
-		b, err := newBodhi(opts.Bodhi, history, opts.HTTPClient, max(retries, 0), opts.RetryWaitMin, r.log)
+		b, err := newBodhi(opts.Bodhi, history, ClientOptions{HTTPClient: opts.HTTPClient, RetryMax: opts.RetryMax,
+			RetryWaitMin: opts.RetryWaitMin, RetryWaitMax: opts.RetryWaitMax, Log: r.log}, r.log)
 		if err != nil {
 			return nil, err
 		}
@@ -137,7 +135,9 @@ func (r *Reporter) ExecutionComments(exec contract.Execution, posts []contract.R
 	}
 	done := map[string]bool{}
 	for _, c := range asked {
-		done[c.Update] = true
+		if c.Update != "" {
+			done[c.Update] = true
+		}
 	}
 	out := asked
 	for _, c := range r.bodhi.comments(posts) {
@@ -150,7 +150,9 @@ func (r *Reporter) ExecutionComments(exec contract.Execution, posts []contract.R
 
 // ActionComments reads the comments bodhi_comment actions made from an
 // execution's Extra "bodhi_comments", as the runner leaves it or as it
-// reads back from JSON.
+// reads back from JSON. A comment may name a Koji build (Extra "build")
+// instead of an update: the reporter finds the build's updates when it
+// sends it.
 func ActionComments(exec contract.Execution) ([]contract.BodhiComment, error) {
 	v, ok := exec.Extra["bodhi_comments"]
 	if !ok || v == nil {
@@ -169,7 +171,7 @@ func ActionComments(exec contract.Execution) ([]contract.BodhiComment, error) {
 	}
 	out := cs[:0]
 	for _, c := range cs {
-		if c.Update != "" && c.Text != "" {
+		if (c.Update != "" || commentBuild(c) != "") && c.Text != "" {
 			out = append(out, c)
 		}
 	}
@@ -183,6 +185,10 @@ type Delivery struct {
 	Spooled  int `json:"spooled"`  // kept on disk for later
 	Rejected int `json:"rejected"` // refused by ResultsDB, kept in the rejected folder
 	Comments int `json:"comments"` // Bodhi comments made
+	// CommentsSpooled are Bodhi comments waiting in the spool for Bodhi;
+	// CommentsRejected were refused by Bodhi and kept in comments-rejected.
+	CommentsSpooled  int `json:"comments_spooled"`
+	CommentsRejected int `json:"comments_rejected"`
 	// Already is set when the execution had been reported before.
 	Already bool `json:"already_reported"`
 }
@@ -296,15 +302,31 @@ func (r *Reporter) Deliver(ctx context.Context, exec contract.Execution) (Delive
 	return d, r.finish(ctx, exec, posts, &d)
 }
 
-// finish marks the execution reported and makes the Bodhi comments.
+// finish marks the execution reported and makes the Bodhi comments. The
+// comments go to the spool first: once the execution is marked reported,
+// a report of it again makes none, so they must be durable by then.
 func (r *Reporter) finish(ctx context.Context, exec contract.Execution, posts []contract.ResultsDBPost, d *Delivery) error {
+	var queued []string
+	if r.bodhi != nil {
+		var err error
+		if queued, err = r.queueComments(exec.UUID, r.ExecutionComments(exec, posts)); err != nil {
+			return err
+		}
+	}
 	if err := r.spool.markReported(exec.UUID, len(posts)); err != nil {
 		return err
 	}
-	if r.bodhi != nil {
-		d.Comments = r.bodhi.send(ctx, r.ExecutionComments(exec, posts))
+	d.CommentsSpooled = len(queued)
+	if len(queued) > 0 && !r.bodhi.resting(r.opts.Recheck) {
+		// Older spooled comments go first: comments arrive in order.
+		f, _, err := r.flushCommentsLocked(ctx)
+		if err != nil && !isBodhiUnavailable(err) {
+			r.log.Error("sending Bodhi comments; they stay in the spool", "uuid", exec.UUID, "err", err)
+		}
+		d.Comments, d.CommentsRejected, d.CommentsSpooled = f.count(queued)
 	}
-	r.log.Info("execution reported", "uuid", exec.UUID, "stored", d.Stored, "present", d.Present, "spooled", d.Spooled, "rejected", d.Rejected, "comments", d.Comments)
+	r.log.Info("execution reported", "uuid", exec.UUID, "stored", d.Stored, "present", d.Present, "spooled", d.Spooled, "rejected", d.Rejected,
+		"comments", d.Comments, "comments_spooled", d.CommentsSpooled, "comments_rejected", d.CommentsRejected)
 	return nil
 }
 
@@ -342,21 +364,34 @@ func (r *Reporter) cameBack() {
 	r.down = false
 }
 
-// Flush sends spooled posts, oldest first, until the spool is empty or
-// ResultsDB fails again; it returns nil when the spool is empty.
+// Flush sends spooled posts, oldest first, until their queue is empty or
+// ResultsDB fails again, and spooled Bodhi comments, oldest first, until
+// theirs is empty or Bodhi fails again; one service being away does not
+// hold up the other's queue. It returns nil when the spool is empty.
 func (r *Reporter) Flush(ctx context.Context) error {
+	posts, comments := r.flush(ctx)
+	return errors.Join(posts, comments)
+}
+
+// flush is Flush with the posts' and the comments' errors apart.
+func (r *Reporter) flush(ctx context.Context) (posts, comments error) {
 	if r.client == nil || r.spool == nil {
-		return errors.New("reporter has no ResultsDB URL or no spool folder")
+		return errors.New("reporter has no ResultsDB URL or no spool folder"), nil
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	unlock, err := r.spool.lock(ctx)
 	if err != nil {
-		return err
+		return err, nil
 	}
 	defer unlock()
-	_, err = r.flushLocked(ctx)
-	return err
+	_, posts = r.flushLocked(ctx)
+	if r.bodhi != nil {
+		if _, _, err := r.flushCommentsLocked(ctx); err != nil {
+			comments = fmt.Errorf("Bodhi comments stay in the spool: %w", err)
+		}
+	}
+	return posts, comments
 }
 
 // Spooled is the number of posts waiting in the spool.
@@ -365,6 +400,29 @@ func (r *Reporter) Spooled() (int, error) {
 		return 0, nil
 	}
 	return r.spool.queued()
+}
+
+// Pending counts what the spool holds.
+type Pending struct {
+	Posts            int `json:"posts"`             // waiting for ResultsDB
+	RejectedPosts    int `json:"rejected_posts"`    // refused by ResultsDB (rejected/)
+	Comments         int `json:"comments"`          // waiting for Bodhi
+	RejectedComments int `json:"rejected_comments"` // refused by Bodhi (comments-rejected/)
+}
+
+// Pending says how many posts and Bodhi comments wait in the spool and how
+// many were set aside as refused.
+func (r *Reporter) Pending() (Pending, error) {
+	var p Pending
+	if r.spool == nil {
+		return p, nil
+	}
+	var errs [4]error
+	p.Posts, errs[0] = r.spool.count(postsQueue)
+	p.RejectedPosts, errs[1] = r.spool.count("rejected")
+	p.Comments, errs[2] = r.spool.count(commentsQueue)
+	p.RejectedComments, errs[3] = r.spool.count(commentsRejected)
+	return p, errors.Join(errs[:]...)
 }
 
 func (r *Reporter) flushLocked(ctx context.Context) (int, error) {
@@ -473,7 +531,8 @@ func (r *Reporter) send(ctx context.Context, e spoolEntry, counts map[string]int
 	}
 }
 
-// Run sends the spool every interval until ctx ends.
+// Run sends the spool (posts and Bodhi comments) every interval until ctx
+// ends.
 func (r *Reporter) Run(ctx context.Context, interval time.Duration) error {
 	if interval <= 0 {
 		interval = 30 * time.Second
@@ -481,8 +540,14 @@ func (r *Reporter) Run(ctx context.Context, interval time.Duration) error {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
-		if err := r.Flush(ctx); err != nil && !isUnavailable(err) {
-			r.log.Error("sending the spool", "err", err)
+		// An outage is logged once where it is noticed; other failures
+		// each time.
+		posts, comments := r.flush(ctx)
+		if posts != nil && !isUnavailable(posts) {
+			r.log.Error("sending the spool", "err", posts)
+		}
+		if comments != nil && !isBodhiUnavailable(comments) {
+			r.log.Error("sending the spooled Bodhi comments", "err", comments)
 		}
 		select {
 		case <-ctx.Done():

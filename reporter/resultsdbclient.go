@@ -86,12 +86,14 @@ func NewResultsDBClient(baseURL string, o ClientOptions) (*ResultsDBClient, erro
 	}
 	// GETs retry what may pass on its own: network errors, 5xx and 429
 	// (retryablehttp's default policy); a 4xx is an answer.
-	c := &ResultsDBClient{base: base, token: o.Token, hc: newRetryClient(o, getRetry), post: newRetryClient(o, safePostRetry)}
+	c := &ResultsDBClient{base: base, token: o.Token, hc: newRetryClient(o, getRetry, "ResultsDB"), post: newRetryClient(o, safePostRetry, "ResultsDB")}
 	c.retryMax, c.waitMin, c.waitMax = c.hc.RetryMax, c.hc.RetryWaitMin, c.hc.RetryWaitMax
 	return c, nil
 }
 
-func newRetryClient(o ClientOptions, policy retryablehttp.CheckRetry) *retryablehttp.Client {
+// newRetryClient makes the retrying client one service (named in the
+// retry log line) is called with.
+func newRetryClient(o ClientOptions, policy retryablehttp.CheckRetry, service string) *retryablehttp.Client {
 	hc := retryablehttp.NewClient()
 	if o.HTTPClient != nil {
 		hc.HTTPClient = o.HTTPClient
@@ -118,7 +120,7 @@ func newRetryClient(o ClientOptions, policy retryablehttp.CheckRetry) *retryable
 		log := o.Log
 		hc.RequestLogHook = func(_ retryablehttp.Logger, req *http.Request, attempt int) {
 			if attempt > 0 {
-				log.Warn("retrying ResultsDB request", "method", req.Method, "url", req.URL.String(), "attempt", attempt+1)
+				log.Warn("retrying "+service+" request", "method", req.Method, "url", req.URL.String(), "attempt", attempt+1)
 			}
 		}
 	}

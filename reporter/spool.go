@@ -18,11 +18,18 @@ import (
 	"taskotron/contract"
 )
 
-// spool keeps posts on disk until ResultsDB takes them. Layout:
+// spool keeps posts on disk until ResultsDB takes them, and Bodhi comments
+// until Bodhi takes them. Layout:
 //
-//	queue/<seq>-<uuid>-<index>.json   posts waiting, sent in <seq> order
-//	rejected/<uuid>-<index>.json      posts ResultsDB refused, with its message
-//	reported/<uuid>                   executions whose posts are all stored or queued
+//	queue/<seq>-<uuid>-<index>.json       posts waiting, sent in <seq> order
+//	rejected/<uuid>-<index>.json          posts ResultsDB refused, with its message
+//	reported/<uuid>                       executions whose posts are all stored or queued
+//	comments/<seq>-<update>-<key>.json    Bodhi comments waiting, sent in <seq> order
+//	comments-rejected/<same name>         comments Bodhi refused, with its answer
+//	bodhi-comments.json                   which comments were made when (the span rule)
+//
+// Posts and comments share the sequence but not the queue: either service
+// being away holds up only its own queue.
 //
 // Every file is written to a temporary name, fsync'd, renamed, and the
 // folder fsync'd, so a crash leaves either the whole file or none.
@@ -62,22 +69,53 @@ func openSpool(dir string) (*spool, error) {
 	if dir == "" {
 		return nil, errors.New("no spool folder configured (reporter.spool)")
 	}
-	for _, sub := range []string{"queue", "rejected", "reported"} {
+	for _, sub := range []string{postsQueue, "rejected", "reported", commentsQueue, commentsRejected} {
 		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
 			return nil, fmt.Errorf("spool folder: %w", err)
 		}
 	}
 	s := &spool{dir: dir}
-	names, err := s.list()
-	if err != nil {
-		return nil, err
+	for _, q := range []string{postsQueue, commentsQueue} {
+		names, err := s.listIn(q)
+		if err != nil {
+			return nil, err
+		}
+		s.seeSeq(names)
 	}
+	return s, nil
+}
+
+// Queue folders of the spool.
+const (
+	postsQueue       = "queue"
+	commentsQueue    = "comments"
+	commentsRejected = "comments-rejected"
+)
+
+// seeSeq moves the sequence past the names' sequence numbers.
+func (s *spool) seeSeq(names []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	for _, n := range names {
-		if seq, err := strconv.ParseUint(strings.SplitN(n, "-", 2)[0], 10, 64); err == nil && seq > s.seq {
+		if seq, ok := nameSeq(n); ok && seq > s.seq {
 			s.seq = seq
 		}
 	}
-	return s, nil
+}
+
+// nameSeq reads the sequence number a queue file name starts with.
+func nameSeq(name string) (uint64, bool) {
+	seq, err := strconv.ParseUint(strings.SplitN(name, "-", 2)[0], 10, 64)
+	return seq, err == nil
+}
+
+// nextSeq is the next sequence number, for a file that goes to the end of
+// its queue.
+func (s *spool) nextSeq() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.seq++
+	return s.seq
 }
 
 // safeName keeps a uuid usable as part of a file name: it comes from
@@ -125,9 +163,12 @@ func (s *spool) lock(ctx context.Context) (unlock func(), err error) {
 	}
 }
 
-// list returns the queued file names, oldest first.
-func (s *spool) list() ([]string, error) {
-	ents, err := os.ReadDir(filepath.Join(s.dir, "queue"))
+// list returns the queued posts' file names, oldest first.
+func (s *spool) list() ([]string, error) { return s.listIn(postsQueue) }
+
+// listIn returns the file names waiting in a queue folder, oldest first.
+func (s *spool) listIn(queue string) ([]string, error) {
+	ents, err := os.ReadDir(filepath.Join(s.dir, queue))
 	if err != nil {
 		return nil, fmt.Errorf("spool: %w", err)
 	}
@@ -148,12 +189,9 @@ func (s *spool) queued() (int, error) {
 
 // add queues entries in order.
 func (s *spool) add(entries []spoolEntry) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	dir := filepath.Join(s.dir, "queue")
+	dir := filepath.Join(s.dir, postsQueue)
 	for _, e := range entries {
-		s.seq++
-		name := fmt.Sprintf("%020d-%s-%d.json", s.seq, safeName(e.UUID), e.Index)
+		name := fmt.Sprintf("%020d-%s-%d.json", s.nextSeq(), safeName(e.UUID), e.Index)
 		if err := writeFileSync(dir, name, e); err != nil {
 			return err
 		}
@@ -161,21 +199,56 @@ func (s *spool) add(entries []spoolEntry) error {
 	return syncDir(dir)
 }
 
+// put writes v as queue/name (replacing a file of that name) durably.
+func (s *spool) put(queue, name string, v any) error {
+	dir := filepath.Join(s.dir, queue)
+	if err := writeFileSync(dir, name, v); err != nil {
+		return err
+	}
+	return syncDir(dir)
+}
+
+// count is how many files a folder of the spool holds (reasons that go
+// with set-aside files not counted).
+func (s *spool) count(sub string) (int, error) {
+	ents, err := os.ReadDir(filepath.Join(s.dir, sub))
+	if err != nil {
+		return 0, fmt.Errorf("spool: %w", err)
+	}
+	n := 0
+	for _, e := range ents {
+		if !e.IsDir() && strings.HasSuffix(e.Name(), ".json") {
+			n++
+		}
+	}
+	return n, nil
+}
+
 func (s *spool) load(name string) (spoolEntry, error) {
 	var e spoolEntry
-	raw, err := os.ReadFile(filepath.Join(s.dir, "queue", name))
-	if err != nil {
+	if err := s.loadIn(postsQueue, name, &e); err != nil {
 		return e, err
-	}
-	if err := json.Unmarshal(raw, &e); err != nil {
-		return e, fmt.Errorf("spool entry %s: %w", name, err)
 	}
 	e.name = name
 	return e, nil
 }
 
-func (s *spool) remove(name string) error {
-	dir := filepath.Join(s.dir, "queue")
+// loadIn reads queue/name into v; a missing file is os.ErrNotExist.
+func (s *spool) loadIn(queue, name string, v any) error {
+	raw, err := os.ReadFile(filepath.Join(s.dir, queue, name))
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		return fmt.Errorf("spool entry %s/%s: %w", queue, name, err)
+	}
+	return nil
+}
+
+func (s *spool) remove(name string) error { return s.removeIn(postsQueue, name) }
+
+func (s *spool) removeIn(queue, name string) error {
+	dir := filepath.Join(s.dir, queue)
 	if err := os.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("spool: %w", err)
 	}
@@ -199,17 +272,32 @@ func (s *spool) reject(e spoolEntry, rej *RejectedError) error {
 	return nil
 }
 
+// setAside keeps v (an entry with the reason it was refused) in the
+// rejected folder under the queue file's name, then drops the queue file.
+func (s *spool) setAside(queue, rejected, name string, v any) error {
+	if err := s.put(rejected, name, v); err != nil {
+		return err
+	}
+	return s.removeIn(queue, name)
+}
+
 // rejectUnreadable moves a queue file that cannot be read aside.
 func (s *spool) rejectUnreadable(name string, cause error) error {
-	from := filepath.Join(s.dir, "queue", name)
-	to := filepath.Join(s.dir, "rejected", "unreadable-"+name)
+	return s.moveUnreadable(postsQueue, "rejected", name, cause)
+}
+
+// moveUnreadable moves a queue file that cannot be read to the rejected
+// folder, with the reason beside it.
+func (s *spool) moveUnreadable(queue, rejected, name string, cause error) error {
+	from := filepath.Join(s.dir, queue, name)
+	to := filepath.Join(s.dir, rejected, "unreadable-"+name)
 	if err := os.Rename(from, to); err != nil {
 		return fmt.Errorf("spool: %w", err)
 	}
 	if err := os.WriteFile(to+".reason", []byte(cause.Error()+"\n"), 0o644); err != nil {
 		return fmt.Errorf("spool: %w", err)
 	}
-	return errors.Join(syncDir(filepath.Join(s.dir, "queue")), syncDir(filepath.Join(s.dir, "rejected")))
+	return errors.Join(syncDir(filepath.Join(s.dir, queue)), syncDir(filepath.Join(s.dir, rejected)))
 }
 
 func (s *spool) reported(uuid string) bool {
