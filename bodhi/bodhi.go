@@ -145,6 +145,9 @@ func (c *Client) do(ctx context.Context, method, path string, body any, out any)
 		return &UnavailableError{What: what, Err: err}
 	}
 	switch {
+	case resp.StatusCode == http.StatusRequestTimeout || resp.StatusCode == http.StatusTooManyRequests:
+		// Not a verdict on the request: Bodhi (or its proxy) is busy.
+		return &UnavailableError{What: what, Err: fmt.Errorf("HTTP %s", resp.Status)}
 	case resp.StatusCode == http.StatusNotFound:
 		return fmt.Errorf("%s: %w", what, ErrNotFound)
 	case resp.StatusCode >= 400 && resp.StatusCode < 500:

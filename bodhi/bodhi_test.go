@@ -3,6 +3,8 @@ package bodhi_test
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -81,5 +83,22 @@ func TestComment(t *testing.T) {
 	_, err = client(s, "sekrit").Comment(ctx, bad)
 	if !errors.As(err, &ae) || ae.Status != 400 || !strings.Contains(err.Error(), "Invalid update specified") || !strings.Contains(err.Error(), "karma") {
 		t.Fatalf("a bad comment gave %v", err)
+	}
+}
+
+// TestBusyBodhiIsUnavailable: 429 and 408 say "not now", not "no": they
+// are infrastructure failures, like a 503.
+func TestBusyBodhiIsUnavailable(t *testing.T) {
+	for _, code := range []int{http.StatusTooManyRequests, http.StatusRequestTimeout} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Retry-After", "0")
+			w.WriteHeader(code)
+		}))
+		c := bodhi.New(srv.URL, bodhi.Options{Timeout: 2 * time.Second, Retries: 1, RetryWaitMin: time.Millisecond, RetryWaitMax: 5 * time.Millisecond})
+		var ue *bodhi.UnavailableError
+		if _, err := c.UpdatesForBuild(context.Background(), "lintbad-0.1-1.fc40"); !errors.As(err, &ue) {
+			t.Errorf("HTTP %d gave %v, want an UnavailableError", code, err)
+		}
+		srv.Close()
 	}
 }

@@ -2,6 +2,7 @@ package directives
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"sort"
@@ -20,7 +21,11 @@ func init() { Register("bodhi_comment", Func(runBodhiComment)) }
 // libtaskotron ≤0.3 directive, reference §2.4 and §7). doreport is
 // onlyfailed (default: the outcomes in bodhi.comment_on) or all; broken
 // runs (ABORTED, CRASHED) are never commented. Results about Koji builds
-// go to the updates holding those builds, looked up in Bodhi.
+// go to the updates holding those builds, looked up in Bodhi; when Bodhi
+// is away, the comment names the build instead (Extra "build", one
+// comment per build) and the reporter, which keeps it in its spool until
+// Bodhi answers, finds the updates then: a Bodhi outage holds up neither
+// the run nor its results.
 func runBodhiComment(ctx context.Context, params map[string]any, env *Env) (any, error) {
 	p := fparams{directive: "bodhi_comment", m: params}
 	data, err := resultsInput(params, env, "results")
@@ -58,7 +63,9 @@ func runBodhiComment(ctx context.Context, params map[string]any, env *Env) (any,
 		failing[contract.Failed], failing[contract.NeedsInspection] = true, true
 	}
 	var client *bodhi.Client
+	bodhiAway := false
 	lines := map[string][]string{}
+	byBuild := map[string][]string{}
 	for _, r := range results {
 		if r.Outcome.Broken() || (onlyFailed && !failing[r.Outcome]) {
 			continue
@@ -69,10 +76,20 @@ func runBodhiComment(ctx context.Context, params map[string]any, env *Env) (any,
 			case "bodhi_update":
 				targets = []string{r.Item}
 			case "koji_build":
+				if bodhiAway {
+					byBuild[r.Item] = append(byBuild[r.Item], commentLine(r, env))
+					continue
+				}
 				if client == nil {
 					client = bodhiClient(env)
 				}
 				us, err := client.UpdatesForBuild(ctx, r.Item)
+				if err != nil && ctx.Err() == nil && unavailable(err) {
+					fedoraLog(env).Warn("bodhi_comment: Bodhi unavailable, the reporter will find the build's updates later", "build", r.Item, "err", err)
+					bodhiAway = true // the other builds do not wait through retries too
+					byBuild[r.Item] = append(byBuild[r.Item], commentLine(r, env))
+					continue
+				}
 				if err != nil {
 					return nil, bodhiErr(err)
 				}
@@ -101,8 +118,25 @@ func runBodhiComment(ctx context.Context, params map[string]any, env *Env) (any,
 		cs = append(cs, c)
 		out = append(out, map[string]any{"update": c.Update, "text": c.Text, "karma": c.Karma})
 	}
+	builds := make([]string, 0, len(byBuild))
+	for b := range byBuild {
+		builds = append(builds, b)
+	}
+	sort.Strings(builds)
+	for _, b := range builds {
+		c := contract.BodhiComment{Text: strings.Join(byBuild[b], "\n"), Karma: 0, Extra: contract.Extra{"build": b}}
+		cs = append(cs, c)
+		out = append(out, map[string]any{"update": "", "build": b, "text": c.Text, "karma": c.Karma})
+	}
 	env.AddComments(cs)
 	return out, nil
+}
+
+// unavailable tells a Bodhi that is away (network errors, 5xx, after the
+// retries) from one that answered.
+func unavailable(err error) bool {
+	var ue *bodhi.UnavailableError
+	return errors.As(err, &ue) || errors.Is(err, context.DeadlineExceeded)
 }
 
 // commentLine words one result as AutoQA did (reporter.CommentText:

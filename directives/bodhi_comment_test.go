@@ -2,12 +2,18 @@ package directives
 
 import (
 	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"taskotron/bodhi"
+	"taskotron/contract"
+	"taskotron/reporter"
 )
 
 const commentTAP = `TAP version 13
@@ -90,5 +96,65 @@ func TestBodhiCommentReadsNoFileOutsideTheRun(t *testing.T) {
 	_, err := runBodhiComment(context.Background(), map[string]any{"file": outside}, env)
 	if err == nil || !strings.Contains(err.Error(), "bodhi_comment") {
 		t.Fatalf("a file outside the task, work and artifacts folders was read: err = %v", err)
+	}
+}
+
+// TestBodhiCommentWhileBodhiIsAway: when Bodhi cannot say which updates
+// hold a build, the run goes on and hands the reporter one comment per
+// build (Extra "build") to resolve when Bodhi is back; Bodhi is asked
+// once, not once per build.
+func TestBodhiCommentWhileBodhiIsAway(t *testing.T) {
+	var asked atomic.Int32
+	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		asked.Add(1)
+		http.Error(w, "503 Service Unavailable", http.StatusServiceUnavailable)
+	}))
+	defer down.Close()
+	env := fedoraEnv(t, nil)
+	env.Config.Koji.BodhiURL = down.URL
+	env.Config.Runner.ArtifactsURL = "http://example.org/artifacts"
+	env.Vars["uuid"] = "u-2"
+	out, err := runDirective(t, "bodhi_comment", map[string]any{"results": commentTAP, "doreport": "all"}, env)
+	if err != nil {
+		t.Fatalf("a Bodhi outage failed the action: %v", err)
+	}
+	cs := env.TakeComments()
+	if len(cs) != 2 {
+		t.Fatalf("comments = %+v (%v), want one per build", cs, out)
+	}
+	for i, want := range []struct{ build, text string }{
+		{"lintbad-0.1-1.fc40", "Taskotron: rpmlint test FAILED on noarch. Result log: http://example.org/artifacts/u-2"},
+		{"pythree-3.1-1.fc40", "Taskotron: rpmlint test PASSED on noarch. Result log: http://example.org/artifacts/u-2"},
+	} {
+		if cs[i].Update != "" || cs[i].Extra["build"] != want.build || cs[i].Text != want.text {
+			t.Errorf("comment %d = %+v, want build %s, text %q", i, cs[i], want.build, want.text)
+		}
+	}
+	if n := asked.Load(); n != 2 { // one request and its one retry (koji.retries = 1)
+		t.Errorf("Bodhi was asked %d times, want 2", n)
+	}
+	// The comments travel in the execution as JSON; the reporter reads the
+	// build back.
+	raw, err := json.Marshal(contract.Execution{UUID: "u-2", Extra: contract.Extra{"bodhi_comments": cs}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back contract.Execution
+	if err := json.Unmarshal(raw, &back); err != nil {
+		t.Fatal(err)
+	}
+	got, err := reporter.ActionComments(back)
+	if err != nil || len(got) != 2 || got[0].Extra["build"] != "lintbad-0.1-1.fc40" {
+		t.Errorf("read back: %+v %v", got, err)
+	}
+	// A Bodhi that answers "no" is still an error of the action.
+	refusing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusBadRequest)
+		w.Write([]byte(`{"status": "error", "errors": [{"location": "querystring", "name": "builds", "description": "Invalid builds specified"}]}`))
+	}))
+	defer refusing.Close()
+	env.Config.Koji.BodhiURL = refusing.URL
+	if _, err := runDirective(t, "bodhi_comment", map[string]any{"results": commentTAP}, env); err == nil || !strings.Contains(err.Error(), "Invalid builds specified") {
+		t.Errorf("a refused lookup gave %v", err)
 	}
 }
