@@ -105,31 +105,6 @@ func TestRpmlintTask(t *testing.T) {
 	}
 }
 
-func TestPythonVersionsTask(t *testing.T) {
-	exec := runTask(t, "python-versions", "pyboth-2.0-1.fc40", "koji_build")
-	got := byCheck(exec.Results)
-	two := got["dist.python-versions.two_three pyboth-2.0-1.fc40"]
-	if two.Outcome != contract.Failed || !strings.Contains(two.Note, "pyboth-2.0-1.fc40.noarch.rpm") {
-		t.Errorf("two_three = %+v (all: %+v)", two, exec.Results)
-	}
-	shebang := got["dist.python-versions.unversioned_shebangs pyboth-2.0-1.fc40"]
-	if shebang.Outcome != contract.Failed || !strings.Contains(shebang.Note, "/usr/share/pyboth/legacy") {
-		t.Errorf("unversioned_shebangs = %+v (all: %+v)", shebang, exec.Results)
-	}
-	if got["dist.python-versions pyboth-2.0-1.fc40"].Outcome != contract.Failed {
-		t.Errorf("overall result = %+v", exec.Results)
-	}
-	ok := runTask(t, "python-versions", "pythree-3.1-1.fc40", "koji_build")
-	if len(ok.Results) != 3 {
-		t.Errorf("pythree: %d results, want the overall one and two subchecks: %+v", len(ok.Results), ok.Results)
-	}
-	for _, r := range ok.Results {
-		if r.Outcome != contract.Passed {
-			t.Errorf("pythree: %+v", r)
-		}
-	}
-}
-
 func TestUpgradepathTask(t *testing.T) {
 	exec := runTask(t, "upgradepath", "f40-updates-testing-pending", "koji_tag")
 	got := byCheck(exec.Results)
