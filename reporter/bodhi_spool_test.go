@@ -182,6 +182,7 @@ func (g *bodhiGate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	status, storeThen, stall := g.status, g.storeThen, g.stall
 	g.mu.Unlock()
 	if status != 0 {
+		w.Header().Set("Retry-After", "3600")
 		w.WriteHeader(status)
 		fmt.Fprintf(w, `{"status": "error", "errors": [{"location": "body", "name": "", "description": "HTTP %d from the gate"}]}`, status)
 		return
@@ -215,7 +216,11 @@ func TestBusyOrFailingBodhiCommentsWait(t *testing.T) {
 		r, _ := newTestReporter(t, srv.URL, t.TempDir(), withBodhiAt(gs.URL))
 		ctx, cancel := context.WithCancel(context.Background())
 		uuid := fmt.Sprintf("c-busy-%d", i)
+		start := time.Now()
 		d, err := r.Deliver(ctx, updateExecution(uuid, updateB, contract.NeedsInspection))
+		if took := time.Since(start); took > 2*time.Second {
+			t.Errorf("HTTP %d with Retry-After: 3600 held the report for %s", status, took)
+		}
 		if err != nil || d.Comments != 0 || d.CommentsSpooled != 1 || len(fb.Comments()) != 0 {
 			t.Fatalf("HTTP %d: %+v %v, Bodhi has %v", status, d, err, commentTexts(fb))
 		}

@@ -114,6 +114,11 @@ func newRetryClient(o ClientOptions, policy retryablehttp.CheckRetry, service st
 		hc.RetryWaitMax = o.RetryWaitMax
 	}
 	hc.CheckRetry = policy
+	// A Retry-After longer than RetryWaitMax is not waited out: the spool
+	// keeps what could not be sent, and reports hold the spool meanwhile.
+	hc.Backoff = func(lo, hi time.Duration, attempt int, resp *http.Response) time.Duration {
+		return min(retryablehttp.DefaultBackoff(lo, hi, attempt, resp), hi)
+	}
 	hc.ErrorHandler = retryablehttp.PassthroughErrorHandler
 	hc.Logger = nil
 	if o.Log != nil {
