@@ -61,7 +61,9 @@ type AMQPJobQueue struct {
 	declared map[string]bool
 	consume  <-chan amqp.Delivery
 	cons     *amqp.Channel
+	tags     []string      // the consumers on cons
 	stopCons chan struct{} // closed when the consumer is dropped
+	stopped  bool          // StopConsuming was called
 }
 
 // OpenAMQPJobQueue connects and declares the exchange and the queues of cfg.Arches.
@@ -270,7 +272,7 @@ func (q *AMQPJobQueue) dropLocked() {
 	if q.stopCons != nil {
 		close(q.stopCons)
 	}
-	q.conn, q.pub, q.cons, q.consume, q.stopCons = nil, nil, nil, nil, nil
+	q.conn, q.pub, q.cons, q.consume, q.stopCons, q.tags = nil, nil, nil, nil, nil, nil
 }
 
 // Next takes the next job from the queues of cfg.Arches, highest priority
@@ -335,6 +337,9 @@ func (q *AMQPJobQueue) consumer() (<-chan amqp.Delivery, error) {
 	if q.consume != nil {
 		return q.consume, nil
 	}
+	if q.stopped {
+		return nil, errors.New("amqp job queue: stopped taking jobs")
+	}
 	if err := q.connectLocked(); err != nil {
 		return nil, err
 	}
@@ -348,14 +353,18 @@ func (q *AMQPJobQueue) consumer() (<-chan amqp.Delivery, error) {
 	merged := make(chan amqp.Delivery)
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
+	var tags []string
 	for _, k := range q.consumed() {
 		if err := q.declareLocked(k); err != nil {
 			return nil, err
 		}
-		msgs, err := ch.Consume(q.QueueName(k), "", false, false, false, false, nil)
+		// Named, so that StopConsuming can cancel it.
+		tag := "taskotron-jobs-" + k
+		msgs, err := ch.Consume(q.QueueName(k), tag, false, false, false, false, nil)
 		if err != nil {
 			return nil, fmt.Errorf("amqp job queue: consume %s: %w", q.QueueName(k), err)
 		}
+		tags = append(tags, tag)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -369,12 +378,60 @@ func (q *AMQPJobQueue) consumer() (<-chan amqp.Delivery, error) {
 		}()
 	}
 	go func() { wg.Wait(); close(merged) }()
-	q.cons, q.consume, q.stopCons = ch, merged, stop
+	q.cons, q.consume, q.stopCons, q.tags = ch, merged, stop, tags
 	return merged, nil
 }
 
-// Close closes the connection; unacked jobs go back to their queues.
+// StopConsuming is for a worker that stops taking jobs: the broker pushes
+// no more here, and the jobs it pushed ahead (up to the prefetch) that Next
+// did not hand out go back at once, their attempt count unchanged. Left to
+// Close they would stay hidden from other workers until then, and come
+// back redelivered, counted as attempted although they never ran. So would
+// a job handed back now, which the broker could push straight back here.
+// Jobs handed out keep their deliveries: acking and handing back work as
+// before. Next takes no more jobs.
+func (q *AMQPJobQueue) StopConsuming() error {
+	q.mu.Lock()
+	q.stopped = true
+	ch, tags, merged := q.cons, q.tags, q.consume
+	q.cons, q.tags, q.consume = nil, nil, nil
+	q.mu.Unlock()
+	if ch == nil {
+		return nil
+	}
+	for _, tag := range tags {
+		if err := ch.Cancel(tag, false); err != nil {
+			// The channel is gone, and with it what it held: the broker
+			// has those jobs back already.
+			return fmt.Errorf("amqp job queue: stopping consumer %s: %w", tag, err)
+		}
+	}
+	// Once cancelled, a consumer's channel closes after what it buffered.
+	handed := 0
+	for d := range merged {
+		var job contract.Job
+		if err := json.Unmarshal(d.Body, &job); err != nil {
+			_ = d.Nack(false, true) // not a job: Next, on some worker, sets it aside
+			continue
+		}
+		if err := q.requeue(context.Background(), d, job); err != nil {
+			q.log.Error("handing back a job taken ahead failed; the broker redelivers it", "uuid", job.UUID, "err", err)
+			continue
+		}
+		handed++
+	}
+	if handed > 0 {
+		q.log.Info("handed back jobs taken ahead of time", "count", handed)
+	}
+	return nil
+}
+
+// Close closes the connection; unacked jobs go back to their queues (those
+// Next did not hand out, first through StopConsuming).
 func (q *AMQPJobQueue) Close() error {
+	if err := q.StopConsuming(); err != nil {
+		q.log.Warn("closing the job queue", "err", err)
+	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.conn == nil {
@@ -384,7 +441,7 @@ func (q *AMQPJobQueue) Close() error {
 	if q.stopCons != nil {
 		close(q.stopCons)
 	}
-	q.conn, q.pub, q.cons, q.consume, q.stopCons = nil, nil, nil, nil, nil
+	q.conn, q.pub, q.cons, q.consume, q.stopCons, q.tags = nil, nil, nil, nil, nil, nil
 	if errors.Is(err, amqp.ErrClosed) {
 		return nil
 	}

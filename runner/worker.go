@@ -45,6 +45,37 @@ type WorkerOptions struct {
 	// RetryWait is the first pause before an infrastructure failure is
 	// retried (doubling per attempt, at most 5 minutes); 0 means 5 s.
 	RetryWait time.Duration
+	// MaxWaiting is how many jobs may wait out that pause without holding
+	// one of the Concurrency slots, so that other jobs run meanwhile; a
+	// job failing while all are taken waits in its slot, so a flood of
+	// infrastructure failures holds at most Concurrency+MaxWaiting jobs.
+	// 0 means Concurrency.
+	MaxWaiting int
+}
+
+func (o WorkerOptions) withDefaults() WorkerOptions {
+	if o.Concurrency <= 0 {
+		o.Concurrency = 1
+	}
+	if o.MaxAttempts <= 0 {
+		o.MaxAttempts = 3
+	}
+	if o.RetryWait <= 0 {
+		o.RetryWait = 5 * time.Second
+	}
+	if o.MaxWaiting <= 0 {
+		o.MaxWaiting = o.Concurrency
+	}
+	return o
+}
+
+// Prefetch is how many jobs the worker holds unacked at most: one per slot
+// plus the jobs waiting for a retry. A queue that bounds unacked deliveries
+// (AMQP's prefetch) must allow this many, or a waiting job would keep the
+// job meant for its free slot at the broker.
+func (o WorkerOptions) Prefetch() int {
+	o = o.withDefaults()
+	return o.Concurrency + o.MaxWaiting
 }
 
 // Worker takes jobs from a queue, runs them and reports their results. A
@@ -54,26 +85,21 @@ type Worker struct {
 	opts WorkerOptions
 	log  *slog.Logger
 
+	// waiting holds a token per job waiting for its retry without a slot.
+	waiting chan struct{}
+
 	mu      sync.Mutex
-	running map[string]bool // uuids of the jobs running here
+	running map[string]bool // uuids of the jobs running (or waiting) here
 }
 
 // NewWorker makes a Worker.
 func NewWorker(opts WorkerOptions) *Worker {
-	if opts.Concurrency <= 0 {
-		opts.Concurrency = 1
-	}
-	if opts.MaxAttempts <= 0 {
-		opts.MaxAttempts = 3
-	}
-	if opts.RetryWait <= 0 {
-		opts.RetryWait = 5 * time.Second
-	}
+	opts = opts.withDefaults()
 	log := opts.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Worker{opts: opts, log: log, running: map[string]bool{}}
+	return &Worker{opts: opts, log: log, running: map[string]bool{}, waiting: make(chan struct{}, opts.MaxWaiting)}
 }
 
 // Run consumes jobs until ctx ends or the queue is drained (bus.ErrDrained),
@@ -92,7 +118,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	if n := KillOrphans(); n > 0 {
 		w.log.Warn("killed task processes that a dead worker left running", "count", n)
 	}
-	w.log.Info("worker started", "concurrency", w.opts.Concurrency, "max_attempts", w.opts.MaxAttempts)
+	w.log.Info("worker started", "concurrency", w.opts.Concurrency, "max_attempts", w.opts.MaxAttempts, "max_waiting", w.opts.MaxWaiting)
 loop:
 	for {
 		select {
@@ -122,9 +148,23 @@ loop:
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer func() { <-slots }()
-			w.handle(ctx, jobCtx, d)
+			held := true
+			freeSlot := func() { // only ever called from this goroutine
+				if held {
+					held = false
+					<-slots
+				}
+			}
+			defer freeSlot()
+			w.handle(ctx, jobCtx, d, freeSlot)
 		}()
+	}
+	if c, ok := w.opts.Queue.(consumerStopper); ok {
+		// Before the jobs waiting for a retry are handed back: they go to
+		// other workers, not into this one's prefetch.
+		if err := c.StopConsuming(); err != nil {
+			w.log.Warn("job queue: stopping the consumer", "err", err)
+		}
 	}
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
@@ -150,10 +190,17 @@ loop:
 	return nil
 }
 
+// consumerStopper is a queue that takes jobs ahead of Next (AMQP's
+// prefetch) and can stop that, handing those jobs back.
+type consumerStopper interface {
+	StopConsuming() error
+}
+
 // handle runs one job to its end: reported and acked, retried later, or
 // handed back. ctx is the job's own; stop ends when the worker is asked to
-// stop, which also ends a wait before a retry.
-func (w *Worker) handle(stop, ctx context.Context, d bus.JobDelivery) {
+// stop, which also ends a wait before a retry. freeSlot gives the job's
+// slot to the next job early.
+func (w *Worker) handle(stop, ctx context.Context, d bus.JobDelivery, freeSlot func()) {
 	job := d.Job
 	if job.UUID == "" {
 		// Every delivery of this job must run under one uuid, or a
@@ -208,13 +255,14 @@ func (w *Worker) handle(stop, ctx context.Context, d bus.JobDelivery) {
 	if exec.ExecutionStatus == contract.ExecutionNotOK && exec.Extra["infra"] == true && job.Attempt < w.opts.MaxAttempts {
 		wait := backoff(w.opts.RetryWait, job.Attempt, 5*time.Minute)
 		log.Warn("infrastructure failure, retrying later", "status", exec.Status, "retry_in", wait)
-		// Nothing runs during the wait: a stopping worker hands the job
-		// back at once instead of sitting out the backoff.
-		waitCtx, cancel := context.WithCancel(ctx)
-		unhook := context.AfterFunc(stop, cancel)
-		slept := sleep(waitCtx, wait)
-		unhook()
-		cancel()
+		// The job keeps its delivery through the wait, unacked: a worker
+		// killed now loses nothing, and the attempt count survives on every
+		// queue as it does for a crash mid-run. Republishing at once with a
+		// not-before time would need delayed delivery from the broker,
+		// which RabbitMQ offers only through TTL and dead-lettering, at
+		// most once on classic queues. The price is Prefetch.
+		slept, leave := w.waitForRetry(stop, ctx, wait, freeSlot, log)
+		defer leave()
 		if !slept {
 			log.Info("worker stopping: job handed back before its retry")
 			_ = d.Nack()
@@ -236,6 +284,46 @@ func (w *Worker) handle(stop, ctx context.Context, d bus.JobDelivery) {
 		return
 	}
 	w.finish(ctx, d, job, exec, log)
+}
+
+// waitForRetry sits out the backoff before a job's next attempt; slept is
+// false when the worker stops first (a stopping worker hands the job back
+// at once). The job gives its slot to the next job as soon as it has one of
+// the MaxWaiting places, at once or when one comes free; leave gives the
+// place back, to be called once the job's delivery is settled so that the
+// deliveries held never exceed Prefetch.
+func (w *Worker) waitForRetry(stop, ctx context.Context, wait time.Duration, freeSlot func(), log *slog.Logger) (slept bool, leave func()) {
+	placed := false
+	leave = func() {
+		if placed {
+			<-w.waiting
+		}
+	}
+	var place chan struct{} // nil (never ready) once the job has a place
+	select {
+	case w.waiting <- struct{}{}:
+		placed = true
+		freeSlot()
+	default:
+		place = w.waiting
+		log.Info("as many jobs wait for a retry as may; this one waits in its slot until a place comes free", "max_waiting", w.opts.MaxWaiting)
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			return true, leave
+		case <-stop.Done():
+			return false, leave
+		case <-ctx.Done():
+			return false, leave
+		case place <- struct{}{}:
+			place, placed = nil, true
+			freeSlot()
+			log.Info("a retry place came free; the job gave its slot to the next job")
+		}
+	}
 }
 
 // JobUUID is the uuid of a job that came without one: derived from what

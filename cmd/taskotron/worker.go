@@ -33,6 +33,13 @@ func runWorker(ctx context.Context, g *globals, args []string) error {
 	if *concurrency < 1 {
 		return usagef("--concurrency must be at least 1")
 	}
+	grace0 := *grace
+	if grace0 < 0 {
+		grace0 = -1
+	}
+	opts := runner.WorkerOptions{
+		Log: g.log, Concurrency: *concurrency, MaxAttempts: cfg.Runner.MaxAttempts, ShutdownGrace: grace0,
+	}
 	var queue bus.JobQueue
 	if cfg.AMQP.URL != "" {
 		var list []string
@@ -41,7 +48,7 @@ func runWorker(ctx context.Context, g *globals, args []string) error {
 				list = append(list, a)
 			}
 		}
-		q, err := bus.OpenAMQPJobQueue(ctx, bus.AMQPJobQueueConfig{URL: cfg.AMQP.URL, Exchange: cfg.AMQP.JobExchange, Queue: cfg.AMQP.JobQueue, Arches: list, Prefetch: *concurrency, Log: g.log})
+		q, err := bus.OpenAMQPJobQueue(ctx, bus.AMQPJobQueueConfig{URL: cfg.AMQP.URL, Exchange: cfg.AMQP.JobExchange, Queue: cfg.AMQP.JobQueue, Arches: list, Prefetch: opts.Prefetch(), Log: g.log})
 		if err != nil {
 			return err
 		}
@@ -62,13 +69,7 @@ func runWorker(ctx context.Context, g *globals, args []string) error {
 	if err != nil {
 		return err
 	}
-	r := runner.New(runner.Options{Config: cfg, Checkout: co, Log: g.log})
-	grace0 := *grace
-	if grace0 < 0 {
-		grace0 = -1
-	}
-	return runner.NewWorker(runner.WorkerOptions{
-		Queue: queue, Runner: r, Reporter: rep, Log: g.log,
-		Concurrency: *concurrency, MaxAttempts: cfg.Runner.MaxAttempts, ShutdownGrace: grace0,
-	}).Run(ctx)
+	opts.Queue, opts.Reporter = queue, rep
+	opts.Runner = runner.New(runner.Options{Config: cfg, Checkout: co, Log: g.log})
+	return runner.NewWorker(opts).Run(ctx)
 }
