@@ -88,7 +88,7 @@ type Runner struct {
 
 // Reporter configures where results go.
 type Reporter struct {
-	// Spool holds results that could not be delivered yet.
+	// Spool holds results and Bodhi comments that could not be delivered yet.
 	Spool string `yaml:"spool"`
 	// Namespaces is a namespaces.yaml file (reference §2.8); empty allows all.
 	Namespaces string `yaml:"namespaces"`
@@ -96,10 +96,10 @@ type Reporter struct {
 	ExecDBURL string `yaml:"execdb_url"`
 	// TestcaseURL is the base of each testcase's ref_url (<url>/<name>).
 	TestcaseURL string `yaml:"testcase_url"`
-	// FlushInterval is how often spooled results are sent again.
+	// FlushInterval is how often spooled results and Bodhi comments are sent again.
 	FlushInterval time.Duration `yaml:"flush_interval"`
-	// Retries is how often one ResultsDB request is repeated before its
-	// result is spooled (a refused connection is spooled at once).
+	// Retries is how often one ResultsDB or Bodhi request is repeated before
+	// its result or comment is spooled (a refused connection is spooled at once).
 	Retries int `yaml:"retries"`
 }
 

@@ -43,7 +43,7 @@ func runReport(ctx context.Context, g *globals, args []string) error {
 	fs := newFlags("report")
 	dryRun := fs.Bool("dry-run", false, "print the posts without sending them")
 	asJSON := fs.Bool("json", false, "print JSON")
-	flush := fs.Bool("flush", false, "send the spooled posts and exit")
+	flush := fs.Bool("flush", false, "send the spooled posts and Bodhi comments and exit")
 	item := fs.String("i", "", "item, for task output that does not name it")
 	itemType := fs.String("t", "", "item type (koji_build, bodhi_update, …)")
 	arch := fs.String("a", "", "arch, for task output that does not name it")
@@ -65,12 +65,18 @@ func runReport(ctx context.Context, g *globals, args []string) error {
 		if err != nil {
 			return err
 		}
-		before, _ := r.Spooled()
-		if err := r.Flush(ctx); err != nil {
-			left, _ := r.Spooled()
-			return fmt.Errorf("%d of %d spooled posts sent, %d left: %w", before-left, before, left, err)
+		before, _ := r.Pending()
+		err = r.Flush(ctx)
+		after, _ := r.Pending()
+		summary := fmt.Sprintf("%d of %d spooled posts sent, %d left; %d of %d Bodhi comments sent, %d left",
+			before.Posts-after.Posts, before.Posts, after.Posts, before.Comments-after.Comments, before.Comments, after.Comments)
+		if n := after.RejectedPosts + after.RejectedComments - before.RejectedPosts - before.RejectedComments; n > 0 {
+			summary += fmt.Sprintf("; %d refused and set aside in the spool", n)
 		}
-		fmt.Fprintf(g.stdout, "%d spooled posts sent\n", before)
+		if err != nil {
+			return fmt.Errorf("%s: %w", summary, err)
+		}
+		fmt.Fprintln(g.stdout, summary)
 		return nil
 	}
 	if len(rest) != 1 {
