@@ -220,6 +220,12 @@ func Runtask(ctx context.Context, args []string, cfg config.Config, log *slog.Lo
 		default:
 			fmt.Fprintf(progress, "results stored in ResultsDB at %s (%d)\n", opts.ResultsDBURL, d.Stored+d.Present)
 		}
+		if d.CommentsSpooled > 0 {
+			fmt.Fprintf(progress, "Bodhi is unavailable: %d comments kept in %s (send them with 'taskotron report --flush')\n", d.CommentsSpooled, opts.SpoolDir)
+		}
+		if d.CommentsRejected > 0 {
+			fmt.Fprintf(stderr, "runtask: Bodhi refused %d comments (kept in %s/comments-rejected)\n", d.CommentsRejected, opts.SpoolDir)
+		}
 	}
 	if a.JSON {
 		enc := json.NewEncoder(stdout)
