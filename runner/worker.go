@@ -260,7 +260,8 @@ func (w *Worker) handle(stop, ctx context.Context, d bus.JobDelivery, freeSlot f
 		// queue as it does for a crash mid-run. Republishing at once with a
 		// not-before time would need delayed delivery from the broker,
 		// which RabbitMQ offers only through TTL and dead-lettering, at
-		// most once on classic queues. The price is Prefetch.
+		// most once on classic queues. The price: the queue must let the
+		// worker hold Prefetch jobs unacked, Concurrency of them running.
 		slept, leave := w.waitForRetry(stop, ctx, wait, freeSlot, log)
 		defer leave()
 		if !slept {
