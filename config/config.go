@@ -73,7 +73,14 @@ type Runner struct {
 	ArtifactsURL string `yaml:"artifacts_url"`
 	// Concurrency is how many jobs a worker runs at once.
 	Concurrency int `yaml:"concurrency"`
+	// MaxWaiting is how many jobs may wait out a retry backoff without
+	// holding a concurrency slot (0: as many as concurrency); a worker on
+	// RabbitMQ holds up to concurrency + max_waiting jobs.
+	MaxWaiting int `yaml:"max_waiting"`
 	// ActionTimeout and JobTimeout kill the whole process group when exceeded.
+	// On RabbitMQ a job must end within the broker's consumer_timeout
+	// (30 min by default), or the broker closes the worker's channel and the
+	// job runs again: raise consumer_timeout above job_timeout.
 	ActionTimeout time.Duration `yaml:"action_timeout"`
 	JobTimeout    time.Duration `yaml:"job_timeout"`
 	// MaxAttempts: a job that crashed this many times gets a CRASHED result.
@@ -133,7 +140,8 @@ type AMQP struct {
 	Topics []string `yaml:"topics"`
 	// JobQueue is the stem of the durable job queues workers consume.
 	JobQueue string `yaml:"job_queue"`
-	// Prefetch is how many unacked messages a consumer holds at once.
+	// Prefetch is how many unacked messages the trigger holds at once (a
+	// worker's is runner.concurrency + runner.max_waiting).
 	Prefetch int `yaml:"prefetch"`
 	// DeadLetterQueue gets malformed messages with the reason in a header;
 	// empty means <queue>.deadletter.

@@ -126,6 +126,7 @@ func Up(ctx context.Context, opts Options) (*Summary, error) {
 		Runner:      run,
 		Reporter:    rep,
 		Concurrency: cfg.Runner.Concurrency,
+		MaxWaiting:  cfg.Runner.MaxWaiting,
 		MaxAttempts: cfg.Runner.MaxAttempts,
 		Log:         log.With("role", "worker"),
 		OnDone:      func(_ contract.Job, exec contract.Execution) { t.executed(exec) },

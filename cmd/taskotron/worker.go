@@ -38,7 +38,7 @@ func runWorker(ctx context.Context, g *globals, args []string) error {
 		grace0 = -1
 	}
 	opts := runner.WorkerOptions{
-		Log: g.log, Concurrency: *concurrency, MaxAttempts: cfg.Runner.MaxAttempts, ShutdownGrace: grace0,
+		Log: g.log, Concurrency: *concurrency, MaxWaiting: cfg.Runner.MaxWaiting, MaxAttempts: cfg.Runner.MaxAttempts, ShutdownGrace: grace0,
 	}
 	var queue bus.JobQueue
 	if cfg.AMQP.URL != "" {
