@@ -26,6 +26,23 @@ func embeddedResultsDB(t *testing.T) string {
 	return srv.URL
 }
 
+// groupResults counts the results ResultsDB holds in a group.
+func groupResults(t *testing.T, url, group string) int {
+	t.Helper()
+	resp, err := http.Get(url + "/api/v2.0/results?groups=" + group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var page struct {
+		Data []map[string]any `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&page); err != nil {
+		t.Fatalf("results of group %s: %v", group, err)
+	}
+	return len(page.Data)
+}
+
 const reportTAP = `TAP version 13
 1..2
 not ok 1 - rpmlint
@@ -78,17 +95,8 @@ func TestReportSendsToEmbeddedResultsDBOnce(t *testing.T) {
 	if code != 0 || !strings.Contains(stdout, "already reported") {
 		t.Fatalf("second report: exit %d\n%s", code, stdout)
 	}
-	resp, err := http.Get(url + "/api/v2.0/results?groups=0b5cc8a6-1111-4bbb-8ccc-000000000001")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var page struct {
-		Data []map[string]any `json:"data"`
-	}
-	json.NewDecoder(resp.Body).Decode(&page)
-	if len(page.Data) != 2 {
-		t.Fatalf("ResultsDB holds %d results of the execution, want 2", len(page.Data))
+	if n := groupResults(t, url, "0b5cc8a6-1111-4bbb-8ccc-000000000001"); n != 2 {
+		t.Fatalf("ResultsDB holds %d results of the execution, want 2", n)
 	}
 }
 
@@ -113,17 +121,8 @@ func TestReportFlushSendsWhatWasSpooled(t *testing.T) {
 	if want := "2 of 2 spooled posts sent, 0 left; 0 of 0 Bodhi comments sent, 0 left\n"; code != 0 || stdout != want {
 		t.Fatalf("report --flush: exit %d, printed %q, want %q\n%s", code, stdout, want, stderr)
 	}
-	resp, err := http.Get(url + "/api/v2.0/results?groups=0b5cc8a6-1111-4bbb-8ccc-000000000002")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var page struct {
-		Data []map[string]any `json:"data"`
-	}
-	json.NewDecoder(resp.Body).Decode(&page)
-	if len(page.Data) != 2 {
-		t.Fatalf("ResultsDB holds %d results after the flush, want 2", len(page.Data))
+	if n := groupResults(t, url, "0b5cc8a6-1111-4bbb-8ccc-000000000002"); n != 2 {
+		t.Fatalf("ResultsDB holds %d results after the flush, want 2", n)
 	}
 }
 
