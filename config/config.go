@@ -31,6 +31,7 @@ type Config struct {
 	Bodhi     Bodhi     `yaml:"bodhi"`
 	Koji      Koji      `yaml:"koji"`
 	DistGit   DistGit   `yaml:"distgit"`
+	Status    Status    `yaml:"status"`
 }
 
 // Trigger configures the message → job role.
@@ -186,6 +187,13 @@ type Koji struct {
 type DistGit struct {
 	// URL is the dist-git server raw files come from.
 	URL string `yaml:"url"`
+}
+
+// Status configures what the long-running roles show ops.
+type Status struct {
+	// Listen is where trigger and worker serve /healthz, /metrics, /status and /debug/vars
+	// (e.g. 127.0.0.1:9464); empty turns it off (up serves them on its results port).
+	Listen string `yaml:"listen"`
 }
 
 // Default is the configuration used when no file is given.
