@@ -25,6 +25,7 @@ import (
 	"taskotron/reporter"
 	"taskotron/resultsdb"
 	"taskotron/runner"
+	"taskotron/status"
 	"taskotron/trigger"
 )
 
@@ -79,9 +80,18 @@ func Up(ctx context.Context, opts Options) (*Summary, error) {
 		doubles.Apply(&cfg)
 	}
 
+	// Ops see the roles on the results port (and on status.listen when set).
+	ops := status.New("up")
+	if cfg.Status.Listen != "" {
+		addr, err := ops.Listen(ctx, cfg.Status.Listen, log)
+		if err != nil {
+			return nil, err
+		}
+		log.Info("status listening", "url", "http://"+addr+"/status")
+	}
 	browseURL := cfg.ResultsDB.URL
 	if cfg.ResultsDB.URL == "" {
-		srv, err := serveResults(ctx, &cfg, log.With("role", "resultsdb"))
+		srv, err := serveResults(ctx, &cfg, ops, log.With("role", "resultsdb"))
 		if err != nil {
 			return nil, err
 		}
@@ -121,15 +131,24 @@ func Up(ctx context.Context, opts Options) (*Summary, error) {
 	run := runner.New(runner.Options{Config: cfg, Checkout: co, Log: log.With("role", "runner")})
 
 	t := newTally()
+	live := &trigger.Live{}
+	tracker := runner.NewTracker(run)
+	status.AddTrigger(ops, status.TriggerParts{Live: live, Rules: func() (string, int) { r := trig.Rules(); return r.Name, r.Len() }})
+	status.AddWorker(ops, status.WorkerParts{Tracker: tracker, Concurrency: cfg.Runner.Concurrency})
+	status.AddDiskQueue(ops, queue)
+	status.AddSpool(ops, cfg.Path(cfg.Reporter.Spool))
 	worker := runner.NewWorker(runner.WorkerOptions{
-		Queue:       queue,
+		Queue:       tracker.Queue(queue),
 		Runner:      run,
-		Reporter:    rep,
+		Reporter:    tracker.Reporter(rep),
 		Concurrency: cfg.Runner.Concurrency,
 		MaxWaiting:  cfg.Runner.MaxWaiting,
 		MaxAttempts: cfg.Runner.MaxAttempts,
 		Log:         log.With("role", "worker"),
-		OnDone:      func(_ contract.Job, exec contract.Execution) { t.executed(exec) },
+		OnDone: func(job contract.Job, exec contract.Execution) {
+			tracker.Done(job, exec)
+			t.executed(exec)
+		},
 	})
 
 	msgPaths := opts.Messages
@@ -153,9 +172,12 @@ func Up(ctx context.Context, opts Options) (*Summary, error) {
 	go func() {
 		defer wg.Done()
 		_, err := trigger.RelayWith(ctx, src, trig, queue, trigger.RelayOptions{
-			Log:       log.With("role", "trigger"),
-			JobLog:    jobLog,
-			OnOutcome: func(m trigger.MessageOutcome) { t.message(messageSummary(m)) },
+			Log:    log.With("role", "trigger"),
+			JobLog: jobLog,
+			OnOutcome: func(m trigger.MessageOutcome) {
+				live.Observe(m)
+				t.message(messageSummary(m))
+			},
 		})
 		if err != nil && !errors.Is(err, context.Canceled) {
 			relayErr = fmt.Errorf("trigger: %w", err)
@@ -222,7 +244,7 @@ type resultsServer struct {
 }
 
 // serveResults starts the embedded ResultsDB and points cfg at it.
-func serveResults(ctx context.Context, cfg *config.Config, log *slog.Logger) (*resultsServer, error) {
+func serveResults(ctx context.Context, cfg *config.Config, ops *status.Server, log *slog.Logger) (*resultsServer, error) {
 	publish := cfg.ResultsDB.Publish
 	if publish && cfg.AMQP.URL == "" {
 		return nil, errors.New("embedded ResultsDB: resultsdb.publish needs a broker in amqp.url (or TASKOTRON_AMQP_URL)")
@@ -242,6 +264,7 @@ func serveResults(ctx context.Context, cfg *config.Config, log *slog.Logger) (*r
 	}
 	cfg.ResultsDB.URL = base + resultsdb.APIPrefix
 	mux := http.NewServeMux()
+	ops.Mount(mux)
 	mux.Handle("/artifacts/", http.StripPrefix("/artifacts/", http.FileServer(http.Dir(cfg.Runner.ArtifactsDir))))
 	mux.Handle("/", resultsdb.NewServer(store, resultsdb.Options{
 		BaseURL:            base,

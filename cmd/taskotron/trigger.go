@@ -6,11 +6,18 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"taskotron/bus"
 	"taskotron/config"
+	"taskotron/reporter"
+	"taskotron/status"
 	"taskotron/trigger"
 )
+
+// statusGrace is how long a role's broker may be away before /healthz
+// says 503: a broker restart of a few seconds is not an outage.
+var statusGrace = 10 * time.Second
 
 func init() {
 	register(command{
@@ -20,7 +27,7 @@ func init() {
 	})
 }
 
-const triggerUsage = "usage: taskotron trigger [--rules FILE] [--workers N] [--no-dedup] [--summary] [MESSAGES...]\n" +
+const triggerUsage = "usage: taskotron trigger [--rules FILE] [--workers N] [--no-dedup] [--summary] [--status ADDR] [MESSAGES...]\n" +
 	"  with amqp.url set and no MESSAGES, consumes from RabbitMQ until stopped; SIGHUP reloads the rules"
 
 func runTrigger(ctx context.Context, g *globals, args []string) error {
@@ -29,6 +36,7 @@ func runTrigger(ctx context.Context, g *globals, args []string) error {
 	workers := fs.Int("workers", 0, "messages in flight at once (default: amqp.prefetch with RabbitMQ, 8 for files)")
 	noDedup := fs.Bool("no-dedup", false, "do not remember messages and jobs (state_db)")
 	summary := fs.Bool("summary", false, "print what became of each message as JSON lines at the end")
+	statusAddr := fs.String("status", g.cfg.Status.Listen, "serve /healthz, /metrics, /status and /debug/vars on this address (default: status.listen; empty: off)")
 	paths, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -80,8 +88,25 @@ func runTrigger(ctx context.Context, g *globals, args []string) error {
 		}
 	}()
 
+	live := &trigger.Live{}
+	if *statusAddr != "" {
+		srv := status.New("trigger")
+		amqpSrc, _ := src.(*bus.AMQPSource)
+		status.AddTrigger(srv, status.TriggerParts{Live: live, Source: amqpSrc, Grace: statusGrace,
+			Rules: func() (string, int) { r := t.Rules(); return r.Name, r.Len() }})
+		status.AddAMQPCounters(srv)
+		if g.cfg.AMQP.URL != "" {
+			status.AddBrokerQueues(srv, g.cfg)
+		}
+		status.AddSpool(srv, reporter.SpoolDir(g.cfg))
+		addr, err := srv.Listen(ctx, *statusAddr, g.log)
+		if err != nil {
+			return err
+		}
+		g.log.Info("status listening", "url", "http://"+addr+"/status")
+	}
 	g.log.Info("trigger started", "rules", t.Rules().Name, "count", t.Rules().Len(), "arches", setup.Options.Arches)
-	st, err := trigger.RelayWith(ctx, src, t, q, trigger.RelayOptions{Log: g.log, JobLog: jobLog, Workers: *workers})
+	st, err := trigger.RelayWith(ctx, src, t, q, trigger.RelayOptions{Log: g.log, JobLog: jobLog, Workers: *workers, OnOutcome: live.Observe})
 	g.log.Info("trigger stopped", "messages", st.Messages, "jobs", st.Jobs, "ignored", st.Ignored, "rejected", st.Rejected, "duplicates", st.Duplicates)
 	if *summary {
 		enc := json.NewEncoder(g.stdout)

@@ -7,6 +7,7 @@ import (
 	"taskotron/bus"
 	"taskotron/reporter"
 	"taskotron/runner"
+	"taskotron/status"
 )
 
 func init() {
@@ -22,13 +23,14 @@ func runWorker(ctx context.Context, g *globals, args []string) error {
 	fs := newFlags("worker")
 	concurrency := fs.Int("concurrency", cfg.Runner.Concurrency, "jobs run at once")
 	arches := fs.String("arches", strings.Join(append(append([]string{}, cfg.Trigger.Arches...), "noarch"), ","), "job queues to take from, by arch (RabbitMQ)")
+	statusAddr := fs.String("status", cfg.Status.Listen, "serve /healthz, /metrics, /status and /debug/vars on this address (default: status.listen; empty: off)")
 	grace := fs.Duration("grace", 0, "on SIGTERM, how long running jobs may go on before they are handed back (0: let them finish)")
 	rest, err := parseFlags(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(rest) > 0 {
-		return usagef("usage: taskotron worker [--concurrency N] [--arches a,b] [--grace 5m]")
+		return usagef("usage: taskotron worker [--concurrency N] [--arches a,b] [--grace 5m] [--status ADDR]")
 	}
 	if *concurrency < 1 {
 		return usagef("--concurrency must be at least 1")
@@ -41,8 +43,10 @@ func runWorker(ctx context.Context, g *globals, args []string) error {
 		Log: g.log, Concurrency: *concurrency, MaxWaiting: cfg.Runner.MaxWaiting, MaxAttempts: cfg.Runner.MaxAttempts, ShutdownGrace: grace0,
 	}
 	var queue bus.JobQueue
+	var amqpQueue *bus.AMQPJobQueue
+	var diskQueue *bus.DiskQueue
+	var list []string
 	if cfg.AMQP.URL != "" {
-		var list []string
 		for _, a := range strings.Split(*arches, ",") {
 			if a = strings.TrimSpace(a); a != "" {
 				list = append(list, a)
@@ -53,13 +57,13 @@ func runWorker(ctx context.Context, g *globals, args []string) error {
 			return err
 		}
 		defer q.Close()
-		queue = q
+		queue, amqpQueue = q, q
 	} else {
 		q, err := bus.OpenDiskQueue(cfg.Path("queue"))
 		if err != nil {
 			return err
 		}
-		queue = q
+		queue, diskQueue = q, q
 	}
 	co, err := runner.NewCheckout(cfg)
 	if err != nil {
@@ -69,7 +73,25 @@ func runWorker(ctx context.Context, g *globals, args []string) error {
 	if err != nil {
 		return err
 	}
-	opts.Queue, opts.Reporter = queue, rep
 	opts.Runner = runner.New(runner.Options{Config: cfg, Checkout: co, Log: g.log})
+	opts.Queue, opts.Reporter = queue, rep
+	if *statusAddr != "" {
+		tr := runner.NewTracker(opts.Runner)
+		opts.Queue, opts.Reporter, opts.OnDone = tr.Queue(queue), tr.Reporter(rep), tr.Done
+		srv := status.New("worker")
+		status.AddWorker(srv, status.WorkerParts{Tracker: tr, Concurrency: *concurrency, AMQP: amqpQueue, URL: cfg.AMQP.URL, Grace: statusGrace})
+		status.AddAMQPCounters(srv)
+		if amqpQueue != nil {
+			status.AddBrokerQueues(srv, cfg, list...)
+		} else {
+			status.AddDiskQueue(srv, diskQueue)
+		}
+		status.AddSpool(srv, reporter.SpoolDir(cfg))
+		addr, err := srv.Listen(ctx, *statusAddr, g.log)
+		if err != nil {
+			return err
+		}
+		g.log.Info("status listening", "url", "http://"+addr+"/status")
+	}
 	return runner.NewWorker(opts).Run(ctx)
 }
