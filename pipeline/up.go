@@ -145,6 +145,7 @@ func Up(ctx context.Context, opts Options) (*Summary, error) {
 		MaxWaiting:  cfg.Runner.MaxWaiting,
 		MaxAttempts: cfg.Runner.MaxAttempts,
 		Log:         log.With("role", "worker"),
+		OnRetryWait: tracker.RetryWait,
 		OnDone: func(job contract.Job, exec contract.Execution) {
 			tracker.Done(job, exec)
 			t.executed(exec)

@@ -2,8 +2,6 @@ package runner
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -16,7 +14,7 @@ import (
 // Tracker sees what a Worker holds, for /status and /metrics, by wrapping
 // its queue and reporter: a job is held from the delivery to its ack or
 // hand-back. Wire it as WorkerOptions{Queue: t.Queue(q), Reporter:
-// t.Reporter(rep), OnDone: t.Done}.
+// t.Reporter(rep), OnDone: t.Done, OnRetryWait: t.RetryWait}.
 type Tracker struct {
 	runner *Runner
 
@@ -34,7 +32,8 @@ type held struct {
 	job       contract.Job
 	started   time.Time
 	reporting bool
-	count     int // deliveries of this uuid held (a retry published while the old one is held)
+	retryAt   time.Time // set while the job waits for its next attempt
+	count     int       // deliveries of this uuid held (a retry published while the old one is held)
 }
 
 // JobState is one job a worker holds.
@@ -47,8 +46,9 @@ type JobState struct {
 	Attempt  int       `json:"attempt"`
 	Started  time.Time `json:"started"`
 	// State is running, reporting, or waiting_retry (its run ended with an
-	// infrastructure failure and it waits out the backoff).
-	State string `json:"state"`
+	// infrastructure failure and it waits out the backoff until RetryAt).
+	State   string     `json:"state"`
+	RetryAt *time.Time `json:"retry_at,omitempty"`
 	// Action is the action the runner's log last started, when known.
 	Action string `json:"action,omitempty"`
 }
@@ -79,6 +79,16 @@ func (t *Tracker) Reporter(r Reporter) Reporter {
 		return nil
 	}
 	return trackedReporter{r: r, t: t}
+}
+
+// RetryWait marks a held job as waiting for its next attempt; chain it
+// into WorkerOptions.OnRetryWait.
+func (t *Tracker) RetryWait(job contract.Job, retryAt time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if h, ok := t.held[job.UUID]; ok {
+		h.retryAt = retryAt
+	}
 }
 
 // Done counts a finished job by its execution's outcome; chain it into
@@ -131,10 +141,10 @@ func (t *Tracker) Snapshot() WorkerSnapshot {
 		switch {
 		case h.reporting:
 			st.State = "reporting"
-		case t.runEnded(j.UUID, h.started):
-			// Held after its run ended without being reported: the worker
-			// waits out the backoff before the next attempt.
+		case !h.retryAt.IsZero():
 			st.State = "waiting_retry"
+			at := h.retryAt.UTC()
+			st.RetryAt = &at
 		}
 		if t.runner != nil && st.State == "running" {
 			st.Action = t.runner.LastAction(j.UUID)
@@ -151,16 +161,6 @@ func (t *Tracker) Snapshot() WorkerSnapshot {
 	}
 	t.finishedM.Unlock()
 	return s
-}
-
-// runEnded says whether the runner wrote the job's execution.json since it
-// was taken: the run is over.
-func (t *Tracker) runEnded(uuid string, since time.Time) bool {
-	if t.runner == nil || !uuidRe.MatchString(uuid) {
-		return false
-	}
-	fi, err := os.Stat(filepath.Join(t.runner.artifactsRoot(), uuid, LogDir, "execution.json"))
-	return err == nil && !fi.ModTime().Before(since)
 }
 
 type trackedQueue struct {

@@ -38,6 +38,9 @@ type WorkerOptions struct {
 	// OnDone is called after a job was reported and acked, from the
 	// job's goroutine (concurrently when Concurrency > 1).
 	OnDone func(contract.Job, contract.Execution)
+	// OnRetryWait is called when a job's run ended with an infrastructure
+	// failure and the job starts waiting until retryAt for its next attempt.
+	OnRetryWait func(job contract.Job, retryAt time.Time)
 	// ShutdownGrace is how long running jobs may go on once the context
 	// ends; then they are stopped and handed back to the queue. 0 means
 	// they finish (bounded by the job timeout); negative hands them back at once.
@@ -255,6 +258,9 @@ func (w *Worker) handle(stop, ctx context.Context, d bus.JobDelivery, freeSlot f
 	if exec.ExecutionStatus == contract.ExecutionNotOK && exec.Extra["infra"] == true && job.Attempt < w.opts.MaxAttempts {
 		wait := backoff(w.opts.RetryWait, job.Attempt, 5*time.Minute)
 		log.Warn("infrastructure failure, retrying later", "status", exec.Status, "retry_in", wait)
+		if w.opts.OnRetryWait != nil {
+			w.opts.OnRetryWait(job, time.Now().Add(wait))
+		}
 		// The job keeps its delivery through the wait, unacked: a worker
 		// killed now loses nothing, and the attempt count survives on every
 		// queue as it does for a crash mid-run. Republishing at once with a

@@ -77,7 +77,7 @@ func runWorker(ctx context.Context, g *globals, args []string) error {
 	opts.Queue, opts.Reporter = queue, rep
 	if *statusAddr != "" {
 		tr := runner.NewTracker(opts.Runner)
-		opts.Queue, opts.Reporter, opts.OnDone = tr.Queue(queue), tr.Reporter(rep), tr.Done
+		opts.Queue, opts.Reporter, opts.OnDone, opts.OnRetryWait = tr.Queue(queue), tr.Reporter(rep), tr.Done, tr.RetryWait
 		srv := status.New("worker")
 		status.AddWorker(srv, status.WorkerParts{Tracker: tr, Concurrency: *concurrency, AMQP: amqpQueue, URL: cfg.AMQP.URL, Grace: statusGrace})
 		status.AddAMQPCounters(srv)
