@@ -443,8 +443,11 @@ func redactURL(u string) string {
 	if err != nil {
 		return "(unparsable URL)"
 	}
-	if uri.Password != "" {
-		uri.Password = "***"
+	if uri.Password == "" {
+		return uri.String()
 	}
-	return uri.String()
+	// A marker without characters that need escaping, turned into *** after
+	// the URI is built (String would print %2A%2A%2A).
+	uri.Password = "REDACTED"
+	return strings.Replace(uri.String(), ":REDACTED@", ":***@", 1)
 }

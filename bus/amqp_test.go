@@ -328,3 +328,15 @@ func TestAMQPJobQueueMatchHostArch(t *testing.T) {
 		t.Errorf("x86_64 worker took %s", got)
 	}
 }
+
+func TestRedactURLHidesThePassword(t *testing.T) {
+	for in, want := range map[string]string{
+		"amqp://taskotron:s3cr%40t@rabbit.example.org:5673/%2f": "amqp://taskotron:***@rabbit.example.org:5673/",
+		"amqp://taskotron:s3cr%40t@rabbit.example.org/":         "amqp://taskotron:***@rabbit.example.org/",
+		"not a url": "(unparsable URL)",
+	} {
+		if got := redactURL(in); got != want {
+			t.Errorf("redactURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
