@@ -80,6 +80,9 @@ func RelayWith(ctx context.Context, src bus.Source, t *Trigger, q bus.JobQueue, 
 		o.Workers = 8
 	}
 	r := &relay{t: t, q: q, o: o, log: o.Log, inflight: map[string]chan struct{}{}}
+	if o.JobLog != nil {
+		r.jobLog = newGroupWriter(o.JobLog, o.Log)
+	}
 	if t.opts.FuseDelay > 0 {
 		r.fuse = newFuser(r, t.opts.FuseDelay)
 	}
@@ -143,7 +146,7 @@ type relay struct {
 	mu       sync.Mutex
 	st       Stats
 	inflight map[string]chan struct{} // message ids being worked on
-	logMu    sync.Mutex
+	jobLog   *groupWriter
 }
 
 // claim waits while another worker has the same message id (a redelivery
@@ -351,10 +354,11 @@ func (r *relay) publish(ctx context.Context, jobs []contract.Job) error {
 }
 
 func (r *relay) writeJobLog(jobs []contract.Job) {
-	if r.o.JobLog == nil {
+	if r.jobLog == nil {
 		return
 	}
-	// One write per message: the lines of one message stay together.
+	// The lines of one message stay together; messages finishing together
+	// share a write.
 	var buf []byte
 	for _, j := range jobs {
 		line, err := json.Marshal(j)
@@ -364,9 +368,5 @@ func (r *relay) writeJobLog(jobs []contract.Job) {
 		}
 		buf = append(append(buf, line...), '\n')
 	}
-	r.logMu.Lock()
-	defer r.logMu.Unlock()
-	if _, err := r.o.JobLog.Write(buf); err != nil {
-		r.log.Error("job log write failed", "jobs", len(jobs), "err", err)
-	}
+	r.jobLog.Write(buf)
 }
