@@ -253,8 +253,35 @@ func testRunsOtherJobsDuringARetryWait(t *testing.T, kind string) {
 	s.expectStored(t, a.UUID, "ABORTED")
 	s.expectStored(t, b.UUID, "PASSED")
 	if n := tq.ready(t, q); n != 0 {
-		t.Errorf("%d jobs left in the queue", n)
+		t.Errorf("%d jobs left in the queue: %s", n, tq.leftovers(t))
 	}
+}
+
+// leftovers describes the jobs still ready on an AMQP test queue (taking
+// them), so that a failure says which job was left and how.
+func (q testQueue) leftovers(t *testing.T) string {
+	t.Helper()
+	if q.Dir != "" {
+		return "(on disk)"
+	}
+	conn, err := amqp.Dial(q.URL)
+	if err != nil {
+		return err.Error()
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		return err.Error()
+	}
+	var out []string
+	for {
+		d, ok, err := ch.Get(q.Prefix+".x86_64", true)
+		if err != nil || !ok {
+			break
+		}
+		out = append(out, fmt.Sprintf("%s (redelivered %v)", d.Body, d.Redelivered))
+	}
+	return strings.Join(out, "; ")
 }
 
 // A worker stopped while A waits for its retry hands A back at once (B,
