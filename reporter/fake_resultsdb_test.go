@@ -1,6 +1,7 @@
 package reporter
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,8 +22,10 @@ type fakeResultsDB struct {
 	mu      sync.Mutex
 	results []map[string]any
 	nextID  int
-	// failPosts answers the next N POSTs with 503 without storing.
-	failPosts int
+	// failPosts answers the next N POSTs with failStatus (default 503)
+	// without storing.
+	failPosts  int
+	failStatus int
 	// storeThenFail stores the next N POSTs and then answers 500 (as when
 	// publishing the new-result message fails after the commit): the answer
 	// is an error, the result is stored.
@@ -52,7 +55,8 @@ func (f *fakeResultsDB) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		if f.failPosts > 0 {
 			f.failPosts--
-			reply(503, map[string]string{"message": "Service Unavailable"})
+			status := cmp.Or(f.failStatus, http.StatusServiceUnavailable)
+			reply(status, map[string]string{"message": http.StatusText(status)})
 			return
 		}
 		var body map[string]any

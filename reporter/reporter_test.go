@@ -209,6 +209,31 @@ func TestRejectedResultIsKeptWithServerMessage(t *testing.T) {
 	}
 }
 
+// A 408 (the server gave up waiting for the request) means ResultsDB did
+// not take the post: it waits in the spool, it is not set aside as refused.
+func TestRequestTimeoutIsNotARejection(t *testing.T) {
+	f := &fakeResultsDB{failPosts: 1000, failStatus: http.StatusRequestTimeout}
+	srv, _ := startFake(t, f, 0)
+	r, _ := newTestReporter(t, srv.URL, t.TempDir(), nil)
+	e := execution("44444444-dddd", 2)
+	d, err := r.Deliver(context.Background(), e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Rejected != 0 || d.Spooled != 2 || f.total() != 0 {
+		t.Fatalf("delivery %+v with ResultsDB answering 408; want both posts spooled", d)
+	}
+	f.mu.Lock()
+	f.failPosts = 0
+	f.mu.Unlock()
+	if err := r.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if f.count(e.UUID) != 2 {
+		t.Fatalf("%d results stored after the flush, want 2", f.count(e.UUID))
+	}
+}
+
 // TestOutage: ResultsDB resets the first connections, then comes back.
 // Every result arrives exactly once, in order, even though each execution
 // is reported twice.

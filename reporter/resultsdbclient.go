@@ -145,7 +145,7 @@ func getRetry(ctx context.Context, resp *http.Response, err error) (bool, error)
 
 // safePostRetry retries a POST only when ResultsDB cannot have stored it:
 // the connection was never made (but not when it was refused: see
-// getRetry), or the answer says it was not processed (429, 502, 503).
+// getRetry), or the answer says it was not processed (408, 429, 502, 503).
 func safePostRetry(ctx context.Context, resp *http.Response, err error) (bool, error) {
 	if ctx.Err() != nil {
 		return false, ctx.Err()
@@ -154,7 +154,7 @@ func safePostRetry(ctx context.Context, resp *http.Response, err error) (bool, e
 		return notSent(err) && !refused(err), nil
 	}
 	switch resp.StatusCode {
-	case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable:
+	case http.StatusRequestTimeout, http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable:
 		return true, nil
 	}
 	return false, nil
@@ -208,8 +208,9 @@ func (c *ResultsDBClient) do(ctx context.Context, method, u string, body []byte)
 	if err != nil {
 		return 0, nil, &UnavailableError{Err: fmt.Errorf("%s %s: reading the answer: %w", method, u, err)}
 	}
-	if resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests {
-		sure := resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusBadGateway || resp.StatusCode == http.StatusServiceUnavailable
+	if resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusRequestTimeout {
+		sure := resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusRequestTimeout ||
+			resp.StatusCode == http.StatusBadGateway || resp.StatusCode == http.StatusServiceUnavailable
 		return resp.StatusCode, raw, &UnavailableError{Err: fmt.Errorf("%s %s: HTTP %d: %s", method, u, resp.StatusCode, ErrorMessage(raw)), Ambiguous: !sure}
 	}
 	return resp.StatusCode, raw, nil
