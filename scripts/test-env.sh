@@ -61,4 +61,5 @@ need_pkg rpmbuild rpm
 need_pkg rpmlint rpmlint
 need_pkg createrepo_c createrepo-c
 need_pkg chromium chromium
+need_pkg systemd-analyze systemd
 log "ready: RabbitMQ :5672, PostgreSQL :5432, $(rpm --version), rpmlint, createrepo_c, chromium"
