@@ -34,6 +34,11 @@ type AMQPJobQueueConfig struct {
 	// Prefetch bounds the jobs a worker holds unacked (default 1: a job
 	// waits in the queue, where another worker can take it).
 	Prefetch int
+	// Running is how many of them the worker runs at once (default
+	// Prefetch). The broker hands the worker only that many, over all its
+	// queues, plus one per HoldExtra: jobs are not taken ahead, where an
+	// idle worker could not have them, and Prefetch is the ceiling.
+	Running int
 	// MaxPriority is the queues' x-max-priority (default 9).
 	MaxPriority int
 	Log         *slog.Logger
@@ -64,6 +69,7 @@ type AMQPJobQueue struct {
 	tags     []string      // the consumers on cons
 	stopCons chan struct{} // closed when the consumer is dropped
 	stopped  bool          // StopConsuming was called
+	extra    int           // HoldExtra's count: jobs held that do not run
 }
 
 // OpenAMQPJobQueue connects and declares the exchange and the queues of cfg.Arches.
@@ -76,6 +82,9 @@ func OpenAMQPJobQueue(ctx context.Context, cfg AMQPJobQueueConfig) (*AMQPJobQueu
 	}
 	if cfg.Prefetch <= 0 {
 		cfg.Prefetch = 1
+	}
+	if cfg.Running <= 0 || cfg.Running > cfg.Prefetch {
+		cfg.Running = cfg.Prefetch
 	}
 	if cfg.MaxPriority <= 0 {
 		cfg.MaxPriority = 9
@@ -347,7 +356,12 @@ func (q *AMQPJobQueue) consumer() (<-chan amqp.Delivery, error) {
 	if err != nil {
 		return nil, fmt.Errorf("amqp job queue: %w", err)
 	}
+	// Each consumer may hold Prefetch; the channel, all queues together,
+	// only what runs (RabbitMQ enforces both).
 	if err := ch.Qos(q.cfg.Prefetch, 0, false); err != nil {
+		return nil, fmt.Errorf("amqp job queue: prefetch: %w", err)
+	}
+	if err := ch.Qos(q.channelLimitLocked(), 0, true); err != nil {
 		return nil, fmt.Errorf("amqp job queue: prefetch: %w", err)
 	}
 	merged := make(chan amqp.Delivery)
@@ -380,6 +394,27 @@ func (q *AMQPJobQueue) consumer() (<-chan amqp.Delivery, error) {
 	go func() { wg.Wait(); close(merged) }()
 	q.cons, q.consume, q.stopCons, q.tags = ch, merged, stop, tags
 	return merged, nil
+}
+
+// HoldExtra tells the queue that the worker holds delta more jobs (or
+// fewer, when negative) that do not run: a job waiting for its retry keeps
+// its delivery, and the broker may hand the worker one more job to run in
+// the meantime. The count survives a reconnection.
+func (q *AMQPJobQueue) HoldExtra(delta int) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.extra = max(0, q.extra+delta)
+	if q.cons == nil {
+		return nil // applied when the consumer starts
+	}
+	if err := q.cons.Qos(q.channelLimitLocked(), 0, true); err != nil {
+		return fmt.Errorf("amqp job queue: prefetch: %w", err)
+	}
+	return nil
+}
+
+func (q *AMQPJobQueue) channelLimitLocked() int {
+	return min(q.cfg.Running+q.extra, q.cfg.Prefetch)
 }
 
 // StopConsuming is for a worker that stops taking jobs: the broker pushes

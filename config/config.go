@@ -76,7 +76,8 @@ type Runner struct {
 	Concurrency int `yaml:"concurrency"`
 	// MaxWaiting is how many jobs may wait out a retry backoff without
 	// holding a concurrency slot (0: as many as concurrency); a worker on
-	// RabbitMQ holds up to concurrency + max_waiting jobs.
+	// RabbitMQ is handed concurrency jobs plus one per job waiting, never
+	// more than concurrency + max_waiting.
 	MaxWaiting int `yaml:"max_waiting"`
 	// ActionTimeout and JobTimeout kill the whole process group when exceeded.
 	// On RabbitMQ a job must end within the broker's consumer_timeout
@@ -142,7 +143,8 @@ type AMQP struct {
 	// JobQueue is the stem of the durable job queues workers consume.
 	JobQueue string `yaml:"job_queue"`
 	// Prefetch is how many unacked messages the trigger holds at once (a
-	// worker's is runner.concurrency + runner.max_waiting).
+	// worker is handed runner.concurrency jobs, plus one per job waiting for
+	// a retry).
 	Prefetch int `yaml:"prefetch"`
 	// DeadLetterQueue gets malformed messages with the reason in a header;
 	// empty means <queue>.deadletter.

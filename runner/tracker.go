@@ -193,6 +193,15 @@ func (tq *trackedQueue) Next(ctx context.Context) (bus.JobDelivery, error) {
 		func() error { done(); tq.t.handed.Add(1); return d.Nack() }), nil
 }
 
+// HoldExtra passes the worker's count of jobs held without running on to
+// a queue that bounds the jobs it hands out.
+func (tq *trackedQueue) HoldExtra(delta int) error {
+	if h, ok := tq.q.(interface{ HoldExtra(int) error }); ok {
+		return h.HoldExtra(delta)
+	}
+	return nil
+}
+
 // StopConsuming passes the worker's stop on to a queue that takes jobs ahead.
 func (tq *trackedQueue) StopConsuming() error {
 	if c, ok := tq.q.(interface{ StopConsuming() error }); ok {

@@ -19,7 +19,7 @@ func TestTrackerShowsARetryWait(t *testing.T) {
 	tr := NewTracker(s.runner)
 	opts := WorkerOptions{Runner: s.runner, Reporter: tr.Reporter(s.reporter), Concurrency: 1, MaxAttempts: 2, RetryWait: retryWait,
 		OnRetryWait: tr.RetryWait}
-	q, _ := tq.mustOpen(t, opts.Prefetch())
+	q, _ := tq.mustOpen(t, opts.Prefetch(), opts.Concurrency)
 	a := job("tracked-wait-a", "download", "xchat-0.5-1.fc20")
 	if err := q.Publish(context.Background(), a); err != nil {
 		t.Fatal(err)

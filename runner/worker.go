@@ -303,6 +303,7 @@ func (w *Worker) waitForRetry(stop, ctx context.Context, wait time.Duration, fre
 	placed := false
 	leave = func() {
 		if placed {
+			w.holdExtra(-1, log)
 			<-w.waiting
 		}
 	}
@@ -310,6 +311,7 @@ func (w *Worker) waitForRetry(stop, ctx context.Context, wait time.Duration, fre
 	select {
 	case w.waiting <- struct{}{}:
 		placed = true
+		w.holdExtra(1, log)
 		freeSlot()
 	default:
 		place = w.waiting
@@ -327,9 +329,23 @@ func (w *Worker) waitForRetry(stop, ctx context.Context, wait time.Duration, fre
 			return false, leave
 		case place <- struct{}{}:
 			place, placed = nil, true
+			w.holdExtra(1, log)
 			freeSlot()
 			log.Info("a retry place came free; the job gave its slot to the next job")
 		}
+	}
+}
+
+// holdExtra tells a queue that bounds the jobs handed to this worker (AMQP's
+// prefetch) that a job waiting for its retry holds its delivery without
+// running, so that the next job to run can come.
+func (w *Worker) holdExtra(delta int, log *slog.Logger) {
+	q, ok := w.opts.Queue.(interface{ HoldExtra(int) error })
+	if !ok {
+		return
+	}
+	if err := q.HoldExtra(delta); err != nil {
+		log.Warn("the job queue did not take the new count of jobs held", "delta", delta, "err", err)
 	}
 }
 

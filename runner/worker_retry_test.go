@@ -76,22 +76,23 @@ func newTestQueue(t *testing.T, kind string) testQueue {
 	return q
 }
 
-// open connects as a worker whose options ask for prefetch would.
-func (q testQueue) open(ctx context.Context, prefetch int) (bus.JobQueue, func(), error) {
+// open connects as a worker would that holds prefetch jobs and runs
+// running of them at once.
+func (q testQueue) open(ctx context.Context, prefetch, running int) (bus.JobQueue, func(), error) {
 	if q.Dir != "" {
 		dq, err := bus.OpenDiskQueue(q.Dir)
 		return dq, func() {}, err
 	}
-	aq, err := bus.OpenAMQPJobQueue(ctx, bus.AMQPJobQueueConfig{URL: q.URL, Exchange: q.Exchange, Queue: q.Prefix, Arches: []string{"x86_64"}, Prefetch: prefetch})
+	aq, err := bus.OpenAMQPJobQueue(ctx, bus.AMQPJobQueueConfig{URL: q.URL, Exchange: q.Exchange, Queue: q.Prefix, Arches: []string{"x86_64"}, Prefetch: prefetch, Running: running})
 	if err != nil {
 		return nil, nil, err
 	}
 	return aq, func() { aq.Close() }, nil
 }
 
-func (q testQueue) mustOpen(t *testing.T, prefetch int) (bus.JobQueue, func()) {
+func (q testQueue) mustOpen(t *testing.T, prefetch, running int) (bus.JobQueue, func()) {
 	t.Helper()
-	jq, closeQ, err := q.open(context.Background(), prefetch)
+	jq, closeQ, err := q.open(context.Background(), prefetch, running)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -226,7 +227,7 @@ func testRunsOtherJobsDuringARetryWait(t *testing.T, kind string) {
 	tq := newTestQueue(t, kind)
 	const retryWait = 3 * time.Second
 	opts := WorkerOptions{Runner: s.runner, Reporter: s.reporter, Concurrency: 1, MaxAttempts: 2, RetryWait: retryWait}
-	q, _ := tq.mustOpen(t, opts.Prefetch())
+	q, _ := tq.mustOpen(t, opts.Prefetch(), opts.Concurrency)
 	a, b := job(kind+"-wait-a", "download", "xchat-0.5-1.fc20"), job(kind+"-wait-b", "nvr-format", "xchat-0.5-1.fc20")
 	if err := q.Publish(context.Background(), a, b); err != nil {
 		t.Fatal(err)
@@ -302,7 +303,7 @@ func testStoppedDuringARetryWait(t *testing.T, kind string) {
 	s.addTask(t, "slow", slowFormula)
 	tq := newTestQueue(t, kind)
 	opts := WorkerOptions{Runner: s.runner, Reporter: s.reporter, Concurrency: 1, MaxAttempts: 2, RetryWait: time.Minute}
-	q1, close1 := tq.mustOpen(t, opts.Prefetch())
+	q1, close1 := tq.mustOpen(t, opts.Prefetch(), opts.Concurrency)
 	a, b := job(kind+"-stop-a", "download", "xchat-0.5-1.fc20"), job(kind+"-stop-b", "slow", "b-1-1")
 	if err := q1.Publish(context.Background(), a, b); err != nil {
 		t.Fatal(err)
@@ -335,7 +336,7 @@ func testStoppedDuringARetryWait(t *testing.T, kind string) {
 		t.Fatalf("A reported before its attempts were used up: %+v", rs)
 	}
 
-	q2, _ := tq.mustOpen(t, opts.Prefetch())
+	q2, _ := tq.mustOpen(t, opts.Prefetch(), opts.Concurrency)
 	ctx2, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	second := &done{want: 1, cancel: cancel, queue: q2}
@@ -413,7 +414,7 @@ func testKilledDuringARetryWait(t *testing.T, kind string) {
 	s := newStack(t)
 	infraDown(t, s)
 	tq := newTestQueue(t, kind)
-	q, _ := tq.mustOpen(t, 1)
+	q, _ := tq.mustOpen(t, 1, 1)
 	a := job(kind+"-kill-a", "download", "xchat-0.5-1.fc20")
 	if err := q.Publish(context.Background(), a); err != nil {
 		t.Fatal(err)
@@ -462,7 +463,7 @@ func testKilledDuringARetryWait(t *testing.T, kind string) {
 	cmd.Wait()
 
 	opts := WorkerOptions{Runner: s.runner, Reporter: s.reporter, Concurrency: 1, MaxAttempts: 2, RetryWait: time.Minute}
-	q2, _ := tq.mustOpen(t, opts.Prefetch())
+	q2, _ := tq.mustOpen(t, opts.Prefetch(), opts.Concurrency)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	rec := &done{want: 1, cancel: cancel, queue: q2}
@@ -476,17 +477,17 @@ func testKilledDuringARetryWait(t *testing.T, kind string) {
 	s.expectStored(t, a.UUID, "ABORTED")
 }
 
-// A worker on RabbitMQ holds more jobs than it runs (its prefetch leaves
-// room for jobs waiting for a retry). Stopping, it hands back at once the
-// one it never started, with its count unchanged, and finishes the one it
-// runs.
+// A worker on RabbitMQ that holds a job it has not started (here its queue
+// is told it may run all it holds, so the broker hands it Y ahead of time)
+// hands that job back at once when it stops, with its count unchanged, and
+// finishes the one it runs.
 func TestWorkerStoppingOnRabbitMQHandsBackJobsItNeverStarted(t *testing.T) {
 	t.Parallel()
 	s := newStack(t)
 	s.addTask(t, "slow", slowFormula)
 	tq := newTestQueue(t, "amqp")
 	opts := WorkerOptions{Runner: s.runner, Reporter: s.reporter, Concurrency: 1, MaxWaiting: 1}
-	q1, close1 := tq.mustOpen(t, opts.Prefetch())
+	q1, close1 := tq.mustOpen(t, opts.Prefetch(), opts.Prefetch())
 	x, y := job("held-x", "slow", "a-1-1"), job("held-y", "nvr-format", "xchat-0.5-1.fc20")
 	if err := q1.Publish(context.Background(), x, y); err != nil {
 		t.Fatal(err)
@@ -509,7 +510,7 @@ func TestWorkerStoppingOnRabbitMQHandsBackJobsItNeverStarted(t *testing.T) {
 	if got := first.attempts(); got != "held-x#1" {
 		t.Fatalf("the stopped worker finished %q, want X alone", got)
 	}
-	q2, _ := tq.mustOpen(t, opts.Prefetch())
+	q2, _ := tq.mustOpen(t, opts.Prefetch(), opts.Concurrency)
 	ctx2, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	second := &done{want: 1, cancel: cancel, queue: q2}
@@ -519,6 +520,49 @@ func TestWorkerStoppingOnRabbitMQHandsBackJobsItNeverStarted(t *testing.T) {
 	}
 	if got := second.attempts(); got != "held-y#1" {
 		t.Fatalf("the new worker finished %q, want Y's first attempt (it never ran before)", got)
+	}
+	s.expectStored(t, x.UUID, "PASSED")
+	s.expectStored(t, y.UUID, "PASSED")
+}
+
+// A worker on RabbitMQ takes only the jobs it runs: while it runs a slow
+// job, the next job stays in the queue, and an idle worker takes it.
+func TestWorkerOnRabbitMQTakesNoJobAhead(t *testing.T) {
+	t.Parallel()
+	s := newStack(t)
+	s.addTask(t, "slow", slowFormula)
+	tq := newTestQueue(t, "amqp")
+	opts := WorkerOptions{Runner: s.runner, Reporter: s.reporter, Concurrency: 1, MaxWaiting: 1}
+	q1, _ := tq.mustOpen(t, opts.Prefetch(), opts.Concurrency)
+	x, y := job("busy-x", "slow", "a-1-1"), job("busy-y", "nvr-format", "xchat-0.5-1.fc20")
+	if err := q1.Publish(context.Background(), x, y); err != nil {
+		t.Fatal(err)
+	}
+	ctx1, stop1 := context.WithCancel(context.Background())
+	defer stop1()
+	first := &done{queue: q1}
+	opts.Queue, opts.OnDone = q1, first.onDone
+	errc1 := runWorker(ctx1, opts)
+	waitForFile(t, "X to start", filepath.Join(s.cfg.Runner.ArtifactsDir, x.UUID, "started"))
+	time.Sleep(200 * time.Millisecond) // time for the broker to hand out more, if it would
+	if n := tq.ready(t, q1); n != 1 {
+		t.Fatalf("%d jobs ready in the queue while X runs; want Y left for another worker", n)
+	}
+	q2, _ := tq.mustOpen(t, opts.Prefetch(), opts.Concurrency)
+	ctx2, cancel2 := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel2()
+	second := &done{want: 1, cancel: cancel2, queue: q2}
+	opts2 := opts
+	opts2.Queue, opts2.OnDone = q2, second.onDone
+	if err := <-runWorker(ctx2, opts2); err != nil {
+		t.Fatal(err)
+	}
+	if got := second.attempts(); got != "busy-y#1" {
+		t.Fatalf("the idle worker finished %q, want Y", got)
+	}
+	stop1()
+	if err := <-errc1; err != nil {
+		t.Fatal(err)
 	}
 	s.expectStored(t, x.UUID, "PASSED")
 	s.expectStored(t, y.UUID, "PASSED")
@@ -565,7 +609,7 @@ func helperWorker(raw string) int {
 		return fail(err)
 	}
 	opts := WorkerOptions{Runner: New(Options{Config: cfg, Checkout: co, Log: log}), Reporter: rep, Log: log, Concurrency: 1, MaxAttempts: 2, RetryWait: time.Minute}
-	q, closeQ, err := spec.Queue.open(context.Background(), opts.Prefetch())
+	q, closeQ, err := spec.Queue.open(context.Background(), opts.Prefetch(), opts.Concurrency)
 	if err != nil {
 		return fail(err)
 	}

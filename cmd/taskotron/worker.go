@@ -52,7 +52,7 @@ func runWorker(ctx context.Context, g *globals, args []string) error {
 				list = append(list, a)
 			}
 		}
-		q, err := bus.OpenAMQPJobQueue(ctx, bus.AMQPJobQueueConfig{URL: cfg.AMQP.URL, Exchange: cfg.AMQP.JobExchange, Queue: cfg.AMQP.JobQueue, Arches: list, Prefetch: opts.Prefetch(), Log: g.log})
+		q, err := bus.OpenAMQPJobQueue(ctx, bus.AMQPJobQueueConfig{URL: cfg.AMQP.URL, Exchange: cfg.AMQP.JobExchange, Queue: cfg.AMQP.JobQueue, Arches: list, Prefetch: opts.Prefetch(), Running: *concurrency, Log: g.log})
 		if err != nil {
 			return err
 		}
