@@ -333,17 +333,20 @@ func bodhiMessage(raw []byte) string {
 			Description string `json:"description"`
 		} `json:"errors"`
 	}
-	if json.Unmarshal(raw, &body) == nil && len(body.Errors) > 0 {
-		parts := make([]string, 0, len(body.Errors))
+	if json.Unmarshal(raw, &body) == nil {
+		var parts []string
 		for _, e := range body.Errors {
-			where := strings.Trim(e.Location+"."+e.Name, ".")
-			if where == "" {
-				parts = append(parts, oneLine(e.Description))
-			} else {
-				parts = append(parts, where+": "+oneLine(e.Description))
+			where, what := oneLine(strings.Trim(e.Location+"."+e.Name, ".")), oneLine(e.Description)
+			switch {
+			case where != "" && what != "":
+				parts = append(parts, where+": "+what)
+			case where+what != "":
+				parts = append(parts, where+what)
 			}
 		}
-		return truncate(strings.Join(parts, "; "), 500)
+		if len(parts) > 0 {
+			return truncate(strings.Join(parts, "; "), 500)
+		}
 	}
 	return ErrorMessage(raw)
 }

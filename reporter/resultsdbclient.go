@@ -247,7 +247,10 @@ func ErrorMessage(raw []byte) string {
 				continue
 			}
 			if s, isStr := v.(string); isStr {
-				return oneLine(s)
+				if s = oneLine(s); s != "" {
+					return truncate(s, 500)
+				}
+				continue // an empty message says nothing: look further
 			}
 			b, _ := json.Marshal(v)
 			return string(b)
