@@ -110,6 +110,25 @@ func TestJobFieldsAreTyped(t *testing.T) {
 	}
 }
 
+// Keys are matched exactly: an unknown key that differs from a field's
+// key only in case stays an unknown key, it does not fill (or break) the
+// field, and the value round-trips.
+func TestKeysDifferingInCaseStayExtra(t *testing.T) {
+	raw := `{"item":"i","type":"koji_build","checkname":"dist.x","outcome":"PASSED","arch":"x86_64","ArCh":[0],"Item":"other"}`
+	var r Result
+	if err := json.Unmarshal([]byte(raw), &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.Item != "i" || len(r.Arch.Names) != 1 || r.Arch.Names[0] != "x86_64" || r.Extra["Item"] != "other" || r.Extra["ArCh"] == nil {
+		t.Fatalf("result %+v, extra %v", r, r.Extra)
+	}
+	out, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameJSON(t, "result with keys differing in case", []byte(raw), out)
+}
+
 func TestWrongTypesAreErrors(t *testing.T) {
 	var j Job
 	if err := json.Unmarshal([]byte(`{"item": 5}`), &j); err == nil {

@@ -63,33 +63,47 @@ func unmarshalWithExtra(data []byte, known any, extra *Extra) error {
 	return nil
 }
 
+// splitExtra decodes the keys known names exactly into known and returns
+// the others. The known part is decoded from those keys alone: Go matches
+// struct fields case-insensitively, and an extra key such as "ArCh" must not
+// land in (or break) the field of "arch".
 func splitExtra(data []byte, known any) (Extra, error) {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	var m map[string]any
-	if err := dec.Decode(&m); err != nil {
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(data, &raw); err != nil {
 		return nil, err
 	}
-	if m == nil {
+	if raw == nil {
 		return nil, fmt.Errorf("expected a JSON object, got null")
 	}
-	if err := json.Unmarshal(data, known); err != nil {
+	names := knownKeys(reflect.TypeOf(known).Elem())
+	exact := make(map[string]json.RawMessage, len(raw))
+	var extra Extra
+	for k, v := range raw {
+		if names[k] {
+			exact[k] = v
+			continue
+		}
+		dec := json.NewDecoder(bytes.NewReader(v))
+		dec.UseNumber()
+		var val any
+		if err := dec.Decode(&val); err != nil {
+			return nil, fmt.Errorf("key %q: %w", k, err)
+		}
+		if extra == nil {
+			extra = Extra{}
+		}
+		extra[k] = val
+	}
+	knownJSON, err := json.Marshal(exact)
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(knownJSON, known); err != nil {
 		var typeErr *json.UnmarshalTypeError
 		if errors.As(err, &typeErr) && typeErr.Field != "" {
 			return nil, fmt.Errorf("key %q: want %s, got %s", typeErr.Field, jsonKind(typeErr.Type), typeErr.Value)
 		}
 		return nil, err
-	}
-	names := knownKeys(reflect.TypeOf(known).Elem())
-	var extra Extra
-	for k, v := range m {
-		if names[k] {
-			continue
-		}
-		if extra == nil {
-			extra = Extra{}
-		}
-		extra[k] = v
 	}
 	return extra, nil
 }
