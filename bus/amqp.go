@@ -124,11 +124,11 @@ func OpenAMQPSource(ctx context.Context, cfg AMQPSourceConfig) (*AMQPSource, err
 func (s *AMQPSource) connect() (*sourceConn, error) {
 	conn, err := amqp.Dial(s.cfg.URL)
 	if err != nil {
-		return nil, fmt.Errorf("amqp %s: %w", redactURL(s.cfg.URL), err)
+		return nil, fmt.Errorf("amqp %s: %w", RedactURL(s.cfg.URL), err)
 	}
 	fail := func(what string, err error) (*sourceConn, error) {
 		conn.Close()
-		return nil, fmt.Errorf("amqp %s: %s: %w", redactURL(s.cfg.URL), what, err)
+		return nil, fmt.Errorf("amqp %s: %s: %w", RedactURL(s.cfg.URL), what, err)
 	}
 	ch, err := conn.Channel()
 	if err != nil {
@@ -437,8 +437,8 @@ func (s *AMQPSource) Close() error {
 	return err
 }
 
-// redactURL hides the password of an amqp URL in messages.
-func redactURL(u string) string {
+// RedactURL hides the password of an amqp URL in messages.
+func RedactURL(u string) string {
 	uri, err := amqp.ParseURI(u)
 	if err != nil {
 		return "(unparsable URL)"

@@ -156,7 +156,7 @@ func (q *AMQPJobQueue) connectLocked() error {
 	q.declared = map[string]bool{}
 	conn, err := amqp.Dial(q.cfg.URL)
 	if err != nil {
-		return fmt.Errorf("amqp %s: %w", redactURL(q.cfg.URL), err)
+		return fmt.Errorf("amqp %s: %w", RedactURL(q.cfg.URL), err)
 	}
 	pub, err := conn.Channel()
 	if err == nil {
@@ -167,7 +167,7 @@ func (q *AMQPJobQueue) connectLocked() error {
 	}
 	if err != nil {
 		conn.Close()
-		return fmt.Errorf("amqp %s: job exchange %s: %w", redactURL(q.cfg.URL), q.cfg.Exchange, err)
+		return fmt.Errorf("amqp %s: job exchange %s: %w", RedactURL(q.cfg.URL), q.cfg.Exchange, err)
 	}
 	q.conn, q.pub = conn, pub
 	return nil

@@ -27,7 +27,7 @@ func OpenAMQPPublisher(url, exchange string) (*AMQPPublisher, error) {
 	}
 	conn, err := amqp.Dial(url)
 	if err != nil {
-		return nil, fmt.Errorf("amqp %s: %w", redactURL(url), err)
+		return nil, fmt.Errorf("amqp %s: %w", RedactURL(url), err)
 	}
 	ch, err := conn.Channel()
 	if err == nil {
@@ -35,7 +35,7 @@ func OpenAMQPPublisher(url, exchange string) (*AMQPPublisher, error) {
 	}
 	if err != nil {
 		conn.Close()
-		return nil, fmt.Errorf("amqp %s: %w", redactURL(url), err)
+		return nil, fmt.Errorf("amqp %s: %w", RedactURL(url), err)
 	}
 	return &AMQPPublisher{conn: conn, ch: ch, exchange: exchange}, nil
 }

@@ -335,8 +335,8 @@ func TestRedactURLHidesThePassword(t *testing.T) {
 		"amqp://taskotron:s3cr%40t@rabbit.example.org/":         "amqp://taskotron:***@rabbit.example.org/",
 		"not a url": "(unparsable URL)",
 	} {
-		if got := redactURL(in); got != want {
-			t.Errorf("redactURL(%q) = %q, want %q", in, got, want)
+		if got := RedactURL(in); got != want {
+			t.Errorf("RedactURL(%q) = %q, want %q", in, got, want)
 		}
 	}
 }

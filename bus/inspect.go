@@ -76,7 +76,7 @@ func BrokerQueues(cfg config.Config, arches ...string) []QueueDepth {
 func InspectBroker(url string, queues []QueueDepth) ([]QueueDepth, error) {
 	conn, err := amqp.DialConfig(url, amqp.Config{Dial: amqp.DefaultDial(10 * time.Second), Heartbeat: 10 * time.Second, Locale: "en_US"})
 	if err != nil {
-		return nil, fmt.Errorf("amqp %s: %w", redactURL(url), err)
+		return nil, fmt.Errorf("amqp %s: %w", RedactURL(url), err)
 	}
 	defer conn.Close()
 	out := append([]QueueDepth(nil), queues...)
@@ -90,7 +90,7 @@ func InspectBroker(url string, queues []QueueDepth) ([]QueueDepth, error) {
 		if ch == nil || ch.IsClosed() {
 			// A passive declare of a missing queue closes the channel.
 			if ch, err = conn.Channel(); err != nil {
-				return nil, fmt.Errorf("amqp %s: channel: %w", redactURL(url), err)
+				return nil, fmt.Errorf("amqp %s: channel: %w", RedactURL(url), err)
 			}
 		}
 		q, err := ch.QueueDeclarePassive(out[i].Name, true, false, false, false, nil)
@@ -101,7 +101,7 @@ func InspectBroker(url string, queues []QueueDepth) ([]QueueDepth, error) {
 		case errors.As(err, &aerr) && aerr.Code == amqp.NotFound:
 			out[i].Exists = false
 		default:
-			return nil, fmt.Errorf("amqp %s: queue %s: %w", redactURL(url), out[i].Name, err)
+			return nil, fmt.Errorf("amqp %s: queue %s: %w", RedactURL(url), out[i].Name, err)
 		}
 	}
 	return out, nil
@@ -237,6 +237,3 @@ func (q *AMQPJobQueue) Connected() bool {
 	defer q.mu.Unlock()
 	return q.conn != nil && !q.conn.IsClosed()
 }
-
-// RedactURL hides the password of an amqp URL in messages.
-func RedactURL(u string) string { return redactURL(u) }

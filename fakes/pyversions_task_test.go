@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
@@ -15,7 +14,7 @@ import (
 	"taskotron/config"
 	"taskotron/contract"
 	"taskotron/fakes"
-	"taskotron/resultsdb"
+	"taskotron/resultsdb/resultsdbtest"
 	"taskotron/runner"
 )
 
@@ -41,7 +40,7 @@ func TestPythonVersionsTask(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { set.Close() })
-	dbURL := startPyverResultsDB(t)
+	dbURL := resultsdbtest.Start(t)
 	cfg := pyverConfig(t, set)
 	cfg.ResultsDB.URL = dbURL + "/api/v2.0"
 
@@ -257,16 +256,4 @@ func runtaskPyver(t *testing.T, cfg config.Config, nvr string, extra ...string) 
 		t.Fatalf("runtask --json on %s: %v\n%s\n%s", nvr, err, stdout.String(), stderr.String())
 	}
 	return code, exec, stderr.String()
-}
-
-func startPyverResultsDB(t *testing.T) string {
-	t.Helper()
-	store, err := resultsdb.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "resultsdb.sqlite"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	srv := httptest.NewServer(resultsdb.NewServer(store, resultsdb.Options{AdditionalOutcomes: []string{"ABORTED", "CRASHED"}}))
-	t.Cleanup(srv.Close)
-	return srv.URL
 }

@@ -33,6 +33,16 @@ import (
 
 var queueKinds = []string{"disk", "amqp"}
 
+// onEachQueueKind runs test once per queue kind, in parallel.
+func onEachQueueKind(t *testing.T, test func(t *testing.T, kind string)) {
+	for _, kind := range queueKinds {
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			test(t, kind)
+		})
+	}
+}
+
 func testAMQPURL() string {
 	if u := os.Getenv("TASKOTRON_TEST_AMQP"); u != "" {
 		return u
@@ -213,12 +223,7 @@ func (s *stack) expectStored(t *testing.T, uuid, outcome string) {
 // job B, queued behind it, runs and finishes during that wait; then A's
 // next attempt runs and ends. Each gets exactly one final result.
 func TestWorkerRunsOtherJobsDuringARetryWait(t *testing.T) {
-	for _, kind := range queueKinds {
-		t.Run(kind, func(t *testing.T) {
-			t.Parallel()
-			testRunsOtherJobsDuringARetryWait(t, kind)
-		})
-	}
+	onEachQueueKind(t, testRunsOtherJobsDuringARetryWait)
 }
 
 func testRunsOtherJobsDuringARetryWait(t *testing.T, kind string) {
@@ -289,12 +294,7 @@ func (q testQueue) leftovers(t *testing.T) string {
 // running in the slot A gave up, finishes, as ShutdownGrace 0 says); a new
 // worker runs A's next attempt, counted as the second.
 func TestWorkerStoppedDuringARetryWaitHandsTheJobOver(t *testing.T) {
-	for _, kind := range queueKinds {
-		t.Run(kind, func(t *testing.T) {
-			t.Parallel()
-			testStoppedDuringARetryWait(t, kind)
-		})
-	}
+	onEachQueueKind(t, testStoppedDuringARetryWait)
 }
 
 func testStoppedDuringARetryWait(t *testing.T, kind string) {
@@ -401,14 +401,7 @@ func TestWorkerBoundsTheJobsWaitingForARetry(t *testing.T) {
 
 // A worker killed (SIGKILL) while A waits for its retry loses nothing: a
 // new worker gets A from the queue and runs its second attempt.
-func TestWorkerKilledDuringARetryWait(t *testing.T) {
-	for _, kind := range queueKinds {
-		t.Run(kind, func(t *testing.T) {
-			t.Parallel()
-			testKilledDuringARetryWait(t, kind)
-		})
-	}
-}
+func TestWorkerKilledDuringARetryWait(t *testing.T) { onEachQueueKind(t, testKilledDuringARetryWait) }
 
 func testKilledDuringARetryWait(t *testing.T, kind string) {
 	s := newStack(t)

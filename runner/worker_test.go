@@ -3,7 +3,6 @@ package runner
 import (
 	"context"
 	"fmt"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,7 +19,7 @@ import (
 	"taskotron/contract"
 	"taskotron/directives"
 	"taskotron/reporter"
-	"taskotron/resultsdb"
+	"taskotron/resultsdb/resultsdbtest"
 )
 
 // stack is a real pipeline tail: a task mirror seeded from folders, a
@@ -98,17 +97,7 @@ func (s *stack) stored(t *testing.T, uuid string) []reporter.StoredResult {
 	return rs
 }
 
-func startResultsDB(t *testing.T) string {
-	t.Helper()
-	store, err := resultsdb.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "resultsdb.sqlite"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	srv := httptest.NewServer(resultsdb.NewServer(store, resultsdb.Options{AdditionalOutcomes: []string{"ABORTED", "CRASHED"}}))
-	t.Cleanup(srv.Close)
-	return srv.URL + "/api/v2.0"
-}
+func startResultsDB(t *testing.T) string { return resultsdbtest.Start(t) + "/api/v2.0" }
 
 func copyDir(t *testing.T, src, dst string) {
 	t.Helper()

@@ -32,11 +32,14 @@ func testJob(uuid, task, arch string) contract.Job {
 
 // spoolTwoPosts reports one execution with two results while ResultsDB
 // refuses connections, so both posts wait in the data folder's spool.
+// spooledGroup is the execution spoolTwoPosts reports.
+const spooledGroup = "0b5cc8a6-1111-4bbb-8ccc-0000000000aa"
+
 func spoolTwoPosts(t *testing.T, dataDir string) {
 	t.Helper()
 	away := httptest.NewServer(http.NotFoundHandler())
 	away.Close()
-	exec := `{"uuid": "0b5cc8a6-1111-4bbb-8ccc-0000000000aa", "execution_status": "OK", "exit_code": 0, "artifacts": "",
+	exec := `{"uuid": "` + spooledGroup + `", "execution_status": "OK", "exit_code": 0, "artifacts": "",
 	  "item": "xchat-0.5-1.fc20", "item_type": "koji_build", "taskname": "rpmlint", "arch": "x86_64",
 	  "results": [{"item": "xchat-0.5-1.fc20", "type": "koji_build", "checkname": "dist.rpmlint", "outcome": "PASSED", "arch": "x86_64"},
 	              {"item": "xchat-0.5-1.fc20", "type": "koji_build", "checkname": "dist.rpmlint", "outcome": "FAILED", "arch": "src"}]}`

@@ -1,30 +1,15 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"taskotron/resultsdb"
+	"taskotron/resultsdb/resultsdbtest"
 )
-
-// embeddedResultsDB serves our ResultsDB on a temporary SQLite file.
-func embeddedResultsDB(t *testing.T) string {
-	t.Helper()
-	store, err := resultsdb.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "r.sqlite"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	srv := httptest.NewServer(resultsdb.NewServer(store, resultsdb.Options{AdditionalOutcomes: []string{"ABORTED", "CRASHED"}}))
-	t.Cleanup(srv.Close)
-	return srv.URL
-}
 
 // groupResults counts the results ResultsDB holds in a group.
 func groupResults(t *testing.T, url, group string) int {
@@ -79,7 +64,7 @@ func TestReportDryRunJSON(t *testing.T) {
 }
 
 func TestReportSendsToEmbeddedResultsDBOnce(t *testing.T) {
-	url := embeddedResultsDB(t)
+	url := resultsdbtest.Start(t)
 	env := []string{"TASKOTRON_DATA_DIR=" + t.TempDir(), "TASKOTRON_RESULTSDB_URL=" + url}
 	exec := `{"uuid": "0b5cc8a6-1111-4bbb-8ccc-000000000001", "execution_status": "OK", "exit_code": 0, "artifacts": "",
 	  "item": "xchat-0.5-1.fc20", "item_type": "koji_build", "taskname": "rpmlint", "arch": "x86_64",
@@ -103,25 +88,14 @@ func TestReportSendsToEmbeddedResultsDBOnce(t *testing.T) {
 // Results reported while ResultsDB is away wait in the spool, and
 // `report --flush` sends them once it is back, saying how many.
 func TestReportFlushSendsWhatWasSpooled(t *testing.T) {
-	away := httptest.NewServer(http.NotFoundHandler())
-	away.Close() // its port now refuses connections
 	dataDir := t.TempDir()
-	exec := `{"uuid": "0b5cc8a6-1111-4bbb-8ccc-000000000002", "execution_status": "OK", "exit_code": 0, "artifacts": "",
-	  "item": "xchat-0.5-1.fc20", "item_type": "koji_build", "taskname": "rpmlint", "arch": "x86_64",
-	  "results": [{"item": "xchat-0.5-1.fc20", "type": "koji_build", "checkname": "dist.rpmlint", "outcome": "PASSED", "arch": "x86_64"},
-	              {"item": "xchat-0.5-1.fc20", "type": "koji_build", "checkname": "dist.rpmlint", "outcome": "FAILED", "arch": "src"}]}`
-	file := filepath.Join(t.TempDir(), "exec.json")
-	os.WriteFile(file, []byte(exec), 0o644)
-	code, stdout, stderr := runCLI(t, []string{"TASKOTRON_DATA_DIR=" + dataDir, "TASKOTRON_RESULTSDB_URL=" + away.URL}, "report", file)
-	if code != 0 || !strings.Contains(stdout, "spooled 2") {
-		t.Fatalf("report with ResultsDB away: exit %d\n%s\n%s", code, stdout, stderr)
-	}
-	url := embeddedResultsDB(t)
-	code, stdout, stderr = runCLI(t, []string{"TASKOTRON_DATA_DIR=" + dataDir, "TASKOTRON_RESULTSDB_URL=" + url}, "report", "--flush")
+	spoolTwoPosts(t, dataDir)
+	url := resultsdbtest.Start(t)
+	code, stdout, stderr := runCLI(t, []string{"TASKOTRON_DATA_DIR=" + dataDir, "TASKOTRON_RESULTSDB_URL=" + url}, "report", "--flush")
 	if want := "2 of 2 spooled posts sent, 0 left; 0 of 0 Bodhi comments sent, 0 left\n"; code != 0 || stdout != want {
 		t.Fatalf("report --flush: exit %d, printed %q, want %q\n%s", code, stdout, want, stderr)
 	}
-	if n := groupResults(t, url, "0b5cc8a6-1111-4bbb-8ccc-000000000002"); n != 2 {
+	if n := groupResults(t, url, spooledGroup); n != 2 {
 		t.Fatalf("ResultsDB holds %d results after the flush, want 2", n)
 	}
 }

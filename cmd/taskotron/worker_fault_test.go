@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,7 +19,7 @@ import (
 	"taskotron/checkout"
 	"taskotron/contract"
 	"taskotron/reporter"
-	"taskotron/resultsdb"
+	"taskotron/resultsdb/resultsdbtest"
 )
 
 func workerAMQPURL() string {
@@ -80,14 +79,8 @@ func TestWorkerKilledMidTaskOnRabbitMQ(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	store, err := resultsdb.Open(context.Background(), "sqlite:"+filepath.Join(dir, "resultsdb.sqlite"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	srv := httptest.NewServer(resultsdb.NewServer(store, resultsdb.Options{AdditionalOutcomes: []string{"ABORTED", "CRASHED"}}))
-	defer srv.Close()
-	client, err := reporter.NewResultsDBClient(srv.URL+"/api/v2.0", reporter.ClientOptions{})
+	resultsURL := resultsdbtest.Start(t)
+	client, err := reporter.NewResultsDBClient(resultsURL+"/api/v2.0", reporter.ClientOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +103,7 @@ func TestWorkerKilledMidTaskOnRabbitMQ(t *testing.T) {
 			"TASKOTRON_AMQP_URL="+workerAMQPURL(),
 			"TASKOTRON_AMQP_JOB_EXCHANGE="+exchange,
 			"TASKOTRON_AMQP_JOB_QUEUE="+queuePrefix,
-			"TASKOTRON_RESULTSDB_URL="+srv.URL+"/api/v2.0",
+			"TASKOTRON_RESULTSDB_URL="+resultsURL+"/api/v2.0",
 			"TASKOTRON_RUNNER_MIRROR="+mirror,
 			// Each worker its own spool, as on separate hosts.
 			"TASKOTRON_REPORTER_SPOOL="+filepath.Join(dir, "spool-"+name),
