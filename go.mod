@@ -1,4 +1,4 @@
-module taskotron
+module github.com/taskotron-go/taskotron
 
 go 1.26.0
 

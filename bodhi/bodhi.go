@@ -16,8 +16,8 @@ import (
 
 	"github.com/hashicorp/go-retryablehttp"
 
-	"taskotron/contract"
-	"taskotron/httpclient"
+	"github.com/taskotron-go/taskotron/contract"
+	"github.com/taskotron-go/taskotron/httpclient"
 )
 
 // Update is the part of a Bodhi update taskotron uses.

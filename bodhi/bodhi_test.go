@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"taskotron/bodhi"
-	"taskotron/contract"
-	fakebodhi "taskotron/fakes/bodhi"
+	"github.com/taskotron-go/taskotron/bodhi"
+	"github.com/taskotron-go/taskotron/contract"
+	fakebodhi "github.com/taskotron-go/taskotron/fakes/bodhi"
 )
 
 func start(t *testing.T) *fakebodhi.Server {

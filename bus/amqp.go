@@ -15,7 +15,7 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
-	"taskotron/contract"
+	"github.com/taskotron-go/taskotron/contract"
 )
 
 // Metrics of the AMQP transports, published with expvar (/debug/vars).

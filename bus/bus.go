@@ -7,7 +7,7 @@ import (
 	"context"
 	"errors"
 
-	"taskotron/contract"
+	"github.com/taskotron-go/taskotron/contract"
 )
 
 // ErrDrained is returned by a finite source when every message was read.

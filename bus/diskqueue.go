@@ -11,8 +11,8 @@ import (
 	"strings"
 	"sync"
 
-	"taskotron/atomicfile"
-	"taskotron/contract"
+	"github.com/taskotron-go/taskotron/atomicfile"
+	"github.com/taskotron-go/taskotron/contract"
 )
 
 // DiskQueue is the embedded job queue: jobs live as one fsync'd file each in

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"taskotron/contract"
+	"github.com/taskotron-go/taskotron/contract"
 )
 
 func job(uuid string, prio int) contract.Job {

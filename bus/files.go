@@ -14,7 +14,7 @@ import (
 	"sort"
 	"strings"
 
-	"taskotron/contract"
+	"github.com/taskotron-go/taskotron/contract"
 )
 
 // FileSource reads bus messages from files and folders: a .json file holds

@@ -25,7 +25,7 @@ func readAll(t *testing.T, s *FileSource) []Delivery {
 }
 
 func TestFileSourceReadsTheWholeCorpus(t *testing.T) {
-	dir := "../../shared/corpus/messages"
+	dir := "../testdata/messages"
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		t.Fatalf("corpus: %v", err)

@@ -15,8 +15,8 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
-	"taskotron/config"
-	"taskotron/contract"
+	"github.com/taskotron-go/taskotron/config"
+	"github.com/taskotron-go/taskotron/contract"
 )
 
 // Kinds of queues an inspection reports.

@@ -11,7 +11,7 @@ import (
 	"sync"
 	"time"
 
-	"taskotron/config"
+	"github.com/taskotron-go/taskotron/config"
 )
 
 // DeadLetterFileName is where file messages that were set aside go, in

@@ -14,8 +14,8 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
-	"taskotron/config"
-	"taskotron/contract"
+	"github.com/taskotron-go/taskotron/config"
+	"github.com/taskotron-go/taskotron/contract"
 )
 
 func readDeadLetters(t *testing.T, path string) []DeadLetter {

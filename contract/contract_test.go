@@ -25,9 +25,9 @@ func sameJSON(t *testing.T, what string, a, b []byte) {
 }
 
 func TestEveryCorpusMessageRoundTrips(t *testing.T) {
-	files, _ := filepath.Glob("../../shared/corpus/messages/*.json")
+	files, _ := filepath.Glob("../testdata/messages/*.json")
 	if len(files) < 50 {
-		t.Fatalf("found %d corpus messages; is ../shared beside the project?", len(files))
+		t.Fatalf("found %d corpus messages; testdata/messages is the corpus", len(files))
 	}
 	for _, f := range files {
 		raw, err := os.ReadFile(f)

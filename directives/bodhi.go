@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"sort"
 
-	"taskotron/bodhi"
-	"taskotron/koji"
+	"github.com/taskotron-go/taskotron/bodhi"
+	"github.com/taskotron-go/taskotron/koji"
 )
 
 func init() { Register("bodhi", Func(runBodhi)) }

@@ -8,9 +8,9 @@ import (
 	"sort"
 	"strings"
 
-	"taskotron/bodhi"
-	"taskotron/contract"
-	"taskotron/reporter"
+	"github.com/taskotron-go/taskotron/bodhi"
+	"github.com/taskotron-go/taskotron/contract"
+	"github.com/taskotron-go/taskotron/reporter"
 )
 
 func init() { Register("bodhi_comment", Func(runBodhiComment)) }

@@ -11,9 +11,9 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"taskotron/bodhi"
-	"taskotron/contract"
-	"taskotron/reporter"
+	"github.com/taskotron-go/taskotron/bodhi"
+	"github.com/taskotron-go/taskotron/contract"
+	"github.com/taskotron-go/taskotron/reporter"
 )
 
 const commentTAP = `TAP version 13

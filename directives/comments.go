@@ -3,7 +3,7 @@ package directives
 import (
 	"sync"
 
-	"taskotron/contract"
+	"github.com/taskotron-go/taskotron/contract"
 )
 
 // Bodhi comments a run's bodhi_comment actions produced, kept per Env until

@@ -9,7 +9,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"taskotron/contract"
+	"github.com/taskotron-go/taskotron/contract"
 )
 
 var defaultReport = template.Must(template.New("report").Parse(`<!DOCTYPE html>

@@ -11,9 +11,9 @@ import (
 	"sort"
 	"sync"
 
-	"taskotron/config"
-	"taskotron/contract"
-	"taskotron/runner/formula"
+	"github.com/taskotron-go/taskotron/config"
+	"github.com/taskotron-go/taskotron/contract"
+	"github.com/taskotron-go/taskotron/runner/formula"
 )
 
 // Directive runs one formula action. params are the action's parameters with

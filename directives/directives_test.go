@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"taskotron/config"
-	"taskotron/contract"
+	"github.com/taskotron-go/taskotron/config"
+	"github.com/taskotron-go/taskotron/contract"
 )
 
 func testEnv(t *testing.T) *Env {

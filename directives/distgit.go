@@ -15,7 +15,7 @@ import (
 
 	"github.com/hashicorp/go-retryablehttp"
 
-	"taskotron/rpmver"
+	"github.com/taskotron-go/taskotron/rpmver"
 )
 
 func init() { Register("distgit", Func(runDistGit)) }

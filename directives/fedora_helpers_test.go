@@ -8,10 +8,10 @@ import (
 	"testing"
 	"time"
 
-	"taskotron/config"
-	fakebodhi "taskotron/fakes/bodhi"
-	fakedistgit "taskotron/fakes/distgit"
-	fakekoji "taskotron/fakes/koji"
+	"github.com/taskotron-go/taskotron/config"
+	fakebodhi "github.com/taskotron-go/taskotron/fakes/bodhi"
+	fakedistgit "github.com/taskotron-go/taskotron/fakes/distgit"
+	fakekoji "github.com/taskotron-go/taskotron/fakes/koji"
 )
 
 // startFakeKoji serves the fixture Koji data on a real socket.

@@ -9,9 +9,9 @@ import (
 	"sort"
 	"strconv"
 
-	"taskotron/bodhi"
-	"taskotron/koji"
-	"taskotron/rpmver"
+	"github.com/taskotron-go/taskotron/bodhi"
+	"github.com/taskotron-go/taskotron/koji"
+	"github.com/taskotron-go/taskotron/rpmver"
 )
 
 func init() { Register("koji", Func(runKoji)) }

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"taskotron/koji"
+	"github.com/taskotron-go/taskotron/koji"
 )
 
 func TestKojiDownloadArchRules(t *testing.T) {

@@ -7,7 +7,7 @@ import (
 	"slices"
 	"strings"
 
-	"taskotron/runner/formula"
+	"github.com/taskotron-go/taskotron/runner/formula"
 )
 
 // shell runs commands. A command written as one string is split into words

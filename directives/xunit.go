@@ -10,8 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 
-	"taskotron/contract"
-	"taskotron/reporter"
+	"github.com/taskotron-go/taskotron/contract"
+	"github.com/taskotron-go/taskotron/reporter"
 )
 
 // JUnit XML as test runners write it: a <testsuites> root or a single

@@ -9,7 +9,7 @@ import (
 	"regexp"
 	"strings"
 
-	"taskotron/koji"
+	"github.com/taskotron-go/taskotron/koji"
 )
 
 func init() { Register("yumrepoinfo", Func(runYumRepoInfo)) }

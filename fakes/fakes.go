@@ -9,10 +9,10 @@ import (
 	"log/slog"
 	"path/filepath"
 
-	"taskotron/config"
-	fakebodhi "taskotron/fakes/bodhi"
-	fakedistgit "taskotron/fakes/distgit"
-	fakekoji "taskotron/fakes/koji"
+	"github.com/taskotron-go/taskotron/config"
+	fakebodhi "github.com/taskotron-go/taskotron/fakes/bodhi"
+	fakedistgit "github.com/taskotron-go/taskotron/fakes/distgit"
+	fakekoji "github.com/taskotron-go/taskotron/fakes/koji"
 )
 
 // Addrs are the listen addresses; an empty one leaves that double out.

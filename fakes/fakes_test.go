@@ -5,10 +5,10 @@ import (
 	"strings"
 	"testing"
 
-	"taskotron/bodhi"
-	"taskotron/config"
-	"taskotron/fakes"
-	"taskotron/koji"
+	"github.com/taskotron-go/taskotron/bodhi"
+	"github.com/taskotron-go/taskotron/config"
+	"github.com/taskotron-go/taskotron/fakes"
+	"github.com/taskotron-go/taskotron/koji"
 )
 
 func TestStartAll(t *testing.T) {

@@ -11,11 +11,11 @@ import (
 	"strings"
 	"testing"
 
-	"taskotron/config"
-	"taskotron/contract"
-	"taskotron/fakes"
-	"taskotron/resultsdb/resultsdbtest"
-	"taskotron/runner"
+	"github.com/taskotron-go/taskotron/config"
+	"github.com/taskotron-go/taskotron/contract"
+	"github.com/taskotron-go/taskotron/fakes"
+	"github.com/taskotron-go/taskotron/resultsdb/resultsdbtest"
+	"github.com/taskotron-go/taskotron/runner"
 )
 
 // The python-versions task's checks, as a packager reads them in ResultsDB.

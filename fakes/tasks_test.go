@@ -7,10 +7,10 @@ import (
 	"strings"
 	"testing"
 
-	"taskotron/config"
-	"taskotron/contract"
-	"taskotron/fakes"
-	"taskotron/runner"
+	"github.com/taskotron-go/taskotron/config"
+	"github.com/taskotron-go/taskotron/contract"
+	"github.com/taskotron-go/taskotron/fakes"
+	"github.com/taskotron-go/taskotron/runner"
 )
 
 // runTask runs one of the real tasks in tasks/ through the runner, against

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"taskotron/config"
-	"taskotron/pipeline"
+	"github.com/taskotron-go/taskotron/config"
+	"github.com/taskotron-go/taskotron/pipeline"
 )
 
 // corpus holds real bus messages from the shared corpus, copied unchanged

@@ -19,8 +19,8 @@ import (
 
 	"github.com/hashicorp/go-retryablehttp"
 
-	"taskotron/httpclient"
-	"taskotron/koji/xmlrpc"
+	"github.com/taskotron-go/taskotron/httpclient"
+	"github.com/taskotron-go/taskotron/koji/xmlrpc"
 )
 
 // Build states as Koji numbers them.

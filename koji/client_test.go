@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
-	fakekoji "taskotron/fakes/koji"
-	"taskotron/koji"
-	"taskotron/koji/xmlrpc"
+	fakekoji "github.com/taskotron-go/taskotron/fakes/koji"
+	"github.com/taskotron-go/taskotron/koji"
+	"github.com/taskotron-go/taskotron/koji/xmlrpc"
 )
 
 func startHub(t *testing.T) *fakekoji.Hub {

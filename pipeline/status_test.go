@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"taskotron/checkout"
-	"taskotron/config"
-	"taskotron/status"
+	"github.com/taskotron-go/taskotron/checkout"
+	"github.com/taskotron-go/taskotron/config"
+	"github.com/taskotron-go/taskotron/status"
 )
 
 // While a task runs, `up` shows it in /status on its results port, and

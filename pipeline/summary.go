@@ -7,8 +7,8 @@ import (
 	"strings"
 	"sync"
 
-	"taskotron/contract"
-	"taskotron/trigger"
+	"github.com/taskotron-go/taskotron/contract"
+	"github.com/taskotron-go/taskotron/trigger"
 )
 
 func messageSummary(m trigger.MessageOutcome) MessageSummary {

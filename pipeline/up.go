@@ -17,16 +17,16 @@ import (
 	"sync"
 	"time"
 
-	"taskotron/bus"
-	"taskotron/checkout"
-	"taskotron/config"
-	"taskotron/contract"
-	"taskotron/fakes"
-	"taskotron/reporter"
-	"taskotron/resultsdb"
-	"taskotron/runner"
-	"taskotron/status"
-	"taskotron/trigger"
+	"github.com/taskotron-go/taskotron/bus"
+	"github.com/taskotron-go/taskotron/checkout"
+	"github.com/taskotron-go/taskotron/config"
+	"github.com/taskotron-go/taskotron/contract"
+	"github.com/taskotron-go/taskotron/fakes"
+	"github.com/taskotron-go/taskotron/reporter"
+	"github.com/taskotron-go/taskotron/resultsdb"
+	"github.com/taskotron-go/taskotron/runner"
+	"github.com/taskotron-go/taskotron/status"
+	"github.com/taskotron-go/taskotron/trigger"
 )
 
 // Options configure one `up`.

@@ -10,13 +10,13 @@ import (
 	"testing"
 	"time"
 
-	"taskotron/checkout"
-	"taskotron/config"
-	"taskotron/contract"
-	"taskotron/trigger"
+	"github.com/taskotron-go/taskotron/checkout"
+	"github.com/taskotron-go/taskotron/config"
+	"github.com/taskotron-go/taskotron/contract"
+	"github.com/taskotron-go/taskotron/trigger"
 )
 
-const corpus = "../../shared/corpus/messages/"
+const corpus = "../testdata/messages/"
 
 func upOnce(t *testing.T, messages ...string) *Summary {
 	t.Helper()

@@ -20,7 +20,7 @@ import (
 
 	"github.com/hashicorp/go-retryablehttp"
 
-	"taskotron/contract"
+	"github.com/taskotron-go/taskotron/contract"
 )
 
 // BodhiOptions configure comments on Bodhi updates. An empty URL turns

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"taskotron/contract"
+	"github.com/taskotron-go/taskotron/contract"
 )
 
 // Bodhi comments go through the spool (comments/) always: they are

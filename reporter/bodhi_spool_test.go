@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"taskotron/contract"
-	fakebodhi "taskotron/fakes/bodhi"
+	"github.com/taskotron-go/taskotron/contract"
+	fakebodhi "github.com/taskotron-go/taskotron/fakes/bodhi"
 )
 
 // The updates of fixtures/bodhi/updates.json.

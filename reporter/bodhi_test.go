@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"taskotron/contract"
+	"github.com/taskotron-go/taskotron/contract"
 )
 
 // fakeBodhi records the comments posted to it.

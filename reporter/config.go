@@ -3,8 +3,8 @@ package reporter
 import (
 	"log/slog"
 
-	"taskotron/config"
-	"taskotron/contract"
+	"github.com/taskotron-go/taskotron/config"
+	"github.com/taskotron-go/taskotron/contract"
 )
 
 // OptionsFromConfig wires a Reporter from the configuration: ResultsDB

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"taskotron/contract"
+	"github.com/taskotron-go/taskotron/contract"
 )
 
 // FuzzParseOutput checks that any task output either gives results that

@@ -5,7 +5,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"taskotron/config"
+	"github.com/taskotron-go/taskotron/config"
 )
 
 // SpoolDir is the spool folder of a configuration (reporter.spool, default

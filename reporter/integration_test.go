@@ -11,10 +11,10 @@ import (
 	"testing"
 	"time"
 
-	"taskotron/contract"
-	fakebodhi "taskotron/fakes/bodhi"
-	"taskotron/reporter"
-	"taskotron/resultsdb"
+	"github.com/taskotron-go/taskotron/contract"
+	fakebodhi "github.com/taskotron-go/taskotron/fakes/bodhi"
+	"github.com/taskotron-go/taskotron/reporter"
+	"github.com/taskotron-go/taskotron/resultsdb"
 )
 
 // ourResultsDB opens our ResultsDB server's store on a SQLite file.

@@ -16,8 +16,8 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"taskotron/contract"
-	"taskotron/tap"
+	"github.com/taskotron-go/taskotron/contract"
+	"github.com/taskotron-go/taskotron/tap"
 )
 
 // Defaults fill what task output leaves out.

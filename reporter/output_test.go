@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"taskotron/contract"
+	"github.com/taskotron-go/taskotron/contract"
 )
 
 func readFile(t *testing.T, name string) []byte {

@@ -9,7 +9,7 @@ import (
 	"sort"
 	"strings"
 
-	"taskotron/contract"
+	"github.com/taskotron-go/taskotron/contract"
 )
 
 // Posts turns an execution's results into ResultsDB posts without sending

@@ -12,7 +12,7 @@ import (
 	"sync"
 	"time"
 
-	"taskotron/contract"
+	"github.com/taskotron-go/taskotron/contract"
 )
 
 // Options configure a Reporter.

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"taskotron/contract"
+	"github.com/taskotron-go/taskotron/contract"
 )
 
 // logBuffer collects log lines for assertions.

@@ -14,8 +14,8 @@ import (
 	"syscall"
 	"time"
 
-	"taskotron/atomicfile"
-	"taskotron/contract"
+	"github.com/taskotron-go/taskotron/atomicfile"
+	"github.com/taskotron-go/taskotron/contract"
 )
 
 // spool keeps posts on disk until ResultsDB takes them, and Bodhi comments

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"taskotron/contract"
+	"github.com/taskotron-go/taskotron/contract"
 )
 
 func post(outcome, testcase, item, typ string, extra map[string]any) map[string]any {

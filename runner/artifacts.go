@@ -11,7 +11,7 @@ import (
 	"strconv"
 	"strings"
 
-	"taskotron/contract"
+	"github.com/taskotron-go/taskotron/contract"
 )
 
 // ArtifactPath resolves a result's artifact (relative to the execution's

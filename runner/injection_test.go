@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"taskotron/contract"
+	"github.com/taskotron-go/taskotron/contract"
 )
 
 // injectionFormula hands the item to every directive that takes it, in

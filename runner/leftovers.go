@@ -7,7 +7,7 @@ import (
 	"syscall"
 	"time"
 
-	"taskotron/directives"
+	"github.com/taskotron-go/taskotron/directives"
 )
 
 // killLeftovers kills what an earlier attempt of this execution left

@@ -20,12 +20,12 @@ import (
 	"strings"
 	"time"
 
-	"taskotron/checkout"
-	"taskotron/config"
-	"taskotron/contract"
-	"taskotron/directives"
-	"taskotron/reporter"
-	"taskotron/runner/formula"
+	"github.com/taskotron-go/taskotron/checkout"
+	"github.com/taskotron-go/taskotron/config"
+	"github.com/taskotron-go/taskotron/contract"
+	"github.com/taskotron-go/taskotron/directives"
+	"github.com/taskotron-go/taskotron/reporter"
+	"github.com/taskotron-go/taskotron/runner/formula"
 )
 
 // Options configure a Runner.

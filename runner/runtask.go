@@ -13,10 +13,10 @@ import (
 	"sort"
 	"strings"
 
-	"taskotron/checkout"
-	"taskotron/config"
-	"taskotron/contract"
-	"taskotron/reporter"
+	"github.com/taskotron-go/taskotron/checkout"
+	"github.com/taskotron-go/taskotron/config"
+	"github.com/taskotron-go/taskotron/contract"
+	"github.com/taskotron-go/taskotron/reporter"
 )
 
 // RuntaskUsage is the runtask command line.

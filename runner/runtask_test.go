@@ -9,8 +9,8 @@ import (
 	"strings"
 	"testing"
 
-	"taskotron/config"
-	"taskotron/reporter"
+	"github.com/taskotron-go/taskotron/config"
+	"github.com/taskotron-go/taskotron/reporter"
 )
 
 func TestRuntaskReportsToResultsDB(t *testing.T) {

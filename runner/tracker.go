@@ -7,8 +7,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"taskotron/bus"
-	"taskotron/contract"
+	"github.com/taskotron-go/taskotron/bus"
+	"github.com/taskotron-go/taskotron/contract"
 )
 
 // Tracker sees what a Worker holds, for /status and /metrics, by wrapping

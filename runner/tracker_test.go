@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"taskotron/contract"
+	"github.com/taskotron-go/taskotron/contract"
 )
 
 // While a job waits out its retry backoff, the tracker lists it as waiting

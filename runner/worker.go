@@ -12,8 +12,8 @@ import (
 	"sync"
 	"time"
 
-	"taskotron/bus"
-	"taskotron/contract"
+	"github.com/taskotron-go/taskotron/bus"
+	"github.com/taskotron-go/taskotron/contract"
 )
 
 // Reporter delivers an execution's results (to ResultsDB, or a durable

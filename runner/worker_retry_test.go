@@ -18,11 +18,11 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
-	"taskotron/bus"
-	"taskotron/checkout"
-	"taskotron/config"
-	"taskotron/contract"
-	"taskotron/reporter"
+	"github.com/taskotron-go/taskotron/bus"
+	"github.com/taskotron-go/taskotron/checkout"
+	"github.com/taskotron-go/taskotron/config"
+	"github.com/taskotron-go/taskotron/contract"
+	"github.com/taskotron-go/taskotron/reporter"
 )
 
 // These tests run a worker on both kinds of job queue, the on-disk one and

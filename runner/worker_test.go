@@ -13,13 +13,13 @@ import (
 	"testing"
 	"time"
 
-	"taskotron/bus"
-	"taskotron/checkout"
-	"taskotron/config"
-	"taskotron/contract"
-	"taskotron/directives"
-	"taskotron/reporter"
-	"taskotron/resultsdb/resultsdbtest"
+	"github.com/taskotron-go/taskotron/bus"
+	"github.com/taskotron-go/taskotron/checkout"
+	"github.com/taskotron-go/taskotron/config"
+	"github.com/taskotron-go/taskotron/contract"
+	"github.com/taskotron-go/taskotron/directives"
+	"github.com/taskotron-go/taskotron/reporter"
+	"github.com/taskotron-go/taskotron/resultsdb/resultsdbtest"
 )
 
 // stack is a real pipeline tail: a task mirror seeded from folders, a

@@ -5,9 +5,9 @@ import (
 	"io"
 	"text/tabwriter"
 
-	"taskotron/bus"
-	"taskotron/config"
-	"taskotron/reporter"
+	"github.com/taskotron-go/taskotron/bus"
+	"github.com/taskotron-go/taskotron/config"
+	"github.com/taskotron-go/taskotron/reporter"
 )
 
 // Unseen says what a look over AMQP cannot show.

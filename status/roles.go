@@ -4,11 +4,11 @@ import (
 	"fmt"
 	"time"
 
-	"taskotron/bus"
-	"taskotron/config"
-	"taskotron/reporter"
-	"taskotron/runner"
-	"taskotron/trigger"
+	"github.com/taskotron-go/taskotron/bus"
+	"github.com/taskotron-go/taskotron/config"
+	"github.com/taskotron-go/taskotron/reporter"
+	"github.com/taskotron-go/taskotron/runner"
+	"github.com/taskotron-go/taskotron/trigger"
 )
 
 // DepthTTL is how long queue depths read from the broker or the spool

@@ -19,8 +19,8 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
-	"taskotron/bus"
-	"taskotron/contract"
+	"github.com/taskotron-go/taskotron/bus"
+	"github.com/taskotron-go/taskotron/contract"
 )
 
 // One job per message, so that the relay does the same broker work per

@@ -8,7 +8,7 @@ import (
 	"os"
 	"strings"
 
-	"taskotron/config"
+	"github.com/taskotron-go/taskotron/config"
 )
 
 // ReadCritpath reads a critpath list: one package name a line, # comments.

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"taskotron/contract"
+	"github.com/taskotron-go/taskotron/contract"
 )
 
 const testPostgres = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"

@@ -18,8 +18,8 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
-	"taskotron/bus"
-	"taskotron/contract"
+	"github.com/taskotron-go/taskotron/bus"
+	"github.com/taskotron-go/taskotron/contract"
 )
 
 // The fault tests run the trigger against the real RabbitMQ on this

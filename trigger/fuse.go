@@ -5,8 +5,8 @@ import (
 	"sync"
 	"time"
 
-	"taskotron/bus"
-	"taskotron/contract"
+	"github.com/taskotron-go/taskotron/bus"
+	"github.com/taskotron-go/taskotron/contract"
 )
 
 // A fuser merges bursts of tag events (reference §3.4, fuse_delay): the

@@ -10,8 +10,8 @@ import (
 	"strings"
 	"time"
 
-	"taskotron/config"
-	"taskotron/contract"
+	"github.com/taskotron-go/taskotron/config"
+	"github.com/taskotron-go/taskotron/contract"
 )
 
 // JobLogPath is the job log of a configuration: trigger.job_log (default

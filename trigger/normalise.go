@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"strings"
 
-	"taskotron/contract"
+	"github.com/taskotron-go/taskotron/contract"
 )
 
 // ErrIgnored wraps the reason a message is skipped on purpose: a topic the

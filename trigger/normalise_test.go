@@ -9,10 +9,10 @@ import (
 	"strings"
 	"testing"
 
-	"taskotron/contract"
+	"github.com/taskotron-go/taskotron/contract"
 )
 
-const corpusDir = "../../shared/corpus/messages"
+const corpusDir = "../testdata/messages"
 
 func loadCorpus(t testing.TB, name string) contract.Message {
 	t.Helper()
@@ -129,7 +129,7 @@ var corpusWant = map[string]want{
 	"taskotron-result-new__2.json":        ign("not handled"),
 }
 
-// TestNormaliseCorpus covers every file of the shared corpus: a new file
+// TestNormaliseCorpus covers every file of the corpus (testdata/messages): a new file
 // without an expectation fails the test.
 func TestNormaliseCorpus(t *testing.T) {
 	files, err := filepath.Glob(filepath.Join(corpusDir, "*.json"))

@@ -10,8 +10,8 @@ import (
 	"sync"
 	"time"
 
-	"taskotron/bus"
-	"taskotron/contract"
+	"github.com/taskotron-go/taskotron/bus"
+	"github.com/taskotron-go/taskotron/contract"
 )
 
 // Outcomes of one message in Relay.

@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"taskotron/bus"
-	"taskotron/contract"
+	"github.com/taskotron-go/taskotron/bus"
+	"github.com/taskotron-go/taskotron/contract"
 )
 
 // drainQueue takes every job from a disk queue (acking them).

@@ -17,7 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"taskotron/contract"
+	"github.com/taskotron-go/taskotron/contract"
 )
 
 // Options configure a Trigger. Zero values are usable: built-in rules,

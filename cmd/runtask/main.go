@@ -12,8 +12,8 @@ import (
 	"os/signal"
 	"syscall"
 
-	"taskotron/config"
-	"taskotron/runner"
+	"github.com/taskotron-go/taskotron/config"
+	"github.com/taskotron-go/taskotron/runner"
 )
 
 func main() {

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"taskotron/contract"
+	"github.com/taskotron-go/taskotron/contract"
 )
 
 // TestRuntaskCommand builds the runtask command and runs the example task

@@ -6,7 +6,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"taskotron/config"
+	"github.com/taskotron-go/taskotron/config"
 )
 
 func init() {

@@ -8,8 +8,8 @@ import (
 	"os"
 	"strings"
 
-	"taskotron/bus"
-	"taskotron/trigger"
+	"github.com/taskotron-go/taskotron/bus"
+	"github.com/taskotron-go/taskotron/trigger"
 )
 
 func init() {

@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 
-	"taskotron/fakes"
+	"github.com/taskotron-go/taskotron/fakes"
 )
 
 func init() {

@@ -16,7 +16,7 @@ import (
 	"strings"
 	"syscall"
 
-	"taskotron/config"
+	"github.com/taskotron-go/taskotron/config"
 )
 
 // command is one subcommand. run gets the arguments after the subcommand

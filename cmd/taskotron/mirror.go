@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 
-	"taskotron/checkout"
+	"github.com/taskotron-go/taskotron/checkout"
 )
 
 func init() {

@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"strings"
 
-	"taskotron/status"
+	"github.com/taskotron-go/taskotron/status"
 )
 
 func init() {

@@ -15,9 +15,9 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
-	"taskotron/bus"
-	"taskotron/contract"
-	"taskotron/status"
+	"github.com/taskotron-go/taskotron/bus"
+	"github.com/taskotron-go/taskotron/contract"
+	"github.com/taskotron-go/taskotron/status"
 )
 
 const queueTestAMQP = "amqp://guest:guest@127.0.0.1:5672/"

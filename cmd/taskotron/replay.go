@@ -9,9 +9,9 @@ import (
 	"strings"
 	"time"
 
-	"taskotron/bus"
-	"taskotron/contract"
-	"taskotron/trigger"
+	"github.com/taskotron-go/taskotron/bus"
+	"github.com/taskotron-go/taskotron/contract"
+	"github.com/taskotron-go/taskotron/trigger"
 )
 
 func init() {

@@ -12,8 +12,8 @@ import (
 
 	guuid "github.com/google/uuid"
 
-	"taskotron/contract"
-	"taskotron/reporter"
+	"github.com/taskotron-go/taskotron/contract"
+	"github.com/taskotron-go/taskotron/reporter"
 )
 
 func init() {

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"taskotron/resultsdb/resultsdbtest"
+	"github.com/taskotron-go/taskotron/resultsdb/resultsdbtest"
 )
 
 // groupResults counts the results ResultsDB holds in a group.

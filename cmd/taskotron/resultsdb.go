@@ -8,7 +8,7 @@ import (
 	"net/http"
 	"time"
 
-	"taskotron/resultsdb"
+	"github.com/taskotron-go/taskotron/resultsdb"
 )
 
 func init() {

@@ -17,8 +17,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	amqp "github.com/rabbitmq/amqp091-go"
 
-	"taskotron/pipeline"
-	"taskotron/resultsdb"
+	"github.com/taskotron-go/taskotron/pipeline"
+	"github.com/taskotron-go/taskotron/resultsdb"
 )
 
 // serveOutput collects what a running command logs, for reading while it runs.

@@ -3,7 +3,7 @@ package main
 import (
 	"context"
 
-	"taskotron/runner"
+	"github.com/taskotron-go/taskotron/runner"
 )
 
 func init() {

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"taskotron/contract"
+	"github.com/taskotron-go/taskotron/contract"
 )
 
 func TestRuntaskExitStatusAndJSON(t *testing.T) {

@@ -13,7 +13,7 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
-	"taskotron/status"
+	"github.com/taskotron-go/taskotron/status"
 )
 
 // proxy forwards a local port to RabbitMQ, so a test can take the broker

@@ -8,11 +8,11 @@ import (
 	"syscall"
 	"time"
 
-	"taskotron/bus"
-	"taskotron/config"
-	"taskotron/reporter"
-	"taskotron/status"
-	"taskotron/trigger"
+	"github.com/taskotron-go/taskotron/bus"
+	"github.com/taskotron-go/taskotron/config"
+	"github.com/taskotron-go/taskotron/reporter"
+	"github.com/taskotron-go/taskotron/status"
+	"github.com/taskotron-go/taskotron/trigger"
 )
 
 // statusGrace is how long a role's broker may be away before /healthz

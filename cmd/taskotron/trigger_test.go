@@ -17,10 +17,10 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
-	"taskotron/bus"
-	"taskotron/config"
-	"taskotron/contract"
-	"taskotron/trigger"
+	"github.com/taskotron-go/taskotron/bus"
+	"github.com/taskotron-go/taskotron/config"
+	"github.com/taskotron-go/taskotron/contract"
+	"github.com/taskotron-go/taskotron/trigger"
 )
 
 // The fixture messages: unchanged copies of corpus messages, kept in the repository.

@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 
-	"taskotron/pipeline"
+	"github.com/taskotron-go/taskotron/pipeline"
 )
 
 func init() {

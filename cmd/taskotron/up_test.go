@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"taskotron/pipeline"
+	"github.com/taskotron-go/taskotron/pipeline"
 )
 
 func TestUpOnceJSONFromTheCommandLine(t *testing.T) {

@@ -4,10 +4,10 @@ import (
 	"context"
 	"strings"
 
-	"taskotron/bus"
-	"taskotron/reporter"
-	"taskotron/runner"
-	"taskotron/status"
+	"github.com/taskotron-go/taskotron/bus"
+	"github.com/taskotron-go/taskotron/reporter"
+	"github.com/taskotron-go/taskotron/runner"
+	"github.com/taskotron-go/taskotron/status"
 )
 
 func init() {

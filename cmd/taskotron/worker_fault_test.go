@@ -15,11 +15,11 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
-	"taskotron/bus"
-	"taskotron/checkout"
-	"taskotron/contract"
-	"taskotron/reporter"
-	"taskotron/resultsdb/resultsdbtest"
+	"github.com/taskotron-go/taskotron/bus"
+	"github.com/taskotron-go/taskotron/checkout"
+	"github.com/taskotron-go/taskotron/contract"
+	"github.com/taskotron-go/taskotron/reporter"
+	"github.com/taskotron-go/taskotron/resultsdb/resultsdbtest"
 )
 
 func workerAMQPURL() string {

@@ -17,7 +17,7 @@ import (
 	"sync"
 	"time"
 
-	"taskotron/fakes/endpoint"
+	"github.com/taskotron-go/taskotron/fakes/endpoint"
 )
 
 // Server is a fake Bodhi.

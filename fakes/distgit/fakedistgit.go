@@ -12,7 +12,7 @@ import (
 	"strings"
 	"sync"
 
-	"taskotron/fakes/endpoint"
+	"github.com/taskotron-go/taskotron/fakes/endpoint"
 )
 
 // Server serves raw files from a folder.

@@ -20,10 +20,10 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"taskotron/fakes/endpoint"
-	"taskotron/koji"
-	"taskotron/koji/xmlrpc"
-	"taskotron/rpmver"
+	"github.com/taskotron-go/taskotron/fakes/endpoint"
+	"github.com/taskotron-go/taskotron/koji"
+	"github.com/taskotron-go/taskotron/koji/xmlrpc"
+	"github.com/taskotron-go/taskotron/rpmver"
 )
 
 // Build is one build the hub knows.

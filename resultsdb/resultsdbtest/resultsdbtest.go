@@ -9,7 +9,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"taskotron/resultsdb"
+	"github.com/taskotron-go/taskotron/resultsdb"
 )
 
 // Start serves a fresh ResultsDB until the test ends and returns its root
