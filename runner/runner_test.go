@@ -80,7 +80,7 @@ func TestRunExampleTaskPasses(t *testing.T) {
 	if exec.TaskName != "nvr-format" || exec.Item != "xchat-0.5-1.fc20" || exec.ItemType != "koji_build" || exec.Arch != "x86_64" || exec.UUID != "u-1" {
 		t.Fatalf("execution identity: %+v", exec)
 	}
-	for _, f := range []string{"github.com/taskotron-go/taskotron/taskotron.log", "github.com/taskotron-go/taskotron/01-check-the-item-format.stdout", "github.com/taskotron-go/taskotron/execution.json"} {
+	for _, f := range []string{"taskotron/taskotron.log", "taskotron/01-check-the-item-format.stdout", "taskotron/execution.json"} {
 		if _, err := os.Stat(filepath.Join(exec.Artifacts, f)); err != nil {
 			t.Errorf("artifact %s: %v", f, err)
 		}

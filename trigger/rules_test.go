@@ -109,7 +109,7 @@ func TestProductionRules2017(t *testing.T) {
 	mirror := t.TempDir()
 	gitRepo(t, filepath.Join(mirror, "rpms", "ansible"), map[string]map[string]string{
 		"master": {"tests/smoke/runtask.yml": "name: ansible-smoke\n"},
-		"epel7":  {"github.com/taskotron-go/taskotron/check-a/runtask.yml": "name: check-a\n", "github.com/taskotron-go/taskotron/check-b/runtask.yml": "name: check-b\n", "README": "x"},
+		"epel7":  {"taskotron/check-a/runtask.yml": "name: check-a\n", "taskotron/check-b/runtask.yml": "name: check-b\n", "README": "x"},
 	})
 	gitRepo(t, filepath.Join(mirror, "rpms", "packit"), map[string]map[string]string{
 		"master": {"tests/runtask.yml": "name: packit-tests\n"},
