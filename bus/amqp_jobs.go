@@ -118,7 +118,7 @@ const hostSuffix = ".host"
 // routingKey is where a job goes: its arch, or its arch's host-only queue
 // when it must run on a machine of that arch.
 func routingKey(j contract.Job) string {
-	if mustMatch, _ := j.Extra["match_host_arch"].(bool); mustMatch && j.Arch != "noarch" {
+	if j.MatchHostArch && j.Arch != "noarch" {
 		return j.Arch + hostSuffix
 	}
 	return j.Arch

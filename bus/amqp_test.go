@@ -284,13 +284,13 @@ func TestAMQPJobQueueMatchHostArch(t *testing.T) {
 		t.Cleanup(func() { q.Close() })
 		return q
 	}
-	hostOnly := contract.Extra{"match_host_arch": true}
-	job := func(uuid, arch string, extra contract.Extra) contract.Job {
-		return contract.Job{Item: "foo-1-1.fc40", ItemType: "koji_build", TaskName: "abicheck", Arch: arch, UUID: uuid, Extra: extra}
+	const hostOnly = true
+	job := func(uuid, arch string, matchHost bool) contract.Job {
+		return contract.Job{Item: "foo-1-1.fc40", ItemType: "koji_build", TaskName: "abicheck", Arch: arch, UUID: uuid, MatchHostArch: matchHost}
 	}
 	pub := open("x86_64")
 	if err := pub.Publish(t.Context(),
-		job("i686-any", "i686", nil), job("i686-host", "i686", hostOnly),
+		job("i686-any", "i686", false), job("i686-host", "i686", hostOnly),
 		job("x86_64-host", "x86_64", hostOnly), job("noarch-host", "noarch", hostOnly)); err != nil {
 		t.Fatal(err)
 	}

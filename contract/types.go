@@ -32,7 +32,13 @@ type Job struct {
 	Priority  int       `json:"priority"`
 	GitRepo   string    `json:"git_repo,omitempty"`
 	GitBranch string    `json:"git_branch,omitempty"`
-	Extra     Extra     `json:"-"`
+	// Revision is the item's revision when it has one (a commit, a
+	// compose id): part of the job's dedup identity.
+	Revision string `json:"revision,omitempty"`
+	// MatchHostArch: only a worker on a machine of Arch may run the job
+	// (a rule's match_host_arch).
+	MatchHostArch bool  `json:"match_host_arch,omitempty"`
+	Extra         Extra `json:"-"`
 }
 
 // RunnerInput is what the runner needs to execute one task (design §2.4).
@@ -44,7 +50,13 @@ type RunnerInput struct {
 	TaskName string `json:"taskname"`
 	Formula  string `json:"formula"`
 	JobID    string `json:"jobid,omitempty"`
-	Extra    Extra  `json:"-"`
+	// FormulaName names the formula in messages as its author knows it
+	// (<task>@<commit>/runtask.yml), not by its path in a checkout cache.
+	FormulaName string `json:"formula_name,omitempty"`
+	// TaskOrigin is the task repository's origin URL, which the result
+	// namespaces are checked against.
+	TaskOrigin string `json:"task_origin,omitempty"`
+	Extra      Extra  `json:"-"`
 }
 
 // Execution states (design §2.5): about running, not about the verdict.
@@ -65,7 +77,19 @@ type Execution struct {
 	ItemType        string   `json:"item_type,omitempty"`
 	TaskName        string   `json:"taskname,omitempty"`
 	Arch            string   `json:"arch,omitempty"`
-	Extra           Extra    `json:"-"`
+	// Outcome is the verdict of a run that broke (NOT_OK): ABORTED when the
+	// infrastructure or a limit stopped it, CRASHED when it fell over, or
+	// the outcome the runner chose for its terminal result.
+	Outcome Outcome `json:"outcome,omitempty"`
+	// Infra says the run broke on infrastructure (a service away, a
+	// checkout that failed): another attempt may pass.
+	Infra bool `json:"infra,omitempty"`
+	// Namespace is the formula's result namespace (dist, scratch, ...).
+	Namespace string `json:"namespace,omitempty"`
+	// BodhiComments are the comments the run's bodhi_comment actions made,
+	// for the reporter to deliver.
+	BodhiComments []BodhiComment `json:"bodhi_comments,omitempty"`
+	Extra         Extra          `json:"-"`
 }
 
 // Result is one verdict on one item (design §2.7). Keys other than the named

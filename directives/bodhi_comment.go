@@ -10,7 +10,7 @@ import (
 
 	"github.com/taskotron-go/taskotron/bodhi"
 	"github.com/taskotron-go/taskotron/contract"
-	"github.com/taskotron-go/taskotron/reporter"
+	"github.com/taskotron-go/taskotron/results"
 )
 
 func init() { Register("bodhi_comment", Func(runBodhiComment)) }
@@ -33,7 +33,7 @@ func runBodhiComment(ctx context.Context, params map[string]any, env *Env) (any,
 		return nil, p.errorf("%w", err)
 	}
 	s := func(k string) string { v, _ := env.Vars[k].(string); return v }
-	results, err := reporter.ParseOutput(data, reporter.Defaults{
+	results, err := results.ParseOutput(data, results.Defaults{
 		CheckName: s("checkname"), Namespace: s("namespace"), Item: s("item"), Type: s("type"), Arch: s("arch"),
 	})
 	if err != nil {
@@ -139,7 +139,7 @@ func unavailable(err error) bool {
 	return errors.As(err, &ue) || errors.Is(err, context.DeadlineExceeded)
 }
 
-// commentLine words one result as AutoQA did (reporter.CommentText:
+// commentLine words one result as AutoQA did (results.CommentText:
 // "Taskotron: <check> test <OUTCOME> on <arch>. Result log: <url>"), the
 // same words the reporter uses for the comments it makes itself.
 func commentLine(r contract.Result, env *Env) string {
@@ -162,5 +162,5 @@ func commentLine(r contract.Result, env *Env) string {
 	if r.Artifact != "" && !filepath.IsAbs(r.Artifact) {
 		u += "/" + r.Artifact
 	}
-	return reporter.CommentText(check, r.Outcome, r.Arch.String(), u)
+	return results.CommentText(check, r.Outcome, r.Arch.String(), u)
 }

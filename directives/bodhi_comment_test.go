@@ -13,7 +13,6 @@ import (
 
 	"github.com/taskotron-go/taskotron/bodhi"
 	"github.com/taskotron-go/taskotron/contract"
-	"github.com/taskotron-go/taskotron/reporter"
 )
 
 const commentTAP = `TAP version 13
@@ -135,7 +134,7 @@ func TestBodhiCommentWhileBodhiIsAway(t *testing.T) {
 	}
 	// The comments travel in the execution as JSON; the reporter reads the
 	// build back.
-	raw, err := json.Marshal(contract.Execution{UUID: "u-2", Extra: contract.Extra{"bodhi_comments": cs}})
+	raw, err := json.Marshal(contract.Execution{UUID: "u-2", BodhiComments: cs})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,9 +142,8 @@ func TestBodhiCommentWhileBodhiIsAway(t *testing.T) {
 	if err := json.Unmarshal(raw, &back); err != nil {
 		t.Fatal(err)
 	}
-	got, err := reporter.ActionComments(back)
-	if err != nil || len(got) != 2 || got[0].Extra["build"] != "lintbad-0.1-1.fc40" {
-		t.Errorf("read back: %+v %v", got, err)
+	if got := back.BodhiComments; len(got) != 2 || got[0].Extra["build"] != "lintbad-0.1-1.fc40" {
+		t.Errorf("read back: %+v", got)
 	}
 	// A Bodhi that answers "no" is still an error of the action.
 	refusing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -132,6 +132,27 @@ func IsInfra(err error) bool {
 	return errors.As(err, &ie)
 }
 
+// StoppedError is work that was stopped rather than failing by itself: a
+// timeout, a process killed by a signal. Such a run is ABORTED, not CRASHED.
+type StoppedError struct{ Err error }
+
+func (e *StoppedError) Error() string { return e.Err.Error() }
+func (e *StoppedError) Unwrap() error { return e.Err }
+
+// Stopped marks err as work that was stopped.
+func Stopped(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &StoppedError{Err: err}
+}
+
+// IsStopped tells whether err is, or wraps, work that was stopped.
+func IsStopped(err error) bool {
+	var se *StoppedError
+	return errors.As(err, &se)
+}
+
 var (
 	registryMu sync.RWMutex
 	registry   = map[string]Directive{}

@@ -118,14 +118,14 @@ func (e *Env) Exec(ctx context.Context, c Cmd) (ExecResult, error) {
 		res.ExitCode = cmd.ProcessState.ExitCode()
 	}
 	if ctx.Err() != nil {
-		return res, fmt.Errorf("%s: killed after %s: %w", c.Argv[0], time.Since(start).Round(time.Millisecond), context.Cause(ctx))
+		return res, Stopped(fmt.Errorf("%s: killed after %s: %w", c.Argv[0], time.Since(start).Round(time.Millisecond), context.Cause(ctx)))
 	}
 	var exitErr *exec.ExitError
 	switch {
 	case runErr == nil, errors.Is(runErr, exec.ErrWaitDelay):
 	case errors.As(runErr, &exitErr):
 		if ws, ok := exitErr.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			return res, fmt.Errorf("%s: killed by signal %s", c.Argv[0], ws.Signal())
+			return res, Stopped(fmt.Errorf("%s: killed by signal %s", c.Argv[0], ws.Signal()))
 		}
 	default:
 		return res, fmt.Errorf("%s: %w", c.Argv[0], runErr)

@@ -11,16 +11,16 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/taskotron-go/taskotron/contract"
-	"github.com/taskotron-go/taskotron/reporter"
+	"github.com/taskotron-go/taskotron/results"
 )
 
 // maxResultsFile caps a results file read by a directive.
 const maxResultsFile = 64 << 20
 
 // defaults are what task output leaves out, taken from the run's variables.
-func (e *Env) defaults() reporter.Defaults {
+func (e *Env) defaults() results.Defaults {
 	s := func(k string) string { v, _ := e.Vars[k].(string); return v }
-	return reporter.Defaults{
+	return results.Defaults{
 		CheckName: s("checkname"),
 		Namespace: s("namespace"),
 		Item:      s("item"),
@@ -82,7 +82,7 @@ func readRunFile(env *Env, name string) ([]byte, error) {
 
 // parseResults reads task output with the run's defaults.
 func parseResults(data []byte, env *Env) ([]contract.Result, error) {
-	return reporter.ParseOutput(data, env.defaults())
+	return results.ParseOutput(data, env.defaults())
 }
 
 // ResultYAML renders results as a ResultYAML document.
@@ -130,13 +130,13 @@ func resultsdb(ctx context.Context, params map[string]any, env *Env) (any, error
 	}
 	d := env.defaults()
 	if f := env.Config.Reporter.Namespaces; f != "" {
-		ns, err := reporter.LoadNamespaces(f)
+		ns, err := results.LoadNamespaces(f)
 		if err != nil {
 			return nil, Infra(err)
 		}
 		d.Namespaces = ns
 	}
-	rs, perr := reporter.ParseOutput(data, d)
+	rs, perr := results.ParseOutput(data, d)
 	env.AddResults(rs)
 	if env.Log != nil {
 		env.Log.Info("results handed to the reporter", "action", env.ActionName, "count", len(rs))

@@ -11,7 +11,7 @@ import (
 	"strings"
 
 	"github.com/taskotron-go/taskotron/contract"
-	"github.com/taskotron-go/taskotron/reporter"
+	"github.com/taskotron-go/taskotron/results"
 )
 
 // JUnit XML as test runners write it: a <testsuites> root or a single
@@ -150,7 +150,7 @@ func xunit(ctx context.Context, params map[string]any, env *Env) (any, error) {
 	arch, _ := env.Vars["arch"].(string)
 	ns, _ := env.Vars["namespace"].(string)
 	mk := func(name string, o contract.Outcome, note string) contract.Result {
-		r := contract.Result{Item: item, Type: typ, CheckName: reporter.Namespaced(ns, name), Outcome: o, Note: note, Artifact: artifact}
+		r := contract.Result{Item: item, Type: typ, CheckName: results.Namespaced(ns, name), Outcome: o, Note: note, Artifact: artifact}
 		if arch != "" {
 			r.Arch = contract.OneArch(arch)
 		}

@@ -15,7 +15,7 @@ import (
 	"github.com/taskotron-go/taskotron/contract"
 	"github.com/taskotron-go/taskotron/fakes"
 	"github.com/taskotron-go/taskotron/resultsdb/resultsdbtest"
-	"github.com/taskotron-go/taskotron/runner"
+	"github.com/taskotron-go/taskotron/runtask"
 )
 
 // The python-versions task's checks, as a packager reads them in ResultsDB.
@@ -250,7 +250,7 @@ func runtaskPyver(t *testing.T, cfg config.Config, nvr string, extra ...string) 
 	formula, _ := filepath.Abs("../tasks/python-versions/runtask.yml")
 	args := append([]string{"-i", nvr, "-t", "koji_build", "-a", "noarch", "--json"}, extra...)
 	var stdout, stderr bytes.Buffer
-	code := runner.Runtask(context.Background(), append(args, formula), cfg, nil, &stdout, &stderr)
+	code := runtask.Run(context.Background(), append(args, formula), cfg, nil, &stdout, &stderr)
 	var exec contract.Execution
 	if err := json.Unmarshal(stdout.Bytes(), &exec); err != nil {
 		t.Fatalf("runtask --json on %s: %v\n%s\n%s", nvr, err, stdout.String(), stderr.String())

@@ -21,6 +21,7 @@ import (
 	"github.com/hashicorp/go-retryablehttp"
 
 	"github.com/taskotron-go/taskotron/contract"
+	"github.com/taskotron-go/taskotron/results"
 )
 
 // BodhiOptions configure comments on Bodhi updates. An empty URL turns
@@ -107,16 +108,12 @@ func newBodhi(o BodhiOptions, stateFile string, co ClientOptions, log *slog.Logg
 	if b.span <= 0 {
 		b.span = 72 * time.Hour
 	}
-	outcomes := o.CommentOn
-	if len(outcomes) == 0 {
-		outcomes = []contract.Outcome{contract.Failed, contract.NeedsInspection}
+	names := make([]string, len(o.CommentOn))
+	for i, oc := range o.CommentOn {
+		names[i] = string(oc)
 	}
-	for _, oc := range outcomes {
-		p, err := contract.ParseOutcome(string(oc))
-		if err != nil {
-			return nil, fmt.Errorf("bodhi.comment_on: %w", err)
-		}
-		b.on[p] = true
+	if b.on, err = results.CommentOn(names); err != nil {
+		return nil, err
 	}
 	b.get = newRetryClient(co, getRetry, "Bodhi")
 	b.post = newRetryClient(co, safePostRetry, "Bodhi")
@@ -133,50 +130,6 @@ func newBodhi(o BodhiOptions, stateFile string, co ClientOptions, log *slog.Logg
 		return nil, fmt.Errorf("Bodhi comment history: %w", err)
 	}
 	return b, nil
-}
-
-// CommentText is the comment for one result, in AutoQA's format; without
-// a log URL the sentence ends after the arch.
-func CommentText(checkname string, outcome contract.Outcome, arch, logURL string) string {
-	if arch == "" {
-		arch = "noarch"
-	}
-	if logURL == "" {
-		// No artifacts URL configured: no dangling "Result log:".
-		return fmt.Sprintf("Taskotron: %s test %s on %s.", checkname, outcome, arch)
-	}
-	return fmt.Sprintf("Taskotron: %s test %s on %s. Result log: %s", checkname, outcome, arch, logURL)
-}
-
-// Comments lists the Bodhi comments a set of posts calls for: results on a
-// Bodhi update (type bodhi_update, or a bodhi_update keyval) whose outcome
-// is one of those configured.
-func (b *bodhi) comments(posts []contract.ResultsDBPost) []contract.BodhiComment {
-	var out []contract.BodhiComment
-	for _, p := range posts {
-		if !b.on[p.Outcome] {
-			continue
-		}
-		update := ""
-		if t, _ := p.Data["type"].(string); t == "bodhi_update" {
-			update, _ = p.Data["item"].(string)
-		}
-		if u, ok := p.Data["bodhi_update"].(string); ok && u != "" {
-			update = u
-		}
-		if update == "" {
-			continue
-		}
-		arch := ""
-		switch a := p.Data["arch"].(type) {
-		case string:
-			arch = a
-		case []string:
-			arch = strings.Join(a, ",")
-		}
-		out = append(out, contract.BodhiComment{Update: update, Text: CommentText(p.Testcase.Name, p.Outcome, arch, p.RefURL), Karma: 0})
-	}
-	return out
 }
 
 func commentKey(c contract.BodhiComment) string {

@@ -459,10 +459,10 @@ func TestBuildCommentFindsItsUpdateWhenBodhiIsBack(t *testing.T) {
 	r, logs := newTestReporter(t, srv.URL, spool, withBodhiAt(url))
 	e := contract.Execution{UUID: "c-build", ExecutionStatus: "OK", TaskName: "rpmlint", Item: "lintbad-0.1-1.fc40", ItemType: "koji_build",
 		Results: []contract.Result{{Item: "lintbad-0.1-1.fc40", Type: "koji_build", CheckName: "dist.rpmlint", Outcome: contract.Failed}},
-		Extra: contract.Extra{"bodhi_comments": []any{
-			map[string]any{"update": "", "build": "lintbad-0.1-1.fc40", "text": "Taskotron: dist.rpmlint test FAILED on noarch.", "karma": 0},
-			map[string]any{"update": "", "build": "orphan-1-1.fc40", "text": "Taskotron: dist.rpmlint test FAILED on noarch.", "karma": 0},
-		}}}
+		BodhiComments: []contract.BodhiComment{
+			{Text: "Taskotron: dist.rpmlint test FAILED on noarch.", Extra: contract.Extra{"build": "lintbad-0.1-1.fc40"}},
+			{Text: "Taskotron: dist.rpmlint test FAILED on noarch.", Extra: contract.Extra{"build": "orphan-1-1.fc40"}},
+		}}
 	ctx := context.Background()
 	if d, err := r.Deliver(ctx, e); err != nil || d.CommentsSpooled != 2 {
 		t.Fatalf("%+v %v", d, err)

@@ -176,8 +176,8 @@ func TestBodhiCommentActionsAreMade(t *testing.T) {
 		o.Bodhi = BodhiOptions{URL: bsrv.URL, Token: "bodhi-token"}
 	})
 	e := contract.Execution{UUID: "b-4", ExecutionStatus: "OK", TaskName: "rpmlint", Item: "foo-1-1.fc40", ItemType: "koji_build",
-		Results: []contract.Result{{Item: "foo-1-1.fc40", Type: "koji_build", CheckName: "dist.rpmlint", Outcome: contract.Failed}},
-		Extra:   contract.Extra{"bodhi_comments": []contract.BodhiComment{{Update: "FEDORA-2024-abc123", Text: "Taskotron: dist.rpmlint test FAILED on x86_64."}}}}
+		Results:       []contract.Result{{Item: "foo-1-1.fc40", Type: "koji_build", CheckName: "dist.rpmlint", Outcome: contract.Failed}},
+		BodhiComments: []contract.BodhiComment{{Update: "FEDORA-2024-abc123", Text: "Taskotron: dist.rpmlint test FAILED on x86_64."}}}
 	raw, err := json.Marshal(e)
 	if err != nil {
 		t.Fatal(err)
@@ -210,7 +210,7 @@ func TestBodhiCommentActionsReplaceTheAutomaticOnes(t *testing.T) {
 		o.ArtifactsURL = ""
 	})
 	e := bodhiExecution("b-6")
-	e.Extra = contract.Extra{"bodhi_comments": []contract.BodhiComment{{Update: "FEDORA-2024-abc123", Text: "Taskotron: depcheck failed, see the log."}}}
+	e.BodhiComments = []contract.BodhiComment{{Update: "FEDORA-2024-abc123", Text: "Taskotron: depcheck failed, see the log."}}
 	other := contract.Result{Item: "FEDORA-2024-fff000", Type: "bodhi_update", CheckName: "dist.depcheck", Outcome: contract.Failed, Arch: contract.OneArch("x86_64")}
 	e.Results = append(e.Results, other)
 	cs := r.ExecutionComments(e, mustPosts(t, r, e))

@@ -2,7 +2,6 @@ package reporter
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/taskotron-go/taskotron/contract"
+	"github.com/taskotron-go/taskotron/results"
 )
 
 // Options configure a Reporter.
@@ -116,23 +116,19 @@ func (r *Reporter) Comments(posts []contract.ResultsDBPost) []contract.BodhiComm
 	if r.bodhi == nil {
 		return nil
 	}
-	return r.bodhi.comments(posts)
+	return results.Comments(posts, r.bodhi.on)
 }
 
 // ExecutionComments lists the Bodhi comments an execution should lead to
 // (none when Bodhi is not configured): those its bodhi_comment actions made
-// (the runner keeps them in the execution's Extra "bodhi_comments"), and
-// those its posts call for on the other updates. A formula that comments
-// on an update has said what to say there, so the update does not get a
-// second comment about the same results.
+// (exec.BodhiComments), and those its posts call for on the other updates.
+// A formula that comments on an update has said what to say there, so the
+// update does not get a second comment about the same results.
 func (r *Reporter) ExecutionComments(exec contract.Execution, posts []contract.ResultsDBPost) []contract.BodhiComment {
 	if r.bodhi == nil {
 		return nil
 	}
-	asked, err := ActionComments(exec)
-	if err != nil {
-		r.log.Error("Bodhi comments of the bodhi_comment actions unreadable, not made", "uuid", exec.UUID, "err", err)
-	}
+	asked := ActionComments(exec)
 	done := map[string]bool{}
 	for _, c := range asked {
 		if c.Update != "" {
@@ -140,7 +136,7 @@ func (r *Reporter) ExecutionComments(exec contract.Execution, posts []contract.R
 		}
 	}
 	out := asked
-	for _, c := range r.bodhi.comments(posts) {
+	for _, c := range r.Comments(posts) {
 		if !done[c.Update] {
 			out = append(out, c)
 		}
@@ -148,34 +144,27 @@ func (r *Reporter) ExecutionComments(exec contract.Execution, posts []contract.R
 	return out
 }
 
-// ActionComments reads the comments bodhi_comment actions made from an
-// execution's Extra "bodhi_comments", as the runner leaves it or as it
-// reads back from JSON. A comment may name a Koji build (Extra "build")
-// instead of an update: the reporter finds the build's updates when it
-// sends it.
-func ActionComments(exec contract.Execution) ([]contract.BodhiComment, error) {
-	v, ok := exec.Extra["bodhi_comments"]
-	if !ok || v == nil {
-		return nil, nil
-	}
-	if cs, ok := v.([]contract.BodhiComment); ok {
-		return cs, nil
-	}
-	raw, err := json.Marshal(v)
-	if err != nil {
-		return nil, fmt.Errorf("bodhi_comments: %w", err)
-	}
-	var cs []contract.BodhiComment
-	if err := json.Unmarshal(raw, &cs); err != nil {
-		return nil, fmt.Errorf("bodhi_comments: want a list of {update, text, karma}: %w", err)
-	}
-	out := cs[:0]
-	for _, c := range cs {
+// ActionComments are the comments bodhi_comment actions made, as far as
+// they can be sent: each names an update, or a Koji build (Extra "build")
+// whose updates the reporter finds when it sends it, and has a text.
+func ActionComments(exec contract.Execution) []contract.BodhiComment {
+	var out []contract.BodhiComment
+	for _, c := range exec.BodhiComments {
 		if (c.Update != "" || commentBuild(c) != "") && c.Text != "" {
 			out = append(out, c)
 		}
 	}
-	return out, nil
+	return out
+}
+
+// Posts turns an execution's results into ResultsDB posts without sending
+// anything (the dry run); see results.Posts.
+func (r *Reporter) Posts(exec contract.Execution) ([]contract.ResultsDBPost, error) {
+	return results.Posts(exec, r.links())
+}
+
+func (r *Reporter) links() results.Links {
+	return results.Links{ArtifactsURL: r.opts.ArtifactsURL, ExecDBURL: r.opts.ExecDBURL, TestcaseURL: r.opts.TestcaseURL}
 }
 
 // Delivery says what Report did with each post.

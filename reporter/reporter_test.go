@@ -108,7 +108,7 @@ func TestPostsShape(t *testing.T) {
 func TestPostsTerminalResultForCrashedRun(t *testing.T) {
 	r, _ := newTestReporter(t, "", "", nil)
 	e := contract.Execution{UUID: "u-2", ExecutionStatus: contract.ExecutionNotOK, Status: "koji download failed: connection refused", ExitCode: 1,
-		Item: "foo-1-1.fc40", ItemType: "koji_build", TaskName: "rpmlint", Arch: "noarch", Extra: contract.Extra{"namespace": "dist"}}
+		Item: "foo-1-1.fc40", ItemType: "koji_build", TaskName: "rpmlint", Arch: "noarch", Namespace: "dist"}
 	posts, err := r.Posts(e)
 	if err != nil {
 		t.Fatal(err)
@@ -116,9 +116,14 @@ func TestPostsTerminalResultForCrashedRun(t *testing.T) {
 	if len(posts) != 1 || posts[0].Outcome != contract.Crashed || posts[0].Testcase.Name != "dist.rpmlint" || posts[0].Note != e.Status || posts[0].Data["item"] != "foo-1-1.fc40" {
 		t.Fatalf("posts = %+v", posts)
 	}
+	// The verdict is what the runner knew, not a word in the status.
 	e.Status = "action timed out after 20m0s"
+	if posts, _ := r.Posts(e); posts[0].Outcome != contract.Crashed {
+		t.Errorf("a status that says timeout, without the runner's outcome, gave %s, want CRASHED", posts[0].Outcome)
+	}
+	e.Outcome = contract.Aborted
 	if posts, _ := r.Posts(e); posts[0].Outcome != contract.Aborted {
-		t.Errorf("timeout gave %s, want ABORTED", posts[0].Outcome)
+		t.Errorf("the runner's ABORTED gave %s", posts[0].Outcome)
 	}
 	e.Item = ""
 	if _, err := r.Posts(e); err == nil || !strings.Contains(err.Error(), "NOT_OK without results") {

@@ -435,3 +435,5 @@ func isUnavailable(err error) bool {
 	var u *UnavailableError
 	return errors.As(err, &u)
 }
+
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }

@@ -2,7 +2,7 @@
 // results into ResultsDB posts, and delivers every post exactly once: to
 // ResultsDB when it answers, else to a durable on-disk spool that is sent
 // later in order. Optionally it comments on Bodhi updates.
-package reporter
+package results
 
 import (
 	"bytes"

@@ -1,4 +1,4 @@
-package reporter
+package results
 
 import (
 	"encoding/json"
@@ -12,11 +12,23 @@ import (
 	"github.com/taskotron-go/taskotron/contract"
 )
 
-// Posts turns an execution's results into ResultsDB posts without sending
-// anything (the dry run). An execution that did not run to the end
-// (NOT_OK) and produced no results gets one terminal CRASHED or ABORTED
-// result for its item, so that every job ends with a verdict.
-func (r *Reporter) Posts(exec contract.Execution) ([]contract.ResultsDBPost, error) {
+// Links are where the posts of an execution point.
+type Links struct {
+	// ArtifactsURL is the public URL of the artifacts folder; each result
+	// links to <ArtifactsURL>/<uuid>/<artifact>.
+	ArtifactsURL string
+	// ExecDBURL makes each group's ref_url <ExecDBURL>/jobs/<uuid>; without
+	// it the group links to the execution's artifacts.
+	ExecDBURL string
+	// TestcaseURL makes each testcase's ref_url <TestcaseURL>/<name>.
+	TestcaseURL string
+}
+
+// Posts turns an execution's results into ResultsDB posts. An execution
+// that did not run to the end (NOT_OK) and produced no results gets one
+// terminal CRASHED or ABORTED result for its item, so that every job ends
+// with a verdict.
+func Posts(exec contract.Execution, l Links) ([]contract.ResultsDBPost, error) {
 	if strings.TrimSpace(exec.UUID) == "" {
 		return nil, fmt.Errorf("execution has no uuid: cannot group its results")
 	}
@@ -28,10 +40,10 @@ func (r *Reporter) Posts(exec contract.Execution) ([]contract.ResultsDBPost, err
 	var group contract.GroupRef
 	if len(results) > 0 {
 		// One description for the whole group: ResultsDB keeps the last one.
-		group = r.group(exec, results[0])
+		group = l.group(exec, results[0])
 	}
 	for i, res := range results {
-		p, err := r.post(exec, res, group)
+		p, err := l.post(exec, res, group)
 		if err != nil {
 			return nil, fmt.Errorf("execution %s, result %d: %w", exec.UUID, i+1, err)
 		}
@@ -56,7 +68,7 @@ func ResultsToReport(exec contract.Execution) ([]contract.Result, error) {
 	res := contract.Result{
 		Item:      exec.Item,
 		Type:      exec.ItemType,
-		CheckName: Namespaced(extraString(exec.Extra, "namespace"), exec.TaskName),
+		CheckName: Namespaced(exec.Namespace, exec.TaskName),
 		Outcome:   TerminalOutcome(exec),
 		Note:      note,
 	}
@@ -66,28 +78,18 @@ func ResultsToReport(exec contract.Execution) ([]contract.Result, error) {
 	return []contract.Result{res}, nil
 }
 
-// TerminalOutcome says how a run that did not finish ended: ABORTED when
-// it was stopped (timeout, cancel), CRASHED otherwise. Both mean the
-// infrastructure failed, not the package.
+// TerminalOutcome is the verdict on a run that did not finish, as the
+// runner gave it (exec.Outcome): ABORTED when it was stopped, CRASHED when
+// it fell over; an execution that says nothing (made by another runner)
+// CRASHED. Both mean the infrastructure failed, not the package.
 func TerminalOutcome(exec contract.Execution) contract.Outcome {
-	if o, err := contract.ParseOutcome(extraString(exec.Extra, "outcome")); err == nil && o.Broken() {
+	if o, err := contract.ParseOutcome(string(exec.Outcome)); err == nil && o.Broken() {
 		return o
-	}
-	s := strings.ToLower(exec.Status)
-	for _, w := range []string{"timeout", "timed out", "cancel", "abort", "killed", "interrupted"} {
-		if strings.Contains(s, w) {
-			return contract.Aborted
-		}
 	}
 	return contract.Crashed
 }
 
-func extraString(e contract.Extra, key string) string {
-	s, _ := e[key].(string)
-	return s
-}
-
-func (r *Reporter) post(exec contract.Execution, res contract.Result, group contract.GroupRef) (contract.ResultsDBPost, error) {
+func (l Links) post(exec contract.Execution, res contract.Result, group contract.GroupRef) (contract.ResultsDBPost, error) {
 	name := res.CheckName
 	if name == "" {
 		name = exec.TaskName
@@ -107,11 +109,11 @@ func (r *Reporter) post(exec contract.Execution, res contract.Result, group cont
 		Testcase: contract.TestcaseRef{Name: name},
 		Groups:   []contract.GroupRef{group},
 		Note:     res.Note,
-		RefURL:   r.artifactURL(exec, res.Artifact),
+		RefURL:   l.artifactURL(exec, res.Artifact),
 		Data:     map[string]any{"item": res.Item},
 	}
-	if r.opts.TestcaseURL != "" {
-		p.Testcase.RefURL = joinURL(r.opts.TestcaseURL, name)
+	if l.TestcaseURL != "" {
+		p.Testcase.RefURL = joinURL(l.TestcaseURL, name)
 	}
 	if res.Type != "" {
 		p.Data["type"] = res.Type
@@ -174,13 +176,13 @@ func dataValue(v any) (any, bool) {
 	return fmt.Sprint(v), true
 }
 
-func (r *Reporter) group(exec contract.Execution, res contract.Result) contract.GroupRef {
+func (l Links) group(exec contract.Execution, res contract.Result) contract.GroupRef {
 	g := contract.GroupRef{UUID: exec.UUID}
 	switch {
-	case r.opts.ExecDBURL != "":
-		g.RefURL = joinURL(r.opts.ExecDBURL, "jobs", exec.UUID)
-	case r.opts.ArtifactsURL != "":
-		g.RefURL = joinURL(r.opts.ArtifactsURL, exec.UUID) + "/"
+	case l.ExecDBURL != "":
+		g.RefURL = joinURL(l.ExecDBURL, "jobs", exec.UUID)
+	case l.ArtifactsURL != "":
+		g.RefURL = joinURL(l.ArtifactsURL, exec.UUID) + "/"
 	}
 	task, item, arch := exec.TaskName, exec.Item, exec.Arch
 	if item == "" {
@@ -202,11 +204,11 @@ func (r *Reporter) group(exec contract.Execution, res contract.Result) contract.
 // artifactURL links a result to its artifact below the execution's
 // artifacts folder, or to the folder itself when the artifact is missing
 // or points outside it (libtaskotron 0.4.21).
-func (r *Reporter) artifactURL(exec contract.Execution, artifact string) string {
-	if r.opts.ArtifactsURL == "" {
+func (l Links) artifactURL(exec contract.Execution, artifact string) string {
+	if l.ArtifactsURL == "" {
 		return ""
 	}
-	root := joinURL(r.opts.ArtifactsURL, exec.UUID) + "/"
+	root := joinURL(l.ArtifactsURL, exec.UUID) + "/"
 	if artifact == "" {
 		return root
 	}
@@ -230,7 +232,7 @@ func (r *Reporter) artifactURL(exec contract.Execution, artifact string) string 
 			return root
 		}
 	}
-	return joinURL(r.opts.ArtifactsURL, append([]string{exec.UUID}, strings.Split(filepath.ToSlash(rel), "/")...)...)
+	return joinURL(l.ArtifactsURL, append([]string{exec.UUID}, strings.Split(filepath.ToSlash(rel), "/")...)...)
 }
 
 // joinURL appends path segments, escaped, to a base URL.

@@ -24,7 +24,7 @@ import (
 	"github.com/taskotron-go/taskotron/config"
 	"github.com/taskotron-go/taskotron/contract"
 	"github.com/taskotron-go/taskotron/directives"
-	"github.com/taskotron-go/taskotron/reporter"
+	"github.com/taskotron-go/taskotron/results"
 	"github.com/taskotron-go/taskotron/runner/formula"
 )
 
@@ -121,20 +121,13 @@ func (r *Runner) RunJob(ctx context.Context, job contract.Job) (contract.Executi
 		return r.run(ctx, in, nil, runSetup{startErr: err})
 	}
 	in.Formula = filepath.Join(dir, FormulaFile)
-	if in.Extra == nil {
-		in.Extra = contract.Extra{}
-	}
-	in.Extra["task_origin"] = r.opts.Checkout.Origin(job.TaskName, job.GitRepo)
+	in.TaskOrigin = r.opts.Checkout.Origin(job.TaskName, job.GitRepo)
 	// Errors name the formula as the task author knows it, not by its path
 	// in the checkout cache (which ends in the commit's tree).
-	in.Extra[formulaNameKey] = job.TaskName + "@" + shortCommit(dir) + "/" + FormulaFile
+	in.FormulaName = job.TaskName + "@" + shortCommit(dir) + "/" + FormulaFile
 	// Each job works on its own copy of the task: the checkout is shared.
 	return r.run(ctx, in, nil, runSetup{copyTask: true})
 }
-
-// formulaNameKey carries, in a RunnerInput's Extra, the formula's name for
-// messages: <task>@<commit>/runtask.yml.
-const formulaNameKey = "formula_name"
 
 // shortCommit is the first 12 characters of the tree folder's name, which
 // the checkout names after its commit.
@@ -160,29 +153,24 @@ func (r *Runner) fail(exec *contract.Execution, check, namespace string, err err
 
 // setFailure marks the execution NOT_OK. When no result was handed over it
 // adds one so that a broken run is never a silent gap: outcome if given,
-// else ABORTED for an infrastructure failure or a run stopped by a timeout,
-// CRASHED otherwise (as reporter.TerminalOutcome reads it). Extra carries
-// outcome and namespace for the reporter, and infra for the worker.
+// else ABORTED for an infrastructure failure or a run that was stopped (a
+// timeout, a signal), CRASHED otherwise. The execution carries the outcome
+// and namespace for the reporter, and Infra for the worker.
 func setFailure(exec *contract.Execution, check, namespace string, err error, outcome contract.Outcome) {
 	exec.ExecutionStatus = contract.ExecutionNotOK
 	exec.Status = oneLine(err.Error())
 	exec.ExitCode = 1
 	if outcome == "" {
-		outcome = reporter.TerminalOutcome(*exec)
-		if directives.IsInfra(err) {
+		outcome = contract.Crashed
+		if directives.IsInfra(err) || stopped(err) {
 			outcome = contract.Aborted
 		}
 	}
-	if exec.Extra == nil {
-		exec.Extra = contract.Extra{}
-	}
-	exec.Extra["outcome"] = string(outcome)
-	if directives.IsInfra(err) {
-		// The worker tries such a job again later.
-		exec.Extra["infra"] = true
-	}
+	exec.Outcome = outcome
+	// The worker tries such a job again later.
+	exec.Infra = directives.IsInfra(err)
 	if namespace != "" {
-		exec.Extra["namespace"] = namespace
+		exec.Namespace = namespace
 	}
 	if exec.Results == nil {
 		exec.Results = []contract.Result{}
@@ -196,7 +184,7 @@ func setFailure(exec *contract.Execution, check, namespace string, err error, ou
 	if check == "" {
 		check = "unknown-task"
 	}
-	res := contract.Result{Item: exec.Item, Type: exec.ItemType, CheckName: reporter.Namespaced(namespace, check), Outcome: outcome, Note: truncate(exec.Status, 500)}
+	res := contract.Result{Item: exec.Item, Type: exec.ItemType, CheckName: results.Namespaced(namespace, check), Outcome: outcome, Note: truncate(exec.Status, 500)}
 	if exec.Arch != "" {
 		res.Arch = contract.OneArch(exec.Arch)
 	}
@@ -207,6 +195,12 @@ func setFailure(exec *contract.Execution, check, namespace string, err error, ou
 		res.Type = "unknown"
 	}
 	exec.Results = []contract.Result{res}
+}
+
+// stopped tells a run that was stopped (a timeout, a signal, a cancelled
+// request) from one that failed by itself.
+func stopped(err error) bool {
+	return directives.IsStopped(err) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)
 }
 
 // Run executes the formula in.Formula (its folder is the task's checkout)
@@ -321,7 +315,7 @@ func (x *run) execute(ctx context.Context, overrides map[string]string) {
 		return
 	}
 	f, err := formula.Load(in.Formula)
-	if name, _ := in.Extra[formulaNameKey].(string); name != "" {
+	if name := in.FormulaName; name != "" {
 		var ferr *formula.Error
 		if errors.As(err, &ferr) {
 			ferr.File = name
@@ -390,7 +384,7 @@ func (x *run) execute(ctx context.Context, overrides map[string]string) {
 		"checkname":    f.Name,
 		"namespace":    f.Namespace,
 	}
-	if isIdent(in.ItemType) {
+	if IsIdent(in.ItemType) {
 		vars[in.ItemType] = in.Item
 	}
 	for k, v := range overrides {
@@ -410,14 +404,13 @@ func (x *run) execute(ctx context.Context, overrides map[string]string) {
 		fail(err)
 		return
 	}
-	origin, _ := in.Extra["task_origin"].(string)
-	x.env = &directives.Env{TaskDir: taskDir, WorkDir: workdir, ArtifactsDir: x.artifacts, Vars: vars, Config: x.r.opts.Config, Log: x.log, Origin: origin}
+	x.env = &directives.Env{TaskDir: taskDir, WorkDir: workdir, ArtifactsDir: x.artifacts, Vars: vars, Config: x.r.opts.Config, Log: x.log, Origin: in.TaskOrigin}
 	defer x.takeComments()
 
 	jobCtx := ctx
 	if cfg.JobTimeout > 0 {
 		var cancel context.CancelFunc
-		jobCtx, cancel = context.WithTimeoutCause(ctx, cfg.JobTimeout, fmt.Errorf("job timeout (%s) reached", cfg.JobTimeout))
+		jobCtx, cancel = context.WithTimeoutCause(ctx, cfg.JobTimeout, directives.Stopped(fmt.Errorf("job timeout (%s) reached", cfg.JobTimeout)))
 		defer cancel()
 	}
 	for i, a := range f.Actions {
@@ -457,7 +450,7 @@ func (x *run) action(ctx context.Context, f *formula.Formula, i int, a formula.A
 	}
 	if tmo := x.r.opts.Config.Runner.ActionTimeout; tmo > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeoutCause(ctx, tmo, fmt.Errorf("action timeout (%s) reached", tmo))
+		ctx, cancel = context.WithTimeoutCause(ctx, tmo, directives.Stopped(fmt.Errorf("action timeout (%s) reached", tmo)))
 		defer cancel()
 	}
 	base := filepath.Join(x.artifacts, LogDir, fmt.Sprintf("%02d-%s", i+1, slug(a.Name)))
@@ -500,16 +493,11 @@ func (x *run) action(ctx context.Context, f *formula.Formula, i int, a formula.A
 var archRe = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$`)
 
 // takeComments moves the Bodhi comments that bodhi_comment actions made
-// into the execution (Extra "bodhi_comments"), for the reporter.
+// into the execution, for the reporter.
 func (x *run) takeComments() {
-	cs := x.env.TakeComments()
-	if len(cs) == 0 {
-		return
+	if cs := x.env.TakeComments(); len(cs) > 0 {
+		x.exec.BodhiComments = cs
 	}
-	if x.exec.Extra == nil {
-		x.exec.Extra = contract.Extra{}
-	}
-	x.exec.Extra["bodhi_comments"] = cs
 }
 
 // checkInput refuses a job the runner cannot run as asked. The item stays
@@ -521,7 +509,7 @@ func checkInput(in contract.RunnerInput) error {
 		return fmt.Errorf("uuid %q: use letters, digits, '.', '_' and '-' only", in.UUID)
 	case !archRe.MatchString(in.Arch):
 		return fmt.Errorf("arch %q: use letters, digits, '.', '_' and '-' only", in.Arch)
-	case in.ItemType != "" && !isIdent(in.ItemType):
+	case in.ItemType != "" && !IsIdent(in.ItemType):
 		return fmt.Errorf("item type %q: use letters, digits and '_' only", in.ItemType)
 	case strings.IndexByte(in.Item, 0) >= 0:
 		return errors.New("item contains a NUL byte")
@@ -578,7 +566,8 @@ func checkRefs(f *formula.Formula, vars map[string]any) error {
 	return nil
 }
 
-func isIdent(s string) bool {
+// IsIdent tells whether s is a variable name (letters, digits, _).
+func IsIdent(s string) bool {
 	if s == "" {
 		return false
 	}

@@ -255,7 +255,7 @@ func (w *Worker) handle(stop, ctx context.Context, d bus.JobDelivery, freeSlot f
 		}
 		return
 	}
-	if exec.ExecutionStatus == contract.ExecutionNotOK && exec.Extra["infra"] == true && job.Attempt < w.opts.MaxAttempts {
+	if exec.ExecutionStatus == contract.ExecutionNotOK && exec.Infra && job.Attempt < w.opts.MaxAttempts {
 		wait := backoff(w.opts.RetryWait, job.Attempt, 5*time.Minute)
 		log.Warn("infrastructure failure, retrying later", "status", exec.Status, "retry_in", wait)
 		if w.opts.OnRetryWait != nil {

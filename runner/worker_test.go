@@ -410,7 +410,7 @@ func TestJobWithoutUUIDIsReportedOnce(t *testing.T) {
 func TestCheckoutFailureStillLeavesALog(t *testing.T) {
 	s := newStack(t)
 	exec, err := s.runner.RunJob(context.Background(), job("no-task", "no-such-task", "a-1-1"))
-	if err != nil || exec.ExecutionStatus != contract.ExecutionNotOK || exec.Extra["infra"] == true {
+	if err != nil || exec.ExecutionStatus != contract.ExecutionNotOK || exec.Infra {
 		t.Fatalf("%v %+v", err, exec)
 	}
 	log, err := os.ReadFile(filepath.Join(exec.Artifacts, LogDir, "taskotron.log"))

@@ -264,15 +264,8 @@ func (t *Trigger) plan(ctx context.Context, msg contract.Message, data contract.
 						MsgID: msg.ID, Created: now, Priority: a.priority,
 						GitRepo: p.repo, GitBranch: p.branch,
 					}
-					if a.matchHostArch {
-						job.Extra = contract.Extra{"match_host_arch": true}
-					}
-					if rev != "" {
-						if job.Extra == nil {
-							job.Extra = contract.Extra{}
-						}
-						job.Extra["revision"] = rev
-					}
+					job.MatchHostArch = a.matchHostArch
+					job.Revision = rev
 					k := Key(job)
 					if seen[k] {
 						continue
@@ -344,8 +337,8 @@ func (t *Trigger) act(ctx context.Context, a action, res resolver, rulesName str
 // and the item's revision when it has one (see revision).
 func Key(j contract.Job) string {
 	k := j.ItemType + "\x00" + j.Item + "\x00" + j.TaskName + "\x00" + j.Arch
-	if rev, _ := j.Extra["revision"].(string); rev != "" {
-		k += "\x00" + rev
+	if j.Revision != "" {
+		k += "\x00" + j.Revision
 	}
 	return k
 }

@@ -13,7 +13,7 @@ import (
 	"syscall"
 
 	"github.com/taskotron-go/taskotron/config"
-	"github.com/taskotron-go/taskotron/runner"
+	"github.com/taskotron-go/taskotron/runtask"
 )
 
 func main() {
@@ -29,7 +29,7 @@ func main() {
 		os.Exit(2)
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	code := runner.Runtask(ctx, os.Args[1:], cfg, log, os.Stdout, os.Stderr)
+	code := runtask.Run(ctx, os.Args[1:], cfg, log, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
 }

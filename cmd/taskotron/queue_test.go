@@ -110,7 +110,7 @@ func TestQueueShowsAMQPQueuesDeadLettersAndSpool(t *testing.T) {
 		t.Fatal(err)
 	}
 	hostJob := testJob("u-host", "rpmlint", "i686")
-	hostJob.Extra = map[string]any{"match_host_arch": true}
+	hostJob.MatchHostArch = true
 	if err := jq.Publish(ctx, testJob("u1", "rpmlint", "x86_64"), testJob("u2", "rpmlint", "x86_64"), testJob("u3", "depcheck", "x86_64"),
 		testJob("u4", "python-versions", "noarch"), hostJob); err != nil {
 		t.Fatal(err)

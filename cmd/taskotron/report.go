@@ -14,6 +14,7 @@ import (
 
 	"github.com/taskotron-go/taskotron/contract"
 	"github.com/taskotron-go/taskotron/reporter"
+	"github.com/taskotron-go/taskotron/results"
 )
 
 func init() {
@@ -96,15 +97,15 @@ func runReport(ctx context.Context, g *globals, args []string) error {
 		}
 		out.Format = "execution"
 	} else {
-		d := reporter.Defaults{CheckName: *check, Namespace: *namespace, Item: *item, Type: *itemType, Arch: *arch, Origin: *origin}
+		d := results.Defaults{CheckName: *check, Namespace: *namespace, Item: *item, Type: *itemType, Arch: *arch, Origin: *origin}
 		if f := g.cfg.Reporter.Namespaces; f != "" && *origin != "" {
-			ns, err := reporter.LoadNamespaces(f)
+			ns, err := results.LoadNamespaces(f)
 			if err != nil {
 				return err
 			}
 			d.Namespaces = ns
 		}
-		parsed, err := reporter.ParseOutputDetail(data, d)
+		parsed, err := results.ParseOutputDetail(data, d)
 		if parsed.Format == "" {
 			return fmt.Errorf("%s: %w", name, err)
 		}
@@ -123,7 +124,7 @@ func runReport(ctx context.Context, g *globals, args []string) error {
 		exec.Artifacts = *artifacts
 	}
 	out.UUID = exec.UUID
-	if out.Results, err = reporter.ResultsToReport(exec); err != nil {
+	if out.Results, err = results.ResultsToReport(exec); err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
 
@@ -136,7 +137,7 @@ func runReport(ctx context.Context, g *globals, args []string) error {
 	}
 	out.Comments = r.ExecutionComments(exec, out.Posts)
 	if parseErr != nil {
-		var oe *reporter.OutputError
+		var oe *results.OutputError
 		if errors.As(parseErr, &oe) {
 			out.Errors = oe.Lines
 		} else {

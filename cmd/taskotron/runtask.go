@@ -3,7 +3,7 @@ package main
 import (
 	"context"
 
-	"github.com/taskotron-go/taskotron/runner"
+	"github.com/taskotron-go/taskotron/runtask"
 )
 
 func init() {
@@ -11,7 +11,7 @@ func init() {
 		name:    "runtask",
 		summary: "run one task formula here, like libtaskotron's runtask (-i ITEM -t TYPE FORMULA)",
 		run: func(ctx context.Context, g *globals, args []string) error {
-			if code := runner.Runtask(ctx, args, g.cfg, g.log, g.stdout, g.stderr); code != 0 {
+			if code := runtask.Run(ctx, args, g.cfg, g.log, g.stdout, g.stderr); code != 0 {
 				return exitStatus(code)
 			}
 			return nil

@@ -195,7 +195,7 @@ func TestExplainPrintsDataRulesAndJobs(t *testing.T) {
 	if len(ex.Jobs) != 2 || !hasJob(ex.Jobs, "abicheck", "x86_64", "chromium-80.0.3987.132-1.fc33") || !hasJob(ex.Jobs, "abicheck", "aarch64", "chromium-80.0.3987.132-1.fc33") {
 		t.Fatalf("jobs: %+v", ex.Jobs)
 	}
-	if ex.Jobs[0].Extra["match_host_arch"] != true {
+	if !ex.Jobs[0].MatchHostArch {
 		t.Errorf("match_host_arch not on the job: %+v", ex.Jobs[0])
 	}
 

@@ -1,4 +1,4 @@
-package runner
+package runtask
 
 import (
 	"bytes"
@@ -11,6 +11,7 @@ import (
 
 	"github.com/taskotron-go/taskotron/config"
 	"github.com/taskotron-go/taskotron/reporter"
+	"github.com/taskotron-go/taskotron/resultsdb/resultsdbtest"
 )
 
 func TestRuntaskReportsToResultsDB(t *testing.T) {
@@ -19,7 +20,7 @@ func TestRuntaskReportsToResultsDB(t *testing.T) {
 	cfg.DataDir = t.TempDir()
 	cfg.ResultsDB.URL = url
 	var out, errb bytes.Buffer
-	code := Runtask(context.Background(), []string{"-i", "xchat-0.5-1.fc20", "-t", "koji_build", "--uuid", "rt-1", "../tasks/nvr-format"}, cfg, nil, &out, &errb)
+	code := Run(context.Background(), []string{"-i", "xchat-0.5-1.fc20", "-t", "koji_build", "--uuid", "rt-1", "../tasks/nvr-format"}, cfg, nil, &out, &errb)
 	if code != 0 || !strings.Contains(out.String(), "results stored in ResultsDB at "+url+" (1)") {
 		t.Fatalf("exit %d\n%s\n%s", code, out.String(), errb.String())
 	}
@@ -35,7 +36,7 @@ func TestRuntaskReportsToResultsDB(t *testing.T) {
 	cfg.ResultsDB.URL = "http://127.0.0.1:1/api/v2.0"
 	cfg.Reporter.Spool = filepath.Join(t.TempDir(), "spool")
 	out.Reset()
-	code = Runtask(context.Background(), []string{"-i", "xchat-0.5-1.fc20", "-t", "koji_build", "../tasks/nvr-format/runtask.yml"}, cfg, nil, &out, &errb)
+	code = Run(context.Background(), []string{"-i", "xchat-0.5-1.fc20", "-t", "koji_build", "../tasks/nvr-format/runtask.yml"}, cfg, nil, &out, &errb)
 	if code != 0 || !strings.Contains(out.String(), "1 results kept in "+cfg.Reporter.Spool) {
 		t.Fatalf("spooled: exit %d\n%s", code, out.String())
 	}
@@ -58,7 +59,7 @@ func TestRuntaskReportsOnlyWhenAsked(t *testing.T) {
 	run := func(uuid string, extra ...string) (int, string) {
 		var out, errb bytes.Buffer
 		args := append([]string{"-i", "xchat-0.5-1.fc20", "-t", "koji_build", "--uuid", uuid}, extra...)
-		code := Runtask(context.Background(), append(args, "../tasks/nvr-format"), cfg, nil, &out, &errb)
+		code := Run(context.Background(), append(args, "../tasks/nvr-format"), cfg, nil, &out, &errb)
 		return code, out.String() + errb.String()
 	}
 	stored := func(uuid string) int {
@@ -105,9 +106,11 @@ func TestRuntaskSaysThingsOnce(t *testing.T) {
 	cfg.DataDir = t.TempDir()
 	var out, errb bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&errb, nil))
-	code := Runtask(context.Background(), []string{"-i", "a-1-1", "-t", "koji_build", "--no-report", formula}, cfg, log, &out, &errb)
+	code := Run(context.Background(), []string{"-i", "a-1-1", "-t", "koji_build", "--no-report", formula}, cfg, log, &out, &errb)
 	all := out.String() + errb.String()
 	if code != 1 || strings.Count(all, `unknown key \"frob\"`)+strings.Count(all, `unknown key "frob"`) != 1 || strings.Count(errb.String(), "kaboom") != 0 || !strings.Contains(out.String(), "execution NOT_OK") || !strings.Contains(out.String(), "kaboom") {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), errb.String())
 	}
 }
+
+func startResultsDB(t *testing.T) string { return resultsdbtest.Start(t) + "/api/v2.0" }

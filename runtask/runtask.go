@@ -1,4 +1,8 @@
-package runner
+// Package runtask is libtaskotron's runtask command: it runs one formula
+// here with the runner, reports the results through the reporter when asked
+// (or configured to), and prints what happened. It imports runner, reporter,
+// config and contract; the runner itself knows nothing of delivery.
+package runtask
 
 import (
 	"context"
@@ -13,17 +17,17 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/taskotron-go/taskotron/checkout"
 	"github.com/taskotron-go/taskotron/config"
 	"github.com/taskotron-go/taskotron/contract"
 	"github.com/taskotron-go/taskotron/reporter"
+	"github.com/taskotron-go/taskotron/runner"
 )
 
-// RuntaskUsage is the runtask command line.
-const RuntaskUsage = "usage: runtask -i ITEM -t TYPE [-a ARCH] [-j JOBID] [--uuid UUID] [--override VAR=VALUE]... [--report | --no-report] [--json] [-d] FORMULA"
+// Usage is the runtask command line.
+const Usage = "usage: runtask -i ITEM -t TYPE [-a ARCH] [-j JOBID] [--uuid UUID] [--override VAR=VALUE]... [--report | --no-report] [--json] [-d] FORMULA"
 
-// RuntaskHelp is what runtask -h prints.
-var RuntaskHelp = RuntaskUsage + `
+// Help is what runtask -h prints.
+var Help = Usage + `
 
 Runs the task formula FORMULA (a runtask.yml, or the folder holding it) here,
 for one item, as libtaskotron's runtask did.
@@ -53,8 +57,8 @@ run broke (bad formula, action error, timeout) or its results were refused;
 // ItemTypes are the item types runtask accepts (reference §2.6).
 var ItemTypes = []string{"koji_build", "koji_tag", "bodhi_update", "compose", "dist_git_commit", "docker_image", "git_commit", "module_build", "pull_request"}
 
-// RuntaskArgs is a parsed runtask command line.
-type RuntaskArgs struct {
+// Args is a parsed runtask command line.
+type Args struct {
 	Item, Type, Arch, JobID, UUID string
 	Overrides                     map[string]string
 	NoReport, JSON, Debug         bool
@@ -70,17 +74,17 @@ func (o overrideFlag) String() string { return "" }
 
 func (o overrideFlag) Set(s string) error {
 	k, v, ok := strings.Cut(s, "=")
-	if !ok || !isIdent(k) {
+	if !ok || !runner.IsIdent(k) {
 		return fmt.Errorf("--override %q: want VAR=VALUE with VAR a variable name", s)
 	}
 	o[k] = v
 	return nil
 }
 
-// ParseRuntaskArgs reads libtaskotron's runtask options. Flags may come
+// ParseArgs reads libtaskotron's runtask options. Flags may come
 // after the formula, and each has its long and short name.
-func ParseRuntaskArgs(args []string) (RuntaskArgs, error) {
-	a := RuntaskArgs{Overrides: map[string]string{}}
+func ParseArgs(args []string) (Args, error) {
+	a := Args{Overrides: map[string]string{}}
 	fs := flag.NewFlagSet("runtask", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	for _, n := range []string{"i", "item"} {
@@ -124,11 +128,11 @@ func ParseRuntaskArgs(args []string) (RuntaskArgs, error) {
 	case a.Report && a.NoReport:
 		return a, errors.New("--report and --no-report contradict each other; give one")
 	case len(positional) != 1:
-		return a, errors.New("give exactly one formula; " + RuntaskUsage)
+		return a, errors.New("give exactly one formula; " + Usage)
 	case a.Item == "":
-		return a, errors.New("-i ITEM is required; " + RuntaskUsage)
+		return a, errors.New("-i ITEM is required; " + Usage)
 	case a.Type == "":
-		return a, errors.New("-t TYPE is required; " + RuntaskUsage)
+		return a, errors.New("-t TYPE is required; " + Usage)
 	}
 	known := false
 	for _, t := range ItemTypes {
@@ -139,21 +143,21 @@ func ParseRuntaskArgs(args []string) (RuntaskArgs, error) {
 	}
 	a.Formula = positional[0]
 	if fi, err := os.Stat(a.Formula); err == nil && fi.IsDir() {
-		a.Formula = filepath.Join(a.Formula, FormulaFile)
+		a.Formula = filepath.Join(a.Formula, runner.FormulaFile)
 	}
 	return a, nil
 }
 
-// Runtask is libtaskotron's runtask: it runs one formula here, prints
+// Run is libtaskotron's runtask: it runs one formula here, prints
 // progress per action (on stderr with --json, which prints the execution
 // on stdout), reports the results unless told not to, and returns the exit
 // status: 0 ok, 100 when an exitcode action said failure, 1 when the run
 // broke, 2 for a bad command line.
-func Runtask(ctx context.Context, args []string, cfg config.Config, log *slog.Logger, stdout, stderr io.Writer) int {
-	a, err := ParseRuntaskArgs(args)
+func Run(ctx context.Context, args []string, cfg config.Config, log *slog.Logger, stdout, stderr io.Writer) int {
+	a, err := ParseArgs(args)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprint(stdout, RuntaskHelp)
+			fmt.Fprint(stdout, Help)
 			return 0
 		}
 		fmt.Fprintf(stderr, "runtask: %v\n", err)
@@ -176,7 +180,7 @@ func Runtask(ctx context.Context, args []string, cfg config.Config, log *slog.Lo
 		runLog = slog.New(levelBand{log.Handler(), slog.LevelWarn, slog.LevelError})
 		log = slog.New(levelBand{log.Handler(), slog.LevelWarn, slog.LevelError + 100})
 	}
-	r := New(Options{Config: cfg, Log: runLog, Progress: progress})
+	r := runner.New(runner.Options{Config: cfg, Log: runLog, Progress: progress})
 	formula, err := filepath.Abs(a.Formula)
 	if err != nil {
 		fmt.Fprintf(stderr, "runtask: %v\n", err)
@@ -184,7 +188,7 @@ func Runtask(ctx context.Context, args []string, cfg config.Config, log *slog.Lo
 	}
 	in := contract.RunnerInput{Item: a.Item, ItemType: a.Type, Arch: a.Arch, UUID: a.UUID, JobID: a.JobID, Formula: formula}
 	if in.UUID == "" {
-		in.UUID = NewUUID()
+		in.UUID = runner.NewUUID()
 	}
 	fmt.Fprintf(progress, "runtask: %s on %s (%s, %s), uuid %s\n", filepath.Base(filepath.Dir(formula)), a.Item, a.Type, a.Arch, in.UUID)
 	exec, err := r.Run(ctx, in, a.Overrides)
@@ -267,27 +271,6 @@ func printExecution(w io.Writer, exec contract.Execution) {
 	} else {
 		fmt.Fprintf(w, "execution NOT_OK: %s\nartifacts %s\n", exec.Status, exec.Artifacts)
 	}
-}
-
-// NewCheckout makes the task checkout the configuration describes:
-// runner.mirror (default <data_dir>/mirror), runner.repos, and a cache in
-// <work_dir>/.checkouts (default <data_dir>/work/.checkouts; no execution
-// uuid starts with a dot).
-func NewCheckout(cfg config.Config) (*checkout.Checkout, error) {
-	mirror := cfg.Runner.Mirror
-	if mirror == "" {
-		mirror = cfg.Path("mirror")
-	}
-	mirror = cfg.Path(mirror)
-	if err := os.MkdirAll(mirror, 0o755); err != nil {
-		return nil, fmt.Errorf("task mirror %s: %w", mirror, err)
-	}
-	work := cfg.Path("work")
-	if cfg.Runner.WorkDir != "" {
-		work = cfg.Path(cfg.Runner.WorkDir)
-	}
-	cache := filepath.Join(work, ".checkouts")
-	return checkout.New(checkout.Options{Mirrors: []string{mirror}, Repos: cfg.Runner.Repos, CacheDir: cache})
 }
 
 // levelBand passes the records from min up to, not including, max.
