@@ -14,13 +14,6 @@ import (
 	"github.com/taskotron-go/taskotron/config"
 )
 
-// DeadLetterFileName is where file messages that were set aside go, in
-// data_dir: one file, one format, for `taskotron trigger` and `taskotron up`.
-const DeadLetterFileName = "dead-letters.jsonl"
-
-// DeadLetterPath is the dead-letter file of a configuration.
-func DeadLetterPath(cfg config.Config) string { return cfg.Path(DeadLetterFileName) }
-
 // DeadLetter is one line of a dead-letter file.
 type DeadLetter struct {
 	Time   string `json:"time"`
@@ -72,7 +65,7 @@ func DeadLetterFile(path string) func(origin string, raw []byte, reason string) 
 // OpenSource opens where the trigger reads bus messages from: RabbitMQ
 // (amqp.* settings) when amqp.url is set and no paths are given, else the
 // files, folders or "-" (stdin) in paths (default trigger.messages), with
-// rejected messages set aside in DeadLetterPath(cfg). close releases the
+// rejected messages set aside in cfg.DeadLetterFile(). close releases the
 // source (the connection; nothing for files).
 func OpenSource(ctx context.Context, cfg config.Config, stdin io.Reader, paths []string, log *slog.Logger) (src Source, close func() error, err error) {
 	if len(paths) == 0 && cfg.AMQP.URL != "" {
@@ -92,13 +85,13 @@ func OpenSource(ctx context.Context, cfg config.Config, stdin io.Reader, paths [
 	if err != nil {
 		return nil, nil, err
 	}
-	fs.OnReject = DeadLetterFile(DeadLetterPath(cfg))
+	fs.OnReject = DeadLetterFile(cfg.DeadLetterFile())
 	return fs, func() error { return nil }, nil
 }
 
 // OpenJobQueue opens where jobs wait for a runner: RabbitMQ (amqp.url,
 // amqp.job_exchange, amqp.job_queue) when amqp.url is set, else the on-disk
-// queue in data_dir/queue. arches are the job queues Next takes from
+// queue in cfg.QueueDir(). arches are the job queues Next takes from
 // (RabbitMQ only); none means trigger.arches and noarch, as a worker's
 // default. close releases the connection.
 func OpenJobQueue(ctx context.Context, cfg config.Config, log *slog.Logger, arches ...string) (q JobQueue, close func() error, err error) {
@@ -114,7 +107,7 @@ func OpenJobQueue(ctx context.Context, cfg config.Config, log *slog.Logger, arch
 		}
 		return aq, aq.Close, nil
 	}
-	dq, err := OpenDiskQueue(cfg.Path("queue"))
+	dq, err := OpenDiskQueue(cfg.QueueDir())
 	if err != nil {
 		return nil, nil, err
 	}

@@ -129,7 +129,7 @@ func TestOpenSourceFilesSetsBadMessagesAside(t *testing.T) {
 	if good != 1 || bad != 1 {
 		t.Fatalf("good %d bad %d, want 1 and 1", good, bad)
 	}
-	got := readDeadLetters(t, DeadLetterPath(cfg))
+	got := readDeadLetters(t, cfg.DeadLetterFile())
 	if len(got) != 1 || got[0].Origin != msgs+":2" || !strings.Contains(got[0].Reason, msgs+":2") {
 		t.Fatalf("dead letters %+v: want the second line of %s with its origin", got, msgs)
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"reflect"
 	"strconv"
 	"strings"
@@ -156,16 +157,23 @@ type AMQP struct {
 	Watchdog time.Duration `yaml:"watchdog"`
 }
 
-// Bodhi configures comments on updates. An empty URL turns them off.
+// Bodhi configures the Bodhi that updates are looked up in (the bodhi and
+// bodhi_comment directives) and that comments go to.
 type Bodhi struct {
-	// URL is Bodhi's base URL; empty turns comments off.
+	// URL is Bodhi's base URL, for update lookups and comments.
 	URL string `yaml:"url"`
+	// Comments turns comments on updates on (the reporter's, and those of
+	// bodhi_comment actions).
+	Comments bool `yaml:"comments"`
 	// Token is sent as a bearer token with every comment.
 	Token string `yaml:"token"`
 	// CommentOn lists the outcomes that get a comment.
 	CommentOn []string `yaml:"comment_on"`
 	// CommentSpan: no identical comment again within it.
 	CommentSpan time.Duration `yaml:"comment_span"`
+	// Timeout bounds one request; Retries is how often a failed one is retried.
+	Timeout time.Duration `yaml:"timeout"`
+	Retries int           `yaml:"retries"`
 }
 
 // Koji configures the Koji hub and package downloads (koji, bodhi and
@@ -181,14 +189,15 @@ type Koji struct {
 	Retries int           `yaml:"retries"`
 	// YumRepoInfo is a yumrepoinfo.conf file (reference §2.7).
 	YumRepoInfo string `yaml:"yumrepoinfo"`
-	// BodhiURL is where the bodhi directive looks updates up; empty means bodhi.url.
-	BodhiURL string `yaml:"bodhi_url"`
 }
 
 // DistGit configures raw file downloads from dist-git.
 type DistGit struct {
 	// URL is the dist-git server raw files come from.
 	URL string `yaml:"url"`
+	// Timeout bounds one request; Retries is how often a failed one is retried.
+	Timeout time.Duration `yaml:"timeout"`
+	Retries int           `yaml:"retries"`
 }
 
 // Status configures what the long-running roles show ops.
@@ -252,12 +261,14 @@ func Default() Config {
 			Timeout:     60 * time.Second,
 			Retries:     4,
 			YumRepoInfo: "fixtures/koji/yumrepoinfo.conf",
-			BodhiURL:    "https://bodhi.fedoraproject.org",
 		},
-		DistGit: DistGit{URL: "https://src.fedoraproject.org"},
+		DistGit: DistGit{URL: "https://src.fedoraproject.org", Timeout: 60 * time.Second, Retries: 4},
 		Bodhi: Bodhi{
+			URL:         "https://bodhi.fedoraproject.org",
 			CommentOn:   []string{"FAILED", "NEEDS_INSPECTION"},
 			CommentSpan: 72 * time.Hour,
+			Timeout:     60 * time.Second,
+			Retries:     4,
 		},
 	}
 }
@@ -269,6 +280,51 @@ func (c Config) Path(name string) string {
 	}
 	return strings.TrimSuffix(c.DataDir, "/") + "/" + name
 }
+
+// Resolved is the configuration with data_dir absolute and every setting
+// that defaults to a place below it filled in (relative paths of those
+// settings are taken below data_dir too), so that every role sees the same
+// folders. It is the one place these places are defined; Load returns a
+// resolved configuration, and resolving again changes nothing.
+func (c Config) Resolved() Config {
+	if abs, err := filepath.Abs(c.DataDir); err == nil {
+		c.DataDir = abs
+	}
+	below := func(v *string, dflt string) {
+		if *v == "" {
+			*v = dflt
+		}
+		*v = c.Path(*v)
+	}
+	below(&c.Runner.ArtifactsDir, "artifacts")
+	below(&c.Runner.WorkDir, "work")
+	below(&c.Runner.Mirror, "mirror")
+	below(&c.Reporter.Spool, "spool")
+	below(&c.Trigger.JobLog, "jobs.jsonl")
+	if c.Trigger.GitCacheDir != "" {
+		c.Trigger.GitCacheDir = c.Path(c.Trigger.GitCacheDir)
+	}
+	if c.Koji.CacheDir != "" {
+		c.Koji.CacheDir = c.Path(c.Koji.CacheDir)
+	}
+	if c.Trigger.StateDB == "" {
+		c.Trigger.StateDB = "sqlite:" + c.Path("trigger.sqlite")
+	}
+	if c.ResultsDB.DB == "" {
+		c.ResultsDB.DB = "sqlite:" + c.Path("resultsdb.sqlite")
+	}
+	return c
+}
+
+// QueueDir is the on-disk job queue's folder (no broker configured).
+func (c Config) QueueDir() string { return c.Path("queue") }
+
+// DeadLetterFile is where bus messages read from files that were set aside
+// go: one file, one format, for `taskotron trigger` and `taskotron up`.
+func (c Config) DeadLetterFile() string { return c.Path("dead-letters.jsonl") }
+
+// movedKeys are keys that are gone, with the key to use instead.
+var movedKeys = map[string]string{"koji.bodhi_url": "bodhi.url"}
 
 // Load reads the file at path (empty: defaults only) and then applies the
 // environment overrides in env (as from os.Environ()).
@@ -289,14 +345,42 @@ func Load(path string, env []string) (Config, error) {
 	if err := applyEnv(&cfg, env); err != nil {
 		return cfg, err
 	}
-	return cfg, nil
+	return cfg.Resolved(), nil
 }
 
 func decodeStrict(raw []byte, cfg *Config) error {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(raw, &doc); err != nil {
+		return errors.New(oneLine(err.Error()))
+	}
+	if err := checkMoved(&doc); err != nil {
+		return err
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(raw))
 	dec.KnownFields(true)
 	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
 		return errors.New(oneLine(err.Error()))
+	}
+	return nil
+}
+
+// checkMoved names the key to use for a key that moved.
+func checkMoved(doc *yaml.Node) error {
+	if len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
+		return nil
+	}
+	top := doc.Content[0]
+	for i := 0; i+1 < len(top.Content); i += 2 {
+		section := top.Content[i+1]
+		if section.Kind != yaml.MappingNode {
+			continue
+		}
+		for j := 0; j+1 < len(section.Content); j += 2 {
+			key := top.Content[i].Value + "." + section.Content[j].Value
+			if to, ok := movedKeys[key]; ok {
+				return fmt.Errorf("line %d: %s is gone: use %s", section.Content[j].Line, key, to)
+			}
+		}
 	}
 	return nil
 }
@@ -350,6 +434,11 @@ func applyEnv(cfg *Config, env []string) error {
 	}
 	if len(values) == 0 {
 		return nil
+	}
+	for from, to := range movedKeys {
+		if _, ok := values[envName(from)]; ok {
+			return fmt.Errorf("environment %s is gone: use %s", envName(from), envName(to))
+		}
 	}
 	var err error
 	walk(reflect.ValueOf(cfg).Elem(), "", func(key string, f reflect.Value) {

@@ -14,11 +14,8 @@ func init() { Register("bodhi", Func(runBodhi)) }
 
 // bodhiClient makes a client for update lookups from the configuration.
 func bodhiClient(env *Env) *bodhi.Client {
-	u := env.Config.Koji.BodhiURL
-	if u == "" {
-		u = env.Config.Bodhi.URL
-	}
-	return bodhi.New(u, bodhi.Options{Timeout: env.Config.Koji.Timeout, Retries: configRetries(env.Config.Koji.Retries), Log: fedoraLog(env)})
+	c := env.Config.Bodhi
+	return bodhi.New(c.URL, bodhi.Options{Timeout: c.Timeout, Retries: configRetries(c.Retries), Log: fedoraLog(env)})
 }
 
 func bodhiErr(err error) error {

@@ -45,7 +45,7 @@ not ok 3 - upgradepath
 func TestBodhiComment(t *testing.T) {
 	b := startFakeBodhi(t)
 	env := fedoraEnv(t, nil)
-	env.Config.Koji.BodhiURL = b.URL()
+	env.Config.Bodhi.URL = b.URL()
 	env.Config.Runner.ArtifactsURL = "http://example.org/artifacts"
 	env.Vars["uuid"] = "u-1"
 	out, err := runDirective(t, "bodhi_comment", map[string]any{"results": commentTAP}, env)
@@ -110,7 +110,7 @@ func TestBodhiCommentWhileBodhiIsAway(t *testing.T) {
 	}))
 	defer down.Close()
 	env := fedoraEnv(t, nil)
-	env.Config.Koji.BodhiURL = down.URL
+	env.Config.Bodhi.URL = down.URL
 	env.Config.Runner.ArtifactsURL = "http://example.org/artifacts"
 	env.Vars["uuid"] = "u-2"
 	out, err := runDirective(t, "bodhi_comment", map[string]any{"results": commentTAP, "doreport": "all"}, env)
@@ -129,7 +129,7 @@ func TestBodhiCommentWhileBodhiIsAway(t *testing.T) {
 			t.Errorf("comment %d = %+v, want build %s, text %q", i, cs[i], want.build, want.text)
 		}
 	}
-	if n := asked.Load(); n != 2 { // one request and its one retry (koji.retries = 1)
+	if n := asked.Load(); n != 2 { // one request and its one retry (bodhi.retries = 1)
 		t.Errorf("Bodhi was asked %d times, want 2", n)
 	}
 	// The comments travel in the execution as JSON; the reporter reads the
@@ -151,7 +151,7 @@ func TestBodhiCommentWhileBodhiIsAway(t *testing.T) {
 		w.Write([]byte(`{"status": "error", "errors": [{"location": "querystring", "name": "builds", "description": "Invalid builds specified"}]}`))
 	}))
 	defer refusing.Close()
-	env.Config.Koji.BodhiURL = refusing.URL
+	env.Config.Bodhi.URL = refusing.URL
 	if _, err := runDirective(t, "bodhi_comment", map[string]any{"results": commentTAP}, env); err == nil || !strings.Contains(err.Error(), "Invalid builds specified") {
 		t.Errorf("a refused lookup gave %v", err)
 	}

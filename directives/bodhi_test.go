@@ -10,7 +10,7 @@ func TestBodhiDownload(t *testing.T) {
 	h := startFakeKoji(t)
 	b := startFakeBodhi(t)
 	env := fedoraEnv(t, h)
-	env.Config.Koji.BodhiURL = b.URL()
+	env.Config.Bodhi.URL = b.URL()
 	out, err := runDirective(t, "bodhi", map[string]any{"action": "download", "update_id": "FEDORA-2024-0a1b2c3d4e",
 		"arch": []any{"x86_64"}, "src": true, "target_dir": t.TempDir()}, env)
 	if err != nil {
@@ -26,7 +26,7 @@ func TestBodhiErrors(t *testing.T) {
 	h := startFakeKoji(t)
 	b := startFakeBodhi(t)
 	env := fedoraEnv(t, h)
-	env.Config.Koji.BodhiURL = b.URL()
+	env.Config.Bodhi.URL = b.URL()
 	for _, c := range []struct {
 		params map[string]any
 		want   string

@@ -11,10 +11,10 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/hashicorp/go-retryablehttp"
 
+	"github.com/taskotron-go/taskotron/httpclient"
 	"github.com/taskotron-go/taskotron/rpmver"
 )
 
@@ -100,7 +100,7 @@ func runDistGit(ctx context.Context, params map[string]any, env *Env) (any, erro
 		base = env.Config.DistGit.URL
 	}
 	base = strings.TrimSuffix(base, "/")
-	hc := fedoraHTTP(env)
+	hc := distgitHTTP(env)
 	var files []any
 	// Taskotron extension: {package} and {gitref} in a path stand for the
 	// package and branch worked out above, so a formula can ask for
@@ -154,18 +154,11 @@ func escapeSegments(p string) string {
 
 var errHTTPNotFound = errors.New("HTTP 404 Not Found")
 
-// fedoraHTTP is a retrying HTTP client set from the koji section's timeout
-// and retries, which the Fedora services share.
-func fedoraHTTP(env *Env) *retryablehttp.Client {
-	rc := retryablehttp.NewClient()
-	rc.HTTPClient.Timeout = env.Config.Koji.Timeout
-	if rc.HTTPClient.Timeout == 0 {
-		rc.HTTPClient.Timeout = 60 * time.Second
-	}
-	rc.RetryMax = max(env.Config.Koji.Retries, 0)
-	rc.Logger = fedoraLog(env)
-	rc.ErrorHandler = retryablehttp.PassthroughErrorHandler
-	return rc
+// distgitHTTP is the retrying HTTP client dist-git is called with
+// (distgit.timeout and distgit.retries).
+func distgitHTTP(env *Env) *retryablehttp.Client {
+	c := env.Config.DistGit
+	return httpclient.New(httpclient.Settings{Service: "dist-git", Timeout: c.Timeout, Retries: configRetries(c.Retries), Log: fedoraLog(env)})
 }
 
 // httpDownload fetches u into dest; 404 is errHTTPNotFound, a server that

@@ -37,8 +37,8 @@ func fedoraEnv(t *testing.T, kojiHub *fakekoji.Hub) *Env {
 	if kojiHub != nil {
 		cfg.Koji.URL, cfg.Koji.PkgURL = kojiHub.HubURL(), kojiHub.PkgURL()
 	}
-	cfg.Koji.Retries = 1
-	cfg.Koji.Timeout = 2 * time.Second
+	cfg.Koji.Retries, cfg.Bodhi.Retries, cfg.DistGit.Retries = 1, 1, 1
+	cfg.Koji.Timeout, cfg.Bodhi.Timeout, cfg.DistGit.Timeout = 2*time.Second, 2*time.Second, 2*time.Second
 	cfg.Koji.YumRepoInfo = "../fixtures/koji/yumrepoinfo.conf"
 	return &Env{
 		TaskDir: t.TempDir(), WorkDir: t.TempDir(), ArtifactsDir: t.TempDir(),

@@ -213,7 +213,7 @@ func TestKojiLatestByReleaseForAnUpdate(t *testing.T) {
 	h := startFakeKoji(t)
 	b := startFakeBodhi(t)
 	env := fedoraEnv(t, h)
-	env.Config.Koji.BodhiURL = b.URL()
+	env.Config.Bodhi.URL = b.URL()
 	out, err := runDirective(t, "koji", map[string]any{"action": "latest_by_release", "item": "FEDORA-2024-0a1b2c3d4e", "item_type": "bodhi_update"}, env)
 	if err != nil {
 		t.Fatal(err)

@@ -81,7 +81,7 @@ func (s *Set) Env() []string {
 		env = append(env, config.EnvPrefix+"KOJI_URL="+s.Koji.HubURL(), config.EnvPrefix+"KOJI_PKG_URL="+s.Koji.PkgURL())
 	}
 	if s.Bodhi != nil {
-		env = append(env, config.EnvPrefix+"KOJI_BODHI_URL="+s.Bodhi.URL(), config.EnvPrefix+"BODHI_URL="+s.Bodhi.URL())
+		env = append(env, config.EnvPrefix+"BODHI_URL="+s.Bodhi.URL(), config.EnvPrefix+"BODHI_COMMENTS=true")
 	}
 	if s.DistGit != nil {
 		env = append(env, config.EnvPrefix+"DISTGIT_URL="+s.DistGit.URL())
@@ -95,7 +95,7 @@ func (s *Set) Apply(cfg *config.Config) {
 		cfg.Koji.URL, cfg.Koji.PkgURL = s.Koji.HubURL(), s.Koji.PkgURL()
 	}
 	if s.Bodhi != nil {
-		cfg.Koji.BodhiURL, cfg.Bodhi.URL = s.Bodhi.URL(), s.Bodhi.URL()
+		cfg.Bodhi.URL, cfg.Bodhi.Comments = s.Bodhi.URL(), true
 	}
 	if s.DistGit != nil {
 		cfg.DistGit.URL = s.DistGit.URL()

@@ -23,7 +23,7 @@ func TestStartAll(t *testing.T) {
 	if b, err := koji.New(cfg.Koji.URL, cfg.Koji.PkgURL, koji.Options{}).GetBuild(ctx, "lintbad-0.1-1.fc40"); err != nil || b.Name != "lintbad" {
 		t.Errorf("koji through the applied config: %+v, %v", b, err)
 	}
-	if u, err := bodhi.New(cfg.Koji.BodhiURL, bodhi.Options{}).Update(ctx, "FEDORA-2024-5f6e7d8c9b"); err != nil || len(u.Builds) != 1 {
+	if u, err := bodhi.New(cfg.Bodhi.URL, bodhi.Options{}).Update(ctx, "FEDORA-2024-5f6e7d8c9b"); err != nil || len(u.Builds) != 1 {
 		t.Errorf("bodhi through the applied config: %+v, %v", u, err)
 	}
 	env := strings.Join(set.Env(), "\n")

@@ -107,11 +107,11 @@ type Client struct {
 // New makes a client for the hub at hubURL (…/kojihub) whose packages are
 // served below pkgURL (…/packages).
 func New(hubURL, pkgURL string, o Options) *Client {
-	rc := httpclient.New(httpclient.Settings{Timeout: o.Timeout, Retries: o.Retries,
+	rc := httpclient.New(httpclient.Settings{Service: "Koji", Timeout: o.Timeout, Retries: o.Retries,
 		RetryWaitMin: o.RetryWaitMin, RetryWaitMax: o.RetryWaitMax, Log: o.Log})
 	o.Retries = rc.RetryMax
 	if o.Log == nil {
-		o.Log = rc.Logger.(*slog.Logger)
+		o.Log = slog.New(slog.DiscardHandler)
 	}
 	return &Client{
 		hubURL:   strings.TrimSuffix(hubURL, "/"),

@@ -102,7 +102,7 @@ func Up(ctx context.Context, opts Options) (*Summary, error) {
 		opts.Ready(browseURL)
 	}
 
-	queue, err := bus.OpenDiskQueue(cfg.Path("queue"))
+	queue, err := bus.OpenDiskQueue(cfg.QueueDir())
 	if err != nil {
 		return nil, err
 	}
@@ -160,7 +160,7 @@ func Up(ctx context.Context, opts Options) (*Summary, error) {
 	if err != nil {
 		return nil, err
 	}
-	src.OnReject = bus.DeadLetterFile(bus.DeadLetterPath(cfg))
+	src.OnReject = bus.DeadLetterFile(cfg.DeadLetterFile())
 	jobLog, err := trigger.OpenJobLog(cfg)
 	if err != nil {
 		return nil, err

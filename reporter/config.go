@@ -12,28 +12,24 @@ import (
 // (reporter.spool, default <data_dir>/spool), links and Bodhi. Run the
 // spool's background loop with cfg.Reporter.FlushInterval.
 func OptionsFromConfig(cfg config.Config, log *slog.Logger) Options {
+	cfg = cfg.Resolved()
 	url := cfg.ResultsDB.URL
 	if url == "" && cfg.ResultsDB.Listen != "" {
 		url = "http://" + cfg.ResultsDB.Listen
 	}
-	spool := cfg.Reporter.Spool
-	if spool == "" {
-		spool = "spool"
-	}
 	o := Options{
 		ResultsDBURL: url,
-		SpoolDir:     cfg.Path(spool),
+		SpoolDir:     cfg.Reporter.Spool,
 		ArtifactsURL: cfg.Runner.ArtifactsURL,
 		ExecDBURL:    cfg.Reporter.ExecDBURL,
 		TestcaseURL:  cfg.Reporter.TestcaseURL,
 		Token:        cfg.ResultsDB.Token,
 		Log:          log,
 		RetryMax:     cfg.Reporter.Retries,
-		Bodhi: BodhiOptions{
-			URL:   cfg.Bodhi.URL,
-			Token: cfg.Bodhi.Token,
-			Span:  cfg.Bodhi.CommentSpan,
-		},
+	}
+	if cfg.Bodhi.Comments {
+		o.Bodhi = BodhiOptions{URL: cfg.Bodhi.URL, Token: cfg.Bodhi.Token, Span: cfg.Bodhi.CommentSpan,
+			Timeout: cfg.Bodhi.Timeout, Retries: cfg.Bodhi.Retries}
 	}
 	if cfg.Reporter.Retries <= 0 {
 		o.RetryMax = -1 // none: in Options 0 means the default

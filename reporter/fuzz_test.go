@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/taskotron-go/taskotron/bodhi"
 )
 
 // FuzzResultsDBAnswer feeds ResultsDB answers (a results page, an error
@@ -31,7 +33,7 @@ func FuzzResultsDBAnswer(f *testing.F) {
 		if msg := ErrorMessage(data); msg == "" || strings.ContainsAny(msg, "\n\r") {
 			t.Fatalf("error message %q is not one line", msg)
 		}
-		if msg := bodhiMessage(data); msg == "" || strings.ContainsAny(msg, "\n\r") {
+		if msg := bodhi.Message(data); msg == "" || strings.ContainsAny(msg, "\n\r") {
 			t.Fatalf("Bodhi's error message %q is not one line", msg)
 		}
 	})

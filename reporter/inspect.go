@@ -10,7 +10,7 @@ import (
 
 // SpoolDir is the spool folder of a configuration (reporter.spool, default
 // <data_dir>/spool).
-func SpoolDir(cfg config.Config) string { return OptionsFromConfig(cfg, nil).SpoolDir }
+func SpoolDir(cfg config.Config) string { return cfg.Resolved().Reporter.Spool }
 
 // SpoolPending counts what the spool folder at dir holds without opening a
 // Reporter or creating anything: a folder that does not exist holds nothing.

@@ -56,7 +56,7 @@ type Reporter struct {
 	log    *slog.Logger
 	client *ResultsDBClient
 	spool  *spool
-	bodhi  *bodhi
+	bodhi  *commenter
 
 	// mu makes deliveries one at a time, which keeps the spool in order.
 	mu sync.Mutex
@@ -100,7 +100,7 @@ func New(opts Options) (*Reporter, error) {
 		if opts.SpoolDir != "" {
 			history = filepath.Join(opts.SpoolDir, "bodhi-comments.json")
 		}
-		b, err := newBodhi(opts.Bodhi, history, ClientOptions{HTTPClient: opts.HTTPClient, RetryMax: opts.RetryMax,
+		b, err := newCommenter(opts.Bodhi, history, ClientOptions{HTTPClient: opts.HTTPClient, RetryMax: opts.RetryMax,
 			RetryWaitMin: opts.RetryWaitMin, RetryWaitMax: opts.RetryWaitMax, Log: r.log}, r.log)
 		if err != nil {
 			return nil, err

@@ -8,17 +8,16 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"sort"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-retryablehttp"
 
 	"github.com/taskotron-go/taskotron/contract"
+	"github.com/taskotron-go/taskotron/httpclient"
 )
 
 // RejectedError is a ResultsDB answer of 4xx: the server refused the
@@ -63,19 +62,33 @@ type ClientOptions struct {
 	// Token, when set, is sent as a bearer token.
 	Token string
 	// HTTPClient is the underlying client (transport, timeout); nil means a
-	// fresh one with a 30 s timeout.
+	// fresh one with Timeout.
 	HTTPClient *http.Client
-	// RetryMax is how many times a failed request is repeated (default 4);
-	// RetryWaitMin/Max bound the exponential backoff (default 500 ms, 30 s).
+	// Timeout bounds one request (default 30 s).
+	Timeout time.Duration
+	// RetryMax is how many times a failed request is repeated (default 4,
+	// negative: none); RetryWaitMin/Max bound the exponential backoff
+	// (default 500 ms, 30 s).
 	RetryMax     int
 	RetryWaitMin time.Duration
 	RetryWaitMax time.Duration
 	Log          *slog.Logger
 }
 
+func (o ClientOptions) withDefaults() ClientOptions {
+	if o.Timeout <= 0 {
+		o.Timeout = 30 * time.Second
+	}
+	if o.RetryWaitMin <= 0 {
+		o.RetryWaitMin = 500 * time.Millisecond
+	}
+	return o
+}
+
 // NewResultsDBClient makes a client for the API at baseURL; "/api/v2.0" is
 // added when the URL does not end with it.
 func NewResultsDBClient(baseURL string, o ClientOptions) (*ResultsDBClient, error) {
+	o = o.withDefaults()
 	u, err := url.Parse(strings.TrimSpace(baseURL))
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("ResultsDB URL %q: want http(s)://host[:port][/path]", baseURL)
@@ -86,89 +99,16 @@ func NewResultsDBClient(baseURL string, o ClientOptions) (*ResultsDBClient, erro
 	}
 	// GETs retry what may pass on its own: network errors, 5xx and 429
 	// (retryablehttp's default policy); a 4xx is an answer.
-	c := &ResultsDBClient{base: base, token: o.Token, hc: newRetryClient(o, getRetry, "ResultsDB"), post: newRetryClient(o, safePostRetry, "ResultsDB")}
+	c := &ResultsDBClient{base: base, token: o.Token, hc: newRetryClient(o, httpclient.FailFast), post: newRetryClient(o, httpclient.SafePost)}
 	c.retryMax, c.waitMin, c.waitMax = c.hc.RetryMax, c.hc.RetryWaitMin, c.hc.RetryWaitMax
 	return c, nil
 }
 
-// newRetryClient makes the retrying client one service (named in the
-// retry log line) is called with.
-func newRetryClient(o ClientOptions, policy retryablehttp.CheckRetry, service string) *retryablehttp.Client {
-	hc := retryablehttp.NewClient()
-	if o.HTTPClient != nil {
-		hc.HTTPClient = o.HTTPClient
-	} else {
-		hc.HTTPClient.Timeout = 30 * time.Second
-	}
-	hc.RetryMax = 4
-	if o.RetryMax > 0 {
-		hc.RetryMax = o.RetryMax
-	} else if o.RetryMax < 0 {
-		hc.RetryMax = 0
-	}
-	hc.RetryWaitMin, hc.RetryWaitMax = 500*time.Millisecond, 30*time.Second
-	if o.RetryWaitMin > 0 {
-		hc.RetryWaitMin = o.RetryWaitMin
-	}
-	if o.RetryWaitMax > 0 {
-		hc.RetryWaitMax = o.RetryWaitMax
-	}
-	hc.CheckRetry = policy
-	// A Retry-After longer than RetryWaitMax is not waited out: the spool
-	// keeps what could not be sent, and reports hold the spool meanwhile.
-	hc.Backoff = func(lo, hi time.Duration, attempt int, resp *http.Response) time.Duration {
-		return min(retryablehttp.DefaultBackoff(lo, hi, attempt, resp), hi)
-	}
-	hc.ErrorHandler = retryablehttp.PassthroughErrorHandler
-	hc.Logger = nil
-	if o.Log != nil {
-		log := o.Log
-		hc.RequestLogHook = func(_ retryablehttp.Logger, req *http.Request, attempt int) {
-			if attempt > 0 {
-				log.Warn("retrying "+service+" request", "method", req.Method, "url", req.URL.String(), "attempt", attempt+1)
-			}
-		}
-	}
-	return hc
+// newRetryClient makes the retrying client ResultsDB is called with.
+func newRetryClient(o ClientOptions, policy retryablehttp.CheckRetry) *retryablehttp.Client {
+	return httpclient.New(httpclient.Settings{Service: "ResultsDB", HTTPClient: o.HTTPClient, Timeout: o.Timeout, Retries: o.RetryMax,
+		RetryWaitMin: o.RetryWaitMin, RetryWaitMax: o.RetryWaitMax, Policy: policy, Log: o.Log})
 }
-
-// getRetry is retryablehttp's default policy, except that a refused
-// connection is not retried: nothing listens there, so waiting through the
-// backoff only holds the job up; the spool keeps the results and sends
-// them when ResultsDB is back.
-func getRetry(ctx context.Context, resp *http.Response, err error) (bool, error) {
-	if err != nil && refused(err) && ctx.Err() == nil {
-		return false, nil
-	}
-	return retryablehttp.DefaultRetryPolicy(ctx, resp, err)
-}
-
-// safePostRetry retries a POST only when ResultsDB cannot have stored it:
-// the connection was never made (but not when it was refused: see
-// getRetry), or the answer says it was not processed (408, 429, 502, 503).
-func safePostRetry(ctx context.Context, resp *http.Response, err error) (bool, error) {
-	if ctx.Err() != nil {
-		return false, ctx.Err()
-	}
-	if err != nil {
-		return notSent(err) && !refused(err), nil
-	}
-	switch resp.StatusCode {
-	case http.StatusRequestTimeout, http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable:
-		return true, nil
-	}
-	return false, nil
-}
-
-// notSent tells whether a transport error happened before the request
-// left: a failed dial.
-func notSent(err error) bool {
-	var op *net.OpError
-	return errors.As(err, &op) && op.Op == "dial"
-}
-
-// refused tells a connection nothing accepted (ECONNREFUSED).
-func refused(err error) bool { return errors.Is(err, syscall.ECONNREFUSED) }
 
 // BaseURL is the API root the client talks to (…/api/v2.0).
 func (c *ResultsDBClient) BaseURL() string { return c.base }
@@ -201,7 +141,7 @@ func (c *ResultsDBClient) do(ctx context.Context, method, u string, body []byte)
 		if ctx.Err() != nil {
 			return 0, nil, &UnavailableError{Err: ctx.Err(), Ambiguous: true}
 		}
-		return 0, nil, &UnavailableError{Err: err, Ambiguous: !notSent(err)}
+		return 0, nil, &UnavailableError{Err: err, Ambiguous: !httpclient.NotSent(err)}
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
@@ -236,41 +176,11 @@ func (c *ResultsDBClient) PostResult(ctx context.Context, p contract.ResultsDBPo
 	return nil
 }
 
-// ErrorMessage pulls a readable message out of an error body: ResultsDB's
-// {"message": "..."}, pydantic's {"detail": [...]}, or the text itself.
-func ErrorMessage(raw []byte) string {
-	var m map[string]any
-	if json.Unmarshal(raw, &m) == nil && m != nil {
-		for _, key := range []string{"message", "detail", "error", "errors"} {
-			v, ok := m[key]
-			if !ok {
-				continue
-			}
-			if s, isStr := v.(string); isStr {
-				if s = oneLine(s); s != "" {
-					return truncate(s, 500)
-				}
-				continue // an empty message says nothing: look further
-			}
-			b, _ := json.Marshal(v)
-			return string(b)
-		}
-		b, _ := json.Marshal(m)
-		return truncate(string(b), 500)
-	}
-	s := oneLine(string(raw))
-	if s == "" {
-		return "(empty answer)"
-	}
-	return truncate(s, 500)
-}
+// ErrorMessage pulls a readable message out of an error body; see
+// httpclient.ErrorMessage.
+func ErrorMessage(raw []byte) string { return httpclient.ErrorMessage(raw) }
 
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
-}
+func truncate(s string, n int) string { return httpclient.Truncate(s, n) }
 
 // StoredResult is a result as ResultsDB returns it, read leniently: data
 // values may be lists or single values, the testcase a name or an object,
@@ -436,4 +346,4 @@ func isUnavailable(err error) bool {
 	return errors.As(err, &u)
 }
 
-func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+func oneLine(s string) string { return httpclient.OneLine(s) }

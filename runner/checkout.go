@@ -14,18 +14,11 @@ import (
 // <work_dir>/.checkouts (default <data_dir>/work/.checkouts; no execution
 // uuid starts with a dot).
 func NewCheckout(cfg config.Config) (*checkout.Checkout, error) {
+	cfg = cfg.Resolved()
 	mirror := cfg.Runner.Mirror
-	if mirror == "" {
-		mirror = cfg.Path("mirror")
-	}
-	mirror = cfg.Path(mirror)
 	if err := os.MkdirAll(mirror, 0o755); err != nil {
 		return nil, fmt.Errorf("task mirror %s: %w", mirror, err)
 	}
-	work := cfg.Path("work")
-	if cfg.Runner.WorkDir != "" {
-		work = cfg.Path(cfg.Runner.WorkDir)
-	}
-	cache := filepath.Join(work, ".checkouts")
+	cache := filepath.Join(cfg.Runner.WorkDir, ".checkouts")
 	return checkout.New(checkout.Options{Mirrors: []string{mirror}, Repos: cfg.Runner.Repos, CacheDir: cache})
 }

@@ -50,6 +50,7 @@ func New(opts Options) *Runner {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	opts.Config = opts.Config.Resolved()
 	return &Runner{opts: opts, log: log}
 }
 
@@ -77,19 +78,9 @@ func NewUUID() string {
 	return ts + "_" + hex.EncodeToString(b[:])
 }
 
-func (r *Runner) artifactsRoot() string {
-	if d := r.opts.Config.Runner.ArtifactsDir; d != "" {
-		return r.opts.Config.Path(d)
-	}
-	return r.opts.Config.Path("artifacts")
-}
+func (r *Runner) artifactsRoot() string { return r.opts.Config.Runner.ArtifactsDir }
 
-func (r *Runner) workRoot() string {
-	if d := r.opts.Config.Runner.WorkDir; d != "" {
-		return r.opts.Config.Path(d)
-	}
-	return r.opts.Config.Path("work")
-}
+func (r *Runner) workRoot() string { return r.opts.Config.Runner.WorkDir }
 
 // RunJob checks the job's task out and runs its formula. A checkout that
 // fails ends the execution NOT_OK with an ABORTED result, like any other

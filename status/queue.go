@@ -49,19 +49,19 @@ func InspectQueues(cfg config.Config, arches ...string) (QueueView, error) {
 		}
 		v.Queues, v.Unseen = qs, Unseen
 	} else {
-		dq, err := bus.InspectDiskQueue(cfg.Path("queue"))
+		dq, err := bus.InspectDiskQueue(cfg.QueueDir())
 		if err != nil {
 			return v, err
 		}
 		v.DiskQueue = &dq
-		path := bus.DeadLetterPath(cfg)
+		path := cfg.DeadLetterFile()
 		n, err := bus.CountDeadLetters(path)
 		if err != nil {
 			return v, err
 		}
 		v.DeadLetterFile = &DeadLetterFile{Path: path, Count: n}
 	}
-	v.SpoolDir = reporter.SpoolDir(cfg)
+	v.SpoolDir = cfg.Resolved().Reporter.Spool
 	p, err := reporter.SpoolPending(v.SpoolDir)
 	if err != nil {
 		return v, fmt.Errorf("reporter spool %s: %w", v.SpoolDir, err)

@@ -122,15 +122,14 @@ func FromConfig(ctx context.Context, cfg config.Config, rulesPath string, withDe
 	s.Options = Options{
 		Rules: rules, Arches: cfg.Trigger.Arches, Critpath: critpath,
 		DedupWindow: cfg.Trigger.DedupWindow, FuseDelay: cfg.Trigger.FuseDelay,
-		GitCacheDir: cfg.Path(cfg.Trigger.GitCacheDir), RepoRewrite: cfg.Trigger.DiscoverRewrite, Log: log,
+		GitCacheDir: cfg.Resolved().Trigger.GitCacheDir, RepoRewrite: cfg.Trigger.DiscoverRewrite, Log: log,
 	}
 	if withDedup {
-		dsn := cfg.Trigger.StateDB
-		if dsn == "" {
+		dsn := cfg.Resolved().Trigger.StateDB
+		if strings.HasPrefix(dsn, "sqlite:") {
 			if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 				return nil, fmt.Errorf("data folder %s: %w", cfg.DataDir, err)
 			}
-			dsn = "sqlite:" + cfg.Path("trigger.sqlite")
 		}
 		store, err := OpenDedup(ctx, dsn)
 		if err != nil {

@@ -16,13 +16,7 @@ import (
 
 // JobLogPath is the job log of a configuration: trigger.job_log (default
 // jobs.jsonl), relative to data_dir.
-func JobLogPath(cfg config.Config) string {
-	path := cfg.Trigger.JobLog
-	if path == "" {
-		path = "jobs.jsonl"
-	}
-	return cfg.Path(path)
-}
+func JobLogPath(cfg config.Config) string { return cfg.Resolved().Trigger.JobLog }
 
 // OpenJobLog opens JobLogPath(cfg) for appending (Relay's JobLog), making
 // its folder when missing.

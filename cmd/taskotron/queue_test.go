@@ -16,6 +16,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/taskotron-go/taskotron/bus"
+	"github.com/taskotron-go/taskotron/config"
 	"github.com/taskotron-go/taskotron/contract"
 	"github.com/taskotron-go/taskotron/status"
 )
@@ -196,7 +197,7 @@ func TestQueueShowsTheDiskQueue(t *testing.T) {
 	if _, err := q.Next(ctx); err != nil { // taken, not acked: a worker runs it
 		t.Fatal(err)
 	}
-	reject := bus.DeadLetterFile(filepath.Join(dataDir, bus.DeadLetterFileName))
+	reject := bus.DeadLetterFile(config.Config{DataDir: dataDir}.DeadLetterFile())
 	if err := reject("file:msgs.jsonl:3", []byte("{"), "body is not JSON"); err != nil {
 		t.Fatal(err)
 	}

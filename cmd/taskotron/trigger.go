@@ -10,7 +10,6 @@ import (
 
 	"github.com/taskotron-go/taskotron/bus"
 	"github.com/taskotron-go/taskotron/config"
-	"github.com/taskotron-go/taskotron/reporter"
 	"github.com/taskotron-go/taskotron/status"
 	"github.com/taskotron-go/taskotron/trigger"
 )
@@ -98,7 +97,7 @@ func runTrigger(ctx context.Context, g *globals, args []string) error {
 		if g.cfg.AMQP.URL != "" {
 			status.AddBrokerQueues(srv, g.cfg)
 		}
-		status.AddSpool(srv, reporter.SpoolDir(g.cfg))
+		status.AddSpool(srv, g.cfg.Resolved().Reporter.Spool)
 		addr, err := srv.Listen(ctx, *statusAddr, g.log)
 		if err != nil {
 			return err

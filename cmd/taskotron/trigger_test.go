@@ -119,7 +119,7 @@ func TestTriggerFilesThenReplayJobs(t *testing.T) {
 		t.Errorf("the built-in rules' rpmlint/x86_64 and python-versions/noarch jobs for a fixtureMessages build are not queued: %+v", queued)
 	}
 
-	dead := readJSONLines[bus.DeadLetter](t, filepath.Join(data, bus.DeadLetterFileName))
+	dead := readJSONLines[bus.DeadLetter](t, config.Config{DataDir: data}.DeadLetterFile())
 	sort.Slice(dead, func(i, j int) bool { return dead[i].Origin < dead[j].Origin })
 	if len(dead) != 2 || dead[0].Origin != broken+":1" || dead[1].Origin != broken+":3" || dead[1].Raw != "not json" {
 		t.Fatalf("dead letters: %+v", dead)

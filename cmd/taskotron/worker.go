@@ -59,7 +59,7 @@ func runWorker(ctx context.Context, g *globals, args []string) error {
 		defer q.Close()
 		queue, amqpQueue = q, q
 	} else {
-		q, err := bus.OpenDiskQueue(cfg.Path("queue"))
+		q, err := bus.OpenDiskQueue(cfg.QueueDir())
 		if err != nil {
 			return err
 		}
@@ -86,7 +86,7 @@ func runWorker(ctx context.Context, g *globals, args []string) error {
 		} else {
 			status.AddDiskQueue(srv, diskQueue)
 		}
-		status.AddSpool(srv, reporter.SpoolDir(cfg))
+		status.AddSpool(srv, cfg.Resolved().Reporter.Spool)
 		addr, err := srv.Listen(ctx, *statusAddr, g.log)
 		if err != nil {
 			return err
