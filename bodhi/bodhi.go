@@ -90,7 +90,9 @@ func (e *APIError) Error() string {
 }
 
 // Is makes a 404 match ErrNotFound.
-func (e *APIError) Is(target error) bool { return target == ErrNotFound && e.Status == http.StatusNotFound }
+func (e *APIError) Is(target error) bool {
+	return target == ErrNotFound && e.Status == http.StatusNotFound
+}
 
 // Options tune a Client; zero values get defaults.
 type Options struct {

@@ -89,18 +89,28 @@ func OpenSource(ctx context.Context, cfg config.Config, stdin io.Reader, paths [
 	return fs, func() error { return nil }, nil
 }
 
+// Consumer says how a worker takes jobs from a queue OpenJobQueue opens;
+// the trigger, which only publishes, leaves it zero.
+type Consumer struct {
+	// Arches are the job queues Next takes from (RabbitMQ only); none means
+	// trigger.arches and noarch, as a worker's default.
+	Arches []string
+	// Prefetch and Running: see AMQPJobQueueConfig.
+	Prefetch, Running int
+}
+
 // OpenJobQueue opens where jobs wait for a runner: RabbitMQ (amqp.url,
 // amqp.job_exchange, amqp.job_queue) when amqp.url is set, else the on-disk
-// queue in cfg.QueueDir(). arches are the job queues Next takes from
-// (RabbitMQ only); none means trigger.arches and noarch, as a worker's
-// default. close releases the connection.
-func OpenJobQueue(ctx context.Context, cfg config.Config, log *slog.Logger, arches ...string) (q JobQueue, close func() error, err error) {
+// queue in cfg.QueueDir(). close releases the connection.
+func OpenJobQueue(ctx context.Context, cfg config.Config, log *slog.Logger, c Consumer) (q JobQueue, close func() error, err error) {
 	if cfg.AMQP.URL != "" {
+		arches := c.Arches
 		if len(arches) == 0 {
 			arches = append(append([]string{}, cfg.Trigger.Arches...), "noarch")
 		}
 		aq, err := OpenAMQPJobQueue(ctx, AMQPJobQueueConfig{
-			URL: cfg.AMQP.URL, Exchange: cfg.AMQP.JobExchange, Queue: cfg.AMQP.JobQueue, Arches: arches, Log: log,
+			URL: cfg.AMQP.URL, Exchange: cfg.AMQP.JobExchange, Queue: cfg.AMQP.JobQueue, Arches: arches,
+			Prefetch: c.Prefetch, Running: c.Running, Log: log,
 		})
 		if err != nil {
 			return nil, nil, err

@@ -183,7 +183,7 @@ func TestOpenSourceAMQP(t *testing.T) {
 func TestOpenJobQueueOnDisk(t *testing.T) {
 	cfg := config.Default()
 	cfg.DataDir = t.TempDir()
-	q, closeQ, err := OpenJobQueue(t.Context(), cfg, nil)
+	q, closeQ, err := OpenJobQueue(t.Context(), cfg, nil, Consumer{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,7 +193,7 @@ func TestOpenJobQueueOnDisk(t *testing.T) {
 	}
 	closeQ()
 	// The queue is in data_dir: another process opening it sees the job.
-	q2, closeQ2, err := OpenJobQueue(t.Context(), cfg, nil)
+	q2, closeQ2, err := OpenJobQueue(t.Context(), cfg, nil, Consumer{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -215,7 +215,7 @@ func TestOpenJobQueueAMQPConsumesTriggerArchesAndNoarch(t *testing.T) {
 	cfg.AMQP.JobQueue = stem
 	cfg.AMQP.JobExchange = stem + ".exchange"
 	t.Cleanup(func() { admin.ExchangeDelete(cfg.AMQP.JobExchange, false, false) })
-	q, closeQ, err := OpenJobQueue(t.Context(), cfg, nil)
+	q, closeQ, err := OpenJobQueue(t.Context(), cfg, nil, Consumer{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,10 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -22,11 +19,11 @@ import (
 	"github.com/taskotron-go/taskotron/config"
 	"github.com/taskotron-go/taskotron/contract"
 	"github.com/taskotron-go/taskotron/fakes"
-	"github.com/taskotron-go/taskotron/reporter"
 	"github.com/taskotron-go/taskotron/resultsdb"
-	"github.com/taskotron-go/taskotron/runner"
+	"github.com/taskotron-go/taskotron/server"
 	"github.com/taskotron-go/taskotron/status"
 	"github.com/taskotron-go/taskotron/trigger"
+	"github.com/taskotron-go/taskotron/worker"
 )
 
 // Options configure one `up`.
@@ -53,16 +50,16 @@ type Options struct {
 	Drained func(*Summary)
 }
 
-// Up runs the whole pipeline and returns what became of every message.
+// Up runs the whole pipeline and returns what became of every message: the
+// same role values as the separate commands (server.New, trigger.NewService,
+// worker.NewService), over the embedded defaults and one in-process job
+// queue.
 func Up(ctx context.Context, opts Options) (*Summary, error) {
 	log := opts.Log
 	if log == nil {
-		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+		log = slog.New(slog.DiscardHandler)
 	}
-	cfg, err := withDataPaths(opts.Config)
-	if err != nil {
-		return nil, err
-	}
+	cfg := opts.Config.Resolved()
 	for _, dir := range []string{cfg.DataDir, cfg.Runner.ArtifactsDir, cfg.Runner.WorkDir} {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, fmt.Errorf("data folder: %w", err)
@@ -89,14 +86,34 @@ func Up(ctx context.Context, opts Options) (*Summary, error) {
 		}
 		log.Info("status listening", "url", "http://"+addr+"/status")
 	}
+	var roles sync.WaitGroup
+	// The server outlives the other roles: it is stopped last, once they
+	// have delivered what they hold.
+	stopServer := func() {}
+	defer func() { stopServer(); roles.Wait() }()
 	browseURL := cfg.ResultsDB.URL
 	if cfg.ResultsDB.URL == "" {
-		srv, err := serveResults(ctx, &cfg, ops, log.With("role", "resultsdb"))
+		srv, err := server.New(ctx, cfg, log.With("role", "resultsdb"), server.Options{
+			Token: cfg.ResultsDB.Token, Publish: cfg.ResultsDB.Publish, ArtifactsDir: cfg.Runner.ArtifactsDir, Status: ops,
+		})
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("embedded ResultsDB: %w", err)
 		}
-		defer srv.close()
-		browseURL = srv.base + "/"
+		base := srv.URL()
+		if cfg.Runner.ArtifactsURL == "" {
+			cfg.Runner.ArtifactsURL = base + "/artifacts"
+		}
+		cfg.ResultsDB.URL = base + resultsdb.APIPrefix
+		srvCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		stopServer = cancel
+		roles.Add(1)
+		go func() {
+			defer roles.Done()
+			if err := srv.Run(srvCtx); err != nil {
+				log.Error("embedded ResultsDB stopped", "err", err)
+			}
+		}()
+		browseURL = base + "/"
 	}
 	if opts.Ready != nil {
 		opts.Ready(browseURL)
@@ -106,89 +123,39 @@ func Up(ctx context.Context, opts Options) (*Summary, error) {
 	if err != nil {
 		return nil, err
 	}
-	setup, err := trigger.FromConfig(ctx, cfg, "", true, log.With("role", "trigger"))
-	if err != nil {
-		return nil, err
-	}
-	defer setup.Close()
-	trig := trigger.New(setup.Options)
-
-	rep, err := reporter.New(reporter.OptionsFromConfig(cfg, log.With("role", "reporter")))
-	if err != nil {
-		return nil, err
-	}
-	go func() {
-		// Sends what was spooled while ResultsDB was away, even when no
-		// job finishes to carry it along.
-		if err := rep.Run(ctx, cfg.Reporter.FlushInterval); err != nil && ctx.Err() == nil {
-			log.Error("spool loop stopped", "role", "reporter", "err", err)
-		}
-	}()
-	co, err := runner.NewCheckout(cfg)
-	if err != nil {
-		return nil, err
-	}
-	run := runner.New(runner.Options{Config: cfg, Checkout: co, Log: log.With("role", "runner")})
-
 	t := newTally()
-	live := &trigger.Live{}
-	tracker := runner.NewTracker(run)
-	status.AddTrigger(ops, status.TriggerParts{Live: live, Rules: func() (string, int) { r := trig.Rules(); return r.Name, r.Len() }})
-	status.AddWorker(ops, status.WorkerParts{Tracker: tracker, Concurrency: cfg.Runner.Concurrency})
-	status.AddDiskQueue(ops, queue)
-	status.AddSpool(ops, cfg.Path(cfg.Reporter.Spool))
-	worker := runner.NewWorker(runner.WorkerOptions{
-		Queue:       tracker.Queue(queue),
-		Runner:      run,
-		Reporter:    tracker.Reporter(rep),
-		Concurrency: cfg.Runner.Concurrency,
-		MaxWaiting:  cfg.Runner.MaxWaiting,
-		MaxAttempts: cfg.Runner.MaxAttempts,
-		Log:         log.With("role", "worker"),
-		OnRetryWait: tracker.RetryWait,
-		OnDone: func(job contract.Job, exec contract.Execution) {
-			tracker.Done(job, exec)
-			t.executed(exec)
-		},
+	trig, err := trigger.NewService(ctx, cfg, log.With("role", "trigger"), trigger.ServiceOptions{
+		Messages: opts.Messages, Stdin: opts.Stdin, Queue: queue,
+		OnOutcome: func(m trigger.MessageOutcome) { t.message(messageSummary(m)) },
 	})
-
-	msgPaths := opts.Messages
-	if len(msgPaths) == 0 {
-		msgPaths = []string{cfg.Trigger.Messages}
-	}
-	src, err := bus.OpenFiles(opts.Stdin, msgPaths...)
 	if err != nil {
 		return nil, err
 	}
-	src.OnReject = bus.DeadLetterFile(cfg.DeadLetterFile())
-	jobLog, err := trigger.OpenJobLog(cfg)
+	defer trig.Close()
+	work, err := worker.NewService(ctx, cfg, log, worker.ServiceOptions{
+		Queue:  queue,
+		OnDone: func(_ contract.Job, exec contract.Execution) { t.executed(exec) },
+	})
 	if err != nil {
 		return nil, err
 	}
-	defer jobLog.Close()
+	trig.AddStatus(ops)
+	work.AddStatus(ops)
 
 	var wg sync.WaitGroup
 	var relayErr, workErr error
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		_, err := trigger.RelayWith(ctx, src, trig, queue, trigger.RelayOptions{
-			Log:    log.With("role", "trigger"),
-			JobLog: jobLog,
-			OnOutcome: func(m trigger.MessageOutcome) {
-				live.Observe(m)
-				t.message(messageSummary(m))
-			},
-		})
-		if err != nil && !errors.Is(err, context.Canceled) {
-			relayErr = fmt.Errorf("trigger: %w", err)
+		if err := trig.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			relayErr = err
 		}
 		if opts.Once {
 			queue.Seal()
 			return
 		}
 		if opts.Drained != nil && waitIdle(ctx, queue) {
-			if err := rep.Flush(ctx); err != nil {
+			if err := work.Flush(ctx); err != nil {
 				log.Warn("results stay spooled", "err", err)
 			}
 			opts.Drained(t.summary(browseURL))
@@ -196,123 +163,19 @@ func Up(ctx context.Context, opts Options) (*Summary, error) {
 	}()
 	go func() {
 		defer wg.Done()
-		if err := worker.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
-			workErr = fmt.Errorf("worker: %w", err)
+		if err := work.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			workErr = err
 		}
 	}()
 	wg.Wait()
 	// Results spooled while ResultsDB was away go out before `up` ends.
-	if err := rep.Flush(ctx); err != nil && ctx.Err() == nil {
+	if err := work.Flush(ctx); err != nil && ctx.Err() == nil {
 		workErr = errors.Join(workErr, fmt.Errorf("reporter: %w", err))
 	}
 	if !opts.Once {
 		<-ctx.Done() // keep serving results until stopped
 	}
 	return t.summary(browseURL), errors.Join(relayErr, workErr)
-}
-
-// withDataPaths fills every path the configuration leaves empty with its
-// place below data_dir, so each role sees the same folders.
-func withDataPaths(cfg config.Config) (config.Config, error) {
-	// Absolute, so that a role applying data_dir to a path again (as
-	// config.Path does to relative ones) finds the same place.
-	abs, err := filepath.Abs(cfg.DataDir)
-	if err != nil {
-		return cfg, fmt.Errorf("data_dir %q: %w", cfg.DataDir, err)
-	}
-	cfg.DataDir = abs
-	set := func(v *string, name string) {
-		if *v == "" {
-			*v = cfg.Path(name)
-		}
-	}
-	set(&cfg.Runner.ArtifactsDir, "artifacts")
-	set(&cfg.Runner.WorkDir, "work")
-	set(&cfg.Runner.Mirror, "mirror")
-	set(&cfg.Reporter.Spool, "spool")
-	set(&cfg.Trigger.JobLog, "jobs.jsonl")
-	set(&cfg.Trigger.StateDB, "trigger.sqlite")
-	if cfg.ResultsDB.DB == "" {
-		cfg.ResultsDB.DB = "sqlite:" + cfg.Path("resultsdb.sqlite")
-	}
-	return cfg, nil
-}
-
-// resultsServer is the embedded ResultsDB with the artifacts beside it.
-type resultsServer struct {
-	base  string
-	close func()
-}
-
-// serveResults starts the embedded ResultsDB and points cfg at it.
-func serveResults(ctx context.Context, cfg *config.Config, ops *status.Server, log *slog.Logger) (*resultsServer, error) {
-	publish := cfg.ResultsDB.Publish
-	if publish && cfg.AMQP.URL == "" {
-		return nil, errors.New("embedded ResultsDB: resultsdb.publish needs a broker in amqp.url (or TASKOTRON_AMQP_URL)")
-	}
-	store, err := resultsdb.Open(ctx, cfg.ResultsDB.DB)
-	if err != nil {
-		return nil, fmt.Errorf("embedded ResultsDB (resultsdb.db): %w", err)
-	}
-	ln, err := net.Listen("tcp", cfg.ResultsDB.Listen)
-	if err != nil {
-		store.Close()
-		return nil, fmt.Errorf("embedded ResultsDB: listen on %s (resultsdb.listen): %w", cfg.ResultsDB.Listen, err)
-	}
-	base := "http://" + ln.Addr().String()
-	if cfg.Runner.ArtifactsURL == "" {
-		cfg.Runner.ArtifactsURL = base + "/artifacts"
-	}
-	cfg.ResultsDB.URL = base + resultsdb.APIPrefix
-	mux := http.NewServeMux()
-	ops.Mount(mux)
-	mux.Handle("/artifacts/", http.StripPrefix("/artifacts/", http.FileServer(http.Dir(cfg.Runner.ArtifactsDir))))
-	mux.Handle("/", resultsdb.NewServer(store, resultsdb.Options{
-		BaseURL:            base,
-		Token:              cfg.ResultsDB.Token,
-		AdditionalOutcomes: cfg.ResultsDB.AdditionalOutcomes,
-		ArtifactsURL:       cfg.Runner.ArtifactsURL,
-		Log:                log,
-		Events:             publish,
-	}))
-	server := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		if err := server.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("embedded ResultsDB stopped", "err", err)
-		}
-	}()
-	// The publisher sends what the outbox holds, also what an earlier run
-	// left there; on close it gets a few seconds to send what the last
-	// results queued, and stops before the store closes under it.
-	pubCtx, stopPub := context.WithCancel(context.Background())
-	pubDone := make(chan struct{})
-	var pub *resultsdb.Publisher
-	if publish {
-		pub = resultsdb.NewPublisher(store, resultsdb.PublisherOptions{
-			URL: cfg.AMQP.URL, Exchange: cfg.AMQP.Exchange, BaseURL: base, Log: log,
-		})
-		go func() {
-			defer close(pubDone)
-			if err := pub.Run(pubCtx); err != nil {
-				log.Error("result events publisher stopped", "err", err)
-			}
-		}()
-	} else {
-		close(pubDone)
-	}
-	return &resultsServer{base: base, close: func() {
-		server.Close()
-		if pub != nil {
-			drain, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			if err := pub.Drain(drain); err != nil {
-				log.Warn("result events left in the outbox for the next start", "err", err)
-			}
-			cancel()
-		}
-		stopPub()
-		<-pubDone
-		store.Close()
-	}}, nil
 }
 
 // ensureMirror builds the task mirror from the tasks folder when there is

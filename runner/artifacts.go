@@ -1,15 +1,14 @@
 package runner
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
-	"regexp"
-	"strconv"
 	"strings"
+	"time"
 
 	"github.com/taskotron-go/taskotron/contract"
 )
@@ -82,34 +81,53 @@ func removeOutsideLinks(dir string, log *slog.Logger) {
 	})
 }
 
-var actionStartRe = regexp.MustCompile(`msg="action starting"[^\n]*? action=("(?:[^"\\]|\\.)*"|\S+)`)
+// progressFile, in an execution's LogDir, names the action its run is in:
+// what a run was doing when its worker died, for the next attempt's reason.
+const progressFile = "progress.json"
 
-// LastAction names the action an execution's runner log last started, or
-// "": what a run was doing when its worker died.
+type progress struct {
+	Action  string    `json:"action"`
+	Index   int       `json:"index"`
+	Started time.Time `json:"started"`
+}
+
+// Action names the action a running execution is in now, or "".
+func (r *Runner) Action(uuid string) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.current[uuid]
+}
+
+// LastAction names the action an execution's run last started, as its
+// progress file says, or "": what a run was doing when its worker died.
 func (r *Runner) LastAction(uuid string) string {
 	if !uuidRe.MatchString(uuid) {
 		return ""
 	}
-	f, err := os.Open(filepath.Join(r.artifactsRoot(), uuid, LogDir, "taskotron.log"))
+	raw, err := os.ReadFile(filepath.Join(r.artifactsRoot(), uuid, LogDir, progressFile))
 	if err != nil {
 		return ""
 	}
-	defer f.Close()
-	const tail = 64 << 10
-	if fi, err := f.Stat(); err == nil && fi.Size() > tail {
-		f.Seek(fi.Size()-tail, io.SeekStart)
-	}
-	data, err := io.ReadAll(io.LimitReader(f, tail))
-	if err != nil {
+	var p progress
+	if json.Unmarshal(raw, &p) != nil {
 		return ""
 	}
-	all := actionStartRe.FindAllSubmatch(data, -1)
-	if len(all) == 0 {
-		return ""
+	return p.Action
+}
+
+// enter records that the run of uuid starts its i-th action (from 0); ""
+// says the run is over.
+func (r *Runner) enter(uuid, artifacts string, i int, action string) {
+	r.mu.Lock()
+	if action == "" {
+		delete(r.current, uuid)
+	} else {
+		r.current[uuid] = action
 	}
-	name := string(all[len(all)-1][1])
-	if unq, err := strconv.Unquote(name); err == nil {
-		name = unq
+	r.mu.Unlock()
+	if action == "" {
+		return
 	}
-	return name
+	raw, _ := json.Marshal(progress{Action: action, Index: i, Started: time.Now().UTC()})
+	_ = os.WriteFile(filepath.Join(artifacts, LogDir, progressFile), raw, 0o644)
 }

@@ -28,6 +28,10 @@ func killLeftovers(uuid string) int {
 // before they ended: those marked with a TASKOTRON_RUNNER that no longer
 // runs. A worker calls it when it starts, so that a host's orphans end even
 // when their job went to another host.
+// KillOrphans kills the task processes that a dead worker left running
+// (see the package function).
+func (r *Runner) KillOrphans() int { return KillOrphans() }
+
 func KillOrphans() int {
 	prefix := []byte(directives.RunnerEnv + "=")
 	self := directives.ProcessMark()

@@ -18,6 +18,7 @@ import (
 	"regexp"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/taskotron-go/taskotron/checkout"
@@ -42,6 +43,9 @@ type Options struct {
 type Runner struct {
 	opts Options
 	log  *slog.Logger
+
+	mu      sync.Mutex
+	current map[string]string // execution uuid -> the action its run is in
 }
 
 // New makes a Runner.
@@ -51,7 +55,7 @@ func New(opts Options) *Runner {
 		log = slog.New(slog.DiscardHandler)
 	}
 	opts.Config = opts.Config.Resolved()
-	return &Runner{opts: opts, log: log}
+	return &Runner{opts: opts, log: log, current: map[string]string{}}
 }
 
 // ErrInterrupted is returned when the caller's context ended before the run
@@ -142,50 +146,19 @@ func (r *Runner) fail(exec *contract.Execution, check, namespace string, err err
 	setFailure(exec, check, namespace, err, "")
 }
 
-// setFailure marks the execution NOT_OK. When no result was handed over it
-// adds one so that a broken run is never a silent gap: outcome if given,
-// else ABORTED for an infrastructure failure or a run that was stopped (a
-// timeout, a signal), CRASHED otherwise. The execution carries the outcome
-// and namespace for the reporter, and Infra for the worker.
+// setFailure marks the execution NOT_OK (see results.Broken): outcome if
+// given, else ABORTED for an infrastructure failure or a run that was
+// stopped (a timeout, a signal), CRASHED otherwise. Infra tells the worker
+// that another attempt may pass.
 func setFailure(exec *contract.Execution, check, namespace string, err error, outcome contract.Outcome) {
-	exec.ExecutionStatus = contract.ExecutionNotOK
-	exec.Status = oneLine(err.Error())
-	exec.ExitCode = 1
 	if outcome == "" {
 		outcome = contract.Crashed
 		if directives.IsInfra(err) || stopped(err) {
 			outcome = contract.Aborted
 		}
 	}
-	exec.Outcome = outcome
-	// The worker tries such a job again later.
 	exec.Infra = directives.IsInfra(err)
-	if namespace != "" {
-		exec.Namespace = namespace
-	}
-	if exec.Results == nil {
-		exec.Results = []contract.Result{}
-	}
-	if len(exec.Results) > 0 {
-		return
-	}
-	if check == "" {
-		check = exec.TaskName
-	}
-	if check == "" {
-		check = "unknown-task"
-	}
-	res := contract.Result{Item: exec.Item, Type: exec.ItemType, CheckName: results.Namespaced(namespace, check), Outcome: outcome, Note: truncate(exec.Status, 500)}
-	if exec.Arch != "" {
-		res.Arch = contract.OneArch(exec.Arch)
-	}
-	if res.Item == "" {
-		res.Item = "unknown"
-	}
-	if res.Type == "" {
-		res.Type = "unknown"
-	}
-	exec.Results = []contract.Result{res}
+	results.Broken(exec, check, namespace, outcome, err.Error())
 }
 
 // stopped tells a run that was stopped (a timeout, a signal, a cancelled
@@ -458,6 +431,8 @@ func (x *run) action(ctx context.Context, f *formula.Formula, i int, a formula.A
 	defer removeIfEmpty(stderr)
 	x.env.ActionName = a.Name
 	x.env.Stdout, x.env.Stderr = stdout, stderr
+	x.r.enter(x.in.UUID, x.artifacts, i, a.Name)
+	defer x.r.enter(x.in.UUID, x.artifacts, i, "")
 	x.log.Info("action starting", "action", a.Name, "directive", a.Directive, "line", a.Line)
 	defer func() {
 		if p := recover(); p != nil {

@@ -44,6 +44,7 @@ type Server struct {
 	checks   []Check
 	metrics  []func() []Metric
 	sections []section
+	added    map[string]bool // providers added under a key, once
 
 	mu      sync.Mutex
 	failing map[string]failure
@@ -82,6 +83,22 @@ func (s *Server) AddMetrics(f func() []Metric) {
 	s.pmu.Lock()
 	s.metrics = append(s.metrics, f)
 	s.pmu.Unlock()
+}
+
+// Once tells whether the providers named key are to be added now: true
+// the first time. Roles composed in one process (`up`) share a queue and a
+// spool, whose metrics must appear once.
+func (s *Server) Once(key string) bool {
+	s.pmu.Lock()
+	defer s.pmu.Unlock()
+	if s.added == nil {
+		s.added = map[string]bool{}
+	}
+	if s.added[key] {
+		return false
+	}
+	s.added[key] = true
+	return true
 }
 
 // AddSection adds a named part of /status.
@@ -302,8 +319,8 @@ func (c *Cache[T]) Get() (T, error) {
 	return c.val, c.err
 }
 
-// sortedKeys orders a map's keys for stable output.
-func sortedKeys[V any](m map[string]V) []string {
+// SortedKeys orders a map's keys for stable output.
+func SortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)

@@ -64,7 +64,7 @@ func replayJobs(ctx context.Context, g *globals, args []string) error {
 		}
 		return nil
 	}
-	q, closeQ, err := openJobQueue(ctx, g.cfg, g)
+	q, closeQ, err := bus.OpenJobQueue(ctx, g.cfg, g.log, bus.Consumer{})
 	if err != nil {
 		return err
 	}

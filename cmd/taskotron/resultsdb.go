@@ -3,12 +3,9 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
-	"net"
-	"net/http"
-	"time"
 
 	"github.com/taskotron-go/taskotron/resultsdb"
+	"github.com/taskotron-go/taskotron/server"
 )
 
 func init() {
@@ -38,87 +35,16 @@ func runResultsDB(ctx context.Context, g *globals, args []string) error {
 	if len(rest) > 0 {
 		return usagef("unexpected argument %q", rest[0])
 	}
-	if *dbDSN == "" {
-		*dbDSN = "sqlite:" + g.cfg.Path("resultsdb.sqlite")
-	}
-	if *publish && g.cfg.AMQP.URL == "" {
-		return usagef("--publish needs amqp.url (or TASKOTRON_AMQP_URL)")
-	}
-
-	store, err := resultsdb.Open(ctx, *dbDSN)
-	if errors.Is(err, resultsdb.ErrBadDSN) {
+	srv, err := server.New(ctx, g.cfg, g.log, server.Options{
+		Listen: *listen, DB: *dbDSN, BaseURL: *baseURL, Token: *token, Publish: *publish, ArtifactsURL: *artifacts,
+	})
+	switch {
+	case errors.Is(err, resultsdb.ErrBadDSN):
 		return usagef("--db: %v", err)
-	}
-	if err != nil {
+	case err != nil && *publish && g.cfg.AMQP.URL == "":
+		return usagef("--publish needs amqp.url (or TASKOTRON_AMQP_URL)")
+	case err != nil:
 		return err
 	}
-	defer store.Close()
-
-	ln, err := net.Listen("tcp", *listen)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", *listen, err)
-	}
-	if *baseURL == "" {
-		*baseURL = "http://" + ln.Addr().String()
-	}
-	opts := resultsdb.Options{
-		BaseURL:            *baseURL,
-		Token:              *token,
-		AdditionalOutcomes: cfg.AdditionalOutcomes,
-		Log:                g.log,
-		ArtifactsURL:       *artifacts,
-		Events:             *publish,
-	}
-	srv := &http.Server{
-		Handler:           resultsdb.NewServer(store, opts),
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       60 * time.Second,
-		WriteTimeout:      60 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-	}
-
-	errc := make(chan error, 2)
-	// The publisher outlives the server by a few seconds, to send what the
-	// last requests queued, and stops before the store closes under it.
-	pubCtx, stopPub := context.WithCancel(context.Background())
-	pubDone := make(chan struct{})
-	var pub *resultsdb.Publisher
-	defer func() {
-		if pub != nil {
-			drain, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			if err := pub.Drain(drain); err != nil {
-				g.log.Warn("result events left in the outbox for the next start", "err", err)
-			}
-			cancel()
-		}
-		stopPub()
-		<-pubDone
-	}()
-	if *publish {
-		pub = resultsdb.NewPublisher(store, resultsdb.PublisherOptions{
-			URL: g.cfg.AMQP.URL, Exchange: g.cfg.AMQP.Exchange, BaseURL: *baseURL, Log: g.log,
-		})
-		go func() { defer close(pubDone); errc <- pub.Run(pubCtx) }()
-	} else {
-		close(pubDone)
-	}
-	go func() { errc <- srv.Serve(ln) }()
-	g.log.Info("resultsdb serving", "api", *baseURL+resultsdb.APIPrefix, "pages", *baseURL+"/", "db", redactDSN(*dbDSN))
-
-	select {
-	case <-ctx.Done():
-	case err := <-errc:
-		if err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, context.Canceled) {
-			return err
-		}
-	}
-	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	err = srv.Shutdown(shutdown)
-	g.log.Info("resultsdb stopped")
-	return err
+	return srv.Run(ctx)
 }
-
-// redactDSN keeps a password out of the log.
-func redactDSN(dsn string) string { return resultsdb.Redact(dsn) }

@@ -29,6 +29,17 @@ func workerAMQPURL() string {
 	return "amqp://guest:guest@127.0.0.1:5672/"
 }
 
+// buildTaskotron builds the binary for tests that run roles as separate
+// processes, as production does.
+func buildTaskotron(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "taskotron")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
 // slowTask marks that it started, leaves a background process that writes
 // into the artifacts later, takes a few seconds, then reports.
 const slowTask = `name: slow
@@ -68,10 +79,7 @@ func TestWorkerKilledMidTaskOnRabbitMQ(t *testing.T) {
 	})
 
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "taskotron")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildTaskotron(t)
 	tasks, mirror, data := filepath.Join(dir, "tasks"), filepath.Join(dir, "mirror"), filepath.Join(dir, "data")
 	os.MkdirAll(filepath.Join(tasks, "slow"), 0o755)
 	os.WriteFile(filepath.Join(tasks, "slow", "runtask.yml"), []byte(slowTask), 0o644)

@@ -1,4 +1,12 @@
-package runner
+// Package worker is the queue and retry policy around a runner: it takes
+// jobs from a job queue, runs them, reports their results and acks them;
+// retries infrastructure failures with backoff, gives up with a CRASHED
+// result after the maximum attempts, hands jobs back when it stops. It
+// depends on small interfaces (Queue, Runner, Reporter) so that it runs on
+// plain data in tests; service.go builds the worker role from the
+// configuration. It may import bus, contract, results, status and, in
+// service.go only, runner, reporter and config.
+package worker
 
 import (
 	"context"
@@ -14,7 +22,28 @@ import (
 
 	"github.com/taskotron-go/taskotron/bus"
 	"github.com/taskotron-go/taskotron/contract"
+	"github.com/taskotron-go/taskotron/results"
 )
+
+// Queue is where the worker takes jobs from, and where it puts a job's
+// next attempt after an infrastructure failure.
+type Queue interface {
+	Next(ctx context.Context) (bus.JobDelivery, error)
+	Publish(ctx context.Context, jobs ...contract.Job) error
+}
+
+// Runner runs one job to its execution. It returns an error only when ctx
+// ended first (the worker is stopping): the execution then means nothing.
+type Runner interface {
+	RunJob(ctx context.Context, job contract.Job) (contract.Execution, error)
+}
+
+// Progress is a Runner that tells what a job is doing: the action a running
+// execution is in, and the one its last run started (when its worker died).
+type Progress interface {
+	Action(uuid string) string
+	LastAction(uuid string) string
+}
 
 // Reporter delivers an execution's results (to ResultsDB, or a durable
 // spool). It must be idempotent per execution uuid: a job that runs again
@@ -23,10 +52,10 @@ type Reporter interface {
 	Report(ctx context.Context, exec contract.Execution) error
 }
 
-// WorkerOptions configure a Worker.
-type WorkerOptions struct {
-	Queue    bus.JobQueue
-	Runner   *Runner
+// Options configure a Worker.
+type Options struct {
+	Queue    Queue
+	Runner   Runner
 	Reporter Reporter
 	// Concurrency is how many jobs run at once (default 1).
 	Concurrency int
@@ -48,6 +77,9 @@ type WorkerOptions struct {
 	// RetryWait is the first pause before an infrastructure failure is
 	// retried (doubling per attempt, at most 5 minutes); 0 means 5 s.
 	RetryWait time.Duration
+	// ReportWait is the first pause before a failed report is tried again
+	// (doubling, five tries, then the job is handed back); 0 means 1 s.
+	ReportWait time.Duration
 	// MaxWaiting is how many jobs may wait out that pause without holding
 	// one of the Concurrency slots, so that other jobs run meanwhile; a
 	// job failing while all are taken waits in its slot, so a flood of
@@ -56,7 +88,7 @@ type WorkerOptions struct {
 	MaxWaiting int
 }
 
-func (o WorkerOptions) withDefaults() WorkerOptions {
+func (o Options) withDefaults() Options {
 	if o.Concurrency <= 0 {
 		o.Concurrency = 1
 	}
@@ -65,6 +97,9 @@ func (o WorkerOptions) withDefaults() WorkerOptions {
 	}
 	if o.RetryWait <= 0 {
 		o.RetryWait = 5 * time.Second
+	}
+	if o.ReportWait <= 0 {
+		o.ReportWait = time.Second
 	}
 	if o.MaxWaiting <= 0 {
 		o.MaxWaiting = o.Concurrency
@@ -76,7 +111,7 @@ func (o WorkerOptions) withDefaults() WorkerOptions {
 // plus the jobs waiting for a retry. A queue that bounds unacked deliveries
 // (AMQP's prefetch) must allow this many, or a waiting job would keep the
 // job meant for its free slot at the broker.
-func (o WorkerOptions) Prefetch() int {
+func (o Options) Prefetch() int {
 	o = o.withDefaults()
 	return o.Concurrency + o.MaxWaiting
 }
@@ -85,7 +120,7 @@ func (o WorkerOptions) Prefetch() int {
 // job is acked only after its results were reported or spooled, so a worker
 // that dies loses nothing: the queue hands the job to another worker.
 type Worker struct {
-	opts WorkerOptions
+	opts Options
 	log  *slog.Logger
 
 	// waiting holds a token per job waiting for its retry without a slot.
@@ -95,8 +130,8 @@ type Worker struct {
 	running map[string]bool // uuids of the jobs running (or waiting) here
 }
 
-// NewWorker makes a Worker.
-func NewWorker(opts WorkerOptions) *Worker {
+// New makes a Worker.
+func New(opts Options) *Worker {
 	opts = opts.withDefaults()
 	log := opts.Log
 	if log == nil {
@@ -118,8 +153,10 @@ func (w *Worker) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	var drained bool
 	failures := 0
-	if n := KillOrphans(); n > 0 {
-		w.log.Warn("killed task processes that a dead worker left running", "count", n)
+	if c, ok := w.opts.Runner.(orphanKiller); ok {
+		if n := c.KillOrphans(); n > 0 {
+			w.log.Warn("killed task processes that a dead worker left running", "count", n)
+		}
 	}
 	w.log.Info("worker started", "concurrency", w.opts.Concurrency, "max_attempts", w.opts.MaxAttempts, "max_waiting", w.opts.MaxWaiting)
 loop:
@@ -193,6 +230,12 @@ loop:
 	return nil
 }
 
+// orphanKiller is a runner that can kill the task processes a dead worker
+// left running.
+type orphanKiller interface {
+	KillOrphans() int
+}
+
 // consumerStopper is a queue that takes jobs ahead of Next (AMQP's
 // prefetch) and can stop that, handing those jobs back.
 type consumerStopper interface {
@@ -239,16 +282,18 @@ func (w *Worker) handle(stop, ctx context.Context, d bus.JobDelivery, freeSlot f
 	d = bus.NewJobDelivery(orig.Job, orig.Ack, func() error { release(); return orig.Nack() })
 	if job.Attempt > w.opts.MaxAttempts {
 		reason := fmt.Sprintf("gave up after %d attempts: the job never finished (its worker died or was killed each time)", w.opts.MaxAttempts)
-		if a := w.opts.Runner.LastAction(job.UUID); a != "" {
-			reason += fmt.Sprintf("; the last attempt was in action %q", a)
+		if p, ok := w.opts.Runner.(Progress); ok {
+			if a := p.LastAction(job.UUID); a != "" {
+				reason += fmt.Sprintf("; the last attempt was in action %q", a)
+			}
 		}
 		log.Error("job crashed too often", "reason", reason)
-		w.finish(ctx, d, job, crashed(job, reason), log)
+		w.finish(ctx, d, job, results.Crashed(job, reason), log)
 		return
 	}
 	log.Info("job starting")
 	exec, err := w.runJob(ctx, job)
-	if errors.Is(err, ErrInterrupted) {
+	if err != nil {
 		log.Warn("job interrupted, handing it back", "err", err)
 		if err := d.Nack(); err != nil {
 			log.Error("handing the job back failed; the queue will redeliver it", "err", err)
@@ -361,7 +406,7 @@ func (w *Worker) runJob(ctx context.Context, job contract.Job) (exec contract.Ex
 	defer func() {
 		if p := recover(); p != nil {
 			w.log.Error("runner panicked", "uuid", job.UUID, "panic", p, "stack", string(debug.Stack()))
-			exec, err = crashed(job, fmt.Sprintf("runner crashed: %v", p)), nil
+			exec, err = results.Crashed(job, fmt.Sprintf("runner crashed: %v", p)), nil
 		}
 	}()
 	return w.opts.Runner.RunJob(ctx, job)
@@ -376,7 +421,7 @@ func (w *Worker) finish(ctx context.Context, d bus.JobDelivery, job contract.Job
 				break
 			}
 			log.Error("reporting failed", "err", err, "try", try)
-			if !sleep(ctx, backoff(time.Second, try, 30*time.Second)) {
+			if !sleep(ctx, backoff(w.opts.ReportWait, try, 30*time.Second)) {
 				break
 			}
 		}
@@ -394,13 +439,6 @@ func (w *Worker) finish(ctx context.Context, d bus.JobDelivery, job contract.Job
 	if w.opts.OnDone != nil {
 		w.opts.OnDone(job, exec)
 	}
-}
-
-// crashed is the execution of a job that could not be run at all.
-func crashed(job contract.Job, reason string) contract.Execution {
-	exec := contract.Execution{UUID: job.UUID, Item: job.Item, ItemType: job.ItemType, TaskName: job.TaskName, Arch: job.Arch}
-	setFailure(&exec, job.TaskName, "", errors.New(reason), contract.Crashed)
-	return exec
 }
 
 func backoff(base time.Duration, n int, ceiling time.Duration) time.Duration {

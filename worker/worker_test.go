@@ -1,4 +1,4 @@
-package runner
+package worker
 
 import (
 	"context"
@@ -20,6 +20,7 @@ import (
 	"github.com/taskotron-go/taskotron/directives"
 	"github.com/taskotron-go/taskotron/reporter"
 	"github.com/taskotron-go/taskotron/resultsdb/resultsdbtest"
+	"github.com/taskotron-go/taskotron/runner"
 )
 
 // stack is a real pipeline tail: a task mirror seeded from folders, a
@@ -27,7 +28,8 @@ import (
 // reporter with its spool.
 type stack struct {
 	cfg      config.Config
-	runner   *Runner
+	runner   *runner.Runner
+	co       *checkout.Checkout
 	queue    *bus.DiskQueue
 	reporter *reporter.Reporter
 	client   *reporter.ResultsDBClient
@@ -52,7 +54,8 @@ func newStack(t *testing.T) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.runner = New(Options{Config: cfg, Checkout: co})
+	s.co = co
+	s.runner = runner.New(runner.Options{Config: cfg, Checkout: co})
 	s.queue, err = bus.OpenDiskQueue(filepath.Join(dir, "queue"))
 	if err != nil {
 		t.Fatal(err)
@@ -68,6 +71,12 @@ func newStack(t *testing.T) *stack {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// kojiAt points the runner at a Koji hub, with no retries.
+func (s *stack) kojiAt(url string) {
+	s.cfg.Koji.URL, s.cfg.Koji.Retries = url, 0
+	s.runner = runner.New(runner.Options{Config: s.cfg, Checkout: s.co})
 }
 
 func (s *stack) seed(t *testing.T) {
@@ -136,7 +145,7 @@ func TestWorkerRunsAndReportsUntilDrained(t *testing.T) {
 	s.queue.Seal()
 	var mu sync.Mutex
 	done := map[string]contract.Execution{}
-	w := NewWorker(WorkerOptions{Queue: s.queue, Runner: s.runner, Reporter: s.reporter, Concurrency: 2, OnDone: func(j contract.Job, e contract.Execution) {
+	w := New(Options{Queue: s.queue, Runner: s.runner, Reporter: s.reporter, Concurrency: 2, OnDone: func(j contract.Job, e contract.Execution) {
 		mu.Lock()
 		done[j.UUID] = e
 		mu.Unlock()
@@ -171,7 +180,7 @@ func TestWorkerGivesUpAfterMaxAttempts(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.queue.Seal()
-	w := NewWorker(WorkerOptions{Queue: s.queue, Runner: s.runner, Reporter: s.reporter, MaxAttempts: 3})
+	w := New(Options{Queue: s.queue, Runner: s.runner, Reporter: s.reporter, MaxAttempts: 3})
 	if err := w.Run(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -198,15 +207,14 @@ func testWorkerRetries(t *testing.T, concurrency int) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	// Koji does not answer: the infrastructure failed, not the package.
-	s.runner.opts.Config.Koji.URL = "http://127.0.0.1:1/kojihub"
-	s.runner.opts.Config.Koji.Retries = 0
+	s.kojiAt("http://127.0.0.1:1/kojihub")
 	s.addTask(t, "download", "name: download\nactions:\n  - koji: {action: download, koji_build: '${koji_build}', arch: [x86_64], target_dir: '${workdir}'}\n")
 	if err := s.queue.Publish(ctx, job("w-infra", "download", "xchat-0.5-1.fc20")); err != nil {
 		t.Fatal(err)
 	}
 	var runs []int
 	var mu sync.Mutex
-	w := NewWorker(WorkerOptions{Queue: s.queue, Runner: s.runner, Reporter: s.reporter, MaxAttempts: 3, RetryWait: 10 * time.Millisecond, Concurrency: concurrency,
+	w := New(Options{Queue: s.queue, Runner: s.runner, Reporter: s.reporter, MaxAttempts: 3, RetryWait: 10 * time.Millisecond, Concurrency: concurrency,
 		OnDone: func(j contract.Job, e contract.Execution) {
 			mu.Lock()
 			runs = append(runs, j.Attempt)
@@ -233,7 +241,7 @@ func TestWorkerDoesNotRetryAMissingTask(t *testing.T) {
 	}
 	s.queue.Seal()
 	var attempts []int
-	w := NewWorker(WorkerOptions{Queue: s.queue, Runner: s.runner, Reporter: s.reporter, RetryWait: time.Millisecond,
+	w := New(Options{Queue: s.queue, Runner: s.runner, Reporter: s.reporter, RetryWait: time.Millisecond,
 		OnDone: func(j contract.Job, e contract.Execution) { attempts = append(attempts, j.Attempt) }})
 	if err := w.Run(ctx); err != nil {
 		t.Fatal(err)
@@ -256,7 +264,7 @@ func TestWorkerReportsARedeliveredJobOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.queue.Seal()
-	if err := NewWorker(WorkerOptions{Queue: s.queue, Runner: s.runner, Reporter: s.reporter}).Run(ctx); err != nil {
+	if err := New(Options{Queue: s.queue, Runner: s.runner, Reporter: s.reporter}).Run(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if rs := s.stored(t, "w-twice"); len(rs) != 1 {
@@ -292,7 +300,7 @@ func TestWorkerStopLetsRunningJobsFinish(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx, stop := context.WithCancel(context.Background())
-	w := NewWorker(WorkerOptions{Queue: s.queue, Runner: s.runner, Reporter: s.reporter, Concurrency: 1})
+	w := New(Options{Queue: s.queue, Runner: s.runner, Reporter: s.reporter, Concurrency: 1})
 	errc := make(chan error, 1)
 	go func() { errc <- w.Run(ctx) }()
 	waitFor(t, "the job to start", func() bool {
@@ -321,7 +329,7 @@ func TestWorkerStopHandsRunningJobsBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx, stop := context.WithCancel(context.Background())
-	w := NewWorker(WorkerOptions{Queue: s.queue, Runner: s.runner, Reporter: s.reporter, ShutdownGrace: -1})
+	w := New(Options{Queue: s.queue, Runner: s.runner, Reporter: s.reporter, ShutdownGrace: -1})
 	errc := make(chan error, 1)
 	go func() { errc <- w.Run(ctx) }()
 	waitFor(t, "the job to start", func() bool {
@@ -359,7 +367,7 @@ func TestGiveUpReasonNamesTheLastAction(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.queue.Seal()
-	if err := NewWorker(WorkerOptions{Queue: s.queue, Runner: s.runner, Reporter: s.reporter, MaxAttempts: 3}).Run(context.Background()); err != nil {
+	if err := New(Options{Queue: s.queue, Runner: s.runner, Reporter: s.reporter, MaxAttempts: 3}).Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	rs := s.stored(t, "w-died")
@@ -394,7 +402,7 @@ func TestJobWithoutUUIDIsReportedOnce(t *testing.T) {
 	}
 	s.queue.Seal()
 	var uuids []string
-	w := NewWorker(WorkerOptions{Queue: s.queue, Runner: s.runner, Reporter: s.reporter,
+	w := New(Options{Queue: s.queue, Runner: s.runner, Reporter: s.reporter,
 		OnDone: func(j contract.Job, e contract.Execution) { uuids = append(uuids, e.UUID) }})
 	if err := w.Run(ctx); err != nil {
 		t.Fatal(err)
@@ -413,7 +421,7 @@ func TestCheckoutFailureStillLeavesALog(t *testing.T) {
 	if err != nil || exec.ExecutionStatus != contract.ExecutionNotOK || exec.Infra {
 		t.Fatalf("%v %+v", err, exec)
 	}
-	log, err := os.ReadFile(filepath.Join(exec.Artifacts, LogDir, "taskotron.log"))
+	log, err := os.ReadFile(filepath.Join(exec.Artifacts, runner.LogDir, "taskotron.log"))
 	if err != nil || !strings.Contains(string(log), "no repository no-such-task") {
 		t.Fatalf("log: %v %s", err, log)
 	}
@@ -440,7 +448,7 @@ actions:
 		t.Fatal(err)
 	}
 	s.queue.Seal()
-	if err := NewWorker(WorkerOptions{Queue: s.queue, Runner: s.runner, Reporter: s.reporter, Concurrency: 2}).Run(ctx); err != nil {
+	if err := New(Options{Queue: s.queue, Runner: s.runner, Reporter: s.reporter, Concurrency: 2}).Run(ctx); err != nil {
 		t.Fatal(err)
 	}
 	for _, uuid := range []string{"w-meet-1", "w-meet-2"} {
@@ -465,7 +473,7 @@ func TestWorkerAcksSpooledResults(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.queue.Seal()
-	if err := NewWorker(WorkerOptions{Queue: s.queue, Runner: s.runner, Reporter: down}).Run(ctx); err != nil {
+	if err := New(Options{Queue: s.queue, Runner: s.runner, Reporter: down}).Run(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if p, f := s.queue.Len(); p != 0 || f != 0 {
@@ -493,14 +501,13 @@ func TestWorkerAcksSpooledResults(t *testing.T) {
 // retry does not hold a stopping worker; it goes back to the queue.
 func TestWorkerStopsDuringARetryWait(t *testing.T) {
 	s := newStack(t)
-	s.runner.opts.Config.Koji.URL = "http://127.0.0.1:1/kojihub"
-	s.runner.opts.Config.Koji.Retries = 0
+	s.kojiAt("http://127.0.0.1:1/kojihub")
 	s.addTask(t, "download", "name: download\nactions:\n  - koji: {action: download, koji_build: '${koji_build}', arch: [x86_64], target_dir: '${workdir}'}\n")
 	if err := s.queue.Publish(context.Background(), job("w-wait", "download", "xchat-0.5-1.fc20")); err != nil {
 		t.Fatal(err)
 	}
 	ctx, stop := context.WithCancel(context.Background())
-	w := NewWorker(WorkerOptions{Queue: s.queue, Runner: s.runner, Reporter: s.reporter, RetryWait: time.Minute})
+	w := New(Options{Queue: s.queue, Runner: s.runner, Reporter: s.reporter, RetryWait: time.Minute})
 	errc := make(chan error, 1)
 	go func() { errc <- w.Run(ctx) }()
 	waitFor(t, "the first attempt to fail", func() bool {
@@ -543,7 +550,7 @@ func TestWorkerDropsADuplicateOfARunningJob(t *testing.T) {
 	s.queue.Seal()
 	var mu sync.Mutex
 	var runs []contract.Execution
-	w := NewWorker(WorkerOptions{Queue: s.queue, Runner: s.runner, Reporter: s.reporter, Concurrency: 2, OnDone: func(_ contract.Job, e contract.Execution) {
+	w := New(Options{Queue: s.queue, Runner: s.runner, Reporter: s.reporter, Concurrency: 2, OnDone: func(_ contract.Job, e contract.Execution) {
 		mu.Lock()
 		runs = append(runs, e)
 		mu.Unlock()
@@ -588,7 +595,7 @@ func TestWorkerStartKillsOrphans(t *testing.T) {
 	exited := make(chan struct{})
 	go func() { orphan.Wait(); close(exited) }()
 	s.queue.Seal()
-	if err := NewWorker(WorkerOptions{Queue: s.queue, Runner: s.runner, Reporter: s.reporter}).Run(context.Background()); err != nil {
+	if err := New(Options{Queue: s.queue, Runner: s.runner, Reporter: s.reporter}).Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	select {

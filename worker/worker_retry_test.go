@@ -1,4 +1,4 @@
-package runner
+package worker
 
 import (
 	"bufio"
@@ -23,6 +23,7 @@ import (
 	"github.com/taskotron-go/taskotron/config"
 	"github.com/taskotron-go/taskotron/contract"
 	"github.com/taskotron-go/taskotron/reporter"
+	"github.com/taskotron-go/taskotron/runner"
 )
 
 // These tests run a worker on both kinds of job queue, the on-disk one and
@@ -137,8 +138,7 @@ func (q testQueue) ready(t *testing.T, jq bus.JobQueue) int {
 // not answer.
 func infraDown(t *testing.T, s *stack) {
 	t.Helper()
-	s.runner.opts.Config.Koji.URL = kojiDown
-	s.runner.opts.Config.Koji.Retries = 0
+	s.kojiAt(kojiDown)
 	s.addTask(t, "download", downloadFormula)
 }
 
@@ -192,9 +192,9 @@ func (d *done) attempts() string {
 	return strings.Join(b, " ")
 }
 
-func runWorker(ctx context.Context, opts WorkerOptions) <-chan error {
+func runWorker(ctx context.Context, opts Options) <-chan error {
 	errc := make(chan error, 1)
-	go func() { errc <- NewWorker(opts).Run(ctx) }()
+	go func() { errc <- New(opts).Run(ctx) }()
 	return errc
 }
 
@@ -231,7 +231,7 @@ func testRunsOtherJobsDuringARetryWait(t *testing.T, kind string) {
 	infraDown(t, s)
 	tq := newTestQueue(t, kind)
 	const retryWait = 3 * time.Second
-	opts := WorkerOptions{Runner: s.runner, Reporter: s.reporter, Concurrency: 1, MaxAttempts: 2, RetryWait: retryWait}
+	opts := Options{Runner: s.runner, Reporter: s.reporter, Concurrency: 1, MaxAttempts: 2, RetryWait: retryWait}
 	q, _ := tq.mustOpen(t, opts.Prefetch(), opts.Concurrency)
 	a, b := job(kind+"-wait-a", "download", "xchat-0.5-1.fc20"), job(kind+"-wait-b", "nvr-format", "xchat-0.5-1.fc20")
 	if err := q.Publish(context.Background(), a, b); err != nil {
@@ -302,7 +302,7 @@ func testStoppedDuringARetryWait(t *testing.T, kind string) {
 	infraDown(t, s)
 	s.addTask(t, "slow", slowFormula)
 	tq := newTestQueue(t, kind)
-	opts := WorkerOptions{Runner: s.runner, Reporter: s.reporter, Concurrency: 1, MaxAttempts: 2, RetryWait: time.Minute}
+	opts := Options{Runner: s.runner, Reporter: s.reporter, Concurrency: 1, MaxAttempts: 2, RetryWait: time.Minute}
 	q1, close1 := tq.mustOpen(t, opts.Prefetch(), opts.Concurrency)
 	a, b := job(kind+"-stop-a", "download", "xchat-0.5-1.fc20"), job(kind+"-stop-b", "slow", "b-1-1")
 	if err := q1.Publish(context.Background(), a, b); err != nil {
@@ -368,7 +368,7 @@ func TestWorkerBoundsTheJobsWaitingForARetry(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	rec := &done{want: 3, cancel: cancel, queue: s.queue}
-	errc := runWorker(ctx, WorkerOptions{Queue: s.queue, Runner: s.runner, Reporter: s.reporter, Concurrency: 1, MaxWaiting: 1, MaxAttempts: 3, RetryWait: retryWait, OnDone: rec.onDone})
+	errc := runWorker(ctx, Options{Queue: s.queue, Runner: s.runner, Reporter: s.reporter, Concurrency: 1, MaxWaiting: 1, MaxAttempts: 3, RetryWait: retryWait, OnDone: rec.onDone})
 	artifacts := s.cfg.Runner.ArtifactsDir
 	waitForFile(t, "X's first attempt to end", filepath.Join(artifacts, x.UUID, "taskotron", "execution.json"))
 	waitForFile(t, "Y's attempt to end", filepath.Join(artifacts, y.UUID, "taskotron", "execution.json"))
@@ -455,7 +455,7 @@ func testKilledDuringARetryWait(t *testing.T, kind string) {
 	}
 	cmd.Wait()
 
-	opts := WorkerOptions{Runner: s.runner, Reporter: s.reporter, Concurrency: 1, MaxAttempts: 2, RetryWait: time.Minute}
+	opts := Options{Runner: s.runner, Reporter: s.reporter, Concurrency: 1, MaxAttempts: 2, RetryWait: time.Minute}
 	q2, _ := tq.mustOpen(t, opts.Prefetch(), opts.Concurrency)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -479,7 +479,7 @@ func TestWorkerStoppingOnRabbitMQHandsBackJobsItNeverStarted(t *testing.T) {
 	s := newStack(t)
 	s.addTask(t, "slow", slowFormula)
 	tq := newTestQueue(t, "amqp")
-	opts := WorkerOptions{Runner: s.runner, Reporter: s.reporter, Concurrency: 1, MaxWaiting: 1}
+	opts := Options{Runner: s.runner, Reporter: s.reporter, Concurrency: 1, MaxWaiting: 1}
 	q1, close1 := tq.mustOpen(t, opts.Prefetch(), opts.Prefetch())
 	x, y := job("held-x", "slow", "a-1-1"), job("held-y", "nvr-format", "xchat-0.5-1.fc20")
 	if err := q1.Publish(context.Background(), x, y); err != nil {
@@ -525,7 +525,7 @@ func TestWorkerOnRabbitMQTakesNoJobAhead(t *testing.T) {
 	s := newStack(t)
 	s.addTask(t, "slow", slowFormula)
 	tq := newTestQueue(t, "amqp")
-	opts := WorkerOptions{Runner: s.runner, Reporter: s.reporter, Concurrency: 1, MaxWaiting: 1}
+	opts := Options{Runner: s.runner, Reporter: s.reporter, Concurrency: 1, MaxWaiting: 1}
 	q1, _ := tq.mustOpen(t, opts.Prefetch(), opts.Concurrency)
 	x, y := job("busy-x", "slow", "a-1-1"), job("busy-y", "nvr-format", "xchat-0.5-1.fc20")
 	if err := q1.Publish(context.Background(), x, y); err != nil {
@@ -601,14 +601,14 @@ func helperWorker(raw string) int {
 	if err != nil {
 		return fail(err)
 	}
-	opts := WorkerOptions{Runner: New(Options{Config: cfg, Checkout: co, Log: log}), Reporter: rep, Log: log, Concurrency: 1, MaxAttempts: 2, RetryWait: time.Minute}
+	opts := Options{Runner: runner.New(runner.Options{Config: cfg, Checkout: co, Log: log}), Reporter: rep, Log: log, Concurrency: 1, MaxAttempts: 2, RetryWait: time.Minute}
 	q, closeQ, err := spec.Queue.open(context.Background(), opts.Prefetch(), opts.Concurrency)
 	if err != nil {
 		return fail(err)
 	}
 	defer closeQ()
 	opts.Queue = q
-	if err := NewWorker(opts).Run(context.Background()); err != nil {
+	if err := New(opts).Run(context.Background()); err != nil {
 		return fail(err)
 	}
 	return 0

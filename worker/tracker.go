@@ -1,4 +1,4 @@
-package runner
+package worker
 
 import (
 	"context"
@@ -13,10 +13,10 @@ import (
 
 // Tracker sees what a Worker holds, for /status and /metrics, by wrapping
 // its queue and reporter: a job is held from the delivery to its ack or
-// hand-back. Wire it as WorkerOptions{Queue: t.Queue(q), Reporter:
+// hand-back. Wire it as Options{Queue: t.Queue(q), Reporter:
 // t.Reporter(rep), OnDone: t.Done, OnRetryWait: t.RetryWait}.
 type Tracker struct {
-	runner *Runner
+	progress Progress
 
 	mu   sync.Mutex
 	held map[string]*held
@@ -49,7 +49,7 @@ type JobState struct {
 	// infrastructure failure and it waits out the backoff until RetryAt).
 	State   string     `json:"state"`
 	RetryAt *time.Time `json:"retry_at,omitempty"`
-	// Action is the action the runner's log last started, when known.
+	// Action is the action the job's run is in, as the runner tells it.
 	Action string `json:"action,omitempty"`
 }
 
@@ -65,13 +65,13 @@ type WorkerSnapshot struct {
 	Retries int64 `json:"retries"`
 }
 
-// NewTracker makes a Tracker; r (may be nil) tells the current action of a job.
-func NewTracker(r *Runner) *Tracker {
-	return &Tracker{runner: r, held: map[string]*held{}, finished: map[string]int64{}}
+// NewTracker makes a Tracker; p (may be nil) tells the current action of a job.
+func NewTracker(p Progress) *Tracker {
+	return &Tracker{progress: p, held: map[string]*held{}, finished: map[string]int64{}}
 }
 
 // Queue wraps the worker's queue.
-func (t *Tracker) Queue(q bus.JobQueue) bus.JobQueue { return &trackedQueue{q: q, t: t} }
+func (t *Tracker) Queue(q Queue) Queue { return &trackedQueue{q: q, t: t} }
 
 // Reporter wraps the worker's reporter.
 func (t *Tracker) Reporter(r Reporter) Reporter {
@@ -82,7 +82,7 @@ func (t *Tracker) Reporter(r Reporter) Reporter {
 }
 
 // RetryWait marks a held job as waiting for its next attempt; chain it
-// into WorkerOptions.OnRetryWait.
+// into Options.OnRetryWait.
 func (t *Tracker) RetryWait(job contract.Job, retryAt time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -92,7 +92,7 @@ func (t *Tracker) RetryWait(job contract.Job, retryAt time.Time) {
 }
 
 // Done counts a finished job by its execution's outcome; chain it into
-// WorkerOptions.OnDone.
+// Options.OnDone.
 func (t *Tracker) Done(job contract.Job, exec contract.Execution) {
 	key := string(exec.ExecutionStatus)
 	if key == "" {
@@ -146,8 +146,8 @@ func (t *Tracker) Snapshot() WorkerSnapshot {
 			at := h.retryAt.UTC()
 			st.RetryAt = &at
 		}
-		if t.runner != nil && st.State == "running" {
-			st.Action = t.runner.LastAction(j.UUID)
+		if t.progress != nil && st.State == "running" {
+			st.Action = t.progress.Action(j.UUID)
 		}
 		if st.State == "waiting_retry" {
 			s.Waiting = append(s.Waiting, st)
@@ -164,7 +164,7 @@ func (t *Tracker) Snapshot() WorkerSnapshot {
 }
 
 type trackedQueue struct {
-	q bus.JobQueue
+	q Queue
 	t *Tracker
 }
 

@@ -1,4 +1,4 @@
-package runner
+package worker
 
 import (
 	"context"
@@ -17,7 +17,7 @@ func TestTrackerShowsARetryWait(t *testing.T) {
 	tq := newTestQueue(t, "disk")
 	const retryWait = 3 * time.Second
 	tr := NewTracker(s.runner)
-	opts := WorkerOptions{Runner: s.runner, Reporter: tr.Reporter(s.reporter), Concurrency: 1, MaxAttempts: 2, RetryWait: retryWait,
+	opts := Options{Runner: s.runner, Reporter: tr.Reporter(s.reporter), Concurrency: 1, MaxAttempts: 2, RetryWait: retryWait,
 		OnRetryWait: tr.RetryWait}
 	q, _ := tq.mustOpen(t, opts.Prefetch(), opts.Concurrency)
 	a := job("tracked-wait-a", "download", "xchat-0.5-1.fc20")

@@ -1,0 +1,173 @@
+// Package server is the central server role: the ResultsDB API v2.0 and its
+// pages over a store (SQLite embedded, PostgreSQL in production), the result
+// events published through the store's outbox, the artifacts tree when the
+// results come from this machine, and the status endpoints. It is where the
+// next central capabilities (executions, logs, labs) are mounted. It may
+// import resultsdb, status and config.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/taskotron-go/taskotron/config"
+	"github.com/taskotron-go/taskotron/resultsdb"
+	"github.com/taskotron-go/taskotron/status"
+)
+
+// Options are what the command line (or `up`) adds to the configuration.
+type Options struct {
+	// Listen is the address to listen on; empty means resultsdb.listen.
+	Listen string
+	// DB is the store's DSN; empty means resultsdb.db.
+	DB string
+	// BaseURL is the public URL links are built from; empty means
+	// http://<the address listened on>.
+	BaseURL string
+	// Token, when set, is required as a bearer token for writes.
+	Token string
+	// Publish sends resultsdb.result.new for every new result to amqp.url.
+	Publish bool
+	// ArtifactsURL is linked from group pages.
+	ArtifactsURL string
+	// ArtifactsDir, when set, is served below /artifacts/.
+	ArtifactsDir string
+	// Status, when set, is served on the same port (`up`); otherwise the
+	// server has a status of its own there.
+	Status *status.Server
+}
+
+// Server is the central server role.
+type Server struct {
+	log   *slog.Logger
+	store resultsdb.Store
+	ln    net.Listener
+	http  *http.Server
+	pub   *resultsdb.Publisher
+	base  string
+	dsn   string
+}
+
+// New opens the store and listens; Run serves. A DSN that cannot be read is
+// an error wrapping resultsdb.ErrBadDSN.
+func New(ctx context.Context, cfg config.Config, log *slog.Logger, o Options) (*Server, error) {
+	cfg = cfg.Resolved()
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if o.Listen == "" {
+		o.Listen = cfg.ResultsDB.Listen
+	}
+	if o.DB == "" {
+		o.DB = cfg.ResultsDB.DB
+	}
+	if o.Publish && cfg.AMQP.URL == "" {
+		return nil, errors.New("resultsdb.publish needs a broker in amqp.url (or TASKOTRON_AMQP_URL)")
+	}
+	store, err := resultsdb.Open(ctx, o.DB)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", o.Listen)
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("listen on %s: %w", o.Listen, err)
+	}
+	s := &Server{log: log, store: store, ln: ln, base: o.BaseURL, dsn: o.DB}
+	if s.base == "" {
+		s.base = "http://" + ln.Addr().String()
+	}
+	mux := http.NewServeMux()
+	ops := o.Status
+	if ops == nil {
+		ops = status.New("resultsdb")
+	}
+	ops.Mount(mux)
+	if o.ArtifactsDir != "" {
+		mux.Handle("/artifacts/", http.StripPrefix("/artifacts/", http.FileServer(http.Dir(o.ArtifactsDir))))
+	}
+	mux.Handle("/", resultsdb.NewServer(store, resultsdb.Options{
+		BaseURL:            s.base,
+		Token:              o.Token,
+		AdditionalOutcomes: cfg.ResultsDB.AdditionalOutcomes,
+		ArtifactsURL:       o.ArtifactsURL,
+		Log:                log,
+		Events:             o.Publish,
+	}))
+	s.http = &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+	}
+	if o.Publish {
+		s.pub = resultsdb.NewPublisher(store, resultsdb.PublisherOptions{
+			URL: cfg.AMQP.URL, Exchange: cfg.AMQP.Exchange, BaseURL: s.base, Log: log,
+		})
+	}
+	return s, nil
+}
+
+// URL is the server's base URL; the API is below URL()+resultsdb.APIPrefix.
+func (s *Server) URL() string { return s.base }
+
+// Run serves until ctx ends, then stops taking requests, gives the
+// publisher a few seconds to send what the last results queued (the rest
+// stays in the outbox for the next start), and closes the store.
+func (s *Server) Run(ctx context.Context) error {
+	errc := make(chan error, 2)
+	pubCtx, stopPub := context.WithCancel(context.Background())
+	pubDone := make(chan struct{})
+	if s.pub != nil {
+		// It sends what the outbox holds, also what an earlier run left.
+		go func() {
+			defer close(pubDone)
+			if err := s.pub.Run(pubCtx); err != nil {
+				errc <- fmt.Errorf("result events publisher: %w", err)
+			}
+		}()
+	} else {
+		close(pubDone)
+	}
+	go func() { errc <- s.http.Serve(s.ln) }()
+	s.log.Info("resultsdb serving", "api", s.base+resultsdb.APIPrefix, "pages", s.base+"/", "db", resultsdb.Redact(s.dsn))
+
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+		if errors.Is(err, http.ErrServerClosed) || errors.Is(err, context.Canceled) {
+			err = nil
+		}
+	}
+	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if e := s.http.Shutdown(shutdown); e != nil && err == nil {
+		err = e
+	}
+	if s.pub != nil {
+		drain, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if e := s.pub.Drain(drain); e != nil {
+			s.log.Warn("result events left in the outbox for the next start", "err", e)
+		}
+		cancel()
+	}
+	stopPub()
+	<-pubDone
+	s.store.Close()
+	s.log.Info("resultsdb stopped")
+	return err
+}
+
+// Close releases a Server whose Run was never called.
+func (s *Server) Close() {
+	s.ln.Close()
+	s.store.Close()
+}
