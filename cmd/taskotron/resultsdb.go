@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/taskotron-go/taskotron/resultsdb"
@@ -27,7 +28,7 @@ func runResultsDB(ctx context.Context, g *globals, args []string) error {
 	fs := newFlags("resultsdb serve")
 	listen := fs.String("listen", cfg.Listen, "address to listen on")
 	dbDSN := fs.String("db", cfg.DB, "database: sqlite:PATH or postgres://… (default sqlite in data_dir)")
-	baseURL := fs.String("base-url", "", "public URL of this server for links (default http://<listen>)")
+	baseURL := fs.String("base-url", cfg.BaseURL, "public URL of this server for links, like https://resultsdb.example.org (resultsdb.base_url; default the URL each request came to, from Host and X-Forwarded-Host/-Scheme/-Proto)")
 	token := fs.String("token", cfg.Token, "bearer token required for writes (default none: writes open)")
 	artifacts := fs.String("artifacts-url", g.cfg.Runner.ArtifactsURL, "public URL of the artifacts tree, linked from group pages")
 	publish := fs.Bool("publish", cfg.Publish, "publish resultsdb.result.new to the AMQP broker in amqp.url (resultsdb.publish)")
@@ -37,6 +38,12 @@ func runResultsDB(ctx context.Context, g *globals, args []string) error {
 	}
 	if len(rest) > 0 {
 		return usagef("unexpected argument %q", rest[0])
+	}
+	if *baseURL != "" {
+		u, err := url.Parse(*baseURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+			return usagef("--base-url %q: want http(s)://host[:port][/prefix]", *baseURL)
+		}
 	}
 	if *dbDSN == "" {
 		*dbDSN = "sqlite:" + g.cfg.Path("resultsdb.sqlite")
@@ -58,8 +65,10 @@ func runResultsDB(ctx context.Context, g *globals, args []string) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", *listen, err)
 	}
-	if *baseURL == "" {
-		*baseURL = "http://" + ln.Addr().String()
+	// Published messages have no request to take a URL from.
+	eventBase := *baseURL
+	if eventBase == "" {
+		eventBase = "http://" + ln.Addr().String()
 	}
 	opts := resultsdb.Options{
 		BaseURL:            *baseURL,
@@ -97,14 +106,14 @@ func runResultsDB(ctx context.Context, g *globals, args []string) error {
 	}()
 	if *publish {
 		pub = resultsdb.NewPublisher(store, resultsdb.PublisherOptions{
-			URL: g.cfg.AMQP.URL, Exchange: g.cfg.AMQP.Exchange, BaseURL: *baseURL, Log: g.log,
+			URL: g.cfg.AMQP.URL, Exchange: g.cfg.AMQP.Exchange, BaseURL: eventBase, Log: g.log,
 		})
 		go func() { defer close(pubDone); errc <- pub.Run(pubCtx) }()
 	} else {
 		close(pubDone)
 	}
 	go func() { errc <- srv.Serve(ln) }()
-	g.log.Info("resultsdb serving", "api", *baseURL+resultsdb.APIPrefix, "pages", *baseURL+"/", "db", redactDSN(*dbDSN))
+	g.log.Info("resultsdb serving", "api", "http://"+ln.Addr().String()+resultsdb.APIPrefix, "base_url", *baseURL, "db", redactDSN(*dbDSN))
 
 	select {
 	case <-ctx.Done():
