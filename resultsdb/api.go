@@ -24,7 +24,8 @@ var BaseOutcomes = []string{"PASSED", "INFO", "FAILED", "NEEDS_INSPECTION"}
 // Options configure the server.
 type Options struct {
 	// BaseURL is the public scheme://host[/prefix] that href, prev and next
-	// links start with; empty means http://<Host header>.
+	// links start with; empty means the URL the request came to (Host,
+	// X-Forwarded-Host, X-Forwarded-Scheme or -Proto), as ResultsDB does.
 	BaseURL string
 	// Token, when set, must be sent as "Authorization: Bearer <token>" on
 	// every write. Reads stay public.

@@ -244,6 +244,8 @@ func TestLinksFollowTheRequest(t *testing.T) {
 		{map[string]string{"X-Forwarded-Host": "[2001:db8::1]:8080"}, "http://[2001:db8::1]:8080"},
 		// What no host or scheme can be is ignored.
 		{map[string]string{"Host": "h.example.org", "X-Forwarded-Host": "evil.example.org/path?x", "X-Forwarded-Proto": "javascript"}, "http://h.example.org"},
+		{map[string]string{"Host": "h.example.org", "X-Forwarded-Host": "2001:db8::1"}, "http://h.example.org"},
+		{map[string]string{"Host": "h.example.org", "X-Forwarded-Host": "a.example.org:https"}, "http://h.example.org"},
 	}
 	for _, tc := range cases {
 		r := c.raw("GET", "/api/v2.0/results?limit=1&item:like=foo*", "", tc.header)

@@ -151,24 +151,19 @@ func firstValue(h string) string {
 // validHost accepts host, host:port, [v6] and [v6]:port; anything else a
 // proxy header holds is ignored rather than put into links.
 func validHost(h string) bool {
-	if h == "" || strings.ContainsAny(h, "/?#@\\ \t\"<>") {
+	if h == "" || strings.ContainsAny(h, "/?#@\\%\"<> \t") {
 		return false
 	}
-	name := h
-	if strings.HasPrefix(h, "[") || strings.Count(h, ":") == 1 {
-		host, port, err := net.SplitHostPort(h)
-		if err != nil {
-			if strings.HasPrefix(h, "[") && strings.HasSuffix(h, "]") {
-				return net.ParseIP(h[1:len(h)-1]) != nil
-			}
+	host := h
+	if i := strings.LastIndexByte(h, ':'); i >= 0 && !strings.HasSuffix(h, "]") {
+		port := h[i+1:]
+		if port == "" || strings.Trim(port, "0123456789") != "" {
 			return false
 		}
-		for _, c := range port {
-			if c < '0' || c > '9' {
-				return false
-			}
-		}
-		name = host
+		host = h[:i]
 	}
-	return name != "" && !strings.Contains(name, ":") || net.ParseIP(name) != nil
+	if strings.HasPrefix(host, "[") && strings.HasSuffix(host, "]") {
+		return net.ParseIP(host[1:len(host)-1]) != nil
+	}
+	return host != "" && !strings.ContainsAny(host, ":[]")
 }
