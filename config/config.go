@@ -120,6 +120,10 @@ type ResultsDB struct {
 	URL string `yaml:"url"`
 	// Listen is the embedded server's address.
 	Listen string `yaml:"listen"`
+	// BaseURL is the public URL `resultsdb serve` puts in links (href, next,
+	// prev); empty means the URL each request came to, read from Host,
+	// X-Forwarded-Host and X-Forwarded-Scheme/-Proto as ResultsDB does.
+	BaseURL string `yaml:"base_url"`
 	// DB is sqlite:PATH or postgres://…; empty means sqlite in data_dir.
 	DB string `yaml:"db"`
 	// Token, when set, is required as a bearer token for writes.

@@ -24,7 +24,8 @@ var BaseOutcomes = []string{"PASSED", "INFO", "FAILED", "NEEDS_INSPECTION"}
 // Options configure the server.
 type Options struct {
 	// BaseURL is the public scheme://host[/prefix] that href, prev and next
-	// links start with; empty means http://<Host header>.
+	// links start with; empty means the URL the request came to (Host,
+	// X-Forwarded-Host, X-Forwarded-Scheme or -Proto), as ResultsDB does.
 	BaseURL string
 	// Token, when set, must be sent as "Authorization: Bearer <token>" on
 	// every write. Reads stay public.
@@ -76,8 +77,11 @@ func NewServer(store Store, opts Options) http.Handler {
 	api("/groups/{uuid}", s.getGroup, nil)
 	api("/groups/{uuid}/results", s.getGroupResults, nil)
 	api("/testcases", s.getTestcases, s.postTestcase)
-	api("/testcases/{name}", s.getTestcase, nil)
-	api("/testcases/{name}/results", s.getTestcaseResults, nil)
+	// Testcase names may hold '/' (Fedora CI's
+	// fedora-ci.koji-build./plans/basic.functional), so the name is the
+	// rest of the path, and a rest ending in /results asks for its results,
+	// as ResultsDB's <path:testcase_name> routes have it.
+	api("/testcases/{name...}", s.testcaseRoute, nil)
 	api("/healthcheck", s.healthcheck, nil)
 	api("/", func(w http.ResponseWriter, r *http.Request) error {
 		return &statusError{code: http.StatusNotFound, msg: "Not found"}
@@ -216,33 +220,15 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	_, _ = w.Write(buf.Bytes())
 }
 
-// base is the URL links start with.
-func (s *server) base(r *http.Request) string {
-	if s.opts.BaseURL != "" {
-		return s.opts.BaseURL
-	}
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	return scheme + "://" + r.Host
-}
+func query(r *http.Request) (url.Values, error) { return parseQuery(r.URL.RawQuery) }
 
-// requestURL is the URL of this request as the client sees it.
-func (s *server) requestURL(r *http.Request) string {
-	u := s.base(r) + r.URL.EscapedPath()
-	if r.URL.RawQuery != "" {
-		u += "?" + r.URL.RawQuery
-	}
-	return u
-}
-
-func query(r *http.Request) (url.Values, error) {
-	v, err := url.ParseQuery(r.URL.RawQuery)
-	if err != nil {
-		return nil, badf("Malformed Request: query string: %v", err)
-	}
-	return v, nil
+// pathValue is a name from the request path, decoded as Werkzeug does
+// (bytes that are not UTF-8 become U+FFFD). ok is false when it holds a
+// NUL: nothing is stored under such a name, and PostgreSQL cannot even be
+// asked for it.
+func pathValue(r *http.Request, key string) (string, bool) {
+	v := pyReplace(r.PathValue(key))
+	return v, strings.IndexByte(v, 0) < 0
 }
 
 // JSON shapes (reference §6.4).
@@ -297,14 +283,14 @@ func writePage[T, J any](s *server, w http.ResponseWriter, r *http.Request, list
 }
 
 func testcaseOut(base string, t Testcase) testcaseJSON {
-	return testcaseJSON{Name: t.Name, RefURL: t.RefURL, Href: base + APIPrefix + "/testcases/" + url.PathEscape(t.Name)}
+	return testcaseJSON{Name: t.Name, RefURL: t.RefURL, Href: base + APIPrefix + "/testcases/" + pyQuote(t.Name, hrefPathSafe, false)}
 }
 
 func groupOut(base string, g Group) groupJSON {
 	return groupJSON{
 		UUID: g.UUID, Description: g.Description, RefURL: g.RefURL, ResultsCount: g.ResultsCount,
-		Results: base + APIPrefix + "/results?groups=" + url.QueryEscape(g.UUID),
-		Href:    base + APIPrefix + "/groups/" + url.PathEscape(g.UUID),
+		Results: base + APIPrefix + "/results?groups=" + pyQuote(g.UUID, hrefQuerySafe, true),
+		Href:    base + APIPrefix + "/groups/" + pyQuote(g.UUID, hrefPathSafe, false),
 	}
 }
 
@@ -402,7 +388,10 @@ func (s *server) getResults(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *server) getGroupResults(w http.ResponseWriter, r *http.Request) error {
-	id := r.PathValue("uuid")
+	id, ok := pathValue(r, "uuid")
+	if !ok {
+		return &statusError{code: http.StatusNotFound, msg: "Group not found: " + id}
+	}
 	if _, err := s.store.Group(r.Context(), id); err != nil {
 		if errors.Is(err, ErrNotFound) {
 			return &statusError{code: http.StatusNotFound, msg: "Group not found: " + id}
@@ -412,8 +401,31 @@ func (s *server) getGroupResults(w http.ResponseWriter, r *http.Request) error {
 	return s.listResults(w, r, []string{id}, nil)
 }
 
-func (s *server) getTestcaseResults(w http.ResponseWriter, r *http.Request) error {
-	name := r.PathValue("name")
+// testcasePath splits the rest of a /testcases/ path into the testcase
+// name and whether its results are asked for. ok is false for a path no
+// testcase can have: an empty name, or one starting with '/' (Werkzeug's
+// path converter needs a first character other than '/').
+func testcasePath(rest string) (name string, results, ok bool) {
+	name, results = strings.CutSuffix(rest, "/results")
+	return name, results, name != "" && name[0] != '/'
+}
+
+func (s *server) testcaseRoute(w http.ResponseWriter, r *http.Request) error {
+	rest, ok := pathValue(r, "name")
+	if !ok {
+		return &statusError{code: http.StatusNotFound, msg: "Testcase not found"}
+	}
+	name, results, ok := testcasePath(rest)
+	if !ok {
+		return &statusError{code: http.StatusNotFound, msg: "Not found"}
+	}
+	if results {
+		return s.getTestcaseResults(w, r, name)
+	}
+	return s.getTestcase(w, r, name)
+}
+
+func (s *server) getTestcaseResults(w http.ResponseWriter, r *http.Request, name string) error {
 	if _, err := s.store.Testcase(r.Context(), name); err != nil {
 		if errors.Is(err, ErrNotFound) {
 			return &statusError{code: http.StatusNotFound, msg: "Testcase not found"}
@@ -433,6 +445,9 @@ func (s *server) latestQuery(v url.Values) (ResultQuery, []string, error) {
 	distinct := commaList(v.Get("_distinct_on"))
 	if len(distinct) > 0 && !filtered {
 		return q, nil, badf("Please, provide at least one filter beside '_distinct_on'")
+	}
+	if len(distinct) > maxDistinctOn {
+		return q, nil, badf("Malformed Request: _distinct_on: at most %d keys, got %d", maxDistinctOn, len(distinct))
 	}
 	return q, distinct, nil
 }
@@ -501,7 +516,9 @@ func (s *server) getGroups(w http.ResponseWriter, r *http.Request) error {
 	if d := commaList(v.Get("description")); len(d) > 0 {
 		q.Descriptions = d
 	} else {
-		q.DescriptionLike = likePatterns(commaList(v.Get("description:like")))
+		if q.DescriptionLike, err = likePatterns("description:like", commaList(v.Get("description:like"))); err != nil {
+			return err
+		}
 	}
 	list, err := s.store.Groups(r.Context(), q)
 	if err != nil {
@@ -512,7 +529,11 @@ func (s *server) getGroups(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *server) getGroup(w http.ResponseWriter, r *http.Request) error {
-	g, err := s.store.Group(r.Context(), r.PathValue("uuid"))
+	id, ok := pathValue(r, "uuid")
+	if !ok {
+		return &statusError{code: http.StatusNotFound, msg: "Group not found"}
+	}
+	g, err := s.store.Group(r.Context(), id)
 	if errors.Is(err, ErrNotFound) {
 		return &statusError{code: http.StatusNotFound, msg: "Group not found"}
 	}
@@ -556,6 +577,11 @@ func (s *server) postGroup(w http.ResponseWriter, r *http.Request) error {
 	if !g.SetRefURL {
 		g.RefURL = nil
 	}
+	for _, err := range []error{noNUL("uuid", g.UUID), noNULPtr("description", g.Description), noNULPtr("ref_url", g.RefURL)} {
+		if err != nil {
+			return err
+		}
+	}
 	saved, err := s.store.SaveGroup(r.Context(), g)
 	if err != nil {
 		return err
@@ -577,7 +603,9 @@ func (s *server) getTestcases(w http.ResponseWriter, r *http.Request) error {
 	if n := commaList(v.Get("name")); len(n) > 0 {
 		q.Names = n
 	} else {
-		q.NameLike = likePatterns(commaList(v.Get("name:like")))
+		if q.NameLike, err = likePatterns("name:like", commaList(v.Get("name:like"))); err != nil {
+			return err
+		}
 	}
 	list, err := s.store.Testcases(r.Context(), q)
 	if err != nil {
@@ -587,8 +615,8 @@ func (s *server) getTestcases(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (s *server) getTestcase(w http.ResponseWriter, r *http.Request) error {
-	t, err := s.store.Testcase(r.Context(), r.PathValue("name"))
+func (s *server) getTestcase(w http.ResponseWriter, r *http.Request, name string) error {
+	t, err := s.store.Testcase(r.Context(), name)
 	if errors.Is(err, ErrNotFound) {
 		return &statusError{code: http.StatusNotFound, msg: "Testcase not found"}
 	}
@@ -623,6 +651,11 @@ func (s *server) postTestcase(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	t.SetRefURL = t.RefURL != nil
+	for _, err := range []error{noNUL("name", t.Name), noNULPtr("ref_url", t.RefURL)} {
+		if err != nil {
+			return err
+		}
+	}
 	saved, err := s.store.SaveTestcase(r.Context(), t)
 	if err != nil {
 		return err

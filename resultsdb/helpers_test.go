@@ -36,16 +36,24 @@ func randomName(prefix string) string {
 // or a new schema in the PostgreSQL test database, dropped afterwards.
 func openTestStore(t testing.TB, kind string) Store {
 	t.Helper()
+	s, _ := openTestStoreDSN(t, kind)
+	return s
+}
+
+// openTestStoreDSN is openTestStore that also tells the DSN it opened.
+func openTestStoreDSN(t testing.TB, kind string) (Store, string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	switch kind {
 	case "sqlite":
-		s, err := Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "resultsdb.sqlite"))
+		dsn := "sqlite:" + filepath.Join(t.TempDir(), "resultsdb.sqlite")
+		s, err := Open(ctx, dsn)
 		if err != nil {
 			t.Fatalf("open sqlite store: %v", err)
 		}
 		t.Cleanup(func() { s.Close() })
-		return s
+		return s, dsn
 	case "postgres":
 		dsn := postgresURL()
 		schema := randomName("rdbtest_")
@@ -62,7 +70,8 @@ func openTestStore(t testing.TB, kind string) Store {
 		if strings.Contains(dsn, "?") {
 			sep = "&"
 		}
-		s, err := Open(ctx, dsn+sep+"search_path="+schema)
+		dsn += sep + "search_path=" + schema
+		s, err := Open(ctx, dsn)
 		if err != nil {
 			t.Fatalf("open postgres store: %v", err)
 		}
@@ -70,15 +79,15 @@ func openTestStore(t testing.TB, kind string) Store {
 			s.Close()
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			if conn, err := pgx.Connect(ctx, dsn); err == nil {
+			if conn, err := pgx.Connect(ctx, postgresURL()); err == nil {
 				_, _ = conn.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE")
 				conn.Close(ctx)
 			}
 		})
-		return s
+		return s, dsn
 	}
 	t.Fatalf("unknown store kind %q", kind)
-	return nil
+	return nil, ""
 }
 
 var storeKinds = []string{"sqlite", "postgres"}

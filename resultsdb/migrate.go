@@ -191,7 +191,7 @@ func openPostgres(ctx context.Context, dsn string) (Store, error) {
 	db.SetMaxOpenConns(16)
 	db.SetMaxIdleConns(16)
 	s := &sqlStore{d: postgresDialect, read: db, write: db, notify: make(chan struct{}, 1)}
-	if err := s.Ping(ctx); err != nil {
+	if err := s.reachable(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("postgres %s: %w", Redact(dsn), oneLine{err})
 	}

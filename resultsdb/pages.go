@@ -133,8 +133,7 @@ func (s *server) pageRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /groups/{uuid}", s.pageGroup)
 	mux.HandleFunc("GET /groups/{uuid}/results", s.pageGroup)
 	mux.HandleFunc("GET /testcases", s.pageTestcases)
-	mux.HandleFunc("GET /testcases/{name}", s.pageTestcase)
-	mux.HandleFunc("GET /testcases/{name}/results", s.pageTestcase)
+	mux.HandleFunc("GET /testcases/{name...}", s.pageTestcase)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.render(w, r, http.StatusNotFound, "error", &pageData{Title: "Not found", Error: "There is no page at " + r.URL.Path + "."})
 	})
@@ -167,11 +166,13 @@ func (s *server) pageFail(w http.ResponseWriter, r *http.Request, title string, 
 }
 
 // cleanQuery drops parameters a filter form sent empty. It reports false
-// after redirecting to the clean URL, so the page URL stays the API query.
-func cleanQuery(w http.ResponseWriter, r *http.Request) (url.Values, bool) {
-	v, err := url.ParseQuery(r.URL.RawQuery)
+// after redirecting to the clean URL, so the page URL stays the API query,
+// or after showing why the query cannot be read.
+func (s *server) cleanQuery(w http.ResponseWriter, r *http.Request) (url.Values, bool) {
+	v, err := parseQuery(r.URL.RawQuery)
 	if err != nil {
-		return v, true // the handler reports it
+		s.pageFail(w, r, "Bad request", err)
+		return nil, false
 	}
 	dirty := false
 	for k, vals := range v {
@@ -234,7 +235,7 @@ func (s *server) pagedResults(r *http.Request, d *pageData, groups, testcases []
 }
 
 func (s *server) pageResults(w http.ResponseWriter, r *http.Request) {
-	v, ok := cleanQuery(w, r)
+	v, ok := s.cleanQuery(w, r)
 	if !ok {
 		return
 	}
@@ -256,7 +257,7 @@ func (s *server) pageResults(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) pageLatest(w http.ResponseWriter, r *http.Request) {
-	v, ok := cleanQuery(w, r)
+	v, ok := s.cleanQuery(w, r)
 	if !ok {
 		return
 	}
@@ -302,8 +303,12 @@ func (s *server) pageResult(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) pageGroup(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("uuid")
+	id, ok := pathValue(r, "uuid")
 	title := "Group " + id
+	if !ok {
+		s.pageFail(w, r, title, ErrNotFound)
+		return
+	}
 	g, err := s.store.Group(r.Context(), id)
 	if err != nil {
 		s.pageFail(w, r, title, err)
@@ -334,13 +339,18 @@ func (s *server) pageGroup(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) pageTestcase(w http.ResponseWriter, r *http.Request) {
-	name := r.PathValue("name")
+	rest, ok := pathValue(r, "name")
+	name, _, valid := testcasePath(rest)
+	if !ok || !valid {
+		s.pageFail(w, r, "Not found", ErrNotFound)
+		return
+	}
 	t, err := s.store.Testcase(r.Context(), name)
 	if err != nil {
 		s.pageFail(w, r, name, err)
 		return
 	}
-	d := &pageData{Title: name, API: APIPrefix + "/testcases/" + url.PathEscape(name) + "/results", Testcase: t}
+	d := &pageData{Title: name, API: APIPrefix + "/testcases/" + pyQuote(name, hrefPathSafe, false) + "/results", Testcase: t}
 	if r.URL.RawQuery != "" {
 		d.API += "?" + r.URL.RawQuery
 	}
@@ -352,7 +362,7 @@ func (s *server) pageTestcase(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) pageTestcases(w http.ResponseWriter, r *http.Request) {
-	v, ok := cleanQuery(w, r)
+	v, ok := s.cleanQuery(w, r)
 	if !ok {
 		return
 	}
@@ -364,7 +374,10 @@ func (s *server) pageTestcases(w http.ResponseWriter, r *http.Request) {
 	}
 	q := TestcaseQuery{Names: commaList(v.Get("name")), Offset: page * limit, Limit: limit + 1}
 	if len(q.Names) == 0 {
-		q.NameLike = likePatterns(commaList(v.Get("name:like")))
+		if q.NameLike, err = likePatterns("name:like", commaList(v.Get("name:like"))); err != nil {
+			s.pageFail(w, r, d.Title, err)
+			return
+		}
 	}
 	list, err := s.store.Testcases(r.Context(), q)
 	if err != nil {
@@ -383,7 +396,7 @@ func (s *server) pageTestcases(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) pageGroups(w http.ResponseWriter, r *http.Request) {
-	v, ok := cleanQuery(w, r)
+	v, ok := s.cleanQuery(w, r)
 	if !ok {
 		return
 	}
@@ -397,7 +410,10 @@ func (s *server) pageGroups(w http.ResponseWriter, r *http.Request) {
 	if desc := commaList(v.Get("description")); len(desc) > 0 {
 		q.Descriptions = desc
 	} else {
-		q.DescriptionLike = likePatterns(commaList(v.Get("description:like")))
+		if q.DescriptionLike, err = likePatterns("description:like", commaList(v.Get("description:like"))); err != nil {
+			s.pageFail(w, r, d.Title, err)
+			return
+		}
 	}
 	list, err := s.store.Groups(r.Context(), q)
 	if err != nil {

@@ -6,11 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"sort"
-	"strconv"
 	"strings"
-	"time"
 
 	"github.com/google/uuid"
 )
@@ -27,7 +26,14 @@ func checkName(what, s string) error {
 }
 
 // decodeBody reads a JSON object from a request body of at most max bytes.
+// As ResultsDB 2.2 (Flask's get_json), the body must be declared JSON: a
+// form or text/plain body is refused before it is read, which also keeps
+// a web page from posting results across sites without a CORS preflight.
 func decodeBody(w http.ResponseWriter, r *http.Request, max int64) (map[string]any, error) {
+	if !isJSON(r.Header.Get("Content-Type")) {
+		return nil, &statusError{code: http.StatusUnsupportedMediaType,
+			msg: "Did not attempt to load JSON data because the request Content-Type was not 'application/json'."}
+	}
 	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, max))
 	if err != nil {
 		var tooBig *http.MaxBytesError
@@ -37,6 +43,17 @@ func decodeBody(w http.ResponseWriter, r *http.Request, max int64) (map[string]a
 		return nil, badf("Malformed Request: reading the body: %v", err)
 	}
 	return parseObject(raw)
+}
+
+// isJSON is Werkzeug's Request.is_json: application/json or
+// application/*+json, parameters aside.
+func isJSON(contentType string) bool {
+	mt, _, err := mime.ParseMediaType(contentType)
+	if err != nil {
+		// Werkzeug reads the type up to the first ';' whatever follows.
+		mt = strings.ToLower(strings.TrimSpace(strings.Split(contentType, ";")[0]))
+	}
+	return mt == "application/json" || strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json")
 }
 
 // parseObject parses a JSON object, keeping numbers as written.
@@ -94,7 +111,12 @@ func optString(m map[string]any, key, where string) (val *string, set bool, err 
 	return nil, true, badf("Malformed Request: %s must be a string or null, not %s", where, jsonType(v))
 }
 
-// parseResultPost checks a POST /results body (reference §6.3).
+// parseResultPost checks a POST /results body (reference §6.3) in
+// ResultsDB 2.2's order, which decides the message a client reads: first
+// each field's presence and type (its request parser, in the order
+// outcome, testcase, groups, note, data, ref_url), then the outcome's
+// value, colons in data keys, and the testcase name; last what no store
+// can hold.
 func parseResultPost(m map[string]any, outcomes []string) (NewResult, error) {
 	var in NewResult
 	ov, ok := m["outcome"]
@@ -105,34 +127,24 @@ func parseResultPost(m map[string]any, outcomes []string) (NewResult, error) {
 	if !ok {
 		return in, badf("Malformed Request: outcome must be a string, not %s", jsonType(ov))
 	}
-	o = strings.ToUpper(strings.TrimSpace(o))
-	if o == "" {
-		return in, badf("Malformed Request: outcome must not be empty")
-	}
-	if !contains(outcomes, o) {
-		return in, badf("outcome must be one of %s", pyTuple(outcomes))
-	}
-	in.Outcome = o
 
 	tv, ok := m["testcase"]
 	if !ok || tv == nil {
 		return in, badf("Malformed Request: testcase: missing required parameter in the JSON body")
 	}
+	var tcObject map[string]any
 	switch t := tv.(type) {
 	case string:
-		if t == "" {
-			return in, badf("testcase name not set")
-		}
 		in.Testcase.Name = t
 	case map[string]any:
-		name, ok := t["name"].(string)
-		if !ok || name == "" {
-			if _, present := t["name"]; present && !ok && t["name"] != nil {
-				return in, badf("Malformed Request: testcase.name must be a string, not %s", jsonType(t["name"]))
+		tcObject = t
+		if nv, present := t["name"]; present && nv != nil {
+			name, ok := nv.(string)
+			if !ok {
+				return in, badf("Malformed Request: testcase.name must be a string, not %s", jsonType(nv))
 			}
-			return in, badf("testcase.name not set")
+			in.Testcase.Name = name
 		}
-		in.Testcase.Name = name
 		var err error
 		if in.Testcase.RefURL, in.Testcase.SetRefURL, err = optString(t, "ref_url", "testcase.ref_url"); err != nil {
 			return in, err
@@ -182,8 +194,49 @@ func parseResultPost(m map[string]any, outcomes []string) (NewResult, error) {
 	if in.Note, _, err = optString(m, "note", "note"); err != nil {
 		return in, err
 	}
+	var data map[string]any
+	if dv, ok := m["data"]; ok && dv != nil {
+		if data, ok = dv.(map[string]any); !ok {
+			return in, badf("Malformed Request: data must be an object, not %s", jsonType(dv))
+		}
+	}
 	if in.RefURL, _, err = optString(m, "ref_url", "ref_url"); err != nil {
 		return in, err
+	}
+	if sv, ok := m["submit_time"]; ok && sv != nil {
+		if in.SubmitTime, err = parseSubmitTime(sv); err != nil {
+			return in, err
+		}
+	}
+
+	o = strings.ToUpper(strings.TrimSpace(o))
+	if o == "" {
+		return in, badf("Malformed Request: outcome must not be empty")
+	}
+	if !contains(outcomes, o) {
+		return in, badf("outcome must be one of %s", pyTuple(outcomes))
+	}
+	in.Outcome = o
+
+	keys := make([]string, 0, len(data))
+	var colons []string
+	for k := range data {
+		keys = append(keys, k)
+		if strings.Contains(k, ":") {
+			colons = append(colons, k)
+		}
+	}
+	sort.Strings(keys)
+	if len(colons) > 0 {
+		sort.Strings(colons)
+		return in, badf("Colon not allowed in key name: %s", pyList(colons))
+	}
+
+	if in.Testcase.Name == "" {
+		if tcObject != nil {
+			return in, badf("testcase.name not set")
+		}
+		return in, badf("testcase name not set")
 	}
 
 	if err := checkName("testcase name", in.Testcase.Name); err != nil {
@@ -194,47 +247,58 @@ func parseResultPost(m map[string]any, outcomes []string) (NewResult, error) {
 			return in, err
 		}
 	}
-
-	if dv, ok := m["data"]; ok && dv != nil {
-		data, ok := dv.(map[string]any)
-		if !ok {
-			return in, badf("Malformed Request: data must be an object, not %s", jsonType(dv))
-		}
-		keys := make([]string, 0, len(data))
-		var colons []string
-		for k := range data {
-			keys = append(keys, k)
-			if strings.Contains(k, ":") {
-				colons = append(colons, k)
-			}
-		}
-		sort.Strings(keys)
-		if len(colons) > 0 {
-			sort.Strings(colons)
-			return in, badf("Colon not allowed in key name: %s", pyList(colons))
-		}
-		for _, k := range keys {
-			if err := checkName("data key "+pyRepr(prefix(k)), k); err != nil {
-				return in, err
-			}
-			if list, ok := data[k].([]any); ok {
-				for _, v := range list {
-					in.Data = append(in.Data, DataPair{Key: k, Value: dataString(v)})
-				}
-				continue
-			}
-			in.Data = append(in.Data, DataPair{Key: k, Value: dataString(data[k])})
-		}
-	}
-
-	if sv, ok := m["submit_time"]; ok && sv != nil {
-		t, err := parseSubmitTime(sv)
-		if err != nil {
+	for _, k := range keys {
+		if err := checkName("data key "+pyRepr(prefix(k)), k); err != nil {
 			return in, err
 		}
-		in.SubmitTime = t
+		if list, ok := data[k].([]any); ok {
+			for _, v := range list {
+				in.Data = append(in.Data, DataPair{Key: k, Value: dataString(v)})
+			}
+			continue
+		}
+		in.Data = append(in.Data, DataPair{Key: k, Value: dataString(data[k])})
 	}
-	return in, nil
+	return in, checkResultText(in)
+}
+
+// noNUL refuses a string with a NUL character, which PostgreSQL cannot
+// store in text; SQLite refuses it too, so both stores hold the same.
+func noNUL(where, s string) error {
+	if strings.IndexByte(s, 0) >= 0 {
+		return badf("Malformed Request: %s: the NUL character (\\u0000) cannot be stored", where)
+	}
+	return nil
+}
+
+func noNULPtr(where string, s *string) error {
+	if s == nil {
+		return nil
+	}
+	return noNUL(where, *s)
+}
+
+// checkResultText refuses a result with text no store can hold.
+func checkResultText(in NewResult) error {
+	errs := []error{
+		noNUL("testcase name", in.Testcase.Name),
+		noNULPtr("testcase.ref_url", in.Testcase.RefURL),
+		noNULPtr("note", in.Note),
+		noNULPtr("ref_url", in.RefURL),
+	}
+	for i, g := range in.Groups {
+		where := fmt.Sprintf("groups[%d]", i)
+		errs = append(errs, noNUL(where+".uuid", g.UUID), noNULPtr(where+".description", g.Description), noNULPtr(where+".ref_url", g.RefURL))
+	}
+	for _, p := range in.Data {
+		errs = append(errs, noNUL("data key "+pyRepr(prefix(p.Key)), p.Key), noNUL("data["+pyRepr(prefix(p.Key))+"]", p.Value))
+	}
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // dataString stores a data value as text, as ResultsDB's Python did:
@@ -255,27 +319,6 @@ func dataString(v any) string {
 	}
 	raw, _ := json.Marshal(v)
 	return string(raw)
-}
-
-// parseSubmitTime accepts milliseconds since the epoch or a naive
-// YYYY-MM-DDTHH:MM:SS[.ffffff] (newer ResultsDB servers do).
-func parseSubmitTime(v any) (time.Time, error) {
-	switch x := v.(type) {
-	case json.Number:
-		ms, err := strconv.ParseInt(x.String(), 10, 64)
-		if err != nil {
-			return time.Time{}, badf("Malformed Request: submit_time: want milliseconds since the epoch, got %s", x)
-		}
-		return time.UnixMilli(ms).UTC(), nil
-	case string:
-		for _, layout := range []string{"2006-01-02T15:04:05.999999", "2006-01-02T15:04:05", "2006-01-02T15:04:05.999999Z07:00"} {
-			if t, err := time.Parse(layout, x); err == nil {
-				return time.Date(t.Year(), t.Month(), t.Day(), t.Hour(), t.Minute(), t.Second(), t.Nanosecond(), time.UTC), nil
-			}
-		}
-		return time.Time{}, badf("Malformed Request: submit_time: want YYYY-MM-DDTHH:MM:SS.ffffff, got %q", x)
-	}
-	return time.Time{}, badf("Malformed Request: submit_time must be a number or a string, not %s", jsonType(v))
 }
 
 // newUUID makes a time-based uuid (uuid1) as ResultsDB does, or a random

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // badRequest is a client error: status 400 with this message.
@@ -31,15 +32,21 @@ const (
 	maxPage = 1000000000
 	// maxFilterValues bounds the parameters of one query.
 	maxFilterValues = 1000
+	// maxDistinctOn bounds the _distinct_on keys, one join each: SQLite
+	// joins at most 64 tables (the result table is one), and PostgreSQL
+	// plans 200 of them in 0.8 s and 1000 in 30 s.
+	maxDistinctOn = 63
 )
 
 // pageLimit reads page and limit as ResultsDB does (0-based pages).
 func pageLimit(v url.Values) (page, limit int, err error) {
 	page, limit = 0, defaultLimit
 	if s := v.Get("page"); s != "" {
-		if page, err = strconv.Atoi(strings.TrimSpace(s)); err != nil || page < 0 {
+		if page, err = strconv.Atoi(strings.TrimSpace(s)); err != nil {
 			return 0, 0, badf("Malformed Request: page: want a whole number 0 or more, got %q", s)
 		}
+		// As ResultsDB: a page before the first is the first.
+		page = max(page, 0)
 		if page > maxPage {
 			return 0, 0, badf("Malformed Request: page: at most %d, got %d", maxPage, page)
 		}
@@ -69,12 +76,115 @@ func commaList(s string) []string {
 // likePattern turns ResultsDB's '*' wildcard into SQL LIKE's '%'.
 func likePattern(s string) string { return strings.ReplaceAll(s, "*", "%") }
 
-func likePatterns(list []string) []string {
+// likePatterns turns the patterns of parameter param into LIKE patterns.
+// One ending in a lone backslash is refused: PostgreSQL's LIKE takes '\'
+// as its escape character and fails on one that escapes nothing.
+func likePatterns(param string, list []string) ([]string, error) {
 	out := make([]string, len(list))
 	for i, s := range list {
+		if n := len(s) - len(strings.TrimRight(s, `\`)); n%2 == 1 {
+			return nil, badf("Malformed Request: %s: the pattern %s ends in a backslash, which escapes nothing", param, pyRepr(s))
+		}
 		out[i] = likePattern(s)
 	}
-	return out
+	return out, nil
+}
+
+// parseQuery reads a query string as Werkzeug does (parse_qsl): pairs
+// split at '&' (';' is an ordinary character), '+' is a space, a '%' not
+// followed by two hex digits stays as it is, and bytes that are not UTF-8
+// become U+FFFD. A NUL, which PostgreSQL cannot compare with text, is
+// refused with the parameter's name.
+func parseQuery(raw string) (url.Values, error) {
+	v := url.Values{}
+	for _, pair := range strings.Split(raw, "&") {
+		if pair == "" {
+			continue
+		}
+		k, val, _ := strings.Cut(pair, "=")
+		k, val = formDecode(k), formDecode(val)
+		if strings.IndexByte(k, 0) >= 0 || strings.IndexByte(val, 0) >= 0 {
+			return nil, badf("Malformed Request: query parameter %s: the NUL character (\\u0000) cannot be used", pyRepr(k))
+		}
+		v[k] = append(v[k], val)
+	}
+	return v, nil
+}
+
+// formDecode is Python's unquote_plus with errors="replace".
+func formDecode(s string) string {
+	if !strings.ContainsAny(s, "%+") && utf8.ValidString(s) {
+		return s
+	}
+	b := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '+':
+			b = append(b, ' ')
+		case c == '%' && i+2 < len(s):
+			hi, ok1 := unhex(s[i+1])
+			lo, ok2 := unhex(s[i+2])
+			if ok1 && ok2 {
+				b = append(b, hi<<4|lo)
+				i += 2
+				continue
+			}
+			b = append(b, c)
+		default:
+			b = append(b, c)
+		}
+	}
+	return pyReplace(string(b))
+}
+
+// pyReplace replaces what is not UTF-8 in s as Python's decoder does with
+// errors="replace": one U+FFFD for each maximal invalid subsequence.
+func pyReplace(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if r != utf8.RuneError || n > 1 {
+			b.WriteString(s[i : i+n])
+			i += n
+			continue
+		}
+		b.WriteRune(utf8.RuneError)
+		i += invalidPrefix(s[i:])
+	}
+	return b.String()
+}
+
+// invalidPrefix is the length of the maximal subpart of an ill-formed
+// UTF-8 sequence at the start of s: its lead byte and the continuation
+// bytes that could still have made it valid.
+func invalidPrefix(s string) int {
+	c := s[0]
+	lo, hi, need := byte(0x80), byte(0xBF), 0
+	switch {
+	case c >= 0xC2 && c <= 0xDF:
+		need = 1
+	case c == 0xE0:
+		lo, need = 0xA0, 2
+	case c == 0xED:
+		hi, need = 0x9F, 2
+	case c >= 0xE1 && c <= 0xEF:
+		need = 2
+	case c == 0xF0:
+		lo, need = 0x90, 3
+	case c == 0xF4:
+		hi, need = 0x8F, 3
+	case c >= 0xF1 && c <= 0xF3:
+		need = 3
+	}
+	n := 1
+	for n <= need && n < len(s) && s[n] >= lo && s[n] <= hi {
+		n++
+		lo, hi = 0x80, 0xBF
+	}
+	return n
 }
 
 var sortRE = regexp.MustCompile(`^(asc|desc):(.+)$`)
@@ -101,7 +211,9 @@ func parseResultQuery(v url.Values, outcomes []string) (q ResultQuery, filtered 
 	}
 	q.Groups = commaList(v.Get("groups"))
 	q.Testcases = commaList(v.Get("testcases"))
-	q.TestcasesLike = likePatterns(commaList(v.Get("testcases:like")))
+	if q.TestcasesLike, err = likePatterns("testcases:like", commaList(v.Get("testcases:like"))); err != nil {
+		return q, false, err
+	}
 	filtered = filtered || len(q.Groups) > 0 || len(q.Testcases) > 0 || len(q.TestcasesLike) > 0
 
 	switch s := v.Get("_sort"); {
@@ -132,7 +244,9 @@ func parseResultQuery(v url.Values, outcomes []string) (q ResultQuery, filtered 
 			f.Key = key
 			if mod == "like" {
 				f.Like = true
-				f.Values = likePatterns(values)
+				if f.Values, err = likePatterns(k, values); err != nil {
+					return q, false, err
+				}
 			}
 		}
 		q.Data = append(q.Data, f)

@@ -37,6 +37,7 @@ type Store interface {
 	ClaimEvents(ctx context.Context, limit int, lease time.Duration) ([]Event, error)
 	EventsSent(ctx context.Context, ids []int64) error
 
+	// Ping checks that the database answers, with its tables.
 	Ping(ctx context.Context) error
 	Close() error
 }

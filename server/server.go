@@ -26,8 +26,9 @@ type Options struct {
 	Listen string
 	// DB is the store's DSN; empty means resultsdb.db.
 	DB string
-	// BaseURL is the public URL links are built from; empty means
-	// http://<the address listened on>.
+	// BaseURL is the public URL links are built from; empty means the URL
+	// each request came to (Host, X-Forwarded-Host/-Scheme/-Proto), and
+	// http://<the address listened on> for published events.
 	BaseURL string
 	// Token, when set, is required as a bearer token for writes.
 	Token string
@@ -50,7 +51,9 @@ type Server struct {
 	http  *http.Server
 	pub   *resultsdb.Publisher
 	base  string
-	dsn   string
+	// public is the configured public URL ("" follows each request).
+	public string
+	dsn    string
 }
 
 // New opens the store and listens; Run serves. A DSN that cannot be read is
@@ -78,9 +81,12 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, o Options) (*
 		store.Close()
 		return nil, fmt.Errorf("listen on %s: %w", o.Listen, err)
 	}
-	s := &Server{log: log, store: store, ln: ln, base: o.BaseURL, dsn: o.DB}
-	if s.base == "" {
-		s.base = "http://" + ln.Addr().String()
+	s := &Server{log: log, store: store, ln: ln, base: "http://" + ln.Addr().String(), dsn: o.DB}
+	s.public = o.BaseURL
+	public := o.BaseURL
+	if public == "" {
+		// Published messages have no request to take a URL from.
+		public = s.base
 	}
 	mux := http.NewServeMux()
 	ops := o.Status
@@ -92,7 +98,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, o Options) (*
 		mux.Handle("/artifacts/", http.StripPrefix("/artifacts/", http.FileServer(http.Dir(o.ArtifactsDir))))
 	}
 	mux.Handle("/", resultsdb.NewServer(store, resultsdb.Options{
-		BaseURL:            s.base,
+		BaseURL:            o.BaseURL,
 		Token:              o.Token,
 		AdditionalOutcomes: cfg.ResultsDB.AdditionalOutcomes,
 		ArtifactsURL:       o.ArtifactsURL,
@@ -109,13 +115,14 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, o Options) (*
 	}
 	if o.Publish {
 		s.pub = resultsdb.NewPublisher(store, resultsdb.PublisherOptions{
-			URL: cfg.AMQP.URL, Exchange: cfg.AMQP.Exchange, BaseURL: s.base, Log: log,
+			URL: cfg.AMQP.URL, Exchange: cfg.AMQP.Exchange, BaseURL: public, Log: log,
 		})
 	}
 	return s, nil
 }
 
-// URL is the server's base URL; the API is below URL()+resultsdb.APIPrefix.
+// URL is where the server listens, http://host:port; the API is below
+// URL()+resultsdb.APIPrefix.
 func (s *Server) URL() string { return s.base }
 
 // Run serves until ctx ends, then stops taking requests, gives the
@@ -137,7 +144,7 @@ func (s *Server) Run(ctx context.Context) error {
 		close(pubDone)
 	}
 	go func() { errc <- s.http.Serve(s.ln) }()
-	s.log.Info("resultsdb serving", "api", s.base+resultsdb.APIPrefix, "pages", s.base+"/", "db", resultsdb.Redact(s.dsn))
+	s.log.Info("resultsdb serving", "api", s.base+resultsdb.APIPrefix, "pages", s.base+"/", "base_url", s.public, "db", resultsdb.Redact(s.dsn))
 
 	var err error
 	select {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"net/url"
 
 	"github.com/taskotron-go/taskotron/resultsdb"
 	"github.com/taskotron-go/taskotron/server"
@@ -24,7 +25,7 @@ func runResultsDB(ctx context.Context, g *globals, args []string) error {
 	fs := newFlags("resultsdb serve")
 	listen := fs.String("listen", cfg.Listen, "address to listen on")
 	dbDSN := fs.String("db", cfg.DB, "database: sqlite:PATH or postgres://… (default sqlite in data_dir)")
-	baseURL := fs.String("base-url", "", "public URL of this server for links (default http://<listen>)")
+	baseURL := fs.String("base-url", cfg.BaseURL, "public URL of this server for links, like https://resultsdb.example.org (resultsdb.base_url; default the URL each request came to, from Host and X-Forwarded-Host/-Scheme/-Proto)")
 	token := fs.String("token", cfg.Token, "bearer token required for writes (default none: writes open)")
 	artifacts := fs.String("artifacts-url", g.cfg.Runner.ArtifactsURL, "public URL of the artifacts tree, linked from group pages")
 	publish := fs.Bool("publish", cfg.Publish, "publish resultsdb.result.new to the AMQP broker in amqp.url (resultsdb.publish)")
@@ -34,6 +35,12 @@ func runResultsDB(ctx context.Context, g *globals, args []string) error {
 	}
 	if len(rest) > 0 {
 		return usagef("unexpected argument %q", rest[0])
+	}
+	if *baseURL != "" {
+		u, err := url.Parse(*baseURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+			return usagef("--base-url %q: want http(s)://host[:port][/prefix]", *baseURL)
+		}
 	}
 	srv, err := server.New(ctx, g.cfg, g.log, server.Options{
 		Listen: *listen, DB: *dbDSN, BaseURL: *baseURL, Token: *token, Publish: *publish, ArtifactsURL: *artifacts,

@@ -94,6 +94,9 @@ func httpDo(t *testing.T, method, url, token, body string) (int, map[string]any)
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, url, err)
@@ -231,6 +234,74 @@ func TestResultsDBServeToken(t *testing.T) {
 	checkServes(t, api, "s3cret")
 }
 
+// hrefOf reads back the href of a posted result with the given headers.
+func hrefOf(t *testing.T, api string, header map[string]string) string {
+	t.Helper()
+	req, err := http.NewRequest("GET", api+"/results?limit=1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range header {
+		if k == "Host" {
+			req.Host = v
+		} else {
+			req.Header.Set(k, v)
+		}
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var page struct {
+		Data []struct {
+			Href string `json:"href"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&page); err != nil || len(page.Data) != 1 {
+		t.Fatalf("GET /results: %d %v %v", resp.StatusCode, page, err)
+	}
+	return page.Data[0].Href
+}
+
+// Without a base URL the links are those of the URL the client asked
+// for, also through a proxy; with --base-url (or resultsdb.base_url)
+// they are the configured one whatever the request says.
+func TestResultsDBServeBaseURL(t *testing.T) {
+	api, _ := startResultsDB(t, nil, "--db", "sqlite:"+filepath.Join(t.TempDir(), "r.sqlite"))
+	checkServes(t, api, "")
+	id := ""
+	for _, c := range []struct {
+		header map[string]string
+		want   string
+	}{
+		{nil, api},
+		{map[string]string{"Host": "resultsdb.example.org"}, "http://resultsdb.example.org/api/v2.0"},
+		{map[string]string{"X-Forwarded-Host": "resultsdb.fedoraproject.org", "X-Forwarded-Proto": "https"}, "https://resultsdb.fedoraproject.org/api/v2.0"},
+		{map[string]string{"Host": "internal:5001", "X-Forwarded-Host": "rdb.example.org:443", "X-Forwarded-Scheme": "https"}, "https://rdb.example.org/api/v2.0"},
+	} {
+		href := hrefOf(t, api, c.header)
+		got, rest, ok := strings.Cut(href, "/results/")
+		if !ok || got != c.want {
+			t.Errorf("headers %v: href %q, want it under %s/results/", c.header, href, c.want)
+		}
+		if id != "" && rest != id {
+			t.Errorf("headers %v: href %q names another result than %s", c.header, href, id)
+		}
+		id = rest
+	}
+
+	for _, args := range [][]string{{"--base-url", "https://resultsdb.example.org/prefix/"}, {}} {
+		env := []string{"TASKOTRON_RESULTSDB_BASE_URL=https://resultsdb.example.org/prefix"}
+		api, _ := startResultsDB(t, env, append([]string{"--db", "sqlite:" + filepath.Join(t.TempDir(), "r.sqlite")}, args...)...)
+		checkServes(t, api, "")
+		href := hrefOf(t, api, map[string]string{"X-Forwarded-Host": "elsewhere.example.org", "X-Forwarded-Proto": "http"})
+		if !strings.HasPrefix(href, "https://resultsdb.example.org/prefix/api/v2.0/results/") {
+			t.Errorf("base URL from %v (and resultsdb.base_url): href %q", args, href)
+		}
+	}
+}
+
 // Bad command lines get one line on stderr and exit status 2; a database
 // that is well named but cannot be reached gets one line and status 1.
 func TestResultsDBServeErrors(t *testing.T) {
@@ -247,6 +318,8 @@ func TestResultsDBServeErrors(t *testing.T) {
 		{"sqlite without path", []string{"resultsdb", "serve", "--db", "sqlite:"}, 2, []string{"--db", "sqlite needs a path"}},
 		{"malformed postgres url", []string{"resultsdb", "serve", "--db", "postgres://u:pw@localhost:notaport/r"}, 2, []string{"--db", "invalid port"}},
 		{"extra argument", []string{"resultsdb", "serve", "now"}, 2, []string{"now"}},
+		{"base url without scheme", []string{"resultsdb", "serve", "--base-url", "resultsdb.example.org"}, 2, []string{"--base-url", "resultsdb.example.org"}},
+		{"base url with a query", []string{"resultsdb", "serve", "--base-url", "https://h/?x=1"}, 2, []string{"--base-url", "https://h/?x=1"}},
 		{"publish without broker", []string{"resultsdb", "serve", "--publish", "--db", "sqlite:" + filepath.Join(dir, "p.sqlite")}, 2, []string{"amqp.url"}},
 		{"postgres not reachable", []string{"resultsdb", "serve", "--listen", "127.0.0.1:0", "--db", "postgres://u:pw@127.0.0.1:1/r?connect_timeout=5"}, 1, []string{"postgres", "127.0.0.1:1"}},
 		{"bad listen address", []string{"resultsdb", "serve", "--listen", "127.0.0.1:http-ish", "--db", "sqlite:" + filepath.Join(dir, "l.sqlite")}, 1, []string{"listen", "127.0.0.1:http-ish"}},
