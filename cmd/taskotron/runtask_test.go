@@ -2,10 +2,12 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/taskotron-go/taskotron/contract"
 )
@@ -60,5 +62,36 @@ func TestRuntaskUsageErrors(t *testing.T) {
 		if code != 2 || strings.Count(strings.TrimSpace(stderr), "\n") != 0 || !strings.HasPrefix(stderr, "runtask: ") {
 			t.Errorf("%v: exit %d, stderr %q", args, code, stderr)
 		}
+	}
+}
+
+// A formula whose exports use each other grows exponentially: the run
+// stops, quickly, with one line naming the action, not out of memory.
+func TestRuntaskExponentialFormulaStopsAtTheCap(t *testing.T) {
+	dir := t.TempDir()
+	var b strings.Builder
+	b.WriteString("name: grow\ndesc: exports that double\nmaintainer: test\ninput:\n  args: [koji_build]\nactions:\n")
+	b.WriteString("  - name: grow 0\n    dummy: {result: PASS, msg: " + strings.Repeat("x", 1024) + "}\n    export: v0\n")
+	for i := 1; i <= 40; i++ {
+		fmt.Fprintf(&b, "  - name: grow %d\n    dummy: {result: PASS, msg: \"${v%d}${v%d}\"}\n    export: v%d\n", i, i-1, i-1, i)
+	}
+	formula := filepath.Join(dir, "runtask.yml")
+	os.WriteFile(formula, []byte(b.String()), 0o644)
+	start := time.Now()
+	code, out, stderr := runCLI(t, []string{"TASKOTRON_DATA_DIR=" + dir}, "runtask", "-i", "x-1-1", "-t", "koji_build", "--no-report", "--json", formula)
+	var exec contract.Execution
+	if err := json.Unmarshal([]byte(out), &exec); err != nil {
+		t.Fatalf("exit %d, %v\n%s\n%s", code, err, out, stderr)
+	}
+	// 1 KiB doubled is 64 MiB at the 16th doubling, with the other parameters over it.
+	want := formula + `:55: action "grow 16": variables expand to more than 64 MiB`
+	if code != 1 || exec.ExecutionStatus != contract.ExecutionNotOK || !strings.HasPrefix(exec.Status, want) || strings.Contains(exec.Status, "\n") {
+		t.Fatalf("exit %d, status %q, want NOT_OK and %q…", code, exec.Status, want)
+	}
+	if !strings.Contains(stderr, `[17/41] grow 16 (dummy) ... failed`) || strings.Contains(stderr, "goroutine") {
+		t.Errorf("progress:\n%s", stderr)
+	}
+	if took := time.Since(start); took > 30*time.Second {
+		t.Errorf("took %s", took)
 	}
 }
