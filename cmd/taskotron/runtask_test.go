@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/taskotron-go/taskotron/contract"
+	"github.com/taskotron-go/taskotron/resultsdb/resultsdbtest"
 )
 
 func TestRuntaskExitStatusAndJSON(t *testing.T) {
@@ -93,5 +95,55 @@ func TestRuntaskExponentialFormulaStopsAtTheCap(t *testing.T) {
 	}
 	if took := time.Since(start); took > 30*time.Second {
 		t.Errorf("took %s", took)
+	}
+}
+
+// Flag values the runner would refuse once running (storing a CRASHED
+// result for "unknown-task") are usage errors before anything runs or is
+// reported: exit 2, one line, no artifacts, nothing in ResultsDB.
+func TestRuntaskBadValuesAreUsageErrors(t *testing.T) {
+	url := resultsdbtest.Start(t)
+	data := t.TempDir()
+	env := []string{"TASKOTRON_DATA_DIR=" + data, "TASKOTRON_RESULTSDB_URL=" + url}
+	formula, _ := filepath.Abs("../../tasks/nvr-format/runtask.yml")
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-i", "x-1-1", "-t", "koji_build", "-a", "x86 64"}, `runtask: -a "x86 64": use letters, digits`},
+		{[]string{"-i", "x-1-1", "-t", "koji_build", "-a", ""}, `runtask: -a "": the arch is empty`},
+		{[]string{"-i", "x-1-1", "-t", "koji_build", "-a", "../x"}, `runtask: -a "../x"`},
+		{[]string{"-i", "x-1-1", "-t", "koji build"}, `runtask: -t "koji build": unknown item type`},
+		{[]string{"-i", "", "-t", "koji_build"}, "runtask: -i ITEM is required"},
+		{[]string{"-i", "  ", "-t", "koji_build"}, `runtask: -i "  ": the item is blank`},
+		{[]string{"-i", " x-1-1", "-t", "koji_build"}, `runtask: -i " x-1-1": the item starts or ends with a blank`},
+		{[]string{"-i", "x-1-1\nFAKE", "-t", "koji_build"}, "the item holds a control character"},
+		{[]string{"-i", "x-1-1", "-t", "koji_build", "--uuid", "a b"}, `runtask: --uuid "a b"`},
+		{[]string{"-i", "x-1-1", "-t", "koji_build", "--uuid", "_x"}, `runtask: --uuid "_x"`},
+	} {
+		args := append(append([]string{"runtask", "--report"}, c.args...), formula)
+		code, out, stderr := runCLI(t, env, args...)
+		if code != 2 || !strings.HasPrefix(stderr, "runtask: ") || !strings.Contains(stderr, c.want) || strings.Count(strings.TrimSpace(stderr), "\n") != 0 || out != "" {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q, want exit 2 and %q", c.args, code, out, stderr, c.want)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(data, "artifacts")); !os.IsNotExist(err) {
+		t.Errorf("a run started: artifacts folder: %v", err)
+	}
+	resp, err := http.Get(url + "/api/v2.0/results")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var page struct {
+		Data []map[string]any `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&page); err != nil || len(page.Data) != 0 {
+		t.Errorf("ResultsDB holds %d results (%v), want none", len(page.Data), err)
+	}
+	// The values the runner takes still run.
+	code, out, stderr := runCLI(t, env, "runtask", "--no-report", "-i", "xchat-0.5-1.fc20", "-t", "koji_build", "-a", "x86_64", "--uuid", "Run_1.a-b", formula)
+	if code != 0 || !strings.Contains(out, "execution OK") {
+		t.Errorf("good values: exit %d\n%s\n%s", code, out, stderr)
 	}
 }
