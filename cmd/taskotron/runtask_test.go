@@ -147,3 +147,40 @@ func TestRuntaskBadValuesAreUsageErrors(t *testing.T) {
 		t.Errorf("good values: exit %d\n%s\n%s", code, out, stderr)
 	}
 }
+
+// A task that prints broken TAP does not pass: the run ends NOT_OK with
+// the reason, naming the action and the line of the output.
+func TestRuntaskBrokenTAPIsNotOK(t *testing.T) {
+	for i, c := range brokenTAP {
+		dir := t.TempDir()
+		os.WriteFile(filepath.Join(dir, "output.tap"), []byte(c.tap), 0o644)
+		formula := filepath.Join(dir, "runtask.yml")
+		os.WriteFile(formula, []byte(`name: broken-tap
+desc: prints TAP that breaks the protocol
+maintainer: test
+input:
+  args: [koji_build]
+actions:
+  - name: print TAP
+    shell:
+      - [cat, output.tap]
+    export: tap
+  - name: report results
+    resultsdb:
+      results: ${tap}
+`), 0o644)
+		uuid := fmt.Sprintf("broken-tap-%d", i)
+		code, out, stderr := runCLI(t, []string{"TASKOTRON_DATA_DIR=" + dir}, "runtask", "--no-report", "--json", "--uuid", uuid, "-i", "x-1-1", "-t", "koji_build", formula)
+		var exec contract.Execution
+		if err := json.Unmarshal([]byte(out), &exec); err != nil {
+			t.Fatalf("%s: exit %d, %v\n%s\n%s", c.name, code, err, out, stderr)
+		}
+		want := formula + `:11: action "report results": task output: `
+		if code != 1 || exec.ExecutionStatus != contract.ExecutionNotOK || !strings.HasPrefix(exec.Status, want) || !strings.Contains(exec.Status, c.want) {
+			t.Errorf("%s: exit %d, %s %q, want NOT_OK, %q…%q", c.name, code, exec.ExecutionStatus, exec.Status, want, c.want)
+		}
+		if !strings.Contains(stderr, "report results (resultsdb) ... failed") {
+			t.Errorf("%s: progress:\n%s", c.name, stderr)
+		}
+	}
+}
