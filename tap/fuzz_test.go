@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -51,6 +53,12 @@ func same(a, b Test) bool {
 func FuzzParse(f *testing.F) {
 	f.Add([]byte("TAP version 13\n1..2\nok 1 - a\n  ---\n  outcome: PASSED\n  ...\nnot ok 2 # SKIP b\n"))
 	f.Add([]byte("TAP version 13\n1..2\nok 1 - a\n# diag\n\n  ---\n  a: 1\n  ...\nTAP version 13\nok 2\nok 2\n1..2\nok 3\n"))
+	peers, _ := filepath.Glob(filepath.Join("testdata", "peers", "*.tap"))
+	for _, name := range peers {
+		if data, err := os.ReadFile(name); err == nil {
+			f.Add(data)
+		}
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		first, evs, p, err := testsParser(data)
 		if err != nil {
