@@ -27,12 +27,14 @@
 //     never ran.
 //   - A YAML block belongs to the test line before it even when comment or
 //     blank lines come between: the specification gives it to "the
-//     preceding test", pytap13 and TAP::Parser read it so, tappy drops it as
-//     unknown lines. It ends at a "..." line at its own indentation, so a
+//     preceding test", pytap13 gives it to the test, TAP::Parser still reads
+//     it as a YAML block, tappy drops it as unknown lines. It ends at a "..." line at its own indentation, so a
 //     block scalar holding a more indented "..." stays whole (TAP::Parser;
 //     tappy and pytap13 cut it there).
-//   - SKIP and TODO are read in any case and by their stem ("skipped:"),
-//     as all three do.
+//   - SKIP and TODO are read in any case and by their stem, with or without
+//     a colon ("skipped:", "todo:"), as pytap13 reads them; TAP::Parser takes
+//     "todo:" but not "skipped:", tappy the other way round. Read as a plain
+//     comment, a skip would pass and an expected failure fail.
 package tap
 
 import (
