@@ -120,9 +120,40 @@ type lineReader struct {
 	f     *os.File
 }
 
+// MaxInput caps what is read whole from one file or from standard input:
+// a message file, a message for explain, task output or an execution for
+// report. It is the cap a formula's results file has: task output the
+// runner would not read is no input either. Real ones are kilobytes (an
+// action's output is capped at runner.max_output, 10 MiB); a long archive
+// of messages streams as .jsonl, a line at a time. The cap keeps /dev/zero
+// or a runaway pipe from taking all memory.
+const MaxInput = 64 << 20
+
+// ErrTooLarge is the error of an input over MaxInput.
+var ErrTooLarge = fmt.Errorf("larger than %d MiB, the most read from one file or standard input", MaxInput>>20)
+
+// ReadAllCapped reads r to its end, or fails with ErrTooLarge past
+// MaxInput bytes without reading further. Errors do not name the input:
+// the caller does.
+func ReadAllCapped(r io.Reader) ([]byte, error) {
+	if f, ok := r.(*os.File); ok {
+		if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() && fi.Size() > MaxInput {
+			return nil, ErrTooLarge
+		}
+	}
+	data, err := io.ReadAll(io.LimitReader(r, MaxInput+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > MaxInput {
+		return nil, ErrTooLarge
+	}
+	return data, nil
+}
+
 func openLines(path string, stdin io.Reader) (*lineReader, error) {
 	if path == "-" {
-		all, err := io.ReadAll(stdin)
+		all, err := ReadAllCapped(stdin)
 		if err != nil {
 			return nil, fmt.Errorf("reading messages from stdin: %w", err)
 		}
@@ -137,7 +168,7 @@ func openLines(path string, stdin io.Reader) (*lineReader, error) {
 		sc.Buffer(make([]byte, 64<<10), 16<<20)
 		return &lineReader{name: path, lines: sc, f: f}, nil
 	}
-	all, err := io.ReadAll(f)
+	all, err := ReadAllCapped(f)
 	f.Close()
 	if err != nil {
 		return nil, fmt.Errorf("message file %s: %w", path, err)

@@ -3,6 +3,7 @@ package bus
 import (
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -148,5 +149,51 @@ func TestWrongTypesNameTheKey(t *testing.T) {
 	_, err = DecodeMessage([]byte(`{"topic": "t", "body": {`))
 	if err == nil || !strings.Contains(err.Error(), "not a JSON object") {
 		t.Errorf("truncated: err = %v", err)
+	}
+}
+
+// A message file or standard input without end (/dev/zero) is one error
+// naming it and the limit, not all memory.
+func TestFileSourceCapsWhatItReads(t *testing.T) {
+	zero, err := os.Open("/dev/zero")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zero.Close()
+	// The file itself is read the same way: cmd/taskotron's trigger test
+	// gives it /dev/zero.
+	for _, c := range []struct{ path, want string }{
+		{"-", "reading messages from stdin: larger than 64 MiB"},
+	} {
+		s, err := OpenFiles(zero, c.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = s.Next(context.Background())
+		if !errors.Is(err, ErrTooLarge) || !strings.HasPrefix(err.Error(), c.want) {
+			t.Errorf("%s: err = %v, want %q…", c.path, err, c.want)
+		}
+	}
+	// A regular file over the cap is refused from its size, unread.
+	big := filepath.Join(t.TempDir(), "big.json")
+	f, err := os.Create(big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(MaxInput + 1); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	f, _ = os.Open(big)
+	defer f.Close()
+	if _, err := ReadAllCapped(f); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("sparse file over the cap: %v", err)
+	}
+	if off, _ := f.Seek(0, io.SeekCurrent); off != 0 {
+		t.Errorf("read %d bytes of a file it could refuse from its size", off)
+	}
+	data, err := ReadAllCapped(strings.NewReader("{}"))
+	if err != nil || string(data) != "{}" {
+		t.Errorf("small input: %q %v", data, err)
 	}
 }

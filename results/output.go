@@ -46,8 +46,10 @@ const (
 type Output struct {
 	Format  string
 	Results []contract.Result
-	// Problems are breaches of the TAP protocol that did not lose results
-	// (duplicate or out-of-order numbers, unknown lines are not problems).
+	// Problems are the breaches of the TAP protocol the parser saw (tap's
+	// package doc says which; unknown lines are not problems). Each makes
+	// the output broken: the error names them too, but for a short plan's
+	// count and missing numbers, which it says in one line of its own.
 	Problems []string
 }
 
@@ -76,9 +78,11 @@ func (e *OutputError) Error() string {
 // ParseOutput reads TAP13 (with YAML blocks) or ResultYAML (results: [...])
 // and returns its results. On error the valid results are still returned:
 // a result that cannot be read is left out and named in the error, and a
-// TAP stream that bailed out or ran fewer tests than planned is an error
-// too, because results are missing. Callers should report what they got
-// and treat the run as broken.
+// TAP stream that bailed out, ran fewer tests than planned or breaks the
+// protocol (no plan, a second version line, numbers out of order or
+// repeated, tests after a closing plan, …) is an error too, because results
+// may be missing or wrong. Callers should report what they got and treat
+// the run as broken.
 func ParseOutput(data []byte, d Defaults) ([]contract.Result, error) {
 	out, err := ParseOutputDetail(data, d)
 	return out.Results, err
@@ -147,10 +151,15 @@ func isTAPPlan(line string) bool {
 	return ok && a != "" && b != "" && strings.Trim(a+b, "0123456789") == ""
 }
 
+// maxProtocolLines caps the TAP protocol problems an error names one by
+// one: a stream numbered at random has one a line, and the error is one line.
+const maxProtocolLines = 10
+
 func parseTAP(r io.Reader, d Defaults) (Output, error) {
 	out := Output{Format: FormatTAP}
 	oe := &OutputError{}
 	p := tap.NewParser(r)
+	planLine := 0
 	for {
 		ev, err := p.Next()
 		if errors.Is(err, io.EOF) {
@@ -159,6 +168,9 @@ func parseTAP(r io.Reader, d Defaults) (Output, error) {
 		if err != nil {
 			oe.add(err)
 			break
+		}
+		if ev.Kind == tap.KindPlan && planLine == 0 {
+			planLine = ev.Line
 		}
 		if ev.Kind != tap.KindTest {
 			continue
@@ -189,13 +201,28 @@ func parseTAP(r io.Reader, d Defaults) (Output, error) {
 		}
 		out.Results = append(out.Results, res)
 	}
+	plan := p.Plan()
+	short := plan != nil && !p.BailedOut() && !(plan.Skip && p.Tests() == 0) && p.Tests() < plan.Count()
+	shown, missing := 0, ""
 	for _, pr := range p.Problems() {
 		out.Problems = append(out.Problems, pr.String())
+		if short && (pr.Code == tap.ProblemCount || pr.Code == tap.ProblemMissing) {
+			if pr.Code == tap.ProblemMissing {
+				missing = " (" + pr.Msg + ")"
+			}
+			continue // said below, in one line
+		}
+		if shown++; shown <= maxProtocolLines {
+			oe.add(errors.New(pr.String()))
+		}
+	}
+	if shown > maxProtocolLines {
+		oe.add(fmt.Errorf("%d more TAP protocol problems", shown-maxProtocolLines))
 	}
 	if p.BailedOut() {
 		oe.add(fmt.Errorf("task bailed out after %d tests", p.Tests()))
 	}
-	if plan := p.Plan(); plan != nil && !p.BailedOut() {
+	if plan != nil && !p.BailedOut() {
 		if plan.Skip && p.Tests() == 0 {
 			// A skipped run still says so in ResultsDB: "no results" cannot
 			// be told from "still running".
@@ -209,8 +236,8 @@ func parseTAP(r io.Reader, d Defaults) (Output, error) {
 			} else {
 				out.Results = append(out.Results, res)
 			}
-		} else if p.Tests() < plan.Count() {
-			oe.add(fmt.Errorf("TAP plan %d..%d announces %d tests but only %d ran", plan.Start, plan.End, plan.Count(), p.Tests()))
+		} else if short {
+			oe.add(fmt.Errorf("line %d: TAP plan %d..%d announces %d tests but only %d ran%s", planLine, plan.Start, plan.End, plan.Count(), p.Tests(), missing))
 		}
 	}
 	if len(oe.Lines) > 0 {

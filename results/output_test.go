@@ -2,6 +2,7 @@ package results
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -187,5 +188,81 @@ func TestParseOutputLegacyOutcomes(t *testing.T) {
 	rs, err := ParseOutput([]byte(in), Defaults{})
 	if err != nil || len(rs) != 2 || rs[0].Outcome != contract.Crashed || rs[1].Outcome != contract.Info {
 		t.Fatalf("%+v %v", rs, err)
+	}
+}
+
+// TestParseOutputBrokenTAPIsAnError: a stream that breaks the protocol is
+// broken output, even when every test line says ok; the error names the
+// line to look at, and the results that could be read are still there.
+func TestParseOutputBrokenTAPIsAnError(t *testing.T) {
+	d := Defaults{CheckName: "c", Item: "x-1-1", Type: "koji_build"}
+	cases := []struct{ name, in, want string }{
+		{"two version lines", "TAP version 13\n1..1\nok 1 - a\nTAP version 13\n1..1\nok 1 - b\n",
+			"line 4: second version line (the first is at line 1): two TAP streams in one; line 5: second plan (the first is at line 2); " +
+				"line 6: duplicate test number 1; line 2: plan 1..1 announces 1 tests but 2 ran"},
+		{"no plan", "TAP version 13\nok 1 - a\nok 2 - b\n", "no plan (1..N) in the stream"},
+		{"numbers going backwards", "TAP version 13\n1..3\nok 1\nok 3\nok 2\n", "line 5: test number 2 out of order (after 3)"},
+		{"a duplicate hiding a missing test", "TAP version 13\n1..3\nok 1\nok 2\nok 2\n",
+			"line 5: duplicate test number 2; line 2: 1 planned tests missing: 3"},
+		{"tests after a trailing plan", "TAP version 13\nok 1\nok 2\n1..2\nok 3\n",
+			"line 5: test after the plan at line 4, which followed earlier tests; line 4: plan 1..2 announces 2 tests but 3 ran"},
+		{"a short plan with a gap", "TAP version 13\n1..3\nok 1\nok 3\n",
+			"line 2: TAP plan 1..3 announces 3 tests but only 2 ran (1 planned tests missing: 2)"},
+	}
+	for _, c := range cases {
+		out, err := ParseOutputDetail([]byte(c.in), d)
+		var oe *OutputError
+		if !errors.As(err, &oe) {
+			t.Errorf("%s: err = %v, want an OutputError", c.name, err)
+			continue
+		}
+		if got := strings.Join(oe.Lines, "; "); got != c.want {
+			t.Errorf("%s: error lines\n%s\nwant\n%s", c.name, got, c.want)
+		}
+		if len(out.Results) == 0 || out.Results[0].Outcome != contract.Passed || len(out.Problems) == 0 {
+			t.Errorf("%s: the readable results and the problems must stay: %+v", c.name, out)
+		}
+	}
+}
+
+// TestParseOutputLenientTAP: what the peers accept stays accepted.
+func TestParseOutputLenientTAP(t *testing.T) {
+	d := Defaults{CheckName: "c", Item: "x-1-1", Type: "koji_build"}
+	in := "TAP version 13\n1..6\n" +
+		"ok 1 - a # SKIP no network\nok 2 - b # skipped: no network\nnot ok 3 - c # TODO later\nnot ok 4 - d # todo: later\n" +
+		"not ok 5 - e\n# the block follows a comment\n\n  ---\n  outcome: NEEDS_INSPECTION\n  details:\n    output: |\n      one\n      ...\n      three\n  ...\n" +
+		"ok - unnumbered\n"
+	out, err := ParseOutputDetail([]byte(in), d)
+	if err != nil || len(out.Problems) != 0 {
+		t.Fatalf("err %v, problems %v", err, out.Problems)
+	}
+	want := []contract.Outcome{contract.Info, contract.Info, contract.Info, contract.Info, contract.NeedsInspection, contract.Passed}
+	if len(out.Results) != len(want) {
+		t.Fatalf("results = %+v", out.Results)
+	}
+	for i, r := range out.Results {
+		if r.Outcome != want[i] {
+			t.Errorf("result %d: %s, want %s", i+1, r.Outcome, want[i])
+		}
+	}
+	if det, _ := out.Results[4].Details.(map[string]any); det["output"] != "one\n...\nthree\n" {
+		t.Errorf("details = %#v", out.Results[4].Details)
+	}
+}
+
+// A stream numbered at random still gives a one-line error of bounded length.
+func TestParseOutputManyProblemsStayOneShortLine(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("TAP version 13\n1..500\n")
+	for i := 500; i >= 1; i-- {
+		fmt.Fprintf(&b, "ok %d\n", i)
+	}
+	_, err := ParseOutput([]byte(b.String()), Defaults{CheckName: "c", Item: "x-1-1", Type: "koji_build"})
+	var oe *OutputError
+	if !errors.As(err, &oe) || len(oe.Lines) != maxProtocolLines+1 || oe.Lines[maxProtocolLines] != "489 more TAP protocol problems" {
+		t.Fatalf("err = %v", err)
+	}
+	if msg := err.Error(); strings.Contains(msg, "\n") || len(msg) > 2000 {
+		t.Errorf("error is %d bytes: %s", len(msg), msg)
 	}
 }

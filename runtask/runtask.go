@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"unicode"
 
 	"github.com/taskotron-go/taskotron/config"
 	"github.com/taskotron-go/taskotron/contract"
@@ -140,6 +141,9 @@ func ParseArgs(args []string) (Args, error) {
 	}
 	if !known {
 		return a, fmt.Errorf("-t %q: unknown item type (want one of %s)", a.Type, strings.Join(ItemTypes, ", "))
+	}
+	if err := checkValues(a); err != nil {
+		return a, err
 	}
 	a.Formula = positional[0]
 	if fi, err := os.Stat(a.Formula); err == nil && fi.IsDir() {
@@ -289,4 +293,45 @@ func (b levelBand) WithAttrs(a []slog.Attr) slog.Handler {
 
 func (b levelBand) WithGroup(n string) slog.Handler {
 	return levelBand{b.Handler.WithGroup(n), b.min, b.max}
+}
+
+// checkValues refuses, before anything runs or is reported, flag values
+// that parse but that the runner would refuse once the run has started
+// (when it has already made a CRASHED result for "unknown-task"): a blank
+// item, an arch or uuid that cannot name a folder.
+func checkValues(a Args) error {
+	switch {
+	case strings.TrimSpace(a.Item) == "":
+		return fmt.Errorf("-i %q: the item is blank; %s", a.Item, Usage)
+	case strings.TrimSpace(a.Item) != a.Item:
+		return fmt.Errorf("-i %q: the item starts or ends with a blank", a.Item)
+	case strings.IndexFunc(a.Item, unicode.IsControl) >= 0:
+		return fmt.Errorf("-i %q: the item holds a control character", a.Item)
+	case len(a.Item) > 4096:
+		return fmt.Errorf("-i: the item is %d bytes long; at most 4096", len(a.Item))
+	case a.Arch == "": // -a given empty; left out, it is noarch
+		return errors.New("-a \"\": the arch is empty (leave -a out for noarch)")
+	case !nameLike(a.Arch, 64, "_"):
+		return fmt.Errorf("-a %q: use letters, digits, '.', '_' and '-' only, at most 64, not starting with '.' or '-'", a.Arch)
+	case a.UUID != "" && !nameLike(a.UUID, 128, ""):
+		return fmt.Errorf("--uuid %q: use letters, digits, '.', '_' and '-' only, at most 128, starting with a letter or digit", a.UUID)
+	}
+	return nil
+}
+
+// nameLike tells a value that can name a folder: letters, digits, '.', '_'
+// and '-', at most max bytes, starting with a letter, a digit or one of
+// first.
+func nameLike(v string, max int, first string) bool {
+	if v == "" || len(v) > max {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		alnum := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+		if !alnum && (i == 0 && strings.IndexByte(first, c) < 0 || i > 0 && strings.IndexByte("._-", c) < 0) {
+			return false
+		}
+	}
+	return true
 }

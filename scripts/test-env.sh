@@ -56,6 +56,7 @@ fi
 
 # Tools the tasks and their tests run for real.
 need_pkg git git
+need_pkg prove perl
 need_pkg rpm rpm
 need_pkg rpmbuild rpm
 need_pkg rpmlint rpmlint

@@ -4,12 +4,20 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
 
 // tests reads every test of a stream.
 func tests(data []byte) ([]Test, []Event, error) {
+	ts, evs, _, err := testsParser(data)
+	return ts, evs, err
+}
+
+// testsParser is tests that also gives the parser, done, to ask about problems.
+func testsParser(data []byte) ([]Test, []Event, *Parser, error) {
 	p := NewParser(bytes.NewReader(data))
 	p.MaxLine, p.MaxYAML = 4096, 1<<16
 	var ts []Test
@@ -17,10 +25,10 @@ func tests(data []byte) ([]Test, []Event, error) {
 	for {
 		ev, err := p.Next()
 		if errors.Is(err, io.EOF) {
-			return ts, evs, nil
+			return ts, evs, p, nil
 		}
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		evs = append(evs, ev)
 		if ev.Kind == KindTest {
@@ -38,14 +46,41 @@ func same(a, b Test) bool {
 		norm(a.Comment) == norm(b.Comment) && a.YAML == b.YAML && a.HasYAML == b.HasYAML
 }
 
-// FuzzParse checks that any input parses without panicking and that what
-// the parser reads, written back by Writer, reads the same again.
+// FuzzParse checks that any input parses without panicking, that what
+// the parser reads, written back by Writer, reads the same again, and that
+// a stream without problems is a whole one: a plan and exactly its tests,
+// numbered in order, and it stays so when written back.
 func FuzzParse(f *testing.F) {
 	f.Add([]byte("TAP version 13\n1..2\nok 1 - a\n  ---\n  outcome: PASSED\n  ...\nnot ok 2 # SKIP b\n"))
+	f.Add([]byte("TAP version 13\n1..2\nok 1 - a\n# diag\n\n  ---\n  a: 1\n  ...\nTAP version 13\nok 2\nok 2\n1..2\nok 3\n"))
+	peers, _ := filepath.Glob(filepath.Join("testdata", "peers", "*.tap"))
+	for _, name := range peers {
+		if data, err := os.ReadFile(name); err == nil {
+			f.Add(data)
+		}
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		first, evs, err := tests(data)
+		first, evs, p, err := testsParser(data)
 		if err != nil {
 			t.Fatal(err)
+		}
+		lines := bytes.Count(data, []byte("\n")) + 1
+		for _, pr := range p.Problems() {
+			if pr.Code == "" || pr.Line < 0 || pr.Line > lines || pr.Msg == "" {
+				t.Fatalf("problem %+v (the input has %d lines)", pr, lines)
+			}
+		}
+		clean := len(p.Problems()) == 0 && !p.BailedOut()
+		if clean {
+			plan := p.Plan()
+			if plan == nil || plan.Count() != len(first) {
+				t.Fatalf("no problems, but plan %+v and %d tests: %q", plan, len(first), data)
+			}
+			for i, tt := range first {
+				if tt.Number != plan.Start+i {
+					t.Fatalf("no problems, but test %d has number %d: %q", i+1, tt.Number, data)
+				}
+			}
 		}
 		var buf bytes.Buffer
 		w := NewWriter(&buf)
@@ -54,9 +89,12 @@ func FuzzParse(f *testing.F) {
 				t.Fatal(err)
 			}
 		}
-		second, _, err := tests(buf.Bytes())
+		second, _, p2, err := testsParser(buf.Bytes())
 		if err != nil {
 			t.Fatal(err)
+		}
+		if clean && (len(p2.Problems()) != 0 || p2.BailedOut()) {
+			t.Fatalf("written back, a stream without problems has some: %v\n%q\n%q", p2.Problems(), data, buf.String())
 		}
 		if len(first) != len(second) {
 			t.Fatalf("%d tests, %d after writing:\n%q\n%q", len(first), len(second), data, buf.String())
@@ -97,5 +135,24 @@ func TestWriterSkipAllPlan(t *testing.T) {
 	NewWriter(&buf).Plan(Plan{Start: 1, End: 0, Skip: true, Reason: "nothing to do"})
 	if buf.String() != "1..0 # SKIP nothing to do\n" {
 		t.Fatalf("%q", buf.String())
+	}
+}
+
+// An unknown line that starts a YAML block cannot follow a test line
+// without one, comments between or not: it would read back as its block.
+func TestWriterRefusesABlockStartAfterABareTest(t *testing.T) {
+	var buf bytes.Buffer
+	w := NewWriter(&buf)
+	w.Test(Test{OK: true})
+	w.Comment("between")
+	if err := w.Event(Event{Kind: KindUnknown, Text: "  ---"}); err == nil {
+		t.Fatalf("written: %q", buf.String())
+	}
+	buf.Reset()
+	w = NewWriter(&buf)
+	w.Test(Test{OK: true})
+	w.Event(Event{Kind: KindUnknown, Text: "noise"})
+	if err := w.Event(Event{Kind: KindUnknown, Text: "  ---"}); err != nil {
+		t.Fatalf("after another line: %v", err)
 	}
 }

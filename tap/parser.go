@@ -35,6 +35,7 @@ type Parser struct {
 	lineBuf  []byte // the line being read, reused
 	yamlBuf  []byte // the YAML block being read, reused
 	started  bool   // a non-blank line has been seen
+	tapSeen  bool   // a test or plan line has been seen
 	done     bool
 	bailed   bool
 	pending  *Event // a test waiting for a possible YAML block
@@ -53,6 +54,7 @@ type Parser struct {
 	problems     []Problem
 	problemCount int
 	version      int
+	versionLine  int
 }
 
 // NewParser makes a parser reading from r.
@@ -61,7 +63,9 @@ func NewParser(r io.Reader) *Parser {
 }
 
 // Next returns the next event, or io.EOF after the last one (and after a
-// "Bail out!"). Other errors come from the reader.
+// "Bail out!"). Other errors come from the reader. Events come in the
+// order of their lines, but for comment lines between a test line and its
+// YAML block, which come before the test.
 func (p *Parser) Next() (Event, error) {
 	for p.head == len(p.queue) {
 		if p.done {
@@ -101,7 +105,7 @@ func (p *Parser) All() iter.Seq2[Event, error] {
 func (p *Parser) Problems() []Problem {
 	out := append([]Problem(nil), p.problems...)
 	if extra := p.problemCount - len(p.problems); extra > 0 {
-		out = append(out, Problem{Msg: fmt.Sprintf("%d more problems not listed", extra)})
+		out = append(out, Problem{Msg: fmt.Sprintf("%d more problems not listed", extra), Code: ProblemMore})
 	}
 	return out
 }
@@ -118,10 +122,10 @@ func (p *Parser) BailedOut() bool { return p.bailed }
 // Version is the TAP version announced, 0 when there was no version line.
 func (p *Parser) Version() int { return p.version }
 
-func (p *Parser) problem(line int, format string, a ...any) {
+func (p *Parser) problem(code ProblemCode, line int, format string, a ...any) {
 	p.problemCount++
 	if len(p.problems) < maxProblems {
-		p.problems = append(p.problems, Problem{Line: line, Msg: fmt.Sprintf(format, a...)})
+		p.problems = append(p.problems, Problem{Line: line, Msg: fmt.Sprintf(format, a...), Code: code})
 	}
 }
 
@@ -165,7 +169,7 @@ func (p *Parser) readLineBytes() ([]byte, bool, error) {
 		}
 		p.lineNo++
 		if truncated {
-			p.problem(p.lineNo, "line longer than %d bytes, the rest was dropped", p.MaxLine)
+			p.problem(ProblemTooLong, p.lineNo, "line longer than %d bytes, the rest was dropped", p.MaxLine)
 		}
 		buf = bytes.TrimSuffix(buf, []byte("\n"))
 		buf = bytes.TrimRight(buf, "\r")
@@ -187,10 +191,24 @@ func (p *Parser) step() error {
 		if indent, isStart := yamlStart(line); isStart {
 			return p.readYAML(indent)
 		}
+		// A block still belongs to the test line before it across blank
+		// and comment lines (see the package doc). The comments come out
+		// at once, before the test, so that nothing but the test is held.
+		if strings.TrimSpace(line) == "" {
+			return nil
+		}
+		if strings.HasPrefix(line, "#") {
+			p.queue = append(p.queue, commentEvent(line, p.lineNo))
+			return nil
+		}
 		p.flushPending()
 	}
 	p.classify(line)
 	return nil
+}
+
+func commentEvent(line string, n int) Event {
+	return Event{Kind: KindComment, Line: n, Text: strings.TrimSpace(line[1:])}
 }
 
 func yamlStart(line string) (string, bool) {
@@ -218,7 +236,7 @@ func (p *Parser) readYAML(indent string) error {
 			return fmt.Errorf("reading TAP at line %d: %w", p.lineNo+1, err)
 		}
 		if !ok {
-			p.problem(start, "YAML block not closed with \"...\" before the end of the stream")
+			p.problem(ProblemYAML, start, "YAML block not closed with \"...\" before the end of the stream")
 			break
 		}
 		if bytes.HasPrefix(line, ind) && string(bytes.TrimRight(line[len(ind):], " \t")) == "..." {
@@ -231,7 +249,7 @@ func (p *Parser) readYAML(indent string) error {
 		case len(bytes.TrimLeft(line, " \t")) == 0:
 			content = nil
 		default:
-			p.problem(start, "YAML block not closed with \"...\" (ended by line %d)", p.lineNo)
+			p.problem(ProblemYAML, start, "YAML block not closed with \"...\" (ended by line %d)", p.lineNo)
 			back := string(line)
 			p.pushback = &back
 			p.lineNo--
@@ -243,7 +261,7 @@ func (p *Parser) readYAML(indent string) error {
 			continue
 		}
 		if len(b)+len(content)+1 > p.MaxYAML {
-			p.problem(start, "YAML block larger than %d bytes, the rest was dropped", p.MaxYAML)
+			p.problem(ProblemTooLong, start, "YAML block larger than %d bytes, the rest was dropped", p.MaxYAML)
 			over = true
 			continue
 		}
@@ -264,7 +282,6 @@ func (p *Parser) flushPending() {
 
 func (p *Parser) classify(line string) {
 	n := p.lineNo
-	first := !p.started
 	if strings.TrimSpace(line) == "" {
 		return
 	}
@@ -273,17 +290,22 @@ func (p *Parser) classify(line string) {
 	case strings.HasPrefix(line, "TAP version "):
 		v, err := strconv.Atoi(strings.TrimSpace(line[len("TAP version "):]))
 		if err != nil {
-			p.problem(n, "bad version line %q", line)
+			p.problem(ProblemVersion, n, "bad version line %q", line)
 			p.queue = append(p.queue, Event{Kind: KindUnknown, Line: n, Text: line})
 			return
 		}
-		if !first {
-			p.problem(n, "version line is not the first line")
+		switch {
+		case p.versionLine > 0:
+			p.problem(ProblemVersion, n, "second version line (the first is at line %d): two TAP streams in one", p.versionLine)
+		case p.tapSeen:
+			p.problem(ProblemVersion, n, "version line is not the first line")
 		}
 		if v < 13 {
-			p.problem(n, "TAP version %d: only 13 and later have version lines", v)
+			p.problem(ProblemVersion, n, "TAP version %d: only 13 and later have version lines", v)
 		}
-		p.version = v
+		if p.versionLine == 0 {
+			p.version, p.versionLine = v, n
+		}
 		p.queue = append(p.queue, Event{Kind: KindVersion, Line: n, Version: v})
 	case strings.HasPrefix(line, "ok") || strings.HasPrefix(line, "not ok"):
 		t, ok := parseTestLine(line)
@@ -291,6 +313,7 @@ func (p *Parser) classify(line string) {
 			p.queue = append(p.queue, Event{Kind: KindUnknown, Line: n, Text: line})
 			return
 		}
+		p.tapSeen = true
 		p.addTest(&t, n)
 		p.pending = &Event{Kind: KindTest, Line: n, Test: &t}
 	case strings.HasPrefix(line, "Bail out!"):
@@ -298,13 +321,14 @@ func (p *Parser) classify(line string) {
 		p.bailed = true
 		p.done = true
 	case strings.HasPrefix(line, "#"):
-		p.queue = append(p.queue, Event{Kind: KindComment, Line: n, Text: strings.TrimSpace(line[1:])})
+		p.queue = append(p.queue, commentEvent(line, n))
 	case line[0] >= '0' && line[0] <= '9':
 		plan, ok := parsePlan(line)
 		if !ok {
 			p.queue = append(p.queue, Event{Kind: KindUnknown, Line: n, Text: line})
 			return
 		}
+		p.tapSeen = true
 		p.addPlan(&plan, n)
 		p.queue = append(p.queue, Event{Kind: KindPlan, Line: n, Plan: &plan})
 	default:
@@ -314,14 +338,14 @@ func (p *Parser) classify(line string) {
 
 func (p *Parser) addPlan(plan *Plan, n int) {
 	if p.plan != nil {
-		p.problem(n, "second plan (the first is at line %d)", p.planLine)
+		p.problem(ProblemPlan, n, "second plan (the first is at line %d)", p.planLine)
 		return
 	}
 	if plan.Start != 1 {
-		p.problem(n, "plan %d..%d does not start at 1", plan.Start, plan.End)
+		p.problem(ProblemPlan, n, "plan %d..%d does not start at 1", plan.Start, plan.End)
 	}
 	if plan.Skip && plan.Count() != 0 && !(plan.Start == 1 && plan.End == 0) {
-		p.problem(n, "plan with SKIP must be 1..0")
+		p.problem(ProblemPlan, n, "plan with SKIP must be 1..0")
 	}
 	p.plan, p.planLine = plan, n
 	p.planAfter = p.tests > 0
@@ -330,24 +354,24 @@ func (p *Parser) addPlan(plan *Plan, n int) {
 func (p *Parser) addTest(t *Test, n int) {
 	p.tests++
 	if p.plan != nil && p.planAfter {
-		p.problem(n, "test after the plan at line %d, which followed earlier tests", p.planLine)
+		p.problem(ProblemPlan, n, "test after the plan at line %d, which followed earlier tests", p.planLine)
 	}
 	if !t.Numbered {
 		t.Number = p.lastNumber + 1
 	} else {
 		switch {
 		case t.Number == 0:
-			p.problem(n, "test number 0: numbers start at 1")
+			p.problem(ProblemNumber, n, "test number 0: numbers start at 1")
 		case p.seen.has(t.Number):
-			p.problem(n, "duplicate test number %d", t.Number)
+			p.problem(ProblemNumber, n, "duplicate test number %d", t.Number)
 		case t.Number < p.lastNumber:
 			// A forward jump is reported at the end, as missing numbers,
 			// unless the skipped numbers turn up later, out of order.
-			p.problem(n, "test number %d out of order (after %d)", t.Number, p.lastNumber)
+			p.problem(ProblemNumber, n, "test number %d out of order (after %d)", t.Number, p.lastNumber)
 		}
 	}
 	if p.plan != nil && !p.planAfter && (t.Number < p.plan.Start || t.Number > p.plan.End) {
-		p.problem(n, "test number %d outside the plan %d..%d", t.Number, p.plan.Start, p.plan.End)
+		p.problem(ProblemNumber, n, "test number %d outside the plan %d..%d", t.Number, p.plan.Start, p.plan.End)
 	}
 	p.lastNumber = t.Number
 	if !p.seenFull && !p.seen.add(t.Number) {
@@ -364,14 +388,14 @@ func (p *Parser) finish() {
 	}
 	if p.plan == nil {
 		if p.started {
-			p.problem(0, "no plan (1..N) in the stream")
+			p.problem(ProblemPlan, 0, "no plan (1..N) in the stream")
 		} else {
-			p.problem(0, "empty stream")
+			p.problem(ProblemPlan, 0, "empty stream")
 		}
 		return
 	}
 	if want := p.plan.Count(); want != p.tests {
-		p.problem(p.planLine, "plan %d..%d announces %d tests but %d ran", p.plan.Start, p.plan.End, want, p.tests)
+		p.problem(ProblemCount, p.planLine, "plan %d..%d announces %d tests but %d ran", p.plan.Start, p.plan.End, want, p.tests)
 	}
 	if p.seenFull {
 		return
@@ -406,7 +430,7 @@ func (p *Parser) finish() {
 		if len(missing) >= 10 {
 			list += ", …"
 		}
-		p.problem(p.planLine, "%d planned tests missing: %s", total, list)
+		p.problem(ProblemMissing, p.planLine, "%d planned tests missing: %s", total, list)
 	}
 }
 

@@ -5,8 +5,36 @@
 // (capped) at a time, so input of any length parses in constant memory.
 // Everything it does not understand is kept as an Unknown event, and
 // everything that breaks the protocol's rules (missing, duplicate or
-// out-of-order test numbers, a plan that does not match) is recorded as a
-// Problem instead of stopping the parse.
+// out-of-order test numbers, no plan or a misplaced one, a second version
+// line, a plan that does not match) is recorded as a Problem instead of
+// stopping the parse.
+//
+// How strict it is follows the TAP13 specification (testanything.org) and
+// the parsers Taskotron's peers used: Fedora's pytap13, Perl's TAP::Parser
+// and tappy (testdata/peers holds the cases, peers_test.go runs
+// TAP::Parser on them). Where they disagree:
+//   - Lines that are not TAP before the version line (a task's own noise)
+//     are no problem: the version line must be the first TAP line, as
+//     TAP::Parser and pytap13 read it (tappy wants it on line 1). A version
+//     line after a test or a plan is a problem, and so is a second one: two
+//     streams glued together (pytap13 raises, TAP::Parser and tappy say so).
+//   - No plan is a problem (the specification: the plan "must appear
+//     once"; all three), and so are tests after a plan that followed tests:
+//     the plan is at the beginning or the end (TAP::Parser, tappy; pytap13
+//     silently drops such tests).
+//   - Numbers that go backwards or repeat are problems (TAP::Parser;
+//     pytap13 raises; tappy does not check), and so are planned numbers that
+//     never ran.
+//   - A YAML block belongs to the test line before it even when comment or
+//     blank lines come between: the specification gives it to "the
+//     preceding test", pytap13 gives it to the test, TAP::Parser still reads
+//     it as a YAML block, tappy drops it as unknown lines. It ends at a "..." line at its own indentation, so a
+//     block scalar holding a more indented "..." stays whole (TAP::Parser;
+//     tappy and pytap13 cut it there).
+//   - SKIP and TODO are read in any case and by their stem, with or without
+//     a colon ("skipped:", "todo:"), as pytap13 reads them; TAP::Parser takes
+//     "todo:" but not "skipped:", tappy the other way round. Read as a plain
+//     comment, a skip would pass and an expected failure fail.
 package tap
 
 import (
@@ -113,7 +141,26 @@ type Event struct {
 type Problem struct {
 	Line int // 0 when it concerns the whole stream
 	Msg  string
+	// Code says what kind of breach it is, for consumers that treat some
+	// differently (one that says "fewer tests ran" itself drops Count and
+	// Missing).
+	Code ProblemCode
 }
+
+// ProblemCode is the kind of a Problem.
+type ProblemCode string
+
+// Problem codes.
+const (
+	ProblemTooLong ProblemCode = "too-long" // a line or YAML block over its cap: part of it was dropped
+	ProblemYAML    ProblemCode = "yaml"     // a YAML block not closed with "..."
+	ProblemVersion ProblemCode = "version"  // a bad, late or second version line
+	ProblemPlan    ProblemCode = "plan"     // no plan, a second one, a misplaced or malformed one
+	ProblemNumber  ProblemCode = "number"   // a test number that is 0, repeated, out of order or outside the plan
+	ProblemCount   ProblemCode = "count"    // the plan announces another number of tests than ran
+	ProblemMissing ProblemCode = "missing"  // planned test numbers that never ran
+	ProblemMore    ProblemCode = "more"     // stands for the problems past the cap on how many are kept
+)
 
 func (p Problem) String() string {
 	if p.Line == 0 {

@@ -11,8 +11,8 @@ type Writer struct {
 	w    io.Writer
 	last int
 	err  error
-	// bareTest: the last line was a test line without a YAML block, so an
-	// indented "---" next would read as the start of its block.
+	// bareTest: the last line but comments was a test line without a YAML
+	// block, so an indented "---" next would read as the start of its block.
 	bareTest bool
 }
 
@@ -92,11 +92,13 @@ func (w *Writer) Test(t Test) error {
 
 // Comment writes each line of text as a "# " comment.
 func (w *Writer) Comment(text string) error {
+	bare := w.bareTest // a test line takes its block across comments
 	for _, l := range strings.Split(text, "\n") {
 		if err := w.printf("#%s\n", prefixSpace(strings.TrimRight(l, "\r"))); err != nil {
 			return err
 		}
 	}
+	w.bareTest = bare
 	return nil
 }
 
@@ -120,10 +122,10 @@ func (w *Writer) Event(ev Event) error {
 		return w.BailOut(ev.Text)
 	}
 	if _, isStart := yamlStart(strings.TrimRight(ev.Text, "\r")); isStart && w.bareTest {
-		// Keep it an unknown line: a blank line ends the test line.
-		if err := w.printf("\n"); err != nil {
-			return err
-		}
+		// It would read as the test's block, across blank and comment
+		// lines too. The parser never gives such an event: it would have
+		// read the block.
+		return fmt.Errorf("unknown line %q after a test line without a YAML block would read as its block", ev.Text)
 	}
 	// Verbatim: changing it (even a stray CR) could make it a test line.
 	return w.printf("%s\n", strings.ReplaceAll(ev.Text, "\n", " "))

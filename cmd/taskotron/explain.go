@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"strings"
 
@@ -45,12 +44,16 @@ func runExplain(ctx context.Context, g *globals, args []string) error {
 	if err != nil {
 		return err
 	}
-	var raw []byte
-	if rest[0] == "-" {
-		raw, err = io.ReadAll(g.stdin)
-	} else {
-		raw, err = os.ReadFile(rest[0])
+	in := g.stdin
+	if rest[0] != "-" {
+		f, err := os.Open(rest[0])
+		if err != nil {
+			return fmt.Errorf("message %s: %w", rest[0], err)
+		}
+		defer f.Close()
+		in = f
 	}
+	raw, err := bus.ReadAllCapped(in)
 	if err != nil {
 		return fmt.Errorf("message %s: %w", rest[0], err)
 	}

@@ -8,10 +8,12 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 
 	guuid "github.com/google/uuid"
 
+	"github.com/taskotron-go/taskotron/bus"
 	"github.com/taskotron-go/taskotron/contract"
 	"github.com/taskotron-go/taskotron/reporter"
 	"github.com/taskotron-go/taskotron/results"
@@ -144,6 +146,7 @@ func runReport(ctx context.Context, g *globals, args []string) error {
 			out.Errors = []string{parseErr.Error()}
 		}
 	}
+	var refused error
 	if !*dryRun {
 		d, err := r.Deliver(ctx, exec)
 		if err != nil {
@@ -151,13 +154,33 @@ func runReport(ctx context.Context, g *globals, args []string) error {
 			return err
 		}
 		out.Delivery = &d
+		// Refused is lost for ResultsDB: sending again cannot help, so it is
+		// a failure of this command, as it is of runtask.
+		comments := ""
+		if d.CommentsRejected > 0 {
+			comments = fmt.Sprintf("Bodhi refused %d comments (kept in %s)", d.CommentsRejected, filepath.Join(opts.SpoolDir, "comments-rejected"))
+		}
+		switch {
+		case d.Rejected > 0 && comments != "":
+			refused = fmt.Errorf("ResultsDB refused %d of %d results (kept in %s with its answer); %s", d.Rejected, len(out.Posts), filepath.Join(opts.SpoolDir, "rejected"), comments)
+		case d.Rejected > 0:
+			refused = fmt.Errorf("ResultsDB refused %d of %d results (kept in %s with its answer)", d.Rejected, len(out.Posts), filepath.Join(opts.SpoolDir, "rejected"))
+		case comments != "":
+			// As runtask: a warning; the results are in.
+			fmt.Fprintf(g.stderr, "taskotron report: %s\n", comments)
+		}
 	}
 	if err := printReport(g, out, *asJSON, opts.ResultsDBURL); err != nil {
 		return err
 	}
-	if parseErr != nil {
+	switch {
+	case parseErr != nil && refused != nil:
+		return fmt.Errorf("%s: %w; %w", name, parseErr, refused)
+	case parseErr != nil:
 		// The readable results were reported; the output was still broken.
 		return fmt.Errorf("%s: %w", name, parseErr)
+	case refused != nil:
+		return fmt.Errorf("%s: %w", name, refused)
 	}
 	return nil
 }
@@ -171,16 +194,24 @@ func dryRunOptions(o reporter.Options, dry bool) reporter.Options {
 	return o
 }
 
+// readInput reads a file, or stdin for "-", up to bus.MaxInput bytes.
 func readInput(arg string, stdin io.Reader) ([]byte, string, error) {
+	name, r := arg, stdin
 	if arg == "-" {
-		data, err := io.ReadAll(io.LimitReader(stdin, 256<<20))
-		return data, "stdin", err
+		name = "stdin"
+	} else {
+		f, err := os.Open(arg)
+		if err != nil {
+			return nil, arg, fmt.Errorf("reading %s: %w", arg, err)
+		}
+		defer f.Close()
+		r = f
 	}
-	data, err := os.ReadFile(arg)
+	data, err := bus.ReadAllCapped(r)
 	if err != nil {
-		return nil, arg, fmt.Errorf("reading %s: %w", arg, err)
+		return nil, name, fmt.Errorf("reading %s: %w", name, err)
 	}
-	return data, arg, nil
+	return data, name, nil
 }
 
 // isExecutionJSON tells an execution (a JSON object with execution keys)
@@ -227,8 +258,14 @@ func printReport(g *globals, out reportOutput, asJSON bool, url string) error {
 		}
 		fmt.Fprintln(w, line)
 	}
+	said := map[string]bool{}
+	for _, e := range out.Errors {
+		said[e] = true
+	}
 	for _, p := range out.Problems {
-		fmt.Fprintf(w, "problem: %s\n", p)
+		if !said[p] { // most problems are errors too: said once, below
+			fmt.Fprintf(w, "problem: %s\n", p)
+		}
 	}
 	for _, e := range out.Errors {
 		fmt.Fprintf(w, "error: %s\n", e)

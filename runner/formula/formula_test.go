@@ -2,9 +2,11 @@ package formula
 
 import (
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 const pyver = `name: python-versions
@@ -268,4 +270,72 @@ func FuzzWords(f *testing.F) {
 			t.Fatalf("%q: words %q, requoted %q, err %v", s, words, again, err)
 		}
 	})
+}
+
+// Exported variables that use each other double at every action: the cap
+// stops them with a SizeError after about log2(MaxExpanded) rounds, fast
+// and without building what is over it, whether they grow as strings or
+// as lists that share their parts.
+func TestExpandCapsExponentialGrowth(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		param func(prev string) any
+	}{
+		{"strings", func(prev string) any { return "${" + prev + "}${" + prev + "}" }},
+		{"shared lists", func(prev string) any { return []any{"$" + prev, "$" + prev} }},
+		{"maps", func(prev string) any { return map[string]any{"a": "$" + prev, "b": "$" + prev} }},
+	} {
+		start := time.Now()
+		vars := map[string]any{"v0": strings.Repeat("x", 1024)}
+		var err error
+		rounds := 0
+		for i := 1; i <= 100; i++ {
+			var v any
+			v, err = Expand(map[string]any{"msg": c.param(fmt.Sprintf("v%d", i-1))}, vars)
+			if err != nil {
+				rounds = i
+				break
+			}
+			vars[fmt.Sprintf("v%d", i)] = v.(map[string]any)["msg"]
+		}
+		var se *SizeError
+		if !errors.As(err, &se) || !strings.Contains(err.Error(), "more than 64 MiB") {
+			t.Fatalf("%s: err = %v", c.name, err)
+		}
+		if rounds < 15 || rounds > 18 {
+			t.Errorf("%s: stopped at round %d; 1 KiB doubled reaches 64 MiB at 17", c.name, rounds)
+		}
+		if took := time.Since(start); took > 10*time.Second {
+			t.Errorf("%s took %s", c.name, took)
+		}
+		// Used inside a longer string, a shared structure is refused before
+		// it is rendered as JSON.
+		last := fmt.Sprintf("v%d", rounds-1)
+		if _, err := ExpandString("x ${"+last+"} ${"+last+"}", vars); !errors.As(err, &se) {
+			t.Errorf("%s: rendering %s twice: %v", c.name, last, err)
+		}
+	}
+	// A structure shared 2^60 times over is refused in bounded time.
+	deep := any("x")
+	for range 60 {
+		deep = []any{deep, deep}
+	}
+	start := time.Now()
+	var se *SizeError
+	if _, err := ExpandString("all: ${deep}", map[string]any{"deep": deep}); !errors.As(err, &se) {
+		t.Errorf("deep: %v", err)
+	}
+	if _, err := Expand([]any{"${deep}"}, map[string]any{"deep": deep}); !errors.As(err, &se) {
+		t.Errorf("deep as a value: %v", err)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("deep took %s", took)
+	}
+	// What real formulas do stays allowed: a whole action's output, even a
+	// large one, handed on a few times.
+	big := strings.Repeat("y", 10<<20)
+	v, err := Expand(map[string]any{"results": "${out}", "again": "${out}", "text": "ok: ${out}"}, map[string]any{"out": big})
+	if err != nil || v.(map[string]any)["results"] != big {
+		t.Errorf("10 MiB output used three times: %v", err)
+	}
 }

@@ -147,30 +147,127 @@ func Lookup(vars map[string]any, path []string) (any, error) {
 	return v, nil
 }
 
+// MaxExpanded caps what one Expand (one action's parameters, one command
+// of a shell action) may hold once substituted, counting a value used twice
+// twice. Exported variables that use each other ("$a$a", or [$a, $a]) double
+// at every action: without a cap the 30th asks for gigabytes and the run
+// dies out of memory. It is the cap of a formula's results file, so one
+// action's whole output (at most runner.max_output, 10 MiB by default) can
+// be handed on in full, and a few times over.
+const MaxExpanded = 64 << 20
+
+// SizeError says substitution would make more than MaxExpanded.
+type SizeError struct{ Limit int }
+
+func (e *SizeError) Error() string {
+	return fmt.Sprintf("variables expand to more than %d MiB, the most one action's parameters may hold (do exported variables use each other?)", e.Limit>>20)
+}
+
+// expansion is one Expand's budget.
+type expansion struct {
+	vars map[string]any
+	left int
+}
+
+func newExpansion(vars map[string]any) *expansion {
+	return &expansion{vars: vars, left: MaxExpanded}
+}
+
+func (x *expansion) spend(n int) error {
+	if n > x.left {
+		x.left = -1
+		return &SizeError{Limit: MaxExpanded}
+	}
+	x.left -= n
+	return nil
+}
+
+// size is about the length of v's JSON form, counting shared parts each
+// time they appear; it stops counting past limit, so it costs at most
+// about limit steps however v is built.
+func size(v any, limit int) int {
+	n := 0
+	var walk func(v any) bool
+	walk = func(v any) bool {
+		switch x := v.(type) {
+		case string:
+			n += len(x) + 2
+		case []any:
+			n += 2
+			for _, e := range x {
+				n++
+				if !walk(e) {
+					return false
+				}
+			}
+		case map[string]any:
+			n += 2
+			for k, e := range x {
+				n += len(k) + 4
+				if !walk(e) {
+					return false
+				}
+			}
+		case map[any]any:
+			n += 2
+			for k, e := range x {
+				n += len(fmt.Sprint(k)) + 4
+				if !walk(e) {
+					return false
+				}
+			}
+		default:
+			n += 8
+		}
+		return n <= limit
+	}
+	walk(v)
+	return n
+}
+
 // ExpandString substitutes the variables of one string. When the string is
 // exactly one variable, the value keeps its type (a list stays a list).
 func ExpandString(s string, vars map[string]any) (any, error) {
+	return newExpansion(vars).str(s)
+}
+
+func (x *expansion) str(s string) (any, error) {
 	if !strings.Contains(s, "$") {
-		return s, nil
+		return s, x.spend(len(s))
 	}
 	pieces, err := parseTemplate(s)
 	if err != nil {
 		return nil, err
 	}
 	if len(pieces) == 1 && pieces[0].path != nil {
-		return Lookup(vars, pieces[0].path)
+		v, err := Lookup(x.vars, pieces[0].path)
+		if err != nil {
+			return nil, err
+		}
+		return v, x.spend(size(v, x.left))
 	}
 	var b strings.Builder
 	for _, p := range pieces {
 		if p.path == nil {
+			if err := x.spend(len(p.lit)); err != nil {
+				return nil, err
+			}
 			b.WriteString(p.lit)
 			continue
 		}
-		v, err := Lookup(vars, p.path)
+		v, err := Lookup(x.vars, p.path)
 		if err != nil {
 			return nil, err
 		}
-		b.WriteString(Stringify(v))
+		if _, isStr := v.(string); !isStr && size(v, x.left) > x.left {
+			// Checked before Stringify, which would build it all.
+			return nil, x.spend(x.left + 1)
+		}
+		text := Stringify(v)
+		if err := x.spend(len(text)); err != nil {
+			return nil, err
+		}
+		b.WriteString(text)
 	}
 	return b.String(), nil
 }
@@ -195,15 +292,20 @@ func Stringify(v any) string {
 }
 
 // Expand substitutes variables everywhere in v: strings, list items, map
-// values and map keys (libtaskotron 0.4.20 replaced keys too).
+// values and map keys (libtaskotron 0.4.20 replaced keys too). What it
+// makes is capped at MaxExpanded (a *SizeError past it).
 func Expand(v any, vars map[string]any) (any, error) {
-	switch x := v.(type) {
+	return newExpansion(vars).value(v)
+}
+
+func (x *expansion) value(v any) (any, error) {
+	switch v := v.(type) {
 	case string:
-		return ExpandString(x, vars)
+		return x.str(v)
 	case []any:
-		out := make([]any, len(x))
-		for i, item := range x {
-			e, err := Expand(item, vars)
+		out := make([]any, len(v))
+		for i, item := range v {
+			e, err := x.value(item)
 			if err != nil {
 				return nil, err
 			}
@@ -211,14 +313,14 @@ func Expand(v any, vars map[string]any) (any, error) {
 		}
 		return out, nil
 	case map[string]any:
-		out := make(map[string]any, len(x))
-		keys := make([]string, 0, len(x))
-		for k := range x {
+		out := make(map[string]any, len(v))
+		keys := make([]string, 0, len(v))
+		for k := range v {
 			keys = append(keys, k)
 		}
 		sort.Strings(keys) // the first error is the same on every run
 		for _, k := range keys {
-			ek, err := ExpandString(k, vars)
+			ek, err := x.str(k)
 			if err != nil {
 				return nil, err
 			}
@@ -226,7 +328,7 @@ func Expand(v any, vars map[string]any) (any, error) {
 			if !ok {
 				key = Stringify(ek)
 			}
-			ev, err := Expand(x[k], vars)
+			ev, err := x.value(v[k])
 			if err != nil {
 				return nil, err
 			}
@@ -234,7 +336,7 @@ func Expand(v any, vars map[string]any) (any, error) {
 		}
 		return out, nil
 	default:
-		return v, nil
+		return v, x.spend(8)
 	}
 }
 
