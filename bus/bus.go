@@ -1,6 +1,7 @@
 // Package bus holds the transports shared by the trigger and the workers:
 // where bus messages come from (files, JSON lines, stdin; AMQP in amqp*.go)
 // and where jobs wait for a runner (an in-process queue kept on disk; AMQP).
+// It imports contract, config and atomicfile.
 package bus
 
 import (

@@ -1,5 +1,7 @@
 // Package config reads taskotron's one YAML configuration file and applies
-// environment overrides. Every key has a default, so no file is needed.
+// environment overrides. Every key has a default, so no file is needed, and
+// Resolved is the one place where the defaults below data_dir are defined.
+// It imports no other package of the project.
 package config
 
 import (
@@ -108,8 +110,9 @@ type Reporter struct {
 	TestcaseURL string `yaml:"testcase_url"`
 	// FlushInterval is how often spooled results and Bodhi comments are sent again.
 	FlushInterval time.Duration `yaml:"flush_interval"`
-	// Retries is how often one ResultsDB or Bodhi request is repeated before
-	// its result or comment is spooled (a refused connection is spooled at once).
+	// Retries is how often one ResultsDB request is repeated before its
+	// result is spooled (a refused connection is spooled at once; Bodhi has
+	// bodhi.retries).
 	Retries int `yaml:"retries"`
 }
 

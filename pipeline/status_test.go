@@ -39,15 +39,9 @@ func TestUpServesStatusAndMetricsWhileATaskRuns(t *testing.T) {
 	cfg.Runner.Concurrency = 1
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	ready := make(chan string, 1)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		Up(ctx, Options{Config: cfg, Messages: []string{corpus + "koji-build-state-change__11.json"},
-			Fixtures: "../fixtures", Ready: func(u string) { ready <- u }})
-	}()
+	ready, done := startUp(t, ctx, Options{Config: cfg, Messages: []string{corpus + "koji-build-state-change__11.json"}, Fixtures: "../fixtures"})
 	defer func() { os.WriteFile(stop, nil, 0o644); cancel(); <-done }()
-	base := strings.TrimSuffix(<-ready, "/")
+	base := strings.TrimSuffix(ready, "/")
 
 	type doc struct {
 		Role  string

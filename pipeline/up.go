@@ -1,7 +1,9 @@
-// Package pipeline runs every role of the pipeline in one process on the
-// embedded defaults: messages from files, the trigger, an on-disk job queue,
-// workers, the reporter, an embedded ResultsDB on SQLite, and (for tasks
-// that talk to Koji, Bodhi or dist-git) the service doubles over fixtures.
+// Package pipeline is `taskotron up`: the same role values the separate
+// commands run (server.Server, trigger.Service, worker.Service) composed in
+// one process on the embedded defaults: messages from files, one on-disk job
+// queue, the central server on SQLite, and (for tasks that talk to Koji,
+// Bodhi or dist-git) the service doubles over fixtures. It builds no role
+// itself.
 package pipeline
 
 import (

@@ -82,17 +82,8 @@ func TestKojiBuildMessageEndsAsAResultInResultsDB(t *testing.T) {
 	cfg.ResultsDB.Listen = "127.0.0.1:0"
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	ready := make(chan string, 1)
-	done := make(chan *Summary, 1)
-	go func() {
-		s, err := Up(ctx, Options{Config: cfg, Messages: []string{corpus + "koji-build-state-change__11.json"},
-			TasksDir: "../tasks", Fixtures: "../fixtures", Ready: func(u string) { ready <- u }})
-		if err != nil && ctx.Err() == nil {
-			t.Errorf("up: %v", err)
-		}
-		done <- s
-	}()
-	base := <-ready
+	base, done := startUp(t, ctx, Options{Config: cfg, Messages: []string{corpus + "koji-build-state-change__11.json"},
+		TasksDir: "../tasks", Fixtures: "../fixtures"})
 	item := "chromium-80.0.3987.132-1.fc33"
 	var got []apiResult
 	for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
@@ -191,4 +182,30 @@ func TestUpWithTheDefaultRelativeDataDir(t *testing.T) {
 	if len(s.Messages) != 1 || len(s.Messages[0].Jobs) == 0 {
 		t.Fatalf("summary %+v", s)
 	}
+}
+
+// startUp runs Up until ctx ends and returns the URL to browse once it is
+// ready. A start that fails, or takes longer than a minute, fails the test
+// with the reason instead of leaving it waiting for the global timeout.
+func startUp(t *testing.T, ctx context.Context, opts Options) (base string, done <-chan error) {
+	t.Helper()
+	ready := make(chan string, 1)
+	finished := make(chan error, 1)
+	opts.Ready = func(u string) { ready <- u }
+	go func() {
+		_, err := Up(ctx, opts)
+		if err != nil && ctx.Err() == nil {
+			t.Errorf("up: %v", err)
+		}
+		finished <- err
+	}()
+	select {
+	case base = <-ready:
+		return base, finished
+	case err := <-finished:
+		t.Fatalf("up ended before it was ready: %v", err)
+	case <-time.After(time.Minute):
+		t.Fatal("up was not ready after a minute")
+	}
+	return "", nil
 }

@@ -1,3 +1,8 @@
+// Package reporter delivers results: every ResultsDB post exactly once, to
+// ResultsDB when it answers, else to a durable on-disk spool sent later in
+// order; and Bodhi comments the same way, in a queue of their own. What the
+// posts and comments say comes from results; the reporter only sends. It
+// imports results, bodhi, httpclient, atomicfile, contract and config.
 package reporter
 
 import (

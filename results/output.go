@@ -1,7 +1,8 @@
-// Package reporter turns task output (TAP13 or ResultYAML) into results,
-// results into ResultsDB posts, and delivers every post exactly once: to
-// ResultsDB when it answers, else to a durable on-disk spool that is sent
-// later in order. Optionally it comments on Bodhi updates.
+// Package results is what task output means, as plain data: TAP13 or
+// ResultYAML read into results (with the result namespace rules), results
+// turned into ResultsDB posts, the terminal result of a broken run, and the
+// wording of Bodhi comments. It delivers nothing (that is the reporter's
+// job) and imports contract and tap only.
 package results
 
 import (

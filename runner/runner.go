@@ -1,7 +1,9 @@
 // Package runner executes tasks: it checks a task out, reads its formula and
 // runs the actions one after another through the directives, keeping logs
 // and artifacts in <artifacts_dir>/<uuid>/ (reference §2.3, §2.9). The same
-// code runs a job for a worker and a task for its author (runtask).
+// code runs a job for a worker and a task for its author (runtask). It knows
+// nothing of queues or delivery: it imports checkout, directives, results
+// (what task output means), config and contract.
 package runner
 
 import (

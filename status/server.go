@@ -2,8 +2,11 @@
 // /healthz (can the role do its job), /metrics (Prometheus text format),
 // /status (JSON for people and scripts), /debug/vars (expvar), and the
 // `taskotron queue` look at everything waiting. A Server is built from small
-// providers (checks, metrics, status sections) that the roles implement or
-// that cmd/ wires with closures; this package knows no role.
+// providers (checks, metrics, status sections): each role adds its own
+// (trigger.Service, worker.Service, server.Server), and this package adds
+// those of the transports they share (AMQP counters, queue depths, the
+// on-disk queue, the reporter's spool). It knows no role: it imports bus,
+// config and reporter, and no role imports it but to add providers.
 package status
 
 import (

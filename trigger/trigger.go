@@ -1,7 +1,10 @@
 // Package trigger turns bus messages into jobs: a normaliser per message type
 // makes the message data, taskotron-trigger compatible rules decide which
 // tasks run on which arches, and a dedup store makes sure the same work is
-// not queued twice. Relay drives it between a bus.Source and a bus.JobQueue.
+// not queued twice. Relay drives it between a bus.Source and a bus.JobQueue;
+// Service (service.go) is the trigger role built from the configuration.
+// The trigger itself works on plain data (messages in, jobs out); only
+// relay.go and service.go touch transports (bus) and status.
 package trigger
 
 import (
