@@ -3,6 +3,7 @@ package config
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -56,6 +57,8 @@ func TestErrorsNameWhatAndWhere(t *testing.T) {
 		{"malformed", "runner: [\n", nil, []string{"taskotron.yaml", "line"}},
 		{"wrong type", "runner:\n  concurrency: many\n", nil, []string{"taskotron.yaml", "line 2"}},
 		{"bad env", "", []string{"TASKOTRON_RUNNER_JOB_TIMEOUT=soon"}, []string{"TASKOTRON_RUNNER_JOB_TIMEOUT", "soon"}},
+		{"moved key", "koji:\n  url: http://koji\n  bodhi_url: http://bodhi\n", nil, []string{"taskotron.yaml", "line 3", "koji.bodhi_url", "bodhi.url"}},
+		{"moved env", "", []string{"TASKOTRON_KOJI_BODHI_URL=http://bodhi"}, []string{"TASKOTRON_KOJI_BODHI_URL", "TASKOTRON_BODHI_URL"}},
 	}
 	for _, c := range cases {
 		p := write(t, c.body)
@@ -102,5 +105,34 @@ func TestReadmeDocumentsEveryKey(t *testing.T) {
 		if !strings.Contains(string(readme), "`"+k[0]+"`") {
 			t.Errorf("README.md does not document the key %s", k[0])
 		}
+	}
+}
+
+// Every place below data_dir is defined by Resolved, absolute, and the same
+// when resolved again.
+func TestResolvedPlacesBelowDataDir(t *testing.T) {
+	cfg := Default()
+	cfg.DataDir = "rel/data"
+	cfg.Reporter.Spool = "/srv/spool"
+	r := cfg.Resolved()
+	abs, _ := filepath.Abs("rel/data")
+	want := map[string]string{
+		"data_dir": abs, "artifacts": abs + "/artifacts", "work": abs + "/work", "mirror": abs + "/mirror",
+		"spool": "/srv/spool", "job log": abs + "/jobs.jsonl", "state db": "sqlite:" + abs + "/trigger.sqlite",
+		"resultsdb": "sqlite:" + abs + "/resultsdb.sqlite", "koji cache": abs + "/cache/koji", "queue": abs + "/queue",
+		"dead letters": abs + "/dead-letters.jsonl",
+	}
+	got := map[string]string{
+		"data_dir": r.DataDir, "artifacts": r.Runner.ArtifactsDir, "work": r.Runner.WorkDir, "mirror": r.Runner.Mirror,
+		"spool": r.Reporter.Spool, "job log": r.Trigger.JobLog, "state db": r.Trigger.StateDB,
+		"resultsdb": r.ResultsDB.DB, "koji cache": r.Koji.CacheDir, "queue": r.QueueDir(), "dead letters": r.DeadLetterFile(),
+	}
+	for k, w := range want {
+		if got[k] != w {
+			t.Errorf("%s = %q, want %q", k, got[k], w)
+		}
+	}
+	if again := r.Resolved(); !reflect.DeepEqual(again, r) {
+		t.Errorf("resolving twice changed the configuration")
 	}
 }
