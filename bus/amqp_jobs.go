@@ -285,8 +285,12 @@ func (q *AMQPJobQueue) dropLocked() {
 }
 
 // Next takes the next job from the queues of cfg.Arches, highest priority
-// first. The attempt count goes up by one per delivery (two when the broker
-// redelivers a job whose worker vanished).
+// first. The attempt count goes up by one per delivery. A job the broker
+// redelivers was taken by a worker that never settled it (it died, or lost
+// its channel): that attempt is counted where it survives, in the job
+// published again, and the copy comes as the next attempt. So a job whose
+// workers keep dying runs out of attempts instead of running for ever, as a
+// quorum queue's delivery count would have it.
 func (q *AMQPJobQueue) Next(ctx context.Context) (JobDelivery, error) {
 	if len(q.cfg.Arches) == 0 {
 		return JobDelivery{}, errors.New("amqp job queue: no arches to consume from")
@@ -320,10 +324,21 @@ func (q *AMQPJobQueue) Next(ctx context.Context) (JobDelivery, error) {
 				_ = d.Reject(false)
 				continue
 			}
-			job.Attempt++
 			if d.Redelivered {
 				job.Attempt++
+				if err := q.Publish(context.WithoutCancel(ctx), job); err != nil {
+					_ = d.Nack(false, true)
+					return JobDelivery{}, fmt.Errorf("amqp job queue: counting the lost attempt of job %s: %w", job.UUID, err)
+				}
+				if err := d.Ack(false); err != nil {
+					// The copy is queued; a duplicate left here is reported once.
+					q.log.Warn("ack of a redelivered job after queueing its next attempt", "uuid", job.UUID, "err", err)
+				}
+				q.log.Warn("job redelivered: its last attempt ended without an answer (its worker died); counted, and queued again",
+					"uuid", job.UUID, "task", job.TaskName, "attempts", job.Attempt)
+				continue
 			}
+			job.Attempt++
 			return NewJobDelivery(job,
 				func() error { return d.Ack(false) },
 				func() error { return q.requeue(ctx, d, job) }), nil

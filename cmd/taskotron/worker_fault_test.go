@@ -203,3 +203,111 @@ func TestWorkerKilledMidTaskOnRabbitMQ(t *testing.T) {
 		t.Fatalf("%d jobs left in the queue", info.Messages)
 	}
 }
+
+// hangTask marks each attempt and then never ends: its worker is killed.
+const hangTask = `name: hang
+namespace: scratch
+actions:
+  - name: hang forever
+    shell:
+      - [sh, -c, 'touch "$$0/started-$$1"; sleep 600', "${artifactsdir}", "${uuid}"]
+`
+
+// TestJobWhoseWorkersKeepDyingEndsCrashed: on RabbitMQ, a `taskotron
+// worker` process is SIGKILLed during each attempt of a job; after
+// runner.max_attempts the next worker does not run it again but stores one
+// CRASHED result saying why, and the queue is empty.
+func TestJobWhoseWorkersKeepDyingEndsCrashed(t *testing.T) {
+	conn, err := amqp.Dial(workerAMQPURL())
+	if err != nil {
+		t.Fatalf("RabbitMQ at %s is not reachable (set TASKOTRON_TEST_AMQP): %v", workerAMQPURL(), err)
+	}
+	conn.Close()
+	prefix := fmt.Sprintf("workerdies-%d-%x", time.Now().UnixNano(), rand.Uint32())
+	exchange, queuePrefix := prefix+"-jobs-exchange", prefix+"-jobs"
+	t.Cleanup(func() { deleteJobQueues(exchange, queuePrefix, "x86_64") })
+
+	dir := t.TempDir()
+	bin := buildTaskotron(t)
+	tasks, mirror, data := filepath.Join(dir, "tasks"), filepath.Join(dir, "mirror"), filepath.Join(dir, "data")
+	os.MkdirAll(filepath.Join(tasks, "hang"), 0o755)
+	os.WriteFile(filepath.Join(tasks, "hang", "runtask.yml"), []byte(hangTask), 0o644)
+	if err := checkout.Seed(tasks, mirror); err != nil {
+		t.Fatal(err)
+	}
+	resultsURL := resultsdbtest.Start(t)
+	client, err := reporter.NewResultsDBClient(resultsURL+"/api/v2.0", reporter.ClientOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	q, err := bus.OpenAMQPJobQueue(ctx, bus.AMQPJobQueueConfig{URL: workerAMQPURL(), Exchange: exchange, Queue: queuePrefix, Arches: []string{"x86_64"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	uuid := prefix + "-job"
+	if err := q.Publish(ctx, contract.Job{UUID: uuid, TaskName: "hang", Item: "xchat-0.5-1.fc20", ItemType: "koji_build", Arch: "x86_64", Created: time.Now().UTC()}); err != nil {
+		t.Fatal(err)
+	}
+	start := func() (*exec.Cmd, *lockedBuffer) {
+		cmd := exec.Command(bin, "worker", "--arches", "x86_64", "--concurrency", "1")
+		cmd.Env = append(os.Environ(),
+			"TASKOTRON_DATA_DIR="+data,
+			"TASKOTRON_AMQP_URL="+workerAMQPURL(),
+			"TASKOTRON_AMQP_JOB_EXCHANGE="+exchange,
+			"TASKOTRON_AMQP_JOB_QUEUE="+queuePrefix,
+			"TASKOTRON_RESULTSDB_URL="+resultsURL+"/api/v2.0",
+			"TASKOTRON_RUNNER_MIRROR="+mirror,
+			"TASKOTRON_RUNNER_MAX_ATTEMPTS=3",
+		)
+		var logs lockedBuffer
+		cmd.Stdout, cmd.Stderr = &logs, &logs
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		return cmd, &logs
+	}
+	started := filepath.Join(data, "artifacts", uuid, "started-"+uuid)
+	for attempt := 1; attempt <= 3; attempt++ {
+		os.Remove(started)
+		w, logs := start()
+		waitUntil(t, fmt.Sprintf("attempt %d to start", attempt), 60*time.Second, logs, func() bool { _, err := os.Stat(started); return err == nil })
+		if !strings.Contains(logs.String(), fmt.Sprintf("attempt=%d", attempt)) {
+			t.Fatalf("the worker ran attempt %d without saying so:\n%s", attempt, logs)
+		}
+		w.Process.Signal(syscall.SIGKILL)
+		w.Wait()
+	}
+	os.Remove(started)
+	last, logs := start()
+	defer func() { last.Process.Signal(syscall.SIGTERM); last.Wait() }()
+	var rs []reporter.StoredResult
+	waitUntil(t, "the job to end CRASHED", 60*time.Second, logs, func() bool {
+		rs, err = client.GroupResults(ctx, uuid)
+		return err == nil && len(rs) > 0
+	})
+	if len(rs) != 1 || rs[0].Outcome != "CRASHED" || !strings.Contains(rs[0].Note, "gave up after 3 attempts") || !strings.Contains(rs[0].Note, `"hang forever"`) {
+		t.Fatalf("stored %+v, want one CRASHED result saying it gave up after 3 attempts in action \"hang forever\"", rs)
+	}
+	if _, err := os.Stat(started); err == nil {
+		t.Errorf("the job ran a fourth time")
+	}
+	conn, err = amqp.Dial(workerAMQPURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // the ack after the report
+	info, err := ch.QueueDeclarePassive(queuePrefix+".x86_64", true, false, false, false, amqp.Table{"x-max-priority": int32(9)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Messages != 0 {
+		t.Fatalf("%d jobs left in the queue", info.Messages)
+	}
+}

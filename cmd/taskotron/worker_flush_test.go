@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"math/rand/v2"
@@ -63,7 +62,7 @@ func TestWorkerResendsTheSpoolWithoutANewJob(t *testing.T) {
 		"TASKOTRON_RUNNER_MIRROR="+mirror,
 		"TASKOTRON_REPORTER_FLUSH_INTERVAL=1s",
 	)
-	var logs bytes.Buffer
+	var logs lockedBuffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -119,7 +118,7 @@ func TestWorkerResendsTheSpoolWithoutANewJob(t *testing.T) {
 
 // waitUntil polls cond until it holds, or fails the test naming what it
 // waited for, with the role's logs.
-func waitUntil(t *testing.T, what string, within time.Duration, logs *bytes.Buffer, cond func() bool) {
+func waitUntil(t *testing.T, what string, within time.Duration, logs *lockedBuffer, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for !cond() {
