@@ -16,6 +16,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/taskotron-go/taskotron/contract"
+	"github.com/taskotron-go/taskotron/redact"
 )
 
 // Metrics of the AMQP transports, published with expvar (/debug/vars).
@@ -124,11 +125,11 @@ func OpenAMQPSource(ctx context.Context, cfg AMQPSourceConfig) (*AMQPSource, err
 func (s *AMQPSource) connect() (*sourceConn, error) {
 	conn, err := amqp.Dial(s.cfg.URL)
 	if err != nil {
-		return nil, fmt.Errorf("amqp %s: %w", RedactURL(s.cfg.URL), err)
+		return nil, fmt.Errorf("amqp %s: %w", RedactURL(s.cfg.URL), redact.URLError(err, s.cfg.URL))
 	}
 	fail := func(what string, err error) (*sourceConn, error) {
 		conn.Close()
-		return nil, fmt.Errorf("amqp %s: %s: %w", RedactURL(s.cfg.URL), what, err)
+		return nil, fmt.Errorf("amqp %s: %s: %w", RedactURL(s.cfg.URL), what, redact.URLError(err, s.cfg.URL))
 	}
 	ch, err := conn.Channel()
 	if err != nil {
@@ -441,7 +442,7 @@ func (s *AMQPSource) Close() error {
 func RedactURL(u string) string {
 	uri, err := amqp.ParseURI(u)
 	if err != nil {
-		return "(unparsable URL)"
+		return redact.URL(u)
 	}
 	if uri.Password == "" {
 		return uri.String()

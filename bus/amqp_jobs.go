@@ -14,6 +14,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/taskotron-go/taskotron/contract"
+	"github.com/taskotron-go/taskotron/redact"
 )
 
 // AMQPJobQueueConfig configures an AMQPJobQueue.
@@ -156,7 +157,7 @@ func (q *AMQPJobQueue) connectLocked() error {
 	q.declared = map[string]bool{}
 	conn, err := amqp.Dial(q.cfg.URL)
 	if err != nil {
-		return fmt.Errorf("amqp %s: %w", RedactURL(q.cfg.URL), err)
+		return fmt.Errorf("amqp %s: %w", RedactURL(q.cfg.URL), redact.URLError(err, q.cfg.URL))
 	}
 	pub, err := conn.Channel()
 	if err == nil {
@@ -167,7 +168,7 @@ func (q *AMQPJobQueue) connectLocked() error {
 	}
 	if err != nil {
 		conn.Close()
-		return fmt.Errorf("amqp %s: job exchange %s: %w", RedactURL(q.cfg.URL), q.cfg.Exchange, err)
+		return fmt.Errorf("amqp %s: job exchange %s: %w", RedactURL(q.cfg.URL), q.cfg.Exchange, redact.URLError(err, q.cfg.URL))
 	}
 	q.conn, q.pub = conn, pub
 	return nil

@@ -9,6 +9,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/taskotron-go/taskotron/contract"
+	"github.com/taskotron-go/taskotron/redact"
 )
 
 // AMQPPublisher puts bus messages on a topic exchange in the Fedora
@@ -27,7 +28,7 @@ func OpenAMQPPublisher(url, exchange string) (*AMQPPublisher, error) {
 	}
 	conn, err := amqp.Dial(url)
 	if err != nil {
-		return nil, fmt.Errorf("amqp %s: %w", RedactURL(url), err)
+		return nil, fmt.Errorf("amqp %s: %w", RedactURL(url), redact.URLError(err, url))
 	}
 	ch, err := conn.Channel()
 	if err == nil {
@@ -35,7 +36,7 @@ func OpenAMQPPublisher(url, exchange string) (*AMQPPublisher, error) {
 	}
 	if err != nil {
 		conn.Close()
-		return nil, fmt.Errorf("amqp %s: %w", RedactURL(url), err)
+		return nil, fmt.Errorf("amqp %s: %w", RedactURL(url), redact.URLError(err, url))
 	}
 	return &AMQPPublisher{conn: conn, ch: ch, exchange: exchange}, nil
 }

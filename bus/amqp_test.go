@@ -333,7 +333,8 @@ func TestRedactURLHidesThePassword(t *testing.T) {
 	for in, want := range map[string]string{
 		"amqp://taskotron:s3cr%40t@rabbit.example.org:5673/%2f": "amqp://taskotron:***@rabbit.example.org:5673/",
 		"amqp://taskotron:s3cr%40t@rabbit.example.org/":         "amqp://taskotron:***@rabbit.example.org/",
-		"not a url": "(unparsable URL)",
+		"not a url":                       "not a url",
+		"amqp://taskotron:s3cr@t@h:port/": "amqp://taskotron:***@h:port/",
 	} {
 		if got := RedactURL(in); got != want {
 			t.Errorf("RedactURL(%q) = %q, want %q", in, got, want)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/taskotron-go/taskotron/config"
 	"github.com/taskotron-go/taskotron/contract"
+	"github.com/taskotron-go/taskotron/redact"
 )
 
 // Kinds of queues an inspection reports.
@@ -76,7 +77,7 @@ func BrokerQueues(cfg config.Config, arches ...string) []QueueDepth {
 func InspectBroker(url string, queues []QueueDepth) ([]QueueDepth, error) {
 	conn, err := amqp.DialConfig(url, amqp.Config{Dial: amqp.DefaultDial(10 * time.Second), Heartbeat: 10 * time.Second, Locale: "en_US"})
 	if err != nil {
-		return nil, fmt.Errorf("amqp %s: %w", RedactURL(url), err)
+		return nil, fmt.Errorf("amqp %s: %w", RedactURL(url), redact.URLError(err, url))
 	}
 	defer conn.Close()
 	out := append([]QueueDepth(nil), queues...)
@@ -90,7 +91,7 @@ func InspectBroker(url string, queues []QueueDepth) ([]QueueDepth, error) {
 		if ch == nil || ch.IsClosed() {
 			// A passive declare of a missing queue closes the channel.
 			if ch, err = conn.Channel(); err != nil {
-				return nil, fmt.Errorf("amqp %s: channel: %w", RedactURL(url), err)
+				return nil, fmt.Errorf("amqp %s: channel: %w", RedactURL(url), redact.URLError(err, url))
 			}
 		}
 		q, err := ch.QueueDeclarePassive(out[i].Name, true, false, false, false, nil)
@@ -101,7 +102,7 @@ func InspectBroker(url string, queues []QueueDepth) ([]QueueDepth, error) {
 		case errors.As(err, &aerr) && aerr.Code == amqp.NotFound:
 			out[i].Exists = false
 		default:
-			return nil, fmt.Errorf("amqp %s: queue %s: %w", RedactURL(url), out[i].Name, err)
+			return nil, fmt.Errorf("amqp %s: queue %s: %w", RedactURL(url), out[i].Name, redact.URLError(err, url))
 		}
 	}
 	return out, nil

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/taskotron-go/taskotron/redact"
 )
 
 // Config is the whole configuration. Each role reads its own section.
@@ -56,7 +58,7 @@ type Trigger struct {
 	// JobLog is the JSON-lines file every scheduled job is appended to.
 	JobLog string `yaml:"job_log"`
 	// StateDB keeps dedup state: sqlite:PATH or postgres://…; empty means sqlite in data_dir.
-	StateDB string `yaml:"state_db"`
+	StateDB string `yaml:"state_db" secret:"url"`
 	// GitCacheDir is where rules' discover: clones repos; empty means a temp dir.
 	GitCacheDir string `yaml:"git_cache_dir"`
 	// DiscoverRewrite maps repo URL prefixes for discover: to others (a local mirror).
@@ -105,7 +107,7 @@ type Reporter struct {
 	// Namespaces is a namespaces.yaml file (reference §2.8); empty allows all.
 	Namespaces string `yaml:"namespaces"`
 	// ExecDBURL is the base of each group's ref_url (<url>/jobs/<uuid>).
-	ExecDBURL string `yaml:"execdb_url"`
+	ExecDBURL string `yaml:"execdb_url" secret:"url"`
 	// TestcaseURL is the base of each testcase's ref_url (<url>/<name>).
 	TestcaseURL string `yaml:"testcase_url"`
 	// FlushInterval is how often spooled results and Bodhi comments are sent again.
@@ -120,7 +122,7 @@ type Reporter struct {
 type ResultsDB struct {
 	// URL of an external ResultsDB API (…/api/v2.0); empty means the embedded server
 	// (and runtask reports nothing unless given --report).
-	URL string `yaml:"url"`
+	URL string `yaml:"url" secret:"url"`
 	// Listen is the embedded server's address.
 	Listen string `yaml:"listen"`
 	// BaseURL is the public URL `resultsdb serve` puts in links (href, next,
@@ -128,9 +130,9 @@ type ResultsDB struct {
 	// X-Forwarded-Host and X-Forwarded-Scheme/-Proto as ResultsDB does.
 	BaseURL string `yaml:"base_url"`
 	// DB is sqlite:PATH or postgres://…; empty means sqlite in data_dir.
-	DB string `yaml:"db"`
+	DB string `yaml:"db" secret:"url"`
 	// Token, when set, is required as a bearer token for writes.
-	Token string `yaml:"token"`
+	Token string `yaml:"token" secret:"token"`
 	// AdditionalOutcomes are accepted on top of PASSED, INFO, FAILED, NEEDS_INSPECTION.
 	AdditionalOutcomes []string `yaml:"additional_outcomes"`
 	// Publish sends resultsdb.result.new to amqp.url for every new result,
@@ -141,7 +143,7 @@ type ResultsDB struct {
 // AMQP configures the broker. An empty URL means the embedded, in-process bus.
 type AMQP struct {
 	// URL of the broker, amqp://user:password@host:port/vhost.
-	URL string `yaml:"url"`
+	URL string `yaml:"url" secret:"url"`
 	// Exchange is the topic exchange bus messages arrive on.
 	Exchange string `yaml:"exchange"`
 	// Queue is the trigger's durable queue, bound to Exchange for Topics.
@@ -168,12 +170,12 @@ type AMQP struct {
 // bodhi_comment directives) and that comments go to.
 type Bodhi struct {
 	// URL is Bodhi's base URL, for update lookups and comments.
-	URL string `yaml:"url"`
+	URL string `yaml:"url" secret:"url"`
 	// Comments turns comments on updates on (the reporter's, and those of
 	// bodhi_comment actions).
 	Comments bool `yaml:"comments"`
 	// Token is sent as a bearer token with every comment.
-	Token string `yaml:"token"`
+	Token string `yaml:"token" secret:"token"`
 	// CommentOn lists the outcomes that get a comment.
 	CommentOn []string `yaml:"comment_on"`
 	// CommentSpan: no identical comment again within it.
@@ -187,8 +189,8 @@ type Bodhi struct {
 // yumrepoinfo directives).
 type Koji struct {
 	// URL is the hub's XML-RPC endpoint; PkgURL the packages tree.
-	URL    string `yaml:"url"`
-	PkgURL string `yaml:"pkg_url"`
+	URL    string `yaml:"url" secret:"url"`
+	PkgURL string `yaml:"pkg_url" secret:"url"`
 	// CacheDir keeps verified downloads; empty turns the cache off.
 	CacheDir string `yaml:"cache_dir"`
 	// Timeout bounds one request; Retries is how often a failed one is retried.
@@ -201,7 +203,7 @@ type Koji struct {
 // DistGit configures raw file downloads from dist-git.
 type DistGit struct {
 	// URL is the dist-git server raw files come from.
-	URL string `yaml:"url"`
+	URL string `yaml:"url" secret:"url"`
 	// Timeout bounds one request; Retries is how often a failed one is retried.
 	Timeout time.Duration `yaml:"timeout"`
 	Retries int           `yaml:"retries"`
@@ -320,6 +322,34 @@ func (c Config) Resolved() Config {
 	if c.ResultsDB.DB == "" {
 		c.ResultsDB.DB = "sqlite:" + c.Path("resultsdb.sqlite")
 	}
+	return c
+}
+
+// Redacted is the configuration as it may be shown: the passwords of the
+// URLs and DSNs masked, and tokens replaced by a mask (fields tagged
+// secret:"url" or secret:"token").
+func (c Config) Redacted() Config {
+	var mask func(v reflect.Value)
+	mask = func(v reflect.Value) {
+		t := v.Type()
+		for i := 0; i < t.NumField(); i++ {
+			f := v.Field(i)
+			if f.Kind() == reflect.Struct && f.Type() != reflect.TypeOf(time.Duration(0)) {
+				mask(f)
+				continue
+			}
+			if f.Kind() != reflect.String || f.String() == "" {
+				continue
+			}
+			switch t.Field(i).Tag.Get("secret") {
+			case "url":
+				f.SetString(redact.URL(f.String()))
+			case "token":
+				f.SetString(redact.Mask)
+			}
+		}
+	}
+	mask(reflect.ValueOf(&c).Elem())
 	return c
 }
 

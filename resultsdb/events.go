@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 	amqp "github.com/rabbitmq/amqp091-go"
+	"github.com/taskotron-go/taskotron/redact"
 )
 
 // DefaultTopic is the routing key of new-result messages (reference §6.5).
@@ -93,7 +94,7 @@ func (p *Publisher) Run(ctx context.Context) error {
 func (p *Publisher) session(ctx context.Context) error {
 	conn, err := amqp.DialConfig(p.opts.URL, amqp.Config{Heartbeat: 10 * time.Second, Dial: amqp.DefaultDial(10 * time.Second)})
 	if err != nil {
-		return fmt.Errorf("connect to %s: %w", Redact(p.opts.URL), err)
+		return fmt.Errorf("connect to %s: %w", Redact(p.opts.URL), redact.URLError(err, p.opts.URL))
 	}
 	defer conn.Close()
 	ch, err := conn.Channel()

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/taskotron-go/taskotron/redact"
 )
 
 // Store keeps testcases, groups and results. The server is its consumer;
@@ -77,15 +79,4 @@ func Open(ctx context.Context, dsn string) (Store, error) {
 }
 
 // Redact hides the password of a DSN or URL before it is shown.
-func Redact(dsn string) string {
-	at := strings.LastIndex(dsn, "@")
-	scheme := strings.Index(dsn, "://")
-	if at < 0 || scheme < 0 || at < scheme {
-		return dsn
-	}
-	userinfo := dsn[scheme+3 : at]
-	if user, _, ok := strings.Cut(userinfo, ":"); ok {
-		return dsn[:scheme+3] + user + ":***" + dsn[at:]
-	}
-	return dsn
-}
+func Redact(dsn string) string { return redact.URL(dsn) }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/taskotron-go/taskotron/config"
+	"github.com/taskotron-go/taskotron/redact"
 	"github.com/taskotron-go/taskotron/resultsdb"
 	"github.com/taskotron-go/taskotron/status"
 )
@@ -144,7 +145,7 @@ func (s *Server) Run(ctx context.Context) error {
 		close(pubDone)
 	}
 	go func() { errc <- s.http.Serve(s.ln) }()
-	s.log.Info("resultsdb serving", "api", s.base+resultsdb.APIPrefix, "pages", s.base+"/", "base_url", s.public, "db", resultsdb.Redact(s.dsn))
+	s.log.Info("resultsdb serving", "api", s.base+resultsdb.APIPrefix, "pages", s.base+"/", "base_url", s.public, "db", redact.URL(s.dsn))
 
 	var err error
 	select {

@@ -33,7 +33,7 @@ func runConfig(ctx context.Context, g *globals, args []string) error {
 		}
 		return nil
 	}
-	out, err := yaml.Marshal(g.cfg)
+	out, err := yaml.Marshal(g.cfg.Redacted())
 	if err != nil {
 		return err
 	}
