@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/taskotron-go/taskotron/contract"
+	"github.com/taskotron-go/taskotron/printable"
 	"github.com/taskotron-go/taskotron/trigger"
 )
 
@@ -124,13 +125,13 @@ func (s *Summary) Print(w io.Writer) {
 		if i := strings.Index(short, ".prod."); i >= 0 {
 			short = short[i+len(".prod."):]
 		}
-		fmt.Fprintf(w, "%s  %s", m.Origin, short)
+		fmt.Fprintf(w, "%s  %s", printable.Line(m.Origin), printable.Line(short))
 		if len(m.Jobs) == 0 {
 			reason := m.Reason
 			if reason != "" {
 				reason = ": " + reason
 			}
-			fmt.Fprintf(w, "  → %s%s\n", m.Status, reason)
+			fmt.Fprintf(w, "  → %s%s\n", m.Status, printable.Line(reason))
 			continue
 		}
 		fmt.Fprintln(w)
@@ -140,10 +141,10 @@ func (s *Summary) Print(w io.Writer) {
 				outcome = j.Status
 			}
 			outcomes[j.Outcome]++
-			fmt.Fprintf(w, "    → %-16s %-9s %-40s %s\n", j.TaskName, j.Arch, j.Item, outcome)
+			fmt.Fprintf(w, "    → %-16s %-9s %-40s %s\n", printable.Line(j.TaskName), printable.Line(j.Arch), printable.Line(j.Item), printable.Line(outcome))
 			for _, r := range j.Outcomes {
 				if len(j.Outcomes) > 1 || r.Note != "" {
-					fmt.Fprintf(w, "        %-44s %-16s %s\n", r.CheckName, r.Outcome, r.Note)
+					fmt.Fprintf(w, "        %-44s %-16s %s\n", printable.Line(r.CheckName), r.Outcome, printable.Line(r.Note))
 				}
 			}
 		}

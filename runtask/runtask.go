@@ -20,6 +20,7 @@ import (
 
 	"github.com/taskotron-go/taskotron/config"
 	"github.com/taskotron-go/taskotron/contract"
+	"github.com/taskotron-go/taskotron/printable"
 	"github.com/taskotron-go/taskotron/reporter"
 	"github.com/taskotron-go/taskotron/runner"
 )
@@ -164,7 +165,7 @@ func Run(ctx context.Context, args []string, cfg config.Config, log *slog.Logger
 			fmt.Fprint(stdout, Help)
 			return 0
 		}
-		fmt.Fprintf(stderr, "runtask: %v\n", err)
+		fmt.Fprintf(stderr, "runtask: %s\n", printable.String(err.Error()))
 		return 2
 	}
 	progress := stdout
@@ -187,7 +188,7 @@ func Run(ctx context.Context, args []string, cfg config.Config, log *slog.Logger
 	r := runner.New(runner.Options{Config: cfg, Log: runLog, Progress: progress})
 	formula, err := filepath.Abs(a.Formula)
 	if err != nil {
-		fmt.Fprintf(stderr, "runtask: %v\n", err)
+		fmt.Fprintf(stderr, "runtask: %s\n", printable.String(err.Error()))
 		return 2
 	}
 	in := contract.RunnerInput{Item: a.Item, ItemType: a.Type, Arch: a.Arch, UUID: a.UUID, JobID: a.JobID, Formula: formula}
@@ -197,7 +198,7 @@ func Run(ctx context.Context, args []string, cfg config.Config, log *slog.Logger
 	fmt.Fprintf(progress, "runtask: %s on %s (%s, %s), uuid %s\n", filepath.Base(filepath.Dir(formula)), a.Item, a.Type, a.Arch, in.UUID)
 	exec, err := r.Run(ctx, in, a.Overrides)
 	if err != nil {
-		fmt.Fprintf(stderr, "runtask: %v\n", err)
+		fmt.Fprintf(stderr, "runtask: %s\n", printable.String(err.Error()))
 	}
 	code := exec.ExitCode
 	if exec.ExecutionStatus != contract.ExecutionOK && code == 0 {
@@ -239,7 +240,7 @@ func Run(ctx context.Context, args []string, cfg config.Config, log *slog.Logger
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(exec); err != nil {
-			fmt.Fprintf(stderr, "runtask: %v\n", err)
+			fmt.Fprintf(stderr, "runtask: %s\n", printable.String(err.Error()))
 			return 1
 		}
 		return code
@@ -260,20 +261,20 @@ func printExecution(w io.Writer, exec contract.Execution) {
 	rs := append([]contract.Result(nil), exec.Results...)
 	sort.SliceStable(rs, func(i, j int) bool { return rs[i].CheckName < rs[j].CheckName })
 	for _, r := range rs {
-		line := fmt.Sprintf("%-16s %s %s (%s", r.Outcome, r.CheckName, r.Item, r.Type)
+		line := fmt.Sprintf("%-16s %s %s (%s", r.Outcome, printable.Line(r.CheckName), printable.Line(r.Item), printable.Line(r.Type))
 		if a := r.Arch.String(); a != "" {
-			line += ", " + a
+			line += ", " + printable.Line(a)
 		}
 		line += ")"
 		if r.Note != "" {
-			line += ": " + r.Note
+			line += ": " + printable.Line(r.Note)
 		}
 		fmt.Fprintln(w, line)
 	}
 	if exec.ExecutionStatus == contract.ExecutionOK {
 		fmt.Fprintf(w, "execution OK, exit code %d, artifacts %s\n", exec.ExitCode, exec.Artifacts)
 	} else {
-		fmt.Fprintf(w, "execution NOT_OK: %s\nartifacts %s\n", exec.Status, exec.Artifacts)
+		fmt.Fprintf(w, "execution NOT_OK: %s\nartifacts %s\n", printable.Line(exec.Status), exec.Artifacts)
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 	"syscall"
 
 	"github.com/taskotron-go/taskotron/config"
+	"github.com/taskotron-go/taskotron/printable"
 )
 
 // command is one subcommand. run gets the arguments after the subcommand
@@ -126,11 +127,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		var ee *exitError
 		if errors.As(err, &ee) {
 			if ee.err != nil {
-				fmt.Fprintf(stderr, "taskotron %s: %v\n", name, ee.err)
+				fmt.Fprintf(stderr, "taskotron %s: %s\n", name, printable.String(ee.err.Error()))
 			}
 			return ee.code
 		}
-		fmt.Fprintf(stderr, "taskotron %s: %v\n", name, err)
+		fmt.Fprintf(stderr, "taskotron %s: %s\n", name, printable.String(err.Error()))
 		return 1
 	}
 	return 0

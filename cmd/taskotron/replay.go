@@ -11,6 +11,7 @@ import (
 
 	"github.com/taskotron-go/taskotron/bus"
 	"github.com/taskotron-go/taskotron/contract"
+	"github.com/taskotron-go/taskotron/printable"
 	"github.com/taskotron-go/taskotron/trigger"
 )
 
@@ -60,7 +61,7 @@ func replayJobs(ctx context.Context, g *globals, args []string) error {
 	jobs = trigger.Resubmit(jobs, time.Now())
 	if *dryRun {
 		for _, j := range jobs {
-			fmt.Fprintf(g.stdout, "%s %s %s %s\n", j.TaskName, j.Arch, j.ItemType, j.Item)
+			fmt.Fprintf(g.stdout, "%s %s %s %s\n", printable.Line(j.TaskName), printable.Line(j.Arch), printable.Line(j.ItemType), printable.Line(j.Item))
 		}
 		return nil
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/taskotron-go/taskotron/bus"
 	"github.com/taskotron-go/taskotron/contract"
+	"github.com/taskotron-go/taskotron/printable"
 	"github.com/taskotron-go/taskotron/reporter"
 	"github.com/taskotron-go/taskotron/results"
 )
@@ -249,12 +250,12 @@ func printReport(g *globals, out reportOutput, asJSON bool, url string) error {
 	w := g.stdout
 	fmt.Fprintf(w, "execution %s (%s): %d results\n", out.UUID, out.Format, len(out.Results))
 	for _, r := range out.Results {
-		line := fmt.Sprintf("  %-16s %s  %s %s", r.Outcome, r.CheckName, r.Type, r.Item)
+		line := fmt.Sprintf("  %-16s %s  %s %s", r.Outcome, printable.Line(r.CheckName), printable.Line(r.Type), printable.Line(r.Item))
 		if a := r.Arch.String(); a != "" {
-			line += " " + a
+			line += " " + printable.Line(a)
 		}
 		if r.Note != "" {
-			line += "  (" + r.Note + ")"
+			line += "  (" + printable.Line(r.Note) + ")"
 		}
 		fmt.Fprintln(w, line)
 	}
@@ -264,11 +265,11 @@ func printReport(g *globals, out reportOutput, asJSON bool, url string) error {
 	}
 	for _, p := range out.Problems {
 		if !said[p] { // most problems are errors too: said once, below
-			fmt.Fprintf(w, "problem: %s\n", p)
+			fmt.Fprintf(w, "problem: %s\n", printable.Line(p))
 		}
 	}
 	for _, e := range out.Errors {
-		fmt.Fprintf(w, "error: %s\n", e)
+		fmt.Fprintf(w, "error: %s\n", printable.Line(e))
 	}
 	verb := "sent, or spooled when ResultsDB is away,"
 	if out.DryRun {
@@ -280,7 +281,7 @@ func printReport(g *globals, out reportOutput, asJSON bool, url string) error {
 		fmt.Fprintf(w, "  %s\n", raw)
 	}
 	for _, c := range out.Comments {
-		fmt.Fprintf(w, "bodhi comment on %s: %s\n", c.Update, c.Text)
+		fmt.Fprintf(w, "bodhi comment on %s: %s\n", printable.Line(c.Update), printable.Line(c.Text))
 	}
 	if d := out.Delivery; d != nil {
 		if d.Already {

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -43,5 +45,29 @@ func TestSecretsAreNeverPrinted(t *testing.T) {
 	_, stdout, _ := runCLI(t, append(base, "TASKOTRON_AMQP_URL=amqp://u:"+pw+"@rabbit.example.org/"), "config")
 	if !strings.Contains(stdout, "amqp://u:***@rabbit.example.org/") {
 		t.Errorf("config does not show the URL with its password masked:\n%s", stdout)
+	}
+}
+
+// TestTerminalControlsInMessagesAreNotWrittenRaw: a bus message whose item
+// holds terminal control sequences (a title change, a screen clear) is shown
+// by `taskotron explain` and `up --once` with the sequences escaped.
+func TestTerminalControlsInMessagesAreNotWrittenRaw(t *testing.T) {
+	dir := t.TempDir()
+	msg := `{"topic": "org.fedoraproject.prod.buildsys.build.state.change", "body": {"build_id": 1, "name": "evil\u001b]0;pwned\u0007", "version": "1\u001b[2J", "release": "1.fc40", "new": 1, "owner": "x", "instance": "primary", "task_id": 2}}`
+	path := filepath.Join(dir, "evil.json")
+	if err := os.WriteFile(path, []byte(msg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"trigger", "--no-dedup", path},
+		{"up", "--once", "--tasks", "../../tasks", "--fakes", "../../fixtures", path},
+	} {
+		code, stdout, stderr := runCLI(t, []string{"TASKOTRON_DATA_DIR=" + filepath.Join(dir, args[0]), "TASKOTRON_RESULTSDB_LISTEN=127.0.0.1:0"}, args...)
+		if code != 0 || !strings.Contains(stdout+stderr, `evil\x1b]0;pwned`) {
+			t.Errorf("%v: exit %d, and the item is not shown escaped:\n%s%s", args, code, stdout, stderr)
+		}
+		if strings.ContainsAny(stdout+stderr, "\x1b\x07") {
+			t.Errorf("%v writes a raw control character:\n%q", args, stdout+stderr)
+		}
 	}
 }
