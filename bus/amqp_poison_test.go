@@ -231,3 +231,33 @@ func TestAMQPSourceDeadLetterFitsInAFrame(t *testing.T) {
 		t.Errorf("the source reconnected (%d connections): a dead-letter publish broke the connection", n)
 	}
 }
+
+// A message whose headers cannot fit in a frame is not sent: the broker
+// would close the connection, failing every message on it.
+func TestAMQPPublisherRefusesHeadersOverAFrame(t *testing.T) {
+	queue := randomName("test-poison-publisher")
+	admin := adminChannel(t, &queue)
+	if _, err := admin.QueueDeclare(queue, false, true, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.QueueBind(queue, queue, "amq.topic", false, nil); err != nil {
+		t.Fatal(err)
+	}
+	pub, err := OpenAMQPPublisher(testAMQPURL(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	big := contract.Message{ID: "big-headers", Topic: queue, Headers: map[string]any{"x": strings.Repeat("x", 200<<10)}, Body: map[string]any{"a": 1.0}}
+	err = pub.Publish(t.Context(), big)
+	if err == nil || !strings.Contains(err.Error(), "message big-headers: its headers are") {
+		t.Fatalf("headers of 200 KiB: %v", err)
+	}
+	if err := pub.Publish(t.Context(), contract.Message{ID: "after", Topic: queue, Body: map[string]any{"a": 2.0}}); err != nil {
+		t.Fatalf("the next message: %v", err)
+	}
+	waitFor(t, "the next message", 5*time.Second, func() bool {
+		d, ok, _ := admin.Get(queue, true)
+		return ok && d.MessageId == "after"
+	})
+}

@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/taskotron-go/taskotron/bus"
 )
 
 // This file compiles and evaluates a rule's `when`: a MongoDB query over the
@@ -83,15 +85,17 @@ func (e *queryError) Unwrap() error { return e.err }
 // ruleError renders an error of rule number rule (1-based, starting at
 // ruleLine) of a rules file: file:line: problem (rule N, field operator).
 func ruleError(file string, rule, ruleLine int, err error) string {
+	// A problem found per message may quote the message (a pattern or a
+	// type name a ${var} gave): it is cut, as it goes into logs.
 	var qe *queryError
 	if errors.As(err, &qe) {
 		line := qe.line
 		if line == 0 {
 			line = ruleLine
 		}
-		return fmt.Sprintf("%s:%d: %v (rule %d, %s)", file, line, qe.err, rule, qe.where)
+		return fmt.Sprintf("%s:%d: %s (rule %d, %s)", file, line, bus.Truncate(qe.err.Error(), 512), rule, bus.Truncate(qe.where, 128))
 	}
-	return fmt.Sprintf("%s:%d: %v (rule %d)", file, ruleLine, err, rule)
+	return fmt.Sprintf("%s:%d: %s (rule %d)", file, ruleLine, bus.Truncate(err.Error(), 512), rule)
 }
 
 func qerr(line int, where string, format string, a ...any) error {
@@ -873,17 +877,12 @@ func compileElemMatch(field, where string, s src) (pred, error) {
 			valueForm = false
 		}
 	}
-	if valueForm {
-		if _, ok := m["$comment"]; ok {
-			valueForm = false
-		}
-	}
 	var err error
 	if valueForm {
 		p.ops, err = compileCondition(field, s)
 	} else {
 		for k := range m {
-			if strings.HasPrefix(k, "$") && logicalOps[k] == false {
+			if strings.HasPrefix(k, "$") && !logicalOps[k] {
 				return nil, qerr(s.line, where, "$elemMatch mixes operators (%s) with fields: use {$elemMatch: {field: {%s: …}}}", k, k)
 			}
 		}
@@ -1040,7 +1039,7 @@ func compileRegex(s, options string) (*regexp.Regexp, error) {
 		case 'x':
 			extended = true
 		default:
-			return nil, fmt.Errorf("regex %q: flag %q is not supported (use i, m, s or x)", s, f)
+			return nil, fmt.Errorf("regex %q: flag %q is not supported (use i, m, s or x)", bus.Truncate(s, 200), f)
 		}
 	}
 	if extended {
@@ -1051,7 +1050,7 @@ func compileRegex(s, options string) (*regexp.Regexp, error) {
 	}
 	re, err := regexp.Compile(pat)
 	if err != nil {
-		return nil, fmt.Errorf("regex %q: %v", s, err)
+		return nil, fmt.Errorf("regex %q: %s", bus.Truncate(s, 200), bus.Truncate(err.Error(), 300))
 	}
 	return re, nil
 }
