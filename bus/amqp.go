@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
@@ -26,6 +27,143 @@ var amqpMetrics = expvar.NewMap("taskotron_amqp")
 
 // ReasonHeader carries why a message was set aside in the dead-letter queue.
 const ReasonHeader = "x-taskotron-reason"
+
+// Bounds on what goes into AMQP headers. A content header frame must fit in
+// one frame (frame_max: 128 KiB on RabbitMQ), or the broker closes the
+// connection; and what is in a header ends up in logs and management pages.
+const (
+	// MaxHeaderValue bounds a header copied from a job or message field (the
+	// job's body keeps the whole value).
+	MaxHeaderValue = 256
+	// MaxReason bounds the reason a message is set aside with.
+	MaxReason = 1024
+)
+
+// Truncate shortens s to at most max bytes, cut on a UTF-8 boundary and
+// ending with a marker saying how long s was, so that a value from outside
+// can go into a header or a log line.
+func Truncate(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	marker := fmt.Sprintf("…[%d bytes]", len(s))
+	cut := max - len(marker)
+	if cut < 0 {
+		cut = 0
+	}
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + marker
+}
+
+// closeWatch keeps why a channel was closed, for every caller that asks:
+// NotifyClose hands its one value to one reader only.
+type closeWatch struct {
+	done chan struct{}
+	err  *amqp.Error // nil when closed by us or without a reason
+}
+
+func watchClose(ch *amqp.Channel) *closeWatch {
+	w := &closeWatch{done: make(chan struct{})}
+	notify := ch.NotifyClose(make(chan *amqp.Error, 1))
+	go func() {
+		w.err = <-notify
+		close(w.done)
+	}()
+	return w
+}
+
+// reason waits up to d for the channel to close and returns the broker's
+// reason, nil when it stays open or closed without one. The broker's close
+// can come a moment after a write failed.
+func (w *closeWatch) reason(d time.Duration) *amqp.Error {
+	select {
+	case <-w.done:
+		return w.err
+	case <-time.After(d):
+		return nil
+	}
+}
+
+// refusesContent tells a broker refusing what was published (too big a
+// message, a header frame over frame_max, a malformed header) from an
+// outage or a shutdown, which only delay.
+func refusesContent(e *amqp.Error) bool {
+	if e == nil || !e.Server {
+		return false
+	}
+	switch e.Code {
+	case amqp.PreconditionFailed, amqp.SyntaxError:
+		// On a publishing channel: "message size … is larger than configured
+		// max size", a user_id that is not the connection's, a bad header.
+		return true
+	case amqp.FrameError:
+		return strings.Contains(e.Reason, "frame_too_large")
+	}
+	return false
+}
+
+// headersSize estimates the encoded size of an AMQP field table, erring
+// on the large side.
+func headersSize(t amqp.Table) int {
+	n := 4
+	for k, v := range t {
+		n += 1 + len(k) + valueSize(v)
+	}
+	return n
+}
+
+func valueSize(v any) int {
+	switch x := v.(type) {
+	case nil:
+		return 1
+	case bool, int8, uint8:
+		return 2
+	case int16, uint16:
+		return 3
+	case int32, uint32, float32:
+		return 5
+	case int, int64, uint64, float64, time.Time:
+		return 9
+	case amqp.Decimal:
+		return 6
+	case string:
+		return 5 + len(x)
+	case []byte:
+		return 5 + len(x)
+	case amqp.Table:
+		return 1 + headersSize(x)
+	case []any:
+		n := 5
+		for _, e := range x {
+			n += valueSize(e)
+		}
+		return n
+	}
+	return 5 + len(fmt.Sprint(v))
+}
+
+// fitHeaders drops the largest headers of t until the rest fits in budget
+// bytes, and says which it dropped.
+func fitHeaders(t amqp.Table, budget int) (amqp.Table, []string) {
+	out := amqp.Table{}
+	for k, v := range t {
+		out[k] = v
+	}
+	var dropped []string
+	for len(out) > 0 && headersSize(out) > budget {
+		big, size := "", -1
+		for k, v := range out {
+			if s := valueSize(v) + len(k); s > size || (s == size && k < big) {
+				big, size = k, s
+			}
+		}
+		delete(out, big)
+		dropped = append(dropped, Truncate(big, 64))
+	}
+	return out, dropped
+}
 
 // AMQPSourceConfig configures an AMQPSource.
 type AMQPSourceConfig struct {
@@ -71,11 +209,12 @@ type AMQPSource struct {
 // consuming channel, so a delivery keeps its generation: it is acked and
 // dead-lettered through it, or not at all once it is gone.
 type sourceConn struct {
-	conn *amqp.Connection
-	pub  *amqp.Channel // confirm mode, for the dead-letter queue
-	acks *sourceAcker
-	msgs <-chan amqp.Delivery
-	lost chan *amqp.Error // gets the error when the connection goes away
+	conn  *amqp.Connection
+	pubMu sync.Mutex
+	pub   *amqp.Channel // confirm mode, for the dead-letter queue; opened again when closed
+	acks  *sourceAcker
+	msgs  <-chan amqp.Delivery
+	lost  chan *amqp.Error // gets the error when the connection goes away
 }
 
 // sourced is a delivery with the generation it came from.
@@ -386,19 +525,36 @@ func plainValue(v any) any {
 // deadLetter publishes the message as received to the dead-letter queue
 // with the reason in a header, waits for the broker's confirm, then acks it.
 // A delivery whose connection is gone comes again, so it is not published:
-// that would leave a second copy in the dead-letter queue.
+// that would leave a second copy in the dead-letter queue. The headers are
+// kept within the frame size: the reason is cut at MaxReason, and, should
+// the message's own headers leave no room, its largest ones are dropped
+// (named in x-taskotron-dropped-headers).
 func (s *AMQPSource) deadLetter(gen *sourceConn, d amqp.Delivery, reason string) error {
 	if !gen.acks.usable() {
 		return errAckGone
 	}
-	pub := gen.pub
-	headers := amqp.Table{}
-	for k, v := range d.Headers {
+	pub, err := gen.publisher()
+	if err != nil {
+		return fmt.Errorf("dead-letter queue %s: %w", s.cfg.DeadLetterQueue, err)
+	}
+	ours := amqp.Table{
+		ReasonHeader:              Truncate(reason, MaxReason),
+		"x-taskotron-topic":       Truncate(d.RoutingKey, MaxHeaderValue),
+		"x-taskotron-rejected-at": time.Now().UTC().Format(time.RFC3339),
+	}
+	frame := int(gen.conn.Config.FrameSize)
+	if frame <= 0 {
+		frame = 128 << 10
+	}
+	// Room for our headers, the other properties (each at most 255 bytes)
+	// and the frame's own fields.
+	headers, dropped := fitHeaders(d.Headers, frame-headersSize(ours)-4096)
+	for k, v := range ours {
 		headers[k] = v
 	}
-	headers[ReasonHeader] = reason
-	headers["x-taskotron-topic"] = d.RoutingKey
-	headers["x-taskotron-rejected-at"] = time.Now().UTC().Format(time.RFC3339)
+	if len(dropped) > 0 {
+		headers["x-taskotron-dropped-headers"] = Truncate(strings.Join(dropped, ","), MaxHeaderValue)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	dc, err := pub.PublishWithDeferredConfirmWithContext(ctx, "", s.cfg.DeadLetterQueue, false, false, amqp.Publishing{
@@ -414,6 +570,28 @@ func (s *AMQPSource) deadLetter(gen *sourceConn, d amqp.Delivery, reason string)
 	}
 	amqpMetrics.Add("source_dead_lettered", 1)
 	return gen.acks.finish(d.DeliveryTag)
+}
+
+// publisher is the generation's confirm channel, opened again if the
+// broker closed it (a refused publish closes the channel, not the
+// connection): else every later message would fail to be set aside.
+func (g *sourceConn) publisher() (*amqp.Channel, error) {
+	g.pubMu.Lock()
+	defer g.pubMu.Unlock()
+	if g.pub != nil && !g.pub.IsClosed() {
+		return g.pub, nil
+	}
+	pub, err := g.conn.Channel()
+	if err == nil {
+		if err = pub.Confirm(false); err != nil {
+			pub.Close()
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	g.pub = pub
+	return pub, nil
 }
 
 // Close stops consuming, sends the acks of every finished message, and

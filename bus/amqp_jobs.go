@@ -42,8 +42,24 @@ type AMQPJobQueueConfig struct {
 	Running int
 	// MaxPriority is the queues' x-max-priority (default 9).
 	MaxPriority int
+	// MaxJobBytes is the largest job Publish sends (its JSON; default
+	// DefaultMaxJobBytes): a bigger one is refused (ErrRefused) before any
+	// job of the call is sent. The broker's own limit (max_message_size:
+	// 128 MiB on RabbitMQ 3, 16 MiB on 4) is the last word; a refusal from
+	// it is ErrRefused too.
+	MaxJobBytes int
 	Log         *slog.Logger
 }
+
+// DefaultMaxJobBytes: a job is a few hundred bytes; one of a megabyte has
+// something from a message in it that no task can use.
+const DefaultMaxJobBytes = 1 << 20
+
+// ErrRefused is wrapped by a Publish error when jobs cannot be queued for
+// what they hold (too big, or refused by the broker for their content):
+// publishing them again cannot succeed, and the message they came from is
+// to be set aside. Any other Publish error is an outage, to be waited out.
+var ErrRefused = errors.New("job queue refused")
 
 // AMQPJobQueue is the production job queue: durable priority queues, one per
 // arch, persistent messages and publisher confirms. It reconnects on the
@@ -64,6 +80,7 @@ type AMQPJobQueue struct {
 	mu       sync.Mutex
 	conn     *amqp.Connection
 	pub      *amqp.Channel
+	pubClose *closeWatch // why pub was closed
 	declared map[string]bool
 	consume  <-chan amqp.Delivery
 	cons     *amqp.Channel
@@ -89,6 +106,9 @@ func OpenAMQPJobQueue(ctx context.Context, cfg AMQPJobQueueConfig) (*AMQPJobQueu
 	}
 	if cfg.MaxPriority <= 0 {
 		cfg.MaxPriority = 9
+	}
+	if cfg.MaxJobBytes <= 0 {
+		cfg.MaxJobBytes = DefaultMaxJobBytes
 	}
 	if cfg.HostArch == "" {
 		cfg.HostArch = HostArch()
@@ -170,7 +190,7 @@ func (q *AMQPJobQueue) connectLocked() error {
 		conn.Close()
 		return fmt.Errorf("amqp %s: job exchange %s: %w", RedactURL(q.cfg.URL), q.cfg.Exchange, redact.URLError(err, q.cfg.URL))
 	}
-	q.conn, q.pub = conn, pub
+	q.conn, q.pub, q.pubClose = conn, pub, watchClose(pub)
 	return nil
 }
 
@@ -193,7 +213,9 @@ func (q *AMQPJobQueue) declareLocked(key string) error {
 }
 
 // Publish sends the jobs as persistent messages routed by arch, and returns
-// once the broker has confirmed every one of them.
+// once the broker has confirmed every one of them. An error wrapping
+// ErrRefused says the jobs cannot be queued for what they hold; any other
+// error is an outage (the next call reconnects).
 func (q *AMQPJobQueue) Publish(ctx context.Context, jobs ...contract.Job) error {
 	if len(jobs) == 0 {
 		return nil
@@ -201,11 +223,15 @@ func (q *AMQPJobQueue) Publish(ctx context.Context, jobs ...contract.Job) error 
 	bodies := make([][]byte, len(jobs))
 	for i, j := range jobs {
 		if j.Arch == "" {
-			return fmt.Errorf("job %s (%s on %s) has no arch", j.UUID, j.TaskName, j.Item)
+			return fmt.Errorf("job %s (%s on %s) has no arch", j.UUID, Truncate(j.TaskName, 64), Truncate(j.Item, 64))
 		}
 		b, err := json.Marshal(j)
 		if err != nil {
 			return fmt.Errorf("job %s: %w", j.UUID, err)
+		}
+		if len(b) > q.cfg.MaxJobBytes {
+			return fmt.Errorf("%w job %s (%s on %s): it is %d bytes, more than the %d a job may be",
+				ErrRefused, j.UUID, Truncate(j.TaskName, 64), Truncate(j.Item, 64), len(b), q.cfg.MaxJobBytes)
 		}
 		bodies[i] = b
 	}
@@ -221,23 +247,52 @@ func (q *AMQPJobQueue) Publish(ctx context.Context, jobs ...contract.Job) error 
 			return err
 		}
 	}
-	pub := q.pub
+	pub, closed := q.pub, q.pubClose
 	q.mu.Unlock()
 
+	err := q.send(ctx, pub, jobs, bodies)
+	if err == nil {
+		amqpMetrics.Add("jobs_published", int64(len(jobs)))
+		return nil
+	}
+	if ctx.Err() != nil {
+		return err // the channel is fine; confirms still due are dropped with it later
+	}
+	refusal := closed.reason(2 * time.Second)
+	q.drop(pub)
+	if refusesContent(refusal) {
+		// The channel carries every caller's jobs: whose the broker refused
+		// only a channel carrying these jobs alone can tell.
+		return q.publishAlone(ctx, jobs, bodies, err)
+	}
+	return err
+}
+
+// publishing is the AMQP message of a job. The headers, for routing tools
+// and management pages, hold the start of long values; the body has them whole.
+func (q *AMQPJobQueue) publishing(j contract.Job, body []byte) amqp.Publishing {
+	return amqp.Publishing{
+		ContentType:  "application/json",
+		DeliveryMode: amqp.Persistent,
+		Priority:     priority(j.Priority, q.cfg.MaxPriority),
+		MessageId:    j.UUID,
+		Timestamp:    time.Now().UTC(),
+		Type:         "taskotron.job",
+		Headers: amqp.Table{
+			"taskname":  Truncate(j.TaskName, MaxHeaderValue),
+			"item":      Truncate(j.Item, MaxHeaderValue),
+			"item_type": Truncate(j.ItemType, MaxHeaderValue),
+		},
+		Body: body,
+	}
+}
+
+// send publishes on pub and waits for every confirm.
+func (q *AMQPJobQueue) send(ctx context.Context, pub *amqp.Channel, jobs []contract.Job, bodies [][]byte) error {
 	confirms := make([]*amqp.DeferredConfirmation, len(jobs))
 	for i, j := range jobs {
-		dc, err := pub.PublishWithDeferredConfirmWithContext(ctx, q.cfg.Exchange, routingKey(j), false, false, amqp.Publishing{
-			ContentType:  "application/json",
-			DeliveryMode: amqp.Persistent,
-			Priority:     priority(j.Priority, q.cfg.MaxPriority),
-			MessageId:    j.UUID,
-			Timestamp:    time.Now().UTC(),
-			Type:         "taskotron.job",
-			Headers:      amqp.Table{"taskname": j.TaskName, "item": j.Item, "item_type": j.ItemType},
-			Body:         bodies[i],
-		})
+		dc, err := pub.PublishWithDeferredConfirmWithContext(ctx, q.cfg.Exchange, routingKey(j), false, false, q.publishing(j, bodies[i]))
 		if err != nil {
-			q.drop(pub)
 			return fmt.Errorf("publishing job %s: %w", j.UUID, err)
 		}
 		confirms[i] = dc
@@ -248,11 +303,44 @@ func (q *AMQPJobQueue) Publish(ctx context.Context, jobs ...contract.Job) error 
 			return fmt.Errorf("job %s: waiting for the broker's confirm: %w", jobs[i].UUID, err)
 		}
 		if !ok {
-			q.drop(pub)
 			return fmt.Errorf("job %s: the broker did not confirm it (nack or connection lost)", jobs[i].UUID)
 		}
 	}
-	amqpMetrics.Add("jobs_published", int64(len(jobs)))
+	return nil
+}
+
+// publishAlone publishes the jobs one by one on a connection of their own,
+// after the broker closed the shared channel refusing some content: a
+// refusal here is theirs (ErrRefused, naming the job and the broker's
+// reason); a success or an outage is what it says. Jobs before a refused
+// one stay queued.
+func (q *AMQPJobQueue) publishAlone(ctx context.Context, jobs []contract.Job, bodies [][]byte, cause error) error {
+	conn, err := amqp.Dial(q.cfg.URL)
+	if err != nil {
+		return fmt.Errorf("%w (then connecting to publish alone: %v)", cause, err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err == nil {
+		err = ch.Confirm(false)
+	}
+	if err != nil {
+		return fmt.Errorf("%w (then opening a channel to publish alone: %v)", cause, err)
+	}
+	closed := watchClose(ch)
+	for i, j := range jobs {
+		err := q.send(ctx, ch, jobs[i:i+1], bodies[i:i+1])
+		if err == nil {
+			amqpMetrics.Add("jobs_published", 1)
+			continue
+		}
+		if e := closed.reason(2 * time.Second); refusesContent(e) {
+			amqpMetrics.Add("jobs_refused", 1)
+			return fmt.Errorf("%w job %s (%s on %s, %d bytes): the broker closed the channel: %s (%d)",
+				ErrRefused, j.UUID, Truncate(j.TaskName, 64), Truncate(j.Item, 64), len(bodies[i]), Truncate(e.Reason, MaxHeaderValue), e.Code)
+		}
+		return err
+	}
 	return nil
 }
 

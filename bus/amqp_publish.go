@@ -56,6 +56,11 @@ func (p *AMQPPublisher) Publish(ctx context.Context, msgs ...contract.Message) e
 		if _, ok := headers["sent-at"]; !ok {
 			headers["sent-at"] = time.Now().UTC().Format(time.RFC3339)
 		}
+		// Headers over a frame make the broker close the connection (every
+		// message in flight on it fails): say which message, and why.
+		if frame := int(p.conn.Config.FrameSize); frame > 0 && headersSize(headers) > frame-4096 {
+			return fmt.Errorf("message %s: its headers are %d bytes, more than the broker's frames (%d bytes) hold", Truncate(m.ID, MaxHeaderValue), headersSize(headers), frame)
+		}
 		dc, err := p.ch.PublishWithDeferredConfirmWithContext(ctx, p.exchange, m.Topic, false, false, amqp.Publishing{
 			ContentType: "application/json", ContentEncoding: "utf-8", DeliveryMode: amqp.Persistent,
 			MessageId: m.ID, Headers: headers, Body: body,

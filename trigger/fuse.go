@@ -2,6 +2,8 @@ package trigger
 
 import (
 	"context"
+	"errors"
+	"slices"
 	"sync"
 	"time"
 
@@ -37,6 +39,7 @@ type fusedMsg struct {
 	out     MessageOutcome
 	jobs    []contract.Job // the jobs this message contributed
 	waiting int            // groups it is still in
+	refused string         // why one of its groups' jobs could not be queued
 }
 
 func newFuser(r *relay, delay time.Duration) *fuser {
@@ -122,26 +125,34 @@ func (f *fuser) flush(ctx context.Context, all bool) {
 	if len(due) == 0 {
 		return
 	}
-	var jobs []contract.Job
-	var ready []*fusedMsg
-	for _, g := range due {
-		jobs = append(jobs, g.job)
-	}
-	if err := f.r.publish(ctx, jobs); err != nil {
+	published, refused, rest := f.publishGroups(ctx, due)
+	if len(rest) > 0 {
 		// Put them back: they are tried again at the next tick, and at
 		// worst the messages stay unacked and come again.
 		f.mu.Lock()
-		for _, g := range due {
+		for _, g := range rest {
 			f.groups[Key(g.job)] = g
 		}
 		f.mu.Unlock()
-		f.r.log.Error("fused jobs not published yet", "jobs", len(jobs), "err", err)
-		return
 	}
-	f.r.writeJobLog(jobs)
+	var jobs []contract.Job
+	for _, g := range published {
+		jobs = append(jobs, g.job)
+	}
+	if len(jobs) > 0 {
+		f.r.writeJobLog(jobs)
+	}
+	var ready []*fusedMsg
 	f.mu.Lock()
 	for _, g := range due {
+		reason, isRefused := refused[g]
+		if !isRefused && !slices.Contains(published, g) {
+			continue
+		}
 		for _, m := range g.members {
+			if isRefused && m.refused == "" {
+				m.refused = reason
+			}
 			m.waiting--
 			if m.waiting == 0 {
 				ready = append(ready, m)
@@ -153,8 +164,45 @@ func (f *fuser) flush(ctx context.Context, all bool) {
 	var outs []MessageOutcome
 	var per [][]contract.Job
 	for _, m := range ready {
+		if m.refused != "" {
+			f.r.reject(m.d, m.out, m.refused)
+			continue
+		}
 		ds, outs, per = append(ds, m.d), append(outs, m.out), append(per, m.jobs)
 	}
 	// The jobs are published already; finish only commits, logs and acks.
 	f.r.finish(ctx, ds, outs, nil, per)
+}
+
+// publishGroups publishes the due groups' jobs together. Should the queue
+// refuse them for what one holds, they go one by one, so that only the
+// messages of the refused ones are set aside. rest are those not published
+// for an outage (ctx ended while it lasted).
+func (f *fuser) publishGroups(ctx context.Context, due []*fuseGroup) (published []*fuseGroup, refused map[*fuseGroup]string, rest []*fuseGroup) {
+	jobs := make([]contract.Job, len(due))
+	for i, g := range due {
+		jobs[i] = g.job
+	}
+	err := f.r.publish(ctx, jobs)
+	if err == nil {
+		return due, nil, nil
+	}
+	if !errors.Is(err, bus.ErrRefused) {
+		f.r.log.Error("fused jobs not published yet", "jobs", len(jobs), "err", bus.Truncate(err.Error(), bus.MaxReason))
+		return nil, nil, due
+	}
+	refused = map[*fuseGroup]string{}
+	for i, g := range due {
+		err := f.r.publish(ctx, []contract.Job{g.job})
+		switch {
+		case err == nil:
+			published = append(published, g)
+		case errors.Is(err, bus.ErrRefused):
+			refused[g] = err.Error()
+		default:
+			f.r.log.Error("fused jobs not published yet", "jobs", len(due)-i, "err", bus.Truncate(err.Error(), bus.MaxReason))
+			return published, refused, due[i:]
+		}
+	}
+	return published, refused, nil
 }

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/taskotron-go/taskotron/bus"
 	"github.com/taskotron-go/taskotron/contract"
 )
 
@@ -44,6 +45,68 @@ const (
 // Koji build states carried in build.state.change new/old.
 const kojiComplete = 1
 
+// A field longer than its limit makes the message malformed: no real Koji,
+// Bodhi or dist-git value comes near, and such a value would end up in job
+// queue headers, dedup keys, paths and log lines. The limits are in bytes.
+type limit struct {
+	max int
+	why string
+}
+
+var (
+	// Koji keeps a build as <name>-<version>-<release>.<arch>.rpm, one file
+	// name: 255 bytes on Linux file systems (Bodhi's builds.nvr holds 100).
+	nvrLimit = limit{255, "an NVR is at most 255 bytes (Koji writes N-V-R.arch.rpm as one file name)"}
+	// Koji's hub checks tag names against MaxNameLengthInternal, 256 by default.
+	tagLimit = limit{256, "a Koji tag name is at most 256 bytes (the hub's MaxNameLengthInternal)"}
+	// Bodhi's updates.alias column is Unicode(64).
+	aliasLimit = limit{64, "a Bodhi update alias is at most 64 characters (Bodhi's updates.alias)"}
+	// Bodhi 1 named an update by its builds' NVRs, joined: 256 of them.
+	titleLimit = limit{64 << 10, "a Bodhi update title (its NVRs, joined) is at most 64 KiB"}
+	// A branch is a file under refs/heads (Bodhi's releases.branch holds 10).
+	branchLimit = limit{255, "a branch name is at most 255 bytes (git keeps it as a file name)"}
+	// Repository names and namespaces (Pagure: 255), commit ids (64 hex
+	// digits at most), compose ids, Koji instances and user names.
+	nameLimit = limit{255, "at most 255 bytes"}
+	// A compose's location is a URL.
+	urlLimit = limit{4096, "a URL is at most 4096 bytes"}
+)
+
+func (l limit) check(field, s string) error {
+	if len(s) <= l.max {
+		return nil
+	}
+	return fmt.Errorf("field %q is %d bytes long; %s", field, len(s), l.why)
+}
+
+// strL is str within a limit.
+func (b body) strL(key string, l limit) (string, error) {
+	s, err := b.str(key)
+	if err == nil {
+		err = l.check(key, s)
+	}
+	return s, err
+}
+
+// optional reads a string field that is left out when it is of another
+// type, as it was before limits: only a value too long is an error.
+func (b body) optional(key string, l limit) (string, error) {
+	s, err := b.optStr(key)
+	if err != nil {
+		return "", nil
+	}
+	return s, l.check(key, s)
+}
+
+// optStrL is optStr within a limit.
+func (b body) optStrL(key string, l limit) (string, error) {
+	s, err := b.optStr(key)
+	if err == nil {
+		err = l.check(key, s)
+	}
+	return s, err
+}
+
 // Normalise turns a bus message into the data rules see (design §2.2). It
 // returns an error wrapping ErrIgnored for messages skipped on purpose and
 // one wrapping ErrMalformed when a handled message lacks what it needs.
@@ -52,8 +115,11 @@ func Normalise(msg contract.Message) (contract.MessageData, error) {
 	if topic == "" {
 		return nil, malformed("no topic")
 	}
+	// The topic is the routing key (255 bytes at most) on AMQP, but
+	// anything in a file; errors show its start.
+	shown := bus.Truncate(topic, bus.MaxHeaderValue)
 	if msg.Body == nil {
-		return nil, malformed("%s: no body", topic)
+		return nil, malformed("%s: no body", shown)
 	}
 	b := body(msg.Body)
 	var (
@@ -78,13 +144,13 @@ func Normalise(msg contract.Message) (contract.MessageData, error) {
 	case hasSuffix(topic, "pungi.compose.status.change"):
 		data, err = compose(b)
 	default:
-		return nil, ignored("topic %s is not handled", topic)
+		return nil, ignored("topic %s is not handled", shown)
 	}
 	if err != nil {
 		if errors.Is(err, ErrIgnored) || errors.Is(err, ErrMalformed) {
-			return nil, fmt.Errorf("%s: %w", topic, err)
+			return nil, fmt.Errorf("%s: %w", shown, err)
 		}
-		return nil, fmt.Errorf("%s: %w: %v", topic, ErrMalformed, err)
+		return nil, fmt.Errorf("%s: %w: %v", shown, ErrMalformed, err)
 	}
 	data["_msg"] = map[string]any(msg.Body)
 	return data, nil
@@ -182,7 +248,7 @@ func (b body) obj(key string) (body, error) {
 // primaryOnly: messages from secondary Koji instances (s390, arm, ppc) are
 // not ours (taskotron-trigger 0.3.8). Old messages carry no instance.
 func primaryOnly(b body) error {
-	inst, err := b.optStr("instance")
+	inst, err := b.optStrL("instance", nameLimit)
 	if err != nil {
 		return err
 	}
@@ -193,13 +259,18 @@ func primaryOnly(b body) error {
 }
 
 func nvrFields(b body) (name, version, release string, err error) {
-	if name, err = b.str("name"); err != nil {
+	if name, err = b.strL("name", nvrLimit); err != nil {
 		return
 	}
-	if version, err = b.str("version"); err != nil {
+	if version, err = b.strL("version", nvrLimit); err != nil {
 		return
 	}
-	release, err = b.str("release")
+	if release, err = b.strL("release", nvrLimit); err != nil {
+		return
+	}
+	if n := len(name) + len(version) + len(release) + 2; n > nvrLimit.max {
+		err = fmt.Errorf("the NVR is %d bytes long; %s", n, nvrLimit.why)
+	}
 	return
 }
 
@@ -232,7 +303,11 @@ func kojiBuild(b body) (contract.MessageData, error) {
 		"nvr":            nvr,
 		"distgit_branch": distgitBranch(release),
 	}
-	if owner, _ := b.optStr("owner"); owner != "" {
+	owner, err := b.optional("owner", nameLimit)
+	if err != nil {
+		return nil, err
+	}
+	if owner != "" {
 		data["owner"] = owner
 	}
 	if id, ok, _ := b.integer("build_id"); ok {
@@ -287,7 +362,7 @@ func distgitBranch(release string) string {
 }
 
 func kojiTag(b body) (contract.MessageData, error) {
-	tag, err := b.str("tag")
+	tag, err := b.strL("tag", tagLimit)
 	if err != nil {
 		return nil, err
 	}
@@ -311,7 +386,11 @@ func kojiTag(b body) (contract.MessageData, error) {
 		"release":      release,
 		"nvr":          name + "-" + version + "-" + release,
 	}
-	if user, _ := b.optStr("user"); user != "" {
+	user, err := b.optional("user", nameLimit)
+	if err != nil {
+		return nil, err
+	}
+	if user != "" {
 		data["user"] = user
 	}
 	return data, nil
@@ -341,15 +420,15 @@ func bodhiUpdate(b body, msgType string) (contract.MessageData, error) {
 	var alias, title string
 	var err error
 	if upd != nil {
-		if alias, err = upd.optStr("alias"); err != nil {
+		if alias, err = upd.optStrL("alias", aliasLimit); err != nil {
 			return nil, fmt.Errorf("update: %w", err)
 		}
-		if title, err = upd.optStr("title"); err != nil {
+		if title, err = upd.optStrL("title", titleLimit); err != nil {
 			return nil, fmt.Errorf("update: %w", err)
 		}
 	}
 	if alias == "" && art != nil {
-		if alias, err = art.optStr("id"); err != nil {
+		if alias, err = art.optStrL("id", aliasLimit); err != nil {
 			return nil, fmt.Errorf("artifact: %w", err)
 		}
 	}
@@ -384,19 +463,31 @@ func bodhiUpdate(b body, msgType string) (contract.MessageData, error) {
 			data["critpath"] = c
 		}
 		for _, k := range []string{"request", "status", "type"} {
-			if s, _ := upd.optStr(k); s != "" {
+			s, err := upd.optional(k, nameLimit)
+			if err != nil {
+				return nil, fmt.Errorf("update: %w", err)
+			}
+			if s != "" {
 				data[k] = s
 			}
 		}
 		if rel, ok := upd["release"].(map[string]any); ok {
-			if br, _ := body(rel).optStr("branch"); br != "" {
+			br, err := body(rel).optional("branch", branchLimit)
+			if err != nil {
+				return nil, fmt.Errorf("update: release: %w", err)
+			}
+			if br != "" {
 				data["release"] = br
 				data["distgit_branch"] = br
 			}
 		}
 	}
 	if _, ok := data["release"]; !ok && art != nil {
-		if rel, _ := art.optStr("release"); rel != "" {
+		rel, err := art.optional("release", branchLimit)
+		if err != nil {
+			return nil, fmt.Errorf("artifact: %w", err)
+		}
+		if rel != "" {
 			data["release"] = rel
 		}
 	}
@@ -405,6 +496,11 @@ func bodhiUpdate(b body, msgType string) (contract.MessageData, error) {
 			l, err := stringList(b[k], k)
 			if err != nil {
 				return nil, err
+			}
+			for _, nvr := range l {
+				if err := nvrLimit.check(k, nvr); err != nil {
+					return nil, err
+				}
 			}
 			data[k] = toAnyList(l)
 		}
@@ -432,9 +528,12 @@ func buildNVRs(b body, key string) ([]string, error) {
 	for _, item := range list {
 		switch x := item.(type) {
 		case string:
+			if err := nvrLimit.check(key, x); err != nil {
+				return nil, err
+			}
 			out = append(out, x)
 		case map[string]any:
-			nvr, err := body(x).str("nvr")
+			nvr, err := body(x).strL("nvr", nvrLimit)
 			if err != nil {
 				return nil, fmt.Errorf("field %q: %w", key, err)
 			}
@@ -476,19 +575,19 @@ func distGitPush(b body) (contract.MessageData, error) {
 	if err != nil {
 		return nil, err
 	}
-	repo, err := c.str("repo")
+	repo, err := c.strL("repo", nameLimit)
 	if err != nil {
 		return nil, fmt.Errorf("commit: %w", err)
 	}
-	branch, err := c.str("branch")
+	branch, err := c.strL("branch", branchLimit)
 	if err != nil {
 		return nil, fmt.Errorf("commit: %w", err)
 	}
-	rev, err := c.str("rev")
+	rev, err := c.strL("rev", nameLimit)
 	if err != nil {
 		return nil, fmt.Errorf("commit: %w", err)
 	}
-	ns, err := c.optStr("namespace")
+	ns, err := c.optStrL("namespace", nameLimit)
 	if err != nil {
 		return nil, fmt.Errorf("commit: %w", err)
 	}
@@ -496,7 +595,11 @@ func distGitPush(b body) (contract.MessageData, error) {
 		ns = "rpms" // dist-git had only rpms before namespaces
 	}
 	data := distGitData(DistGitCommit, ns, repo, branch, rev)
-	if u, _ := c.optStr("username"); u != "" {
+	u, err := c.optional("username", nameLimit)
+	if err != nil {
+		return nil, fmt.Errorf("commit: %w", err)
+	}
+	if u != "" {
 		data["username"] = u
 	}
 	return data, nil
@@ -509,19 +612,19 @@ func pagurePush(b body, topic string) (contract.MessageData, error) {
 	if err != nil {
 		return nil, err
 	}
-	name, err := r.str("name")
+	name, err := r.strL("name", nameLimit)
 	if err != nil {
 		return nil, fmt.Errorf("repo: %w", err)
 	}
-	ns, err := r.optStr("namespace")
+	ns, err := r.optStrL("namespace", nameLimit)
 	if err != nil {
 		return nil, fmt.Errorf("repo: %w", err)
 	}
-	branch, err := b.str("branch")
+	branch, err := b.strL("branch", branchLimit)
 	if err != nil {
 		return nil, err
 	}
-	rev, err := b.str("end_commit")
+	rev, err := b.strL("end_commit", nameLimit)
 	if err != nil {
 		return nil, err
 	}
@@ -539,7 +642,11 @@ func pagurePush(b body, topic string) (contract.MessageData, error) {
 		ns = "rpms"
 	}
 	data := distGitData(DistGitCommit, ns, name, branch, rev)
-	if a, _ := b.optStr("agent"); a != "" {
+	a, err := b.optional("agent", nameLimit)
+	if err != nil {
+		return nil, err
+	}
+	if a != "" {
 		data["username"] = a
 	}
 	return data, nil
@@ -561,18 +668,18 @@ func distGitData(msgType, ns, repo, branch, rev string) contract.MessageData {
 }
 
 func compose(b body) (contract.MessageData, error) {
-	status, err := b.str("status")
+	status, err := b.strL("status", nameLimit)
 	if err != nil {
 		return nil, err
 	}
-	id, err := b.str("compose_id")
+	id, err := b.strL("compose_id", nameLimit)
 	if err != nil {
 		return nil, err
 	}
 	if status != "FINISHED" && status != "FINISHED_INCOMPLETE" {
 		return nil, ignored("compose %s status %s is not finished", id, status)
 	}
-	loc, err := b.optStr("location")
+	loc, err := b.optStrL("location", urlLimit)
 	if err != nil {
 		return nil, err
 	}

@@ -253,5 +253,88 @@ func FuzzNormalise(f *testing.F) {
 		if !errors.Is(err, ErrIgnored) && !errors.Is(err, ErrMalformed) {
 			t.Fatalf("error is neither ignored nor malformed: %v", err)
 		}
+		// The reason goes into a header and a log line: never the message's
+		// values whole.
+		if len(err.Error()) > 1024 || strings.Contains(err.Error(), "\n") {
+			t.Fatalf("reason is %d bytes or several lines: %.300q", len(err.Error()), err)
+		}
 	})
+}
+
+// A field longer than any Koji, Bodhi or dist-git value makes the message
+// malformed, with the field, its length and the limit in the reason; a
+// field at its limit is fine.
+func TestNormaliseFieldLimits(t *testing.T) {
+	const (
+		build  = "org.fedoraproject.prod.buildsys.build.state.change"
+		tag    = "org.fedoraproject.prod.buildsys.tag"
+		bodhi  = "org.fedoraproject.prod.bodhi.update.request.testing"
+		git    = "org.fedoraproject.prod.git.receive"
+		pagure = "org.fedoraproject.prod.pagure.git.receive"
+		pungi  = "org.fedoraproject.prod.pungi.compose.status.change"
+	)
+	x := strings.Repeat
+	kojiBody := func(k, v string) map[string]any {
+		b := map[string]any{"new": 1.0, "name": "foo", "version": "1.0", "release": "1.fc40", "instance": "primary", "tag": "f40-updates-pending"}
+		b[k] = v
+		return b
+	}
+	update := func(k string, v any) map[string]any {
+		u := map[string]any{"alias": "FEDORA-2024-1", "builds": []any{map[string]any{"nvr": "foo-1.0-1.fc40"}}, "release": map[string]any{"branch": "f40"}}
+		u[k] = v
+		return map[string]any{"update": u}
+	}
+	commit := func(k, v string) map[string]any {
+		c := map[string]any{"repo": "foo", "branch": "f40", "rev": x("a", 40), "namespace": "rpms"}
+		c[k] = v
+		return map[string]any{"commit": c}
+	}
+	cases := []struct {
+		name  string
+		msg   contract.Message
+		error string // "" when it is fine
+	}{
+		{"5 MiB name", msg(build, kojiBody("name", x("a", 5<<20))), `field "name" is 5242880 bytes long; an NVR is at most 255 bytes (Koji writes N-V-R.arch.rpm as one file name)`},
+		{"long NVR", msg(build, kojiBody("version", x("1", 250))), "the NVR is 261 bytes long; an NVR is at most 255 bytes"},
+		{"NVR at the limit", msg(build, kojiBody("name", x("a", 255-len("-1.0-1.fc40")))), ""},
+		{"instance", msg(build, kojiBody("instance", x("i", 256))), `field "instance" is 256 bytes long; at most 255 bytes`},
+		{"owner", msg(build, kojiBody("owner", x("o", 300))), `field "owner" is 300 bytes long`},
+		{"tag", msg(tag, kojiBody("tag", x("t", 249)+"-pending")), `field "tag" is 257 bytes long; a Koji tag name is at most 256 bytes`},
+		{"tag at the limit", msg(tag, kojiBody("tag", x("t", 248)+"-pending")), ""},
+		{"tag NVR", msg(tag, kojiBody("release", x("r", 300))), `field "release" is 300 bytes long`},
+		{"tag user", msg(tag, kojiBody("user", x("u", 256))), `field "user" is 256 bytes long`},
+		{"alias", msg(bodhi, update("alias", "FEDORA-"+x("9", 58))), `field "alias" is 65 bytes long; a Bodhi update alias is at most 64 characters`},
+		{"alias at the limit", msg(bodhi, update("alias", "FEDORA-"+x("9", 57))), ""},
+		{"title", msg(bodhi, update("title", x("t", 64<<10+1))), `field "title" is 65537 bytes long`},
+		{"build nvr", msg(bodhi, update("builds", []any{map[string]any{"nvr": x("n", 256)}})), `field "nvr" is 256 bytes long`},
+		{"build string", msg(bodhi, update("builds", []any{x("n", 256)})), `field "builds" is 256 bytes long`},
+		{"release branch", msg(bodhi, update("release", map[string]any{"branch": x("b", 256)})), `field "branch" is 256 bytes long; a branch name is at most 255 bytes`},
+		{"new builds", msg(bodhi, map[string]any{"update": map[string]any{"alias": "A"}, "new_builds": []any{x("n", 256)}}), `field "new_builds" is 256 bytes long`},
+		{"artifact id", msg(bodhi, map[string]any{"artifact": map[string]any{"id": x("a", 65)}}), `field "id" is 65 bytes long`},
+		{"git branch", msg(git, commit("branch", x("b", 256))), `field "branch" is 256 bytes long`},
+		{"git repo", msg(git, commit("repo", x("r", 256))), `field "repo" is 256 bytes long`},
+		{"git rev", msg(git, commit("rev", x("a", 256))), `field "rev" is 256 bytes long`},
+		{"git namespace", msg(git, commit("namespace", x("n", 256))), `field "namespace" is 256 bytes long`},
+		{"pagure branch", msg(pagure, map[string]any{"repo": map[string]any{"name": "foo"}, "branch": x("b", 256), "end_commit": "abc"}), `field "branch" is 256 bytes long`},
+		{"compose id", msg(pungi, map[string]any{"status": "FINISHED", "compose_id": x("c", 256)}), `field "compose_id" is 256 bytes long`},
+		{"compose location", msg(pungi, map[string]any{"status": "FINISHED", "compose_id": "Fedora-40-1", "location": x("l", 4097)}), `field "location" is 4097 bytes long; a URL is at most 4096 bytes`},
+		{"long topic", contract.Message{Topic: x("t", 1<<20), Body: map[string]any{}}, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := Normalise(c.msg)
+			if c.error == "" {
+				if err != nil && !errors.Is(err, ErrIgnored) {
+					t.Fatalf("want it read, got %.300v", err)
+				}
+				if err != nil && len(err.Error()) > 1024 {
+					t.Fatalf("reason is %d bytes", len(err.Error()))
+				}
+				return
+			}
+			if !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), c.error) || len(err.Error()) > 1024 {
+				t.Fatalf("want malformed (%s), got %.300v", c.error, err)
+			}
+		})
+	}
 }

@@ -224,8 +224,8 @@ func (r *relay) process(ctx context.Context, d bus.Delivery) {
 	h, err := r.handle(ctx, d.Message)
 	switch {
 	case errors.Is(err, ErrIgnored):
-		r.log.Debug("message ignored", "msg_id", out.MsgID, "origin", d.Origin, "why", err)
-		out.Outcome, out.Reason = OutcomeIgnored, err.Error()
+		out.Outcome, out.Reason = OutcomeIgnored, bus.Truncate(err.Error(), bus.MaxReason)
+		r.log.Debug("message ignored", "msg_id", out.MsgID, "origin", d.Origin, "why", out.Reason)
 		if err := d.Ack(); err != nil {
 			r.log.Warn("ack failed; the message will come again", "msg_id", out.MsgID, "err", err)
 		}
@@ -236,7 +236,7 @@ func (r *relay) process(ctx context.Context, d bus.Delivery) {
 		return
 	case err != nil:
 		if ctx.Err() != nil {
-			out.Outcome, out.Reason = OutcomeUnacked, err.Error()
+			out.Outcome, out.Reason = OutcomeUnacked, bus.Truncate(err.Error(), bus.MaxReason)
 			r.record(out)
 			return
 		}
@@ -266,7 +266,7 @@ func (r *relay) handle(ctx context.Context, msg contract.Message) (handled, erro
 		if err == nil || errors.Is(err, ErrIgnored) || errors.Is(err, ErrMalformed) || time.Now().After(deadline) {
 			return h, err
 		}
-		r.log.Warn("handling failed, retrying", "msg_id", msg.ID, "attempt", attempt, "retry_in", delay, "err", err)
+		r.log.Warn("handling failed, retrying", "msg_id", msg.ID, "attempt", attempt, "retry_in", delay, "err", bus.Truncate(err.Error(), bus.MaxReason))
 		select {
 		case <-time.After(delay):
 		case <-ctx.Done():
@@ -282,7 +282,10 @@ func (r *relay) handle(ctx context.Context, msg contract.Message) (handled, erro
 // reasons other than its content is retried before it is set aside.
 var TransientPatience = 5 * time.Minute
 
+// reject sets a message aside with the reason, cut to bus.MaxReason: the
+// reason may quote the message, and it goes into a header and a log line.
 func (r *relay) reject(d bus.Delivery, out MessageOutcome, reason string) {
+	reason = bus.Truncate(reason, bus.MaxReason)
 	r.log.Warn("message set aside", "msg_id", out.MsgID, "origin", d.Origin, "reason", reason)
 	out.Outcome, out.Reason = OutcomeRejected, reason
 	if err := d.Reject(reason); err != nil {
@@ -294,11 +297,17 @@ func (r *relay) reject(d bus.Delivery, out MessageOutcome, reason string) {
 
 // finish publishes jobs for one or more messages (one for a plain message,
 // several for a fused group), then commits, logs and acks each message.
+// Jobs the queue refuses for what they hold set their messages aside: no
+// retry could queue them, and held they would take a prefetch slot forever.
 func (r *relay) finish(ctx context.Context, ds []bus.Delivery, outs []MessageOutcome, jobs []contract.Job, perMsg [][]contract.Job) {
 	if len(jobs) > 0 {
 		if err := r.publish(ctx, jobs); err != nil {
-			for _, out := range outs {
-				out.Outcome, out.Reason = OutcomeUnacked, err.Error()
+			for i, out := range outs {
+				if errors.Is(err, bus.ErrRefused) {
+					r.reject(ds[i], out, err.Error())
+					continue
+				}
+				out.Outcome, out.Reason = OutcomeUnacked, bus.Truncate(err.Error(), bus.MaxReason)
 				r.record(out)
 			}
 			return
@@ -324,13 +333,15 @@ func (r *relay) finish(ctx context.Context, ds []bus.Delivery, outs []MessageOut
 		out.Jobs = perMsg[i]
 		r.record(out)
 		for _, j := range perMsg[i] {
-			r.log.Info("job queued", "msg_id", out.MsgID, "item", j.Item, "item_type", j.ItemType, "task", j.TaskName, "arch", j.Arch, "uuid", j.UUID)
+			r.log.Info("job queued", "msg_id", out.MsgID, "item", bus.Truncate(j.Item, bus.MaxHeaderValue), "item_type", j.ItemType,
+				"task", bus.Truncate(j.TaskName, bus.MaxHeaderValue), "arch", j.Arch, "uuid", j.UUID)
 		}
 	}
 }
 
 // publish retries until the queue confirms or ctx ends: a broker outage
-// delays messages, it does not drop them.
+// delays messages, it does not drop them. Jobs refused for what they hold
+// (bus.ErrRefused) are not tried again.
 func (r *relay) publish(ctx context.Context, jobs []contract.Job) error {
 	delay := 200 * time.Millisecond
 	for {
@@ -338,10 +349,13 @@ func (r *relay) publish(ctx context.Context, jobs []contract.Job) error {
 		if err == nil {
 			return nil
 		}
+		if errors.Is(err, bus.ErrRefused) {
+			return err
+		}
 		if ctx.Err() != nil {
 			return fmt.Errorf("publishing jobs: %w", err)
 		}
-		r.log.Warn("publishing jobs failed, retrying", "jobs", len(jobs), "in", delay, "err", err)
+		r.log.Warn("publishing jobs failed, retrying", "jobs", len(jobs), "in", delay, "err", bus.Truncate(err.Error(), bus.MaxReason))
 		select {
 		case <-time.After(delay):
 		case <-ctx.Done():

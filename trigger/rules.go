@@ -8,7 +8,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 
 	"gopkg.in/yaml.v3"
 )
@@ -29,9 +28,10 @@ type Rules struct {
 }
 
 type rule struct {
-	line int
-	when map[string]any
-	do   []action
+	line  int
+	when  map[string]any
+	query *query // when, compiled
+	do    []action
 }
 
 type action struct {
@@ -125,8 +125,8 @@ func ParseRules(name string, raw []byte, vars map[string]any) (*Rules, error) {
 	if top.Kind != yaml.SequenceNode {
 		return nil, lineErr(name, top, "want a list of rules (- when: … do: …)")
 	}
-	for _, n := range top.Content {
-		ru, err := parseRule(name, n)
+	for i, n := range top.Content {
+		ru, err := parseRule(name, i+1, n)
 		if err != nil {
 			return nil, err
 		}
@@ -188,7 +188,7 @@ func lineErr(name string, n *yaml.Node, format string, a ...any) error {
 	return fmt.Errorf("%s:%d: %s", name, n.Line, fmt.Sprintf(format, a...))
 }
 
-func parseRule(name string, n *yaml.Node) (rule, error) {
+func parseRule(name string, index int, n *yaml.Node) (rule, error) {
 	ru := rule{line: n.Line}
 	if n.Kind != yaml.MappingNode {
 		return ru, lineErr(name, n, "a rule is a mapping with when: and do:")
@@ -202,14 +202,14 @@ func parseRule(name string, n *yaml.Node) (rule, error) {
 			if v.Kind != yaml.MappingNode {
 				return ru, lineErr(name, v, "when: wants a mapping (a query)")
 			}
-			if err := checkQuery(name, v); err != nil {
-				return ru, err
-			}
 			w, err := toValue(v)
 			if err != nil {
 				return ru, lineErr(name, v, "%v", err)
 			}
 			ru.when = w.(map[string]any)
+			if ru.query, err = compileQuery(src{v: w, n: v, line: v.Line}); err != nil {
+				return ru, errors.New(ruleError(name, index, n.Line, err))
+			}
 		case "do":
 			haveDo = true
 			if v.Kind != yaml.SequenceNode {
@@ -233,54 +233,6 @@ func parseRule(name string, n *yaml.Node) (rule, error) {
 		return ru, lineErr(name, n, "rule has no do:")
 	}
 	return ru, nil
-}
-
-var knownOps = map[string]bool{
-	"$and": true, "$or": true, "$nor": true, "$not": true, "$in": true, "$nin": true,
-	"$regex": true, "$options": true, "$exists": true, "$eq": true, "$ne": true,
-	"$gt": true, "$gte": true, "$lt": true, "$lte": true, "$size": true,
-}
-
-// checkQuery finds unknown operators and bad literal regexes at load time.
-func checkQuery(name string, n *yaml.Node) error {
-	switch n.Kind {
-	case yaml.MappingNode:
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			k, v := n.Content[i], n.Content[i+1]
-			if strings.HasPrefix(k.Value, "$") && !knownOps[k.Value] {
-				return lineErr(name, k, "unknown operator %s", k.Value)
-			}
-			switch k.Value {
-			case "$in", "$nin", "$and", "$or", "$nor":
-				if v.Kind != yaml.SequenceNode && !isPlaceholder(v) {
-					return lineErr(name, v, "%s wants a list", k.Value)
-				}
-			case "$regex":
-				if v.Kind != yaml.ScalarNode {
-					return lineErr(name, v, "$regex wants a string")
-				}
-				if !strings.Contains(v.Value, phOpen) {
-					if _, err := compileRegex(v.Value, ""); err != nil {
-						return lineErr(name, v, "%v", err)
-					}
-				}
-			case "$exists":
-				if v.Kind != yaml.ScalarNode || (v.Value != "true" && v.Value != "false" && v.Value != "True" && v.Value != "False") {
-					return lineErr(name, v, "$exists wants true or false")
-				}
-			}
-			if err := checkQuery(name, v); err != nil {
-				return err
-			}
-		}
-	case yaml.SequenceNode:
-		for _, c := range n.Content {
-			if err := checkQuery(name, c); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
 }
 
 func isPlaceholder(n *yaml.Node) bool {
@@ -496,23 +448,6 @@ func (r resolver) names(v any, what string) ([]string, error) {
 		return nil, fmt.Errorf("%s: want a list of names, got %s", what, short(val))
 	}
 	return out, nil
-}
-
-// regexCache keeps compiled $regex patterns: the same few patterns are
-// used for every message.
-var regexCache sync.Map
-
-func cachedRegex(pattern, options string) (*regexp.Regexp, error) {
-	key := options + "\x00" + pattern
-	if re, ok := regexCache.Load(key); ok {
-		return re.(*regexp.Regexp), nil
-	}
-	re, err := compileRegex(pattern, options)
-	if err != nil {
-		return nil, err
-	}
-	regexCache.Store(key, re)
-	return re, nil
 }
 
 // Len is the number of rules.

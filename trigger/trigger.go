@@ -240,7 +240,7 @@ func (t *Trigger) plan(ctx context.Context, msg contract.Message, data contract.
 	rev := revision(msg, data)
 	now := t.opts.Now().UTC()
 	for i, r := range rules.rules {
-		ok, checks, err := match(r.when, data, res)
+		ok, checks, err := r.query.eval(data, res)
 		ex := RuleExplanation{Index: i, Line: r.line, Matched: ok && err == nil, Jobs: []contract.Job{}}
 		if explain {
 			ex.Checks = checks
@@ -251,8 +251,8 @@ func (t *Trigger) plan(ctx context.Context, msg contract.Message, data contract.
 		if err != nil {
 			// A rule that cannot be evaluated for this message (say, an
 			// unknown ${var}) does not match; the others still run.
-			ex.Error = fmt.Sprintf("%s:%d: %v", rules.Name, r.line, err)
-			t.log.Warn("rule not evaluated", "rule", i, "line", r.line, "msg_id", msg.ID, "err", err)
+			ex.Error = ruleError(rules.Name, i+1, r.line, err)
+			t.log.Warn("rule not evaluated", "rule", i+1, "line", r.line, "msg_id", msg.ID, "err", ex.Error)
 		}
 		if ex.Matched {
 			for _, a := range r.do {
