@@ -12,6 +12,37 @@ import (
 type Live struct {
 	messages, jobs, ignored, rejected, fused, unacked, duplicates atomic.Int64
 	last                                                          atomic.Int64 // unix nanos of the last outcome
+	publishErr                                                    atomic.Pointer[publishFailure]
+}
+
+type publishFailure struct {
+	since time.Time
+	err   error
+}
+
+// Published is the relay's RelayOptions.OnPublish: it remembers since when
+// publishing jobs fails, until it works again.
+func (l *Live) Published(err error) {
+	if err == nil {
+		if l.publishErr.Load() != nil {
+			l.publishErr.Store(nil)
+		}
+		return
+	}
+	if f := l.publishErr.Load(); f != nil {
+		l.publishErr.Store(&publishFailure{since: f.since, err: err})
+		return
+	}
+	l.publishErr.Store(&publishFailure{since: time.Now(), err: err})
+}
+
+// PublishFailing says since when publishing jobs has failed, and why; the
+// zero time while it works.
+func (l *Live) PublishFailing() (since time.Time, err error) {
+	if f := l.publishErr.Load(); f != nil {
+		return f.since, f.err
+	}
+	return time.Time{}, nil
 }
 
 // LiveStats is a Live's counters at one moment.

@@ -60,6 +60,9 @@ type RelayOptions struct {
 	BeforeAck func(msg contract.Message, jobs []contract.Job)
 	// OnOutcome, when set, sees every outcome as it happens.
 	OnOutcome func(MessageOutcome)
+	// OnPublish, when set, sees how each attempt to publish jobs ended: nil,
+	// or the error of a queue that cannot take them now (an outage).
+	OnPublish func(error)
 }
 
 // Relay moves messages from src to jobs on q until src is drained or ctx
@@ -346,10 +349,15 @@ func (r *relay) publish(ctx context.Context, jobs []contract.Job) error {
 	delay := 200 * time.Millisecond
 	for {
 		err := r.q.Publish(ctx, jobs...)
-		if err == nil {
-			return nil
+		refused := errors.Is(err, bus.ErrRefused)
+		if f := r.o.OnPublish; f != nil && ctx.Err() == nil {
+			if refused {
+				f(nil) // the queue answered: it is there
+			} else {
+				f(err)
+			}
 		}
-		if errors.Is(err, bus.ErrRefused) {
+		if err == nil || refused {
 			return err
 		}
 		if ctx.Err() != nil {

@@ -122,7 +122,7 @@ func (s *Service) Run(ctx context.Context) error {
 	if f := s.opts.OnOutcome; f != nil {
 		observe = func(m MessageOutcome) { s.live.Observe(m); f(m) }
 	}
-	st, err := RelayWith(ctx, s.src, s.trig, s.queue, RelayOptions{Log: s.log, JobLog: s.jobLog, Workers: s.opts.Workers, OnOutcome: observe})
+	st, err := RelayWith(ctx, s.src, s.trig, s.queue, RelayOptions{Log: s.log, JobLog: s.jobLog, Workers: s.opts.Workers, OnOutcome: observe, OnPublish: s.live.Published})
 	s.stats = st
 	s.log.Info("trigger stopped", "messages", st.Messages, "jobs", st.Jobs, "ignored", st.Ignored, "rejected", st.Rejected, "duplicates", st.Duplicates)
 	if err != nil {
@@ -176,6 +176,12 @@ func (s *Service) AddStatus(srv *status.Server) {
 			return nil
 		}})
 	}
+	srv.AddCheck(status.Check{Name: "job queue", Grace: s.opts.StatusGrace, Probe: func() error {
+		if since, err := s.live.PublishFailing(); err != nil {
+			return fmt.Errorf("publishing jobs fails since %s: %s", since.UTC().Format(time.RFC3339), bus.Truncate(err.Error(), bus.MaxReason))
+		}
+		return nil
+	}})
 	srv.AddMetrics(func() []status.Metric {
 		st := s.live.Snapshot()
 		out := []status.Metric{
