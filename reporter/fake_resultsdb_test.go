@@ -1,10 +1,12 @@
 package reporter
 
 import (
+	"bytes"
 	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -32,8 +34,11 @@ type fakeResultsDB struct {
 	storeThenFail int
 	// rejectBody, when set, is the 400 body for testcases named reject.*.
 	rejectBody string
-	posts      int
-	token      string
+	// poison, when set, makes every POST whose note holds it answer 500, as
+	// a server that cannot store some content does.
+	poison string
+	posts  int
+	token  string
 }
 
 var outcomes = map[string]bool{"PASSED": true, "INFO": true, "FAILED": true, "NEEDS_INSPECTION": true, "ABORTED": true, "CRASHED": true}
@@ -52,6 +57,17 @@ func (f *fakeResultsDB) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if f.token != "" && r.Header.Get("Authorization") != "Bearer "+f.token {
 			reply(401, map[string]string{"message": "Unauthorized"})
 			return
+		}
+		if f.poison != "" {
+			var body struct {
+				Note string `json:"note"`
+			}
+			raw, _ := io.ReadAll(r.Body)
+			r.Body = io.NopCloser(bytes.NewReader(raw))
+			if json.Unmarshal(raw, &body) == nil && strings.Contains(body.Note, f.poison) {
+				reply(http.StatusInternalServerError, map[string]string{"message": "Internal Server Error"})
+				return
+			}
 		}
 		if f.failPosts > 0 {
 			f.failPosts--

@@ -69,6 +69,9 @@ type Reporter struct {
 	// the outage is logged once and jobs do not each wait through retries.
 	down     bool
 	lastFail time.Time
+	// lastStored is when ResultsDB last took a post: a 500 on one post
+	// after that is about the post, not an outage.
+	lastStored time.Time
 }
 
 // New makes a Reporter. It needs a spool folder; without a ResultsDB URL
@@ -265,6 +268,7 @@ func (r *Reporter) Deliver(ctx context.Context, exec contract.Execution) (Delive
 	for _, s := range existing {
 		counts[storedFingerprint(s)]++
 	}
+	failedBefore := false // the post before answered 500 too
 	for i, e := range entries {
 		fp := postFingerprint(e.Post)
 		if counts[fp] > e.Prior {
@@ -272,6 +276,9 @@ func (r *Reporter) Deliver(ctx context.Context, exec contract.Execution) (Delive
 			continue
 		}
 		err := r.send(ctx, e, counts)
+		// One 500 may be about the post; a second in a row is an outage.
+		outage := isUnavailable(err) && (!serverError(err) || failedBefore)
+		failedBefore = serverError(err)
 		var rej *RejectedError
 		switch {
 		case err == nil:
@@ -282,13 +289,20 @@ func (r *Reporter) Deliver(ctx context.Context, exec contract.Execution) (Delive
 				return d, err
 			}
 			d.Rejected++
-		case isUnavailable(err):
+		case outage:
 			r.wentDown(err)
 			if err := r.spoolEntries(entries[i:], err); err != nil {
 				return d, err
 			}
-			d.Spooled = len(entries) - i
+			d.Spooled += len(entries) - i
 			return d, r.finish(ctx, exec, posts, &d)
+		case serverError(err):
+			// Maybe this post, maybe ResultsDB: the post waits in the spool
+			// and the others go on; the next ones tell (see contentFailure).
+			if err := r.spoolEntries([]spoolEntry{e}, err); err != nil {
+				return d, err
+			}
+			d.Spooled++
 		default:
 			return d, err
 		}
@@ -427,6 +441,7 @@ func (r *Reporter) flushLocked(ctx context.Context) (int, error) {
 	// A spooled post may have reached ResultsDB before its answer was lost,
 	// so each group is checked once before its posts are sent again.
 	groups := map[string]map[string]int{}
+	failedBefore := false // the post before answered 500 too
 	for i, name := range names {
 		e, err := r.spool.load(name)
 		if errors.Is(err, os.ErrNotExist) {
@@ -460,6 +475,9 @@ func (r *Reporter) flushLocked(ctx context.Context) (int, error) {
 			continue
 		}
 		err = r.send(ctx, e, counts)
+		// One 500 may be about the post; a second in a row is an outage.
+		outage := isUnavailable(err) && (!serverError(err) || failedBefore)
+		failedBefore = serverError(err)
 		var rej *RejectedError
 		switch {
 		case err == nil:
@@ -469,6 +487,12 @@ func (r *Reporter) flushLocked(ctx context.Context) (int, error) {
 		case errors.As(err, &rej):
 			r.logRejected(e, rej)
 			if err := r.spool.reject(e, rej); err != nil {
+				return len(names) - i, err
+			}
+		case !outage && serverError(err):
+			// The others go on; this one waits, or is set aside when
+			// ResultsDB keeps failing on it alone.
+			if err := r.contentFailure(e, err); err != nil {
 				return len(names) - i, err
 			}
 		default:
@@ -482,6 +506,45 @@ func (r *Reporter) flushLocked(ctx context.Context) (int, error) {
 	return 0, nil
 }
 
+// contentFailures is how often ResultsDB may answer 500 to one post, each
+// time after it took another post, before the post is set aside as one it
+// cannot store: a bad post must not hold up the others for ever, and an
+// outage must not set good posts aside.
+const contentFailures = 3
+
+// serverError tells a 500 answer: ResultsDB itself failed, which may be an
+// outage (its database is down) or this very post (content it cannot
+// store). 502, 503 and 504 are the infrastructure's.
+func serverError(err error) bool {
+	var u *UnavailableError
+	return errors.As(err, &u) && u.Status == http.StatusInternalServerError
+}
+
+// contentFailure records a 500 on a spooled post. It counts only when
+// ResultsDB took a post since the last one on this post (the first: within
+// a minute); after
+// contentFailures of them the post is set aside in the rejected folder with
+// ResultsDB's answer, as a refused one is.
+func (r *Reporter) contentFailure(e spoolEntry, err error) error {
+	now := time.Now().UTC()
+	since := now.Add(-time.Minute)
+	if e.LastFailure != nil {
+		since = *e.LastFailure
+	}
+	if r.lastStored.After(since) {
+		e.Failures++
+	}
+	e.LastFailure, e.LastError = &now, err.Error()
+	if e.Failures >= contentFailures {
+		rej := &RejectedError{Status: http.StatusInternalServerError, Message: fmt.Sprintf(
+			"ResultsDB failed on this post %d times while it took others; set aside so that the others go on (last: %s)", e.Failures, err)}
+		r.logRejected(e, rej)
+		return r.spool.reject(e, rej)
+	}
+	r.log.Warn("ResultsDB failed on a post; it waits in the spool while the others go on", "uuid", e.UUID, "index", e.Index, "failures", e.Failures, "err", err)
+	return r.spool.put(postsQueue, e.name, e)
+}
+
 // send posts one entry. counts holds, per fingerprint, how many of the
 // group's results ResultsDB is known to hold; send keeps it up to date.
 // When the outcome of a post is unclear (the request went out, no good
@@ -493,6 +556,7 @@ func (r *Reporter) send(ctx context.Context, e spoolEntry, counts map[string]int
 		err := r.client.PostResult(ctx, e.Post)
 		if err == nil {
 			counts[fp]++
+			r.lastStored = time.Now().UTC()
 			r.cameBack()
 			return nil
 		}

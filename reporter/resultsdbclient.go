@@ -38,6 +38,9 @@ type UnavailableError struct {
 	// Ambiguous: the post may have been stored (the request was sent, the
 	// answer was an error or never came).
 	Ambiguous bool
+	// Status is ResultsDB's answer when it gave one (5xx, 429, 408); 0
+	// when no answer came.
+	Status int
 }
 
 func (e *UnavailableError) Error() string { return "ResultsDB unavailable: " + e.Err.Error() }
@@ -151,7 +154,7 @@ func (c *ResultsDBClient) do(ctx context.Context, method, u string, body []byte)
 	if resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusRequestTimeout {
 		sure := resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusRequestTimeout ||
 			resp.StatusCode == http.StatusBadGateway || resp.StatusCode == http.StatusServiceUnavailable
-		return resp.StatusCode, raw, &UnavailableError{Err: fmt.Errorf("%s %s: HTTP %d: %s", method, u, resp.StatusCode, ErrorMessage(raw)), Ambiguous: !sure}
+		return resp.StatusCode, raw, &UnavailableError{Err: fmt.Errorf("%s %s: HTTP %d: %s", method, u, resp.StatusCode, ErrorMessage(raw)), Ambiguous: !sure, Status: resp.StatusCode}
 	}
 	return resp.StatusCode, raw, nil
 }

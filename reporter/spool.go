@@ -51,6 +51,10 @@ type spoolEntry struct {
 	Spooled time.Time              `json:"spooled"`
 	// LastError is why it was spooled.
 	LastError string `json:"last_error,omitempty"`
+	// Failures counts the times ResultsDB answered 500 to this post while it
+	// took others (see Reporter.contentFailure); LastFailure is the last.
+	Failures    int        `json:"failures,omitempty"`
+	LastFailure *time.Time `json:"last_failure,omitempty"`
 
 	name string
 }
