@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/taskotron-go/taskotron/capped"
 	"github.com/taskotron-go/taskotron/contract"
 )
 
@@ -136,19 +137,11 @@ var ErrTooLarge = fmt.Errorf("larger than %d MiB, the most read from one file or
 // MaxInput bytes without reading further. Errors do not name the input:
 // the caller does.
 func ReadAllCapped(r io.Reader) ([]byte, error) {
-	if f, ok := r.(*os.File); ok {
-		if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() && fi.Size() > MaxInput {
-			return nil, ErrTooLarge
-		}
-	}
-	data, err := io.ReadAll(io.LimitReader(r, MaxInput+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(data) > MaxInput {
+	data, err := capped.ReadAll(r, MaxInput)
+	if errors.Is(err, capped.ErrTooLarge) {
 		return nil, ErrTooLarge
 	}
-	return data, nil
+	return data, err
 }
 
 func openLines(path string, stdin io.Reader) (*lineReader, error) {

@@ -18,6 +18,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/taskotron-go/taskotron/capped"
 	"github.com/taskotron-go/taskotron/redact"
 )
 
@@ -360,6 +361,9 @@ func (c Config) QueueDir() string { return c.Path("queue") }
 // go: one file, one format, for `taskotron trigger` and `taskotron up`.
 func (c Config) DeadLetterFile() string { return c.Path("dead-letters.jsonl") }
 
+// maxFile caps the configuration file: a few KiB in practice.
+const maxFile = 1 << 20
+
 // movedKeys are keys that are gone, with the key to use instead.
 var movedKeys = map[string]string{"koji.bodhi_url": "bodhi.url"}
 
@@ -368,7 +372,7 @@ var movedKeys = map[string]string{"koji.bodhi_url": "bodhi.url"}
 func Load(path string, env []string) (Config, error) {
 	cfg := Default()
 	if path != "" {
-		raw, err := os.ReadFile(path)
+		raw, err := capped.ReadFile(path, maxFile)
 		if err != nil {
 			if errors.Is(err, os.ErrNotExist) {
 				return cfg, fmt.Errorf("config file %s: does not exist", path)

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/taskotron-go/taskotron/capped"
 )
 
 // pythonWrapper imports the task's script as a module (so its __main__
@@ -88,7 +90,7 @@ func python(ctx context.Context, params map[string]any, env *Env) (any, error) {
 	if fi.Size() > maxResultsFile {
 		return nil, fmt.Errorf("%s: %s returned %d bytes; at most %d", file, callable, fi.Size(), maxResultsFile)
 	}
-	raw, err := os.ReadFile(retPath)
+	raw, err := capped.ReadFile(retPath, maxResultsFile)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %s returned nothing readable: %w", file, callable, err)
 	}

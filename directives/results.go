@@ -10,6 +10,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/taskotron-go/taskotron/capped"
 	"github.com/taskotron-go/taskotron/contract"
 	"github.com/taskotron-go/taskotron/results"
 )
@@ -70,14 +71,17 @@ func readRunFile(env *Env, name string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	fi, err := os.Stat(real)
+	f, err := os.Open(real)
 	if err != nil {
 		return nil, fmt.Errorf("file %q: %w", name, err)
 	}
-	if fi.Size() > maxResultsFile {
-		return nil, fmt.Errorf("file %q is larger than %d bytes", name, maxResultsFile)
+	defer f.Close()
+	// Capped as it is read: a pipe or a file still growing has no size yet.
+	data, err := capped.ReadAll(f, maxResultsFile)
+	if err != nil {
+		return nil, fmt.Errorf("file %q: %w", name, err)
 	}
-	return os.ReadFile(real)
+	return data, nil
 }
 
 // parseResults reads task output with the run's defaults.

@@ -5,10 +5,10 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"os"
 	"regexp"
 	"strings"
 
+	"github.com/taskotron-go/taskotron/capped"
 	"github.com/taskotron-go/taskotron/koji"
 )
 
@@ -38,7 +38,7 @@ func runYumRepoInfo(ctx context.Context, params map[string]any, env *Env) (any, 
 	if file == "" {
 		file = env.Config.Koji.YumRepoInfo
 	}
-	raw, err := os.ReadFile(file)
+	raw, err := capped.ReadFile(file, 1<<20)
 	if err != nil {
 		return nil, p.errorf("yumrepoinfo file: %w", err)
 	}

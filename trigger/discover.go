@@ -13,6 +13,7 @@ import (
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/transport"
+	"github.com/taskotron-go/taskotron/capped"
 	"gopkg.in/yaml.v3"
 )
 
@@ -119,7 +120,7 @@ func discover(ctx context.Context, d map[string]any, cacheDir string, rewrite ma
 
 // formulaTaskName reads the formula's name:, falling back to the folder.
 func formulaTaskName(path, taskDir, repo string) string {
-	raw, err := os.ReadFile(path)
+	raw, err := capped.ReadFile(path, 1<<20) // a formula from a repo anyone may push to
 	if err == nil {
 		var f struct {
 			Name string `yaml:"name"`

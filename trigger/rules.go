@@ -4,11 +4,11 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
-	"os"
 	"regexp"
 	"strconv"
 	"strings"
 
+	"github.com/taskotron-go/taskotron/capped"
 	"gopkg.in/yaml.v3"
 )
 
@@ -55,10 +55,13 @@ func DefaultRules() *Rules {
 	return r
 }
 
+// maxRulesFile caps a rules file (Fedora's is a few KiB).
+const maxRulesFile = 16 << 20
+
 // LoadRules reads and checks a rules file. vars are configuration values the
 // template may refer to (message data wins over them).
 func LoadRules(path string, vars map[string]any) (*Rules, error) {
-	raw, err := os.ReadFile(path)
+	raw, err := capped.ReadFile(path, maxRulesFile)
 	if err != nil {
 		return nil, fmt.Errorf("rules file %s: %w", path, err)
 	}

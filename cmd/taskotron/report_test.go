@@ -196,6 +196,21 @@ func TestUnboundedInputIsOneLine(t *testing.T) {
 			t.Errorf("%v took %s", args, took)
 		}
 	}
+	// Files read at start are capped too, lower: a configuration and a
+	// rules file are small.
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--config", "/dev/zero", "config"}, "config file /dev/zero: larger than 1 MiB"},
+		{[]string{"trigger", "--rules", "/dev/zero", "--no-dedup", rules}, "rules file /dev/zero: larger than 16 MiB"},
+		{[]string{"explain", "--rules", "/dev/zero", rules}, "rules file /dev/zero: larger than 16 MiB"},
+	} {
+		code, _, stderr := runCLI(t, env, c.args...)
+		if code == 0 || strings.Count(strings.TrimSpace(stderr), "\n") != 0 || !strings.Contains(stderr, c.want) {
+			t.Errorf("%v: exit %d, stderr %q, want one line with %q", c.args, code, stderr, c.want)
+		}
+	}
 }
 
 // ResultsDB refusing results is a failure of report, as of runtask: the
