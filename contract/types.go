@@ -37,8 +37,10 @@ type Job struct {
 	Revision string `json:"revision,omitempty"`
 	// MatchHostArch: only a worker on a machine of Arch may run the job
 	// (a rule's match_host_arch).
-	MatchHostArch bool  `json:"match_host_arch,omitempty"`
-	Extra         Extra `json:"-"`
+	MatchHostArch bool `json:"match_host_arch,omitempty"`
+	// Rule names the trigger rule that made the job: <rules file>:<line>.
+	Rule  string `json:"rule,omitempty"`
+	Extra Extra  `json:"-"`
 }
 
 // RunnerInput is what the runner needs to execute one task (design §2.4).
@@ -104,6 +106,58 @@ type Result struct {
 	Artifact  string  `json:"artifact,omitempty"`
 	Details   any     `json:"details,omitempty"`
 	Extra     Extra   `json:"-"`
+}
+
+// Execution states: where a job is between queued and its last result.
+const (
+	StateQueued       = "queued"        // waiting in the job queue
+	StateRunning      = "running"       // a worker runs it
+	StateWaitingRetry = "waiting_retry" // its run failed on infrastructure; it waits for the next attempt
+	StateFinished     = "finished"      // reported: the execution ran to its end (OK or NOT_OK)
+	StateCrashed      = "crashed"       // ended CRASHED: it fell over, or its workers kept dying
+	StateAborted      = "aborted"       // ended ABORTED: stopped by a limit or the infrastructure
+)
+
+// ExecutionEvent is one change of an execution's state, as the trigger and
+// the workers tell the central server (design §2, execution tracking).
+// Events of one producer arrive in order; ID makes a resent one harmless.
+type ExecutionEvent struct {
+	// ID is unique per event: <producer>-<sequence>.
+	ID      string    `json:"id"`
+	UUID    string    `json:"uuid"`
+	Attempt int       `json:"attempt"`
+	State   string    `json:"state"`
+	Time    time.Time `json:"time"`
+	// Queued: what the job is, and where it came from.
+	Item     string `json:"item,omitempty"`
+	ItemType string `json:"item_type,omitempty"`
+	TaskName string `json:"taskname,omitempty"`
+	Arch     string `json:"arch,omitempty"`
+	Priority int    `json:"priority,omitempty"`
+	MsgID    string `json:"msg_id,omitempty"`
+	Rule     string `json:"rule,omitempty"`
+	// Running: who runs it, and the action it is in.
+	Worker string `json:"worker,omitempty"`
+	Action string `json:"action,omitempty"`
+	// WaitingRetry: until when; Reason says why for every state that has one.
+	RetryAt *time.Time `json:"retry_at,omitempty"`
+	Reason  string     `json:"reason,omitempty"`
+	// Finished, crashed, aborted: how it ended.
+	ExecutionStatus string  `json:"execution_status,omitempty"`
+	Outcome         Outcome `json:"outcome,omitempty"`
+	Results         int     `json:"results,omitempty"`
+	Extra           Extra   `json:"-"`
+}
+
+func (e ExecutionEvent) MarshalJSON() ([]byte, error) {
+	type plain ExecutionEvent
+	return marshalWithExtra(plain(e), e.Extra)
+}
+
+func (e *ExecutionEvent) UnmarshalJSON(b []byte) error {
+	type plain ExecutionEvent
+	*e = ExecutionEvent{}
+	return unmarshalWithExtra(b, (*plain)(e), &e.Extra)
 }
 
 // TestcaseRef names a ResultsDB testcase in a post.

@@ -269,6 +269,7 @@ func (t *Trigger) plan(ctx context.Context, msg contract.Message, data contract.
 					}
 					job.MatchHostArch = a.matchHostArch
 					job.Revision = rev
+					job.Rule = fmt.Sprintf("%s:%d", rules.Name, r.line)
 					k := Key(job)
 					if seen[k] {
 						continue
