@@ -33,6 +33,7 @@ type Config struct {
 	Runner    Runner    `yaml:"runner"`
 	Reporter  Reporter  `yaml:"reporter"`
 	ResultsDB ResultsDB `yaml:"resultsdb"`
+	ExecDB    ExecDB    `yaml:"execdb"`
 	AMQP      AMQP      `yaml:"amqp"`
 	Bodhi     Bodhi     `yaml:"bodhi"`
 	Koji      Koji      `yaml:"koji"`
@@ -141,6 +142,27 @@ type ResultsDB struct {
 	Publish bool `yaml:"publish"`
 }
 
+// ExecDB configures execution tracking: the central server keeps a record
+// of every job from queued to its last result, with live logs and
+// artifacts, and the trigger and workers report to it.
+type ExecDB struct {
+	// URL is the central server the trigger and workers report executions, live logs and
+	// artifacts to (its root URL); empty: they report none (up: its embedded server).
+	URL string `yaml:"url" secret:"url"`
+	// Token, when set, is required by the central server for reports and sent by the roles.
+	Token string `yaml:"token" secret:"token"`
+	// DB is the central server's executions database: sqlite:PATH or postgres://…;
+	// empty means sqlite in data_dir.
+	DB string `yaml:"db" secret:"url"`
+	// Retention: executions, their logs and artifacts older than it are pruned (0 keeps them).
+	Retention time.Duration `yaml:"retention"`
+	// UploadArtifacts: workers send each run's artifacts to the central server at its end,
+	// so that a worker on another host serves nothing.
+	UploadArtifacts bool `yaml:"upload_artifacts"`
+	// MaxArtifacts caps one run's artifacts, in bytes, as uploaded and as the server takes them.
+	MaxArtifacts int64 `yaml:"max_artifacts"`
+}
+
 // AMQP configures the broker. An empty URL means the embedded, in-process bus.
 type AMQP struct {
 	// URL of the broker, amqp://user:password@host:port/vhost.
@@ -246,6 +268,7 @@ func Default() Config {
 			Listen:             "127.0.0.1:5001",
 			AdditionalOutcomes: []string{"ABORTED", "CRASHED"},
 		},
+		ExecDB: ExecDB{Retention: 90 * 24 * time.Hour, UploadArtifacts: true, MaxArtifacts: 256 << 20},
 		AMQP: AMQP{
 			Exchange:    "amq.topic",
 			Queue:       "taskotron-trigger",
@@ -323,6 +346,9 @@ func (c Config) Resolved() Config {
 	if c.ResultsDB.DB == "" {
 		c.ResultsDB.DB = "sqlite:" + c.Path("resultsdb.sqlite")
 	}
+	if c.ExecDB.DB == "" {
+		c.ExecDB.DB = "sqlite:" + c.Path("executions.sqlite")
+	}
 	return c
 }
 
@@ -353,6 +379,10 @@ func (c Config) Redacted() Config {
 	mask(reflect.ValueOf(&c).Elem())
 	return c
 }
+
+// OutboxDir is where the roles keep the execution state changes they have
+// not yet delivered to the central server.
+func (c Config) OutboxDir() string { return c.Path("outbox") }
 
 // QueueDir is the on-disk job queue's folder (no broker configured).
 func (c Config) QueueDir() string { return c.Path("queue") }

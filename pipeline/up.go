@@ -106,6 +106,10 @@ func Up(ctx context.Context, opts Options) (*Summary, error) {
 			cfg.Runner.ArtifactsURL = base + "/artifacts"
 		}
 		cfg.ResultsDB.URL = base + resultsdb.APIPrefix
+		if cfg.ExecDB.URL == "" {
+			// The workers write into the artifacts folder the server serves.
+			cfg.ExecDB.URL, cfg.ExecDB.UploadArtifacts = base, false
+		}
 		srvCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 		stopServer = cancel
 		roles.Add(1)

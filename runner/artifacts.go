@@ -125,6 +125,9 @@ func (r *Runner) enter(uuid, artifacts string, i int, action string) {
 		r.current[uuid] = action
 	}
 	r.mu.Unlock()
+	if r.opts.OnAction != nil {
+		r.opts.OnAction(uuid, action)
+	}
 	if action == "" {
 		return
 	}

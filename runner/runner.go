@@ -39,6 +39,9 @@ type Options struct {
 	Log      *slog.Logger
 	// Progress, when set, gets one line per action as it runs.
 	Progress io.Writer
+	// OnAction, when set, hears of each action a run starts (and of ""
+	// when it is over).
+	OnAction func(uuid, action string)
 }
 
 // Runner runs tasks. It is safe for concurrent use.

@@ -13,9 +13,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/taskotron-go/taskotron/config"
+	"github.com/taskotron-go/taskotron/execdb"
 	"github.com/taskotron-go/taskotron/redact"
 	"github.com/taskotron-go/taskotron/resultsdb"
 	"github.com/taskotron-go/taskotron/status"
@@ -46,12 +50,15 @@ type Options struct {
 
 // Server is the central server role.
 type Server struct {
-	log   *slog.Logger
-	store resultsdb.Store
-	ln    net.Listener
-	http  *http.Server
-	pub   *resultsdb.Publisher
-	base  string
+	log       *slog.Logger
+	store     resultsdb.Store
+	execs     *execdb.Store
+	retention time.Duration
+	artifacts string
+	ln        net.Listener
+	http      *http.Server
+	pub       *resultsdb.Publisher
+	base      string
 	// public is the configured public URL ("" follows each request).
 	public string
 	dsn    string
@@ -77,12 +84,19 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, o Options) (*
 	if err != nil {
 		return nil, err
 	}
+	execs, err := execdb.Open(ctx, cfg.ExecDB.DB)
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("execdb.db: %w", err)
+	}
 	ln, err := net.Listen("tcp", o.Listen)
 	if err != nil {
 		store.Close()
+		execs.Close()
 		return nil, fmt.Errorf("listen on %s: %w", o.Listen, err)
 	}
-	s := &Server{log: log, store: store, ln: ln, base: "http://" + ln.Addr().String(), dsn: o.DB}
+	s := &Server{log: log, store: store, execs: execs, retention: cfg.ExecDB.Retention, artifacts: o.ArtifactsDir,
+		ln: ln, base: "http://" + ln.Addr().String(), dsn: o.DB}
 	s.public = o.BaseURL
 	public := o.BaseURL
 	if public == "" {
@@ -98,6 +112,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, o Options) (*
 	if o.ArtifactsDir != "" {
 		mux.Handle("/artifacts/", http.StripPrefix("/artifacts/", http.FileServer(http.Dir(o.ArtifactsDir))))
 	}
+	execdb.NewHandler(execs, execdb.Options{Token: cfg.ExecDB.Token, Log: log, ArtifactsDir: o.ArtifactsDir, MaxArtifacts: cfg.ExecDB.MaxArtifacts}).Mount(mux)
 	mux.Handle("/", resultsdb.NewServer(store, resultsdb.Options{
 		BaseURL:            o.BaseURL,
 		Token:              o.Token,
@@ -145,6 +160,11 @@ func (s *Server) Run(ctx context.Context) error {
 		close(pubDone)
 	}
 	go func() { errc <- s.http.Serve(s.ln) }()
+	pruneCtx, stopPrune := context.WithCancel(ctx)
+	defer stopPrune()
+	if s.retention > 0 {
+		go s.prune(pruneCtx)
+	}
 	s.log.Info("resultsdb serving", "api", s.base+resultsdb.APIPrefix, "pages", s.base+"/", "base_url", s.public, "db", redact.URL(s.dsn))
 
 	var err error
@@ -169,13 +189,40 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	stopPub()
 	<-pubDone
+	stopPrune()
 	s.store.Close()
+	s.execs.Close()
 	s.log.Info("resultsdb stopped")
 	return err
+}
+
+// prune deletes, every hour, the executions (with their logs and
+// artifacts) that ended longer than execdb.retention ago.
+func (s *Server) prune(ctx context.Context) {
+	for {
+		gone, err := s.execs.Prune(ctx, time.Now().Add(-s.retention))
+		if err != nil && ctx.Err() == nil {
+			s.log.Error("pruning old executions", "err", err)
+		}
+		for _, uuid := range gone {
+			if s.artifacts != "" && !strings.ContainsAny(uuid, "/\\") && uuid != ".." {
+				os.RemoveAll(filepath.Join(s.artifacts, uuid))
+			}
+		}
+		if len(gone) > 0 {
+			s.log.Info("pruned old executions", "count", len(gone), "older_than", s.retention)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Hour):
+		}
+	}
 }
 
 // Close releases a Server whose Run was never called.
 func (s *Server) Close() {
 	s.ln.Close()
 	s.store.Close()
+	s.execs.Close()
 }

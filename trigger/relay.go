@@ -60,6 +60,9 @@ type RelayOptions struct {
 	BeforeAck func(msg contract.Message, jobs []contract.Job)
 	// OnOutcome, when set, sees every outcome as it happens.
 	OnOutcome func(MessageOutcome)
+	// OnQueued, when set, hears of jobs once the queue has them and before
+	// their messages are acked (the execution records' "queued").
+	OnQueued func(jobs []contract.Job) error
 	// OnPublish, when set, sees how each attempt to publish jobs ended: nil,
 	// or the error of a queue that cannot take them now (an outage).
 	OnPublish func(error)
@@ -316,6 +319,11 @@ func (r *relay) finish(ctx context.Context, ds []bus.Delivery, outs []MessageOut
 			return
 		}
 		r.writeJobLog(jobs)
+		if r.o.OnQueued != nil {
+			if err := r.o.OnQueued(jobs); err != nil {
+				r.log.Error("execution records of queued jobs not kept", "jobs", len(jobs), "err", err)
+			}
+		}
 	}
 	for i, d := range ds {
 		out := outs[i]

@@ -10,6 +10,8 @@ import (
 
 	"github.com/taskotron-go/taskotron/bus"
 	"github.com/taskotron-go/taskotron/config"
+	"github.com/taskotron-go/taskotron/contract"
+	"github.com/taskotron-go/taskotron/execdb"
 	"github.com/taskotron-go/taskotron/status"
 )
 
@@ -54,6 +56,10 @@ type Service struct {
 	jobLog   *os.File
 	live     *Live
 	stats    Stats
+	// outbox keeps the "queued" state changes for the central server;
+	// nil without execdb.url.
+	outbox *execdb.Outbox
+	execs  *execdb.Client
 }
 
 // NewService builds the trigger role from the configuration: its rules and
@@ -100,7 +106,25 @@ func NewService(ctx context.Context, cfg config.Config, log *slog.Logger, o Serv
 	if s.jobLog, err = OpenJobLog(cfg); err != nil {
 		return nil, err
 	}
+	if cfg.ExecDB.URL != "" {
+		if s.execs, err = execdb.NewClient(cfg.ExecDB.URL, cfg.ExecDB.Token, log); err != nil {
+			return nil, fmt.Errorf("execdb.url: %w", err)
+		}
+		if s.outbox, err = execdb.OpenOutbox(cfg.OutboxDir(), "trigger", log); err != nil {
+			return nil, err
+		}
+	}
 	return s, nil
+}
+
+// queued tells the central server, through the outbox, of queued jobs.
+func (s *Service) queued(jobs []contract.Job) error {
+	evs := make([]contract.ExecutionEvent, len(jobs))
+	for i, j := range jobs {
+		evs[i] = contract.ExecutionEvent{UUID: j.UUID, Attempt: j.Attempt, State: contract.StateQueued, Time: j.Created,
+			Item: j.Item, ItemType: j.ItemType, TaskName: j.TaskName, Arch: j.Arch, Priority: j.Priority, MsgID: j.MsgID, Rule: j.Rule}
+	}
+	return s.outbox.Emit(evs...)
 }
 
 func noClose() error { return nil }
@@ -122,7 +146,17 @@ func (s *Service) Run(ctx context.Context) error {
 	if f := s.opts.OnOutcome; f != nil {
 		observe = func(m MessageOutcome) { s.live.Observe(m); f(m) }
 	}
-	st, err := RelayWith(ctx, s.src, s.trig, s.queue, RelayOptions{Log: s.log, JobLog: s.jobLog, Workers: s.opts.Workers, OnOutcome: observe, OnPublish: s.live.Published})
+	ro := RelayOptions{Log: s.log, JobLog: s.jobLog, Workers: s.opts.Workers, OnOutcome: observe, OnPublish: s.live.Published}
+	if s.outbox != nil {
+		ro.OnQueued = s.queued
+		outboxDone := make(chan struct{})
+		outboxCtx, stopOutbox := context.WithCancel(context.WithoutCancel(ctx))
+		go func() { defer close(outboxDone); s.outbox.Run(outboxCtx, s.execs.Post) }()
+		// The outbox outlives the relay: what the last messages queued goes
+		// out (for a few seconds more; the rest waits on disk).
+		defer func() { stopOutbox(); <-outboxDone }()
+	}
+	st, err := RelayWith(ctx, s.src, s.trig, s.queue, ro)
 	s.stats = st
 	s.log.Info("trigger stopped", "messages", st.Messages, "jobs", st.Jobs, "ignored", st.Ignored, "rejected", st.Rejected, "duplicates", st.Duplicates)
 	if err != nil {
@@ -155,6 +189,9 @@ func (s *Service) Rules() (name string, count int) {
 func (s *Service) Close() error {
 	if s.jobLog != nil {
 		s.jobLog.Close()
+	}
+	if s.outbox != nil {
+		s.outbox.Close()
 	}
 	s.closeQ()
 	s.closeSrc()

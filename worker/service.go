@@ -10,6 +10,7 @@ import (
 	"github.com/taskotron-go/taskotron/bus"
 	"github.com/taskotron-go/taskotron/config"
 	"github.com/taskotron-go/taskotron/contract"
+	"github.com/taskotron-go/taskotron/execdb"
 	"github.com/taskotron-go/taskotron/reporter"
 	"github.com/taskotron-go/taskotron/runner"
 	"github.com/taskotron-go/taskotron/status"
@@ -51,6 +52,10 @@ type Service struct {
 	rep     *reporter.Reporter
 	tracker *Tracker
 	worker  *Worker
+	// execs reports to the central server; nil without execdb.url.
+	execs  *executions
+	outbox *execdb.Outbox
+	client *execdb.Client
 }
 
 // NewService builds the worker role from the configuration: its job queue
@@ -91,9 +96,25 @@ func NewService(ctx context.Context, cfg config.Config, log *slog.Logger, o Serv
 		return nil, err
 	}
 	s.rep = rep
-	s.runner = runner.New(runner.Options{Config: cfg, Checkout: co, Log: log.With("role", "runner")})
+	ropts := runner.Options{Config: cfg, Checkout: co, Log: log.With("role", "runner")}
+	var delivery Reporter = rep
+	if cfg.ExecDB.URL != "" {
+		if s.client, err = execdb.NewClient(cfg.ExecDB.URL, cfg.ExecDB.Token, log); err != nil {
+			s.closeQ()
+			return nil, fmt.Errorf("execdb.url: %w", err)
+		}
+		if s.outbox, err = execdb.OpenOutbox(cfg.OutboxDir(), "worker", log); err != nil {
+			s.closeQ()
+			return nil, err
+		}
+		s.execs = newExecutions(s.outbox, s.client, cfg.Runner.ArtifactsDir, cfg.ExecDB.UploadArtifacts, cfg.ExecDB.MaxArtifacts, log.With("role", "worker"))
+		ropts.OnAction = s.execs.action
+		delivery = uploadingReporter{Reporter: rep, e: s.execs}
+		wopts.Observer = s.execs
+	}
+	s.runner = runner.New(ropts)
 	s.tracker = NewTracker(s.runner)
-	wopts.Queue, wopts.Runner, wopts.Reporter = s.tracker.Queue(s.queue), s.runner, s.tracker.Reporter(rep)
+	wopts.Queue, wopts.Runner, wopts.Reporter = s.tracker.Queue(s.queue), s.runner, s.tracker.Reporter(delivery)
 	wopts.OnRetryWait = s.tracker.RetryWait
 	wopts.OnDone = func(job contract.Job, exec contract.Execution) {
 		s.tracker.Done(job, exec)
@@ -119,6 +140,19 @@ func (s *Service) Run(ctx context.Context) error {
 			return err
 		}
 		s.log.Info("status listening", "url", "http://"+addr+"/status")
+	}
+	if s.outbox != nil {
+		outboxCtx, stopOutbox := context.WithCancel(context.WithoutCancel(ctx))
+		outboxDone := make(chan struct{})
+		go func() { defer close(outboxDone); s.outbox.Run(outboxCtx, s.client.Post) }()
+		defer func() {
+			// The last state changes and log tails go out before the outbox
+			// stops; what the server does not take waits on disk.
+			s.execs.wait(30 * time.Second)
+			stopOutbox()
+			<-outboxDone
+			s.outbox.Close()
+		}()
 	}
 	flushCtx, stopFlush := context.WithCancel(ctx)
 	var wg sync.WaitGroup

@@ -52,6 +52,19 @@ type Reporter interface {
 	Report(ctx context.Context, exec contract.Execution) error
 }
 
+// Observer hears where each job is, for execution tracking: the state
+// changes the central server records.
+type Observer interface {
+	// Started: an attempt of the job begins to run here.
+	Started(job contract.Job)
+	// RetryWaiting: the attempt failed on infrastructure; the next is due at.
+	RetryWaiting(job contract.Job, at time.Time, reason string)
+	// Requeued: the job is back in the queue; attempt is its next one.
+	Requeued(job contract.Job, attempt int, reason string)
+	// Done: the job ended, reported and acked.
+	Done(job contract.Job, exec contract.Execution)
+}
+
 // Options configure a Worker.
 type Options struct {
 	Queue    Queue
@@ -64,6 +77,8 @@ type Options struct {
 	// CRASHED result with the reason. 0 means 3.
 	MaxAttempts int
 	Log         *slog.Logger
+	// Observer, when set, hears every job's state changes.
+	Observer Observer
 	// OnDone is called after a job was reported and acked, from the
 	// job's goroutine (concurrently when Concurrency > 1).
 	OnDone func(contract.Job, contract.Execution)
@@ -292,11 +307,18 @@ func (w *Worker) handle(stop, ctx context.Context, d bus.JobDelivery, freeSlot f
 		return
 	}
 	log.Info("job starting")
+	obs := w.opts.Observer
+	if obs != nil {
+		obs.Started(job)
+	}
 	exec, err := w.runJob(ctx, job)
 	if err != nil {
 		log.Warn("job interrupted, handing it back", "err", err)
 		if err := d.Nack(); err != nil {
 			log.Error("handing the job back failed; the queue will redeliver it", "err", err)
+		}
+		if obs != nil {
+			obs.Requeued(job, job.Attempt+1, "handed back: the worker stopped during the run")
 		}
 		return
 	}
@@ -305,6 +327,9 @@ func (w *Worker) handle(stop, ctx context.Context, d bus.JobDelivery, freeSlot f
 		log.Warn("infrastructure failure, retrying later", "status", exec.Status, "retry_in", wait)
 		if w.opts.OnRetryWait != nil {
 			w.opts.OnRetryWait(job, time.Now().Add(wait))
+		}
+		if obs != nil {
+			obs.RetryWaiting(job, time.Now().Add(wait), exec.Status)
 		}
 		// The job keeps its delivery through the wait, unacked: a worker
 		// killed now loses nothing, and the attempt count survives on every
@@ -318,6 +343,9 @@ func (w *Worker) handle(stop, ctx context.Context, d bus.JobDelivery, freeSlot f
 		if !slept {
 			log.Info("worker stopping: job handed back before its retry")
 			_ = d.Nack()
+			if obs != nil {
+				obs.Requeued(job, job.Attempt+1, "handed back before its retry: the worker stopped")
+			}
 			return
 		}
 		// The next attempt may be taken here at once: it is no duplicate.
@@ -332,6 +360,9 @@ func (w *Worker) handle(stop, ctx context.Context, d bus.JobDelivery, freeSlot f
 		}
 		if err := d.Ack(); err != nil {
 			log.Error("ack after requeue", "err", err)
+		}
+		if obs != nil {
+			obs.Requeued(job, job.Attempt+1, "retry after an infrastructure failure: "+exec.Status)
 		}
 		return
 	}
@@ -428,6 +459,9 @@ func (w *Worker) finish(ctx context.Context, d bus.JobDelivery, job contract.Job
 		if err != nil {
 			log.Error("results not reported, handing the job back", "err", err)
 			_ = d.Nack()
+			if w.opts.Observer != nil {
+				w.opts.Observer.Requeued(job, job.Attempt+1, "handed back: its results could not be reported: "+err.Error())
+			}
 			return
 		}
 	}
@@ -438,6 +472,9 @@ func (w *Worker) finish(ctx context.Context, d bus.JobDelivery, job contract.Job
 	log.Info("job done", "execution_status", exec.ExecutionStatus, "exit_code", exec.ExitCode, "results", len(exec.Results))
 	if w.opts.OnDone != nil {
 		w.opts.OnDone(job, exec)
+	}
+	if w.opts.Observer != nil {
+		w.opts.Observer.Done(job, exec)
 	}
 }
 

@@ -44,6 +44,8 @@ func runResultsDB(ctx context.Context, g *globals, args []string) error {
 	}
 	srv, err := server.New(ctx, g.cfg, g.log, server.Options{
 		Listen: *listen, DB: *dbDSN, BaseURL: *baseURL, Token: *token, Publish: *publish, ArtifactsURL: *artifacts,
+		// Workers upload each run's artifacts here (execdb.upload_artifacts).
+		ArtifactsDir: g.cfg.Resolved().Runner.ArtifactsDir,
 	})
 	switch {
 	case errors.Is(err, resultsdb.ErrBadDSN):
