@@ -101,7 +101,10 @@ func (e *executions) Requeued(job contract.Job, attempt int, reason string) {
 func (e *executions) Done(job contract.Job, exec contract.Execution) {
 	ev := e.event(job, contract.StateFinished)
 	ev.ExecutionStatus, ev.Results = exec.ExecutionStatus, len(exec.Results)
-	for _, r := range exec.Results {
+	for i, r := range exec.Results {
+		if i == 0 {
+			ev.Outcome = r.Outcome
+		}
 		ev.Outcome = contract.Worst(ev.Outcome, r.Outcome)
 	}
 	if exec.ExecutionStatus == contract.ExecutionNotOK {
