@@ -48,10 +48,11 @@ func (s *Store) Apply(ctx context.Context, evs []contract.ExecutionEvent) (appli
 			return 0, err
 		}
 	}
+	var obs []observation
 	err = s.tx(ctx, func(tx *sql.Tx) error {
-		applied = 0
+		applied, obs = 0, obs[:0]
 		for _, ev := range evs {
-			ok, err := s.apply(ctx, tx, ev)
+			ok, err := s.apply(ctx, tx, ev, &obs)
 			if err != nil {
 				return fmt.Errorf("event %s: %w", ev.ID, err)
 			}
@@ -67,10 +68,23 @@ func (s *Store) Apply(ctx context.Context, evs []contract.ExecutionEvent) (appli
 	if applied > 0 {
 		s.notify()
 	}
+	if m := s.metrics; m != nil {
+		for _, o := range obs {
+			m.observe(o)
+		}
+	}
 	return applied, nil
 }
 
-func (s *Store) apply(ctx context.Context, tx *sql.Tx, ev contract.ExecutionEvent) (bool, error) {
+// observation is what one applied event tells the metrics: how long the
+// job waited in the queue before its first run, or how long a run took.
+type observation struct {
+	task, state string
+	queued      bool // wait is set; else run
+	wait, run   time.Duration
+}
+
+func (s *Store) apply(ctx context.Context, tx *sql.Tx, ev contract.ExecutionEvent, obs *[]observation) (bool, error) {
 	body, err := json.Marshal(ev)
 	if err != nil {
 		return false, err
@@ -91,9 +105,16 @@ func (s *Store) apply(ctx context.Context, tx *sql.Tx, ev contract.ExecutionEven
 	ph := phase(ev.State)
 	var cur struct {
 		attempt, phase int
-		since          int64
+		since, created int64
+		task           string
 	}
-	err = tx.QueryRowContext(ctx, s.bind(`SELECT attempt, phase, since FROM exec_executions WHERE uuid = ?`), ev.UUID).Scan(&cur.attempt, &cur.phase, &cur.since)
+	err = tx.QueryRowContext(ctx, s.bind(`SELECT attempt, phase, since, created, taskname FROM exec_executions WHERE uuid = ?`), ev.UUID).
+		Scan(&cur.attempt, &cur.phase, &cur.since, &cur.created, &cur.task)
+	if errors.Is(err, sql.ErrNoRows) {
+		cur.created, cur.task = t, ev.TaskName
+	} else if cur.task == "" {
+		cur.task = ev.TaskName
+	}
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		_, err = tx.ExecContext(ctx, s.bind(`INSERT INTO exec_executions
@@ -142,7 +163,7 @@ func (s *Store) apply(ctx context.Context, tx *sql.Tx, ev contract.ExecutionEven
 	if ev.Attempt < 1 {
 		return true, nil
 	}
-	return true, s.applyAttempt(ctx, tx, ev, ph, t)
+	return true, s.applyAttempt(ctx, tx, ev, ph, t, cur.created, cur.task, obs)
 }
 
 // later orders (attempt, phase, time) keys.
@@ -156,7 +177,7 @@ func later(attempt, ph int, t int64, curAttempt, curPhase int, curSince int64) b
 	return t >= curSince
 }
 
-func (s *Store) applyAttempt(ctx context.Context, tx *sql.Tx, ev contract.ExecutionEvent, ph int, t int64) error {
+func (s *Store) applyAttempt(ctx context.Context, tx *sql.Tx, ev contract.ExecutionEvent, ph int, t, created int64, task string, obs *[]observation) error {
 	var started, ended any
 	if ev.State == contract.StateRunning {
 		started = t
@@ -165,14 +186,22 @@ func (s *Store) applyAttempt(ctx context.Context, tx *sql.Tx, ev contract.Execut
 		ended = t
 	}
 	var cur struct {
-		phase int
-		since int64
+		phase   int
+		since   int64
+		started sql.NullInt64
 	}
-	err := tx.QueryRowContext(ctx, s.bind(`SELECT phase, since FROM exec_attempts WHERE uuid = ? AND attempt = ?`), ev.UUID, ev.Attempt).Scan(&cur.phase, &cur.since)
+	err := tx.QueryRowContext(ctx, s.bind(`SELECT phase, since, started FROM exec_attempts WHERE uuid = ? AND attempt = ?`), ev.UUID, ev.Attempt).
+		Scan(&cur.phase, &cur.since, &cur.started)
+	if ph >= 2 && cur.started.Valid && (err == nil && cur.phase < ph) {
+		*obs = append(*obs, observation{task: task, state: ev.State, run: time.Duration(t-cur.started.Int64) * time.Microsecond})
+	}
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		if ev.State == contract.StateQueued {
 			break // an attempt starts when it runs
+		}
+		if ev.State == contract.StateRunning && ev.Attempt == 1 {
+			*obs = append(*obs, observation{task: task, queued: true, wait: time.Duration(max(0, t-created)) * time.Microsecond})
 		}
 		_, err = tx.ExecContext(ctx, s.bind(`INSERT INTO exec_attempts (uuid, attempt, state, phase, since, worker, started, ended, reason, execution_status, outcome, results)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),

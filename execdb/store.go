@@ -148,6 +148,7 @@ func (e *OffsetError) Error() string {
 type Store struct {
 	db       *sql.DB
 	postgres bool
+	metrics  *Metrics
 
 	// changed wakes readers that follow a log or a state: one channel per
 	// store, closed and replaced on every change (a broadcast).

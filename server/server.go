@@ -109,6 +109,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, o Options) (*
 		ops = status.New("resultsdb")
 	}
 	ops.Mount(mux)
+	ops.Register(execdb.NewMetrics(execs))
 	if o.ArtifactsDir != "" {
 		mux.Handle("/artifacts/", http.StripPrefix("/artifacts/", http.FileServer(http.Dir(o.ArtifactsDir))))
 	}

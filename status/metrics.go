@@ -1,11 +1,6 @@
 package status
 
 import (
-	"bufio"
-	"fmt"
-	"io"
-	"math"
-	"strconv"
 	"strings"
 )
 
@@ -50,55 +45,6 @@ func One(name, typ, help string, v float64) Metric {
 	return Metric{Name: name, Help: help, Type: typ, Samples: []Sample{{Value: v}}}
 }
 
-// WriteText writes the metrics in the Prometheus text format: a HELP and
-// a TYPE line per family, then its samples. Names that are not valid
-// metric or label names have their wrong characters turned into '_';
-// families with the same name are merged, so the name appears once.
-func WriteText(w io.Writer, metrics []Metric) error {
-	bw := bufio.NewWriter(w)
-	order := []string{}
-	byName := map[string]*Metric{}
-	for _, m := range metrics {
-		name := sanitize(m.Name, true)
-		if prev, ok := byName[name]; ok {
-			prev.Samples = append(prev.Samples, m.Samples...)
-			continue
-		}
-		m.Name = name
-		m.Samples = append([]Sample(nil), m.Samples...)
-		byName[name] = &m
-		order = append(order, name)
-	}
-	for _, name := range order {
-		m := byName[name]
-		typ := m.Type
-		if typ != Counter && typ != Gauge {
-			typ = "untyped"
-		}
-		fmt.Fprintf(bw, "# HELP %s %s\n", name, escapeHelp(m.Help))
-		fmt.Fprintf(bw, "# TYPE %s %s\n", name, typ)
-		for _, s := range m.Samples {
-			bw.WriteString(name)
-			if len(s.Labels) > 0 {
-				bw.WriteByte('{')
-				for i, l := range s.Labels {
-					if i > 0 {
-						bw.WriteByte(',')
-					}
-					fmt.Fprintf(bw, "%s=\"%s\"", sanitize(l.Name, false), escapeLabel(l.Value))
-				}
-				bw.WriteByte('}')
-			}
-			bw.WriteByte(' ')
-			bw.WriteString(formatValue(s.Value))
-			bw.WriteByte('\n')
-		}
-	}
-	return bw.Flush()
-}
-
-// sanitize makes a valid metric name ([a-zA-Z_:][a-zA-Z0-9_:]*) or label
-// name (the same without ':').
 func sanitize(name string, metric bool) string {
 	if name == "" {
 		return "_"
@@ -115,18 +61,3 @@ func sanitize(name string, metric bool) string {
 
 var helpEscaper = strings.NewReplacer(`\`, `\\`, "\n", `\n`)
 var labelEscaper = strings.NewReplacer(`\`, `\\`, "\n", `\n`, `"`, `\"`)
-
-func escapeHelp(s string) string  { return helpEscaper.Replace(s) }
-func escapeLabel(s string) string { return labelEscaper.Replace(s) }
-
-func formatValue(v float64) string {
-	switch {
-	case math.IsInf(v, 1):
-		return "+Inf"
-	case math.IsInf(v, -1):
-		return "-Inf"
-	case math.IsNaN(v):
-		return "NaN"
-	}
-	return strconv.FormatFloat(v, 'g', -1, 64)
-}

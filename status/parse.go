@@ -58,7 +58,14 @@ func ParseText(r io.Reader) (map[string]float64, error) {
 		if m == nil {
 			return nil, fmt.Errorf("line %d: not a sample: %q", n, line)
 		}
-		if typed[m[1]] == "" || !helped[m[1]] {
+		family := m[1]
+		for _, suffix := range []string{"_bucket", "_sum", "_count"} {
+			// A histogram's or summary's samples carry suffixes.
+			if base, ok := strings.CutSuffix(m[1], suffix); ok && (typed[base] == "histogram" || typed[base] == "summary") {
+				family = base
+			}
+		}
+		if typed[family] == "" || !helped[family] {
 			return nil, fmt.Errorf("line %d: sample of %s before its HELP and TYPE", n, m[1])
 		}
 		for labels := m[3]; labels != ""; {

@@ -23,6 +23,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Check is one thing a role needs to do its job. Probe returns nil when it
@@ -48,6 +50,9 @@ type Server struct {
 	metrics  []func() []Metric
 	sections []section
 	added    map[string]bool // providers added under a key, once
+
+	regOnce sync.Once
+	reg     *prometheus.Registry
 
 	mu      sync.Mutex
 	failing map[string]failure
@@ -191,25 +196,7 @@ func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
-	var all []Metric
-	healthy := 1.0
-	if s.Health() != nil {
-		healthy = 0
-	}
-	all = append(all,
-		Metric{Name: "taskotron_up", Help: "1 while the role can do its job (/healthz is 200), else 0.", Type: Gauge,
-			Samples: []Sample{{Labels: Labels("role", s.role), Value: healthy}}},
-		Metric{Name: "taskotron_start_time_seconds", Help: "When the role started, in seconds since the epoch.", Type: Gauge,
-			Samples: []Sample{{Labels: Labels("role", s.role), Value: float64(s.started.UnixNano()) / 1e9}}})
-	_, metrics, _ := s.providers()
-	for _, f := range metrics {
-		all = append(all, f()...)
-	}
-	w.Header().Set("Content-Type", ContentType)
-	if err := WriteText(w, all); err != nil {
-		// Headers are gone already; the scraper sees a short body.
-		slog.Default().Warn("writing /metrics", "err", err)
-	}
+	s.metricsHandler().ServeHTTP(w, r)
 }
 
 // Document is the /status JSON.

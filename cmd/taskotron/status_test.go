@@ -178,7 +178,8 @@ func TestTriggerStatusHealthMetricsAndOutage(t *testing.T) {
 	}
 	// The queue depths come from the broker, cached.
 	waitHTTP(t, "the dead-letter queue depth in /metrics", base+"/metrics", 15*time.Second, func(c int, b string) bool {
-		return strings.Contains(b, `taskotron_queue_ready{queue="`+src+`.deadletter",kind="deadletter"} 1`)
+		// The client library writes labels in name order.
+		return strings.Contains(b, `taskotron_queue_ready{kind="deadletter",queue="`+src+`.deadletter"} 1`)
 	})
 
 	_, body := httpGet(t, base+"/status")
