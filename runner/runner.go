@@ -21,6 +21,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/taskotron-go/taskotron/checkout"
@@ -588,6 +589,8 @@ func copyTree(src, dst string) error {
 				return err
 			}
 			return os.Symlink(link, target)
+		case info.Mode().IsRegular() && info.Mode().Perm()&0o111 != 0:
+			return copyExecutable(p, target, info.Mode().Perm())
 		case info.Mode().IsRegular():
 			in, err := os.Open(p)
 			if err != nil {
@@ -606,6 +609,28 @@ func copyTree(src, dst string) error {
 		}
 		return nil
 	})
+}
+
+// copyExecutable writes a file that will be run while no process forks: a
+// child forked meanwhile would hold it open for writing until it execs, and
+// running the file then fails with "text file busy" (ETXTBSY), a spurious
+// CRASHED under load. syscall.ForkLock is what os/exec takes to fork.
+func copyExecutable(src, dst string, perm os.FileMode) error {
+	data, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	syscall.ForkLock.Lock()
+	defer syscall.ForkLock.Unlock()
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, perm)
+	if err != nil {
+		return err
+	}
+	if _, err := out.Write(data); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
 }
 
 func removeIfEmpty(f *os.File) {
