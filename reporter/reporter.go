@@ -171,6 +171,11 @@ func (r *Reporter) Posts(exec contract.Execution) ([]contract.ResultsDBPost, err
 	return results.Posts(exec, r.links())
 }
 
+// Poster makes the posts of exec one result at a time, as Posts would.
+func (r *Reporter) Poster(exec contract.Execution) *results.Poster {
+	return results.NewPoster(exec, r.links())
+}
+
 func (r *Reporter) links() results.Links {
 	return results.Links{ArtifactsURL: r.opts.ArtifactsURL, ExecDBURL: r.opts.ExecDBURL, TestcaseURL: r.opts.TestcaseURL}
 }
@@ -202,118 +207,32 @@ func (r *Reporter) Report(ctx context.Context, exec contract.Execution) error {
 
 // Deliver is Report that also says what happened.
 func (r *Reporter) Deliver(ctx context.Context, exec contract.Execution) (Delivery, error) {
-	var d Delivery
-	if r.client == nil || r.spool == nil {
-		return d, errors.New("reporter has no ResultsDB URL or no spool folder: it can only compute posts")
-	}
-	posts, err := r.Posts(exec)
+	rs, err := results.ResultsToReport(exec)
 	if err != nil {
-		return d, err
+		return Delivery{}, err
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	unlock, err := r.spool.lock(ctx)
+	// A result that cannot be posted fails the whole report before
+	// anything is sent.
+	if _, err := r.Posts(exec); err != nil {
+		return Delivery{}, err
+	}
+	s, err := r.Start(ctx, exec)
 	if err != nil {
-		return d, err
+		return Delivery{}, err
 	}
-	defer unlock()
-	if r.spool.reported(exec.UUID) {
-		r.log.Debug("execution already reported", "uuid", exec.UUID)
-		d.Already = true
-		return d, nil
-	}
-	entries := make([]spoolEntry, len(posts))
-	seen := map[string]int{}
-	for i, p := range posts {
-		fp := postFingerprint(p)
-		entries[i] = spoolEntry{UUID: exec.UUID, Index: i, Prior: seen[fp], Post: p}
-		seen[fp]++
-	}
-
-	if r.down && time.Since(r.lastFail) < r.opts.Recheck {
-		if err := r.spoolEntries(entries, errors.New("ResultsDB was unavailable moments ago")); err != nil {
-			return d, err
-		}
-		d.Spooled = len(entries)
-		return d, r.finish(ctx, exec, posts, &d)
-	}
-
-	// Older spooled posts go first: results arrive in order.
-	remaining, ferr := r.flushLocked(ctx)
-	if ferr != nil && !isUnavailable(ferr) {
-		return d, ferr
-	}
-	if remaining > 0 {
-		if err := r.spoolEntries(entries, ferr); err != nil {
-			return d, err
-		}
-		d.Spooled = len(entries)
-		return d, r.finish(ctx, exec, posts, &d)
-	}
-
-	// What an interrupted earlier report (maybe on another host) stored.
-	existing, err := r.client.GroupResults(ctx, exec.UUID)
-	if err != nil {
-		if !isUnavailable(err) {
-			return d, err
-		}
-		r.wentDown(err)
-		if err := r.spoolEntries(entries, err); err != nil {
-			return d, err
-		}
-		d.Spooled = len(entries)
-		return d, r.finish(ctx, exec, posts, &d)
-	}
-	counts := map[string]int{}
-	for _, s := range existing {
-		counts[storedFingerprint(s)]++
-	}
-	failedBefore := false // the post before answered 500 too
-	for i, e := range entries {
-		fp := postFingerprint(e.Post)
-		if counts[fp] > e.Prior {
-			d.Present++
-			continue
-		}
-		err := r.send(ctx, e, counts)
-		// One 500 may be about the post; a second in a row is an outage.
-		outage := isUnavailable(err) && (!serverError(err) || failedBefore)
-		failedBefore = serverError(err)
-		var rej *RejectedError
-		switch {
-		case err == nil:
-			d.Stored++
-		case errors.As(err, &rej):
-			r.logRejected(e, rej)
-			if err := r.spool.reject(e, rej); err != nil {
-				return d, err
-			}
-			d.Rejected++
-		case outage:
-			r.wentDown(err)
-			if err := r.spoolEntries(entries[i:], err); err != nil {
-				return d, err
-			}
-			d.Spooled += len(entries) - i
-			return d, r.finish(ctx, exec, posts, &d)
-		case serverError(err):
-			// Maybe this post, maybe ResultsDB: the post waits in the spool
-			// and the others go on; the next ones tell (see contentFailure).
-			if err := r.spoolEntries([]spoolEntry{e}, err); err != nil {
-				return d, err
-			}
-			d.Spooled++
-		default:
-			return d, err
+	for _, res := range rs {
+		if err := s.Add(res); err != nil {
+			s.Abort()
+			return s.d, err
 		}
 	}
-	return d, r.finish(ctx, exec, posts, &d)
+	return s.Finish()
 }
 
 // finish marks the execution reported and makes the Bodhi comments. The
 // comments go to the spool first: once the execution is marked reported,
 // a report of it again makes none, so they must be durable by then.
-func (r *Reporter) finish(ctx context.Context, exec contract.Execution, posts []contract.ResultsDBPost, d *Delivery) error {
+func (r *Reporter) finish(ctx context.Context, exec contract.Execution, posts []contract.ResultsDBPost, total int, d *Delivery) error {
 	var queued []string
 	if r.bodhi != nil {
 		var err error
@@ -321,7 +240,7 @@ func (r *Reporter) finish(ctx context.Context, exec contract.Execution, posts []
 			return err
 		}
 	}
-	if err := r.spool.markReported(exec.UUID, len(posts)); err != nil {
+	if err := r.spool.markReported(exec.UUID, total); err != nil {
 		return err
 	}
 	d.CommentsSpooled = len(queued)
@@ -440,7 +359,7 @@ func (r *Reporter) flushLocked(ctx context.Context) (int, error) {
 	}
 	// A spooled post may have reached ResultsDB before its answer was lost,
 	// so each group is checked once before its posts are sent again.
-	groups := map[string]map[string]int{}
+	groups := map[string]map[uint64]int{}
 	failedBefore := false // the post before answered 500 too
 	for i, name := range names {
 		e, err := r.spool.load(name)
@@ -461,7 +380,7 @@ func (r *Reporter) flushLocked(ctx context.Context) (int, error) {
 				r.wentDown(err)
 				return len(names) - i, err
 			}
-			counts = map[string]int{}
+			counts = map[uint64]int{}
 			for _, s := range existing {
 				counts[storedFingerprint(s)]++
 			}
@@ -550,7 +469,7 @@ func (r *Reporter) contentFailure(e spoolEntry, err error) error {
 // When the outcome of a post is unclear (the request went out, no good
 // answer came back) it looks in ResultsDB before sending again, so that a
 // retry never stores a result twice.
-func (r *Reporter) send(ctx context.Context, e spoolEntry, counts map[string]int) error {
+func (r *Reporter) send(ctx context.Context, e spoolEntry, counts map[uint64]int) error {
 	fp := postFingerprint(e.Post)
 	for attempt := 0; ; attempt++ {
 		err := r.client.PostResult(ctx, e.Post)

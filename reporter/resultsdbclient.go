@@ -1,11 +1,11 @@
 package reporter
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"log/slog"
 	"net/http"
@@ -308,17 +308,20 @@ func (c *ResultsDBClient) GroupResults(ctx context.Context, uuid string) ([]Stor
 
 // fingerprint identifies a result well enough to tell whether a post was
 // already stored: the fields ResultsDB keeps verbatim.
-func fingerprint(testcase, outcome, note, refURL string, item, typ, arch []string) string {
+// fingerprint identifies a result by what ResultsDB keeps of it, in 64
+// bits: a report of hundreds of thousands of results counts them in a few
+// MiB.
+func fingerprint(testcase, outcome, note, refURL string, item, typ, arch []string) uint64 {
 	sort.Strings(arch)
-	var b bytes.Buffer
+	h := fnv.New64a()
 	for _, s := range []string{testcase, strings.ToUpper(outcome), note, refURL, strings.Join(item, ","), strings.Join(typ, ","), strings.Join(arch, ",")} {
-		b.WriteString(s)
-		b.WriteByte(0)
+		h.Write([]byte(s))
+		h.Write([]byte{0})
 	}
-	return b.String()
+	return h.Sum64()
 }
 
-func postFingerprint(p contract.ResultsDBPost) string {
+func postFingerprint(p contract.ResultsDBPost) uint64 {
 	list := func(v any) []string {
 		switch x := v.(type) {
 		case nil:
@@ -339,7 +342,7 @@ func postFingerprint(p contract.ResultsDBPost) string {
 	return fingerprint(p.Testcase.Name, string(p.Outcome), p.Note, p.RefURL, list(p.Data["item"]), list(p.Data["type"]), list(p.Data["arch"]))
 }
 
-func storedFingerprint(s StoredResult) string {
+func storedFingerprint(s StoredResult) uint64 {
 	return fingerprint(s.Testcase, s.Outcome, s.Note, s.RefURL, s.Data["item"], s.Data["type"], append([]string(nil), s.Data["arch"]...))
 }
 

@@ -56,8 +56,9 @@ type Output struct {
 
 // OutputError lists what was wrong with task output, one line each.
 type OutputError struct {
-	Lines []string
-	errs  []error
+	Lines   []string
+	errs    []error
+	dropped int
 }
 
 // Unwrap gives the causes that are errors of their own (e.g. ErrNamespace).
@@ -65,8 +66,24 @@ func (e *OutputError) Unwrap() []error { return e.errs }
 
 // add records one problem.
 func (e *OutputError) add(err error) {
+	// Broken output of any length makes an error of bounded size.
+	if len(e.Lines) >= maxErrorLines {
+		e.dropped++
+		return
+	}
 	e.Lines = append(e.Lines, err.Error())
 	e.errs = append(e.errs, err)
+}
+
+// maxErrorLines bounds the problems an OutputError names one by one.
+const maxErrorLines = 100
+
+// close names how many problems were not named.
+func (e *OutputError) close() {
+	if e.dropped > 0 {
+		e.Lines = append(e.Lines, fmt.Sprintf("%d more problems", e.dropped))
+		e.dropped = 0
+	}
 }
 
 func (e *OutputError) Error() string {
@@ -108,6 +125,10 @@ func ParseTAP(r io.Reader, d Defaults) (Output, error) { return parseTAP(r, d) }
 // YAML ("results:" or "---") is ResultYAML; otherwise any TAP line (a
 // version line, a test line, a plan) makes it TAP, even after noise a task
 // printed first.
+// DetectFormat tells the format of task output from its start (a few KiB
+// are enough for TAP13): FormatTAP, FormatResultYAML or "".
+func DetectFormat(data []byte) string { return detectFormat(data) }
+
 func detectFormat(data []byte) string {
 	first := true
 	sawTAP := false
@@ -157,6 +178,20 @@ func isTAPPlan(line string) bool {
 const maxProtocolLines = 10
 
 func parseTAP(r io.Reader, d Defaults) (Output, error) {
+	var results []contract.Result
+	out, err := StreamTAP(r, d, func(res contract.Result) error {
+		results = append(results, res)
+		return nil
+	})
+	out.Results = results
+	return out, err
+}
+
+// StreamTAP reads TAP13 from r as it comes and hands each result to emit,
+// holding no more than one test at a time: a stream of any length is read
+// in constant memory. The Output it returns has no Results. emit's error
+// stops the read and is returned.
+func StreamTAP(r io.Reader, d Defaults, emit func(contract.Result) error) (Output, error) {
 	out := Output{Format: FormatTAP}
 	oe := &OutputError{}
 	p := tap.NewParser(r)
@@ -180,15 +215,10 @@ func parseTAP(r io.Reader, d Defaults) (Output, error) {
 		where := fmt.Sprintf("test %d (line %d)", t.Number, ev.Line)
 		fields := map[string]any{}
 		if t.HasYAML && strings.TrimSpace(t.YAML) != "" {
-			var v any
-			if err := yaml.Unmarshal([]byte(t.YAML), &v); err != nil {
+			m, err := blockFields(t.YAML)
+			if err != nil {
 				// The block's first line follows the test line and "---".
-				oe.add(fmt.Errorf("%s: YAML block: %s", where, streamLines(oneLine(err.Error()), ev.Line+1)))
-				continue
-			}
-			m, ok := normalize(v).(map[string]any)
-			if !ok && v != nil {
-				oe.add(fmt.Errorf("%s: YAML block is not a mapping", where))
+				oe.add(fmt.Errorf("%s: YAML block%s", where, streamLines(oneLine(err.Error()), ev.Line+1)))
 				continue
 			}
 			if m != nil {
@@ -200,7 +230,9 @@ func parseTAP(r io.Reader, d Defaults) (Output, error) {
 			oe.add(err)
 			continue
 		}
-		out.Results = append(out.Results, res)
+		if err := emit(res); err != nil {
+			return out, err
+		}
 	}
 	plan := p.Plan()
 	short := plan != nil && !p.BailedOut() && !(plan.Skip && p.Tests() == 0) && p.Tests() < plan.Count()
@@ -234,13 +266,14 @@ func parseTAP(r io.Reader, d Defaults) (Output, error) {
 			res, err := resultFromMap(map[string]any{}, d, "plan", contract.Info, note)
 			if err != nil {
 				oe.add(err)
-			} else {
-				out.Results = append(out.Results, res)
+			} else if err := emit(res); err != nil {
+				return out, err
 			}
 		} else if short {
 			oe.add(fmt.Errorf("line %d: TAP plan %d..%d announces %d tests but only %d ran%s", planLine, plan.Start, plan.End, plan.Count(), p.Tests(), missing))
 		}
 	}
+	oe.close()
 	if len(oe.Lines) > 0 {
 		return out, oe
 	}
@@ -248,6 +281,23 @@ func parseTAP(r io.Reader, d Defaults) (Output, error) {
 }
 
 // tapOutcome is the outcome a test line implies when its YAML has none.
+// blockFields decodes a test's YAML block: the common shape at once
+// (yamlish), anything else with yaml.v3. nil is an empty document.
+func blockFields(block string) (map[string]any, error) {
+	if m, ok := yamlish(block); ok {
+		return m, nil
+	}
+	var v any
+	if err := yaml.Unmarshal([]byte(block), &v); err != nil {
+		return nil, fmt.Errorf(": %s", err.Error())
+	}
+	m, ok := normalize(v).(map[string]any)
+	if !ok && v != nil {
+		return nil, fmt.Errorf(" is not a mapping")
+	}
+	return m, nil
+}
+
 func tapOutcome(t *tap.Test) contract.Outcome {
 	switch {
 	case t.Directive == tap.Skip:

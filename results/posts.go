@@ -37,19 +37,59 @@ func Posts(exec contract.Execution, l Links) ([]contract.ResultsDBPost, error) {
 		return nil, err
 	}
 	posts := make([]contract.ResultsDBPost, 0, len(results))
-	var group contract.GroupRef
-	if len(results) > 0 {
-		// One description for the whole group: ResultsDB keeps the last one.
-		group = l.group(exec, results[0])
-	}
-	for i, res := range results {
-		p, err := l.post(exec, res, group)
+	poster := NewPoster(exec, l)
+	for _, res := range results {
+		p, err := poster.Post(res)
 		if err != nil {
-			return nil, fmt.Errorf("execution %s, result %d: %w", exec.UUID, i+1, err)
+			return nil, err
 		}
 		posts = append(posts, p)
 	}
 	return posts, nil
+}
+
+// Poster turns an execution's results into posts one at a time, for
+// results that stream in (task output read as it comes).
+type Poster struct {
+	exec  contract.Execution
+	links Links
+	group *contract.GroupRef
+	n     int
+}
+
+// NewPoster makes a Poster for exec (whose Results it does not read).
+func NewPoster(exec contract.Execution, l Links) *Poster {
+	return &Poster{exec: exec, links: l}
+}
+
+// Post is the post of the next result. The group is described after the
+// first result: one description for the whole group, as ResultsDB keeps
+// the last one.
+func (p *Poster) Post(res contract.Result) (contract.ResultsDBPost, error) {
+	p.n++
+	if p.group == nil {
+		g := p.links.group(p.exec, res)
+		p.group = &g
+	}
+	post, err := p.links.post(p.exec, res, *p.group)
+	if err != nil {
+		return post, fmt.Errorf("execution %s, result %d: %w", p.exec.UUID, p.n, err)
+	}
+	return post, nil
+}
+
+// Terminal is the result of an execution that ended NOT_OK without any
+// (see ResultsToReport); ok is false for any other execution.
+func Terminal(exec contract.Execution) (contract.Result, bool, error) {
+	if exec.ExecutionStatus != contract.ExecutionNotOK {
+		return contract.Result{}, false, nil
+	}
+	rs, err := ResultsToReport(contract.Execution{UUID: exec.UUID, ExecutionStatus: exec.ExecutionStatus, Status: exec.Status, ExitCode: exec.ExitCode,
+		Item: exec.Item, ItemType: exec.ItemType, TaskName: exec.TaskName, Arch: exec.Arch, Outcome: exec.Outcome, Namespace: exec.Namespace})
+	if err != nil || len(rs) == 0 {
+		return contract.Result{}, false, err
+	}
+	return rs[0], true, nil
 }
 
 // ResultsToReport is the execution's results, plus the terminal result of

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -86,9 +87,31 @@ func runReport(ctx context.Context, g *globals, args []string) error {
 	if len(rest) != 1 {
 		return usagef("%s", reportUsage)
 	}
-	data, name, err := readInput(rest[0], g.stdin)
+	in, name, closeIn, err := openInput(rest[0], g.stdin)
 	if err != nil {
 		return err
+	}
+	defer closeIn()
+	if peek, _ := in.Peek(64 << 10); !*asJSON && !isExecutionJSON(peek) && results.DetectFormat(peek) == results.FormatTAP {
+		// TAP streams: read, posted and printed a test at a time, in
+		// constant memory whatever its length.
+		d := results.Defaults{CheckName: *check, Namespace: *namespace, Item: *item, Type: *itemType, Arch: *arch, Origin: *origin}
+		if f := g.cfg.Reporter.Namespaces; f != "" && *origin != "" {
+			ns, err := results.LoadNamespaces(f)
+			if err != nil {
+				return err
+			}
+			d.Namespaces = ns
+		}
+		exec := contract.Execution{UUID: *uuid, ExecutionStatus: contract.ExecutionOK, Item: *item, ItemType: *itemType, TaskName: *check, Arch: *arch, Artifacts: *artifacts}
+		if exec.UUID == "" {
+			exec.UUID = guuid.NewString()
+		}
+		return streamReport(ctx, g, in, name, exec, d, opts, *dryRun)
+	}
+	data, err := bus.ReadAllCapped(in)
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", name, err)
 	}
 
 	out := reportOutput{DryRun: *dryRun}
@@ -155,21 +178,7 @@ func runReport(ctx context.Context, g *globals, args []string) error {
 			return err
 		}
 		out.Delivery = &d
-		// Refused is lost for ResultsDB: sending again cannot help, so it is
-		// a failure of this command, as it is of runtask.
-		comments := ""
-		if d.CommentsRejected > 0 {
-			comments = fmt.Sprintf("Bodhi refused %d comments (kept in %s)", d.CommentsRejected, filepath.Join(opts.SpoolDir, "comments-rejected"))
-		}
-		switch {
-		case d.Rejected > 0 && comments != "":
-			refused = fmt.Errorf("ResultsDB refused %d of %d results (kept in %s with its answer); %s", d.Rejected, len(out.Posts), filepath.Join(opts.SpoolDir, "rejected"), comments)
-		case d.Rejected > 0:
-			refused = fmt.Errorf("ResultsDB refused %d of %d results (kept in %s with its answer)", d.Rejected, len(out.Posts), filepath.Join(opts.SpoolDir, "rejected"))
-		case comments != "":
-			// As runtask: a warning; the results are in.
-			fmt.Fprintf(g.stderr, "taskotron report: %s\n", comments)
-		}
+		refused = refusedError(d, len(out.Posts), opts, g)
 	}
 	if err := printReport(g, out, *asJSON, opts.ResultsDBURL); err != nil {
 		return err
@@ -195,24 +204,85 @@ func dryRunOptions(o reporter.Options, dry bool) reporter.Options {
 	return o
 }
 
-// readInput reads a file, or stdin for "-", up to bus.MaxInput bytes.
-func readInput(arg string, stdin io.Reader) ([]byte, string, error) {
-	name, r := arg, stdin
+// openInput opens a file, or stdin for "-", for reading with a look ahead.
+func openInput(arg string, stdin io.Reader) (*bufio.Reader, string, func(), error) {
 	if arg == "-" {
-		name = "stdin"
-	} else {
-		f, err := os.Open(arg)
-		if err != nil {
-			return nil, arg, fmt.Errorf("reading %s: %w", arg, err)
-		}
-		defer f.Close()
-		r = f
+		return bufio.NewReaderSize(stdin, 64<<10), "stdin", func() {}, nil
 	}
-	data, err := bus.ReadAllCapped(r)
+	f, err := os.Open(arg)
 	if err != nil {
-		return nil, name, fmt.Errorf("reading %s: %w", name, err)
+		return nil, arg, nil, fmt.Errorf("reading %s: %w", arg, err)
 	}
-	return data, name, nil
+	return bufio.NewReaderSize(f, 64<<10), arg, func() { f.Close() }, nil
+}
+
+// streamReport reports a TAP stream as it is read: each result is printed,
+// posted (or spooled) and forgotten before the next test is read.
+func streamReport(ctx context.Context, g *globals, in io.Reader, name string, exec contract.Execution, d results.Defaults, opts reporter.Options, dryRun bool) error {
+	r, err := reporter.New(dryRunOptions(opts, dryRun))
+	if err != nil {
+		return err
+	}
+	var sess *reporter.Session
+	if !dryRun {
+		if sess, err = r.Start(ctx, exec); err != nil {
+			return err
+		}
+		defer sess.Abort()
+	}
+	poster := r.Poster(exec)
+	w := bufio.NewWriter(g.stdout)
+	defer w.Flush()
+	fmt.Fprintf(w, "execution %s (tap, read as a stream):\n", exec.UUID)
+	n := 0
+	parsed, parseErr := results.StreamTAP(in, d, func(res contract.Result) error {
+		n++
+		printResult(w, res)
+		p, err := poster.Post(res)
+		if err != nil {
+			return err
+		}
+		for _, c := range r.Comments([]contract.ResultsDBPost{p}) {
+			fmt.Fprintf(w, "bodhi comment on %s: %s\n", printable.Line(c.Update), printable.Line(c.Text))
+		}
+		if sess != nil {
+			return sess.Add(res)
+		}
+		return nil
+	})
+	if parsed.Format == "" && parseErr != nil {
+		return fmt.Errorf("%s: %w", name, parseErr)
+	}
+	var oe *results.OutputError
+	if parseErr != nil && !errors.As(parseErr, &oe) {
+		return fmt.Errorf("%s: %w", name, parseErr) // not the output's fault: delivery failed
+	}
+	out := reportOutput{Problems: parsed.Problems, DryRun: dryRun}
+	if oe != nil {
+		out.Errors = oe.Lines
+	}
+	printProblems(w, out)
+	fmt.Fprintf(w, "%d results\n", n)
+	var refused error
+	if sess != nil {
+		dv, err := sess.Finish()
+		if err != nil {
+			return err
+		}
+		printDelivery(w, &dv)
+		refused = refusedError(dv, n, opts, g)
+	} else {
+		fmt.Fprintf(w, "nothing sent (--dry-run); the posts would go to %s/results\n", apiURL(opts.ResultsDBURL))
+	}
+	switch {
+	case parseErr != nil && refused != nil:
+		return fmt.Errorf("%s: %w; %w", name, parseErr, refused)
+	case parseErr != nil:
+		return fmt.Errorf("%s: %w", name, parseErr)
+	case refused != nil:
+		return fmt.Errorf("%s: %w", name, refused)
+	}
+	return nil
 }
 
 // isExecutionJSON tells an execution (a JSON object with execution keys)
@@ -250,15 +320,41 @@ func printReport(g *globals, out reportOutput, asJSON bool, url string) error {
 	w := g.stdout
 	fmt.Fprintf(w, "execution %s (%s): %d results\n", out.UUID, out.Format, len(out.Results))
 	for _, r := range out.Results {
-		line := fmt.Sprintf("  %-16s %s  %s %s", r.Outcome, printable.Line(r.CheckName), printable.Line(r.Type), printable.Line(r.Item))
-		if a := r.Arch.String(); a != "" {
-			line += " " + printable.Line(a)
-		}
-		if r.Note != "" {
-			line += "  (" + printable.Line(r.Note) + ")"
-		}
-		fmt.Fprintln(w, line)
+		printResult(w, r)
 	}
+	printProblems(w, out)
+	verb := "sent, or spooled when ResultsDB is away,"
+	if out.DryRun {
+		verb = "would be sent"
+	}
+	fmt.Fprintf(w, "posts (%s to %s/results):\n", verb, apiURL(url))
+	for _, p := range out.Posts {
+		raw, _ := json.Marshal(p)
+		fmt.Fprintf(w, "  %s\n", raw)
+	}
+	for _, c := range out.Comments {
+		fmt.Fprintf(w, "bodhi comment on %s: %s\n", printable.Line(c.Update), printable.Line(c.Text))
+	}
+	printDelivery(w, out.Delivery)
+	return nil
+}
+
+func apiURL(url string) string {
+	return strings.TrimSuffix(strings.TrimSuffix(url, "/"), "/api/v2.0") + "/api/v2.0"
+}
+
+func printResult(w io.Writer, r contract.Result) {
+	line := fmt.Sprintf("  %-16s %s  %s %s", r.Outcome, printable.Line(r.CheckName), printable.Line(r.Type), printable.Line(r.Item))
+	if a := r.Arch.String(); a != "" {
+		line += " " + printable.Line(a)
+	}
+	if r.Note != "" {
+		line += "  (" + printable.Line(r.Note) + ")"
+	}
+	fmt.Fprintln(w, line)
+}
+
+func printProblems(w io.Writer, out reportOutput) {
 	said := map[string]bool{}
 	for _, e := range out.Errors {
 		said[e] = true
@@ -271,24 +367,33 @@ func printReport(g *globals, out reportOutput, asJSON bool, url string) error {
 	for _, e := range out.Errors {
 		fmt.Fprintf(w, "error: %s\n", printable.Line(e))
 	}
-	verb := "sent, or spooled when ResultsDB is away,"
-	if out.DryRun {
-		verb = "would be sent"
+}
+
+func printDelivery(w io.Writer, d *reporter.Delivery) {
+	switch {
+	case d == nil:
+	case d.Already:
+		fmt.Fprintln(w, "already reported: nothing sent")
+	default:
+		fmt.Fprintf(w, "stored %d, already present %d, spooled %d, rejected %d, bodhi comments %d\n", d.Stored, d.Present, d.Spooled, d.Rejected, d.Comments)
 	}
-	fmt.Fprintf(w, "posts (%s to %s/results):\n", verb, strings.TrimSuffix(strings.TrimSuffix(url, "/"), "/api/v2.0")+"/api/v2.0")
-	for _, p := range out.Posts {
-		raw, _ := json.Marshal(p)
-		fmt.Fprintf(w, "  %s\n", raw)
+}
+
+// refusedError is the failure of results ResultsDB refused: sending again
+// cannot help, so it fails the command, as it does runtask. Refused Bodhi
+// comments are a warning: the results are in.
+func refusedError(d reporter.Delivery, total int, opts reporter.Options, g *globals) error {
+	comments := ""
+	if d.CommentsRejected > 0 {
+		comments = fmt.Sprintf("Bodhi refused %d comments (kept in %s)", d.CommentsRejected, filepath.Join(opts.SpoolDir, "comments-rejected"))
 	}
-	for _, c := range out.Comments {
-		fmt.Fprintf(w, "bodhi comment on %s: %s\n", printable.Line(c.Update), printable.Line(c.Text))
-	}
-	if d := out.Delivery; d != nil {
-		if d.Already {
-			fmt.Fprintln(w, "already reported: nothing sent")
-		} else {
-			fmt.Fprintf(w, "stored %d, already present %d, spooled %d, rejected %d, bodhi comments %d\n", d.Stored, d.Present, d.Spooled, d.Rejected, d.Comments)
-		}
+	switch {
+	case d.Rejected > 0 && comments != "":
+		return fmt.Errorf("ResultsDB refused %d of %d results (kept in %s with its answer); %s", d.Rejected, total, filepath.Join(opts.SpoolDir, "rejected"), comments)
+	case d.Rejected > 0:
+		return fmt.Errorf("ResultsDB refused %d of %d results (kept in %s with its answer)", d.Rejected, total, filepath.Join(opts.SpoolDir, "rejected"))
+	case comments != "":
+		fmt.Fprintf(g.stderr, "taskotron report: %s\n", comments)
 	}
 	return nil
 }

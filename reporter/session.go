@@ -1,0 +1,204 @@
+package reporter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/taskotron-go/taskotron/contract"
+	"github.com/taskotron-go/taskotron/results"
+)
+
+// Session delivers one execution's results as they come (task output read
+// as a stream), in constant memory: each result is posted, or spooled when
+// ResultsDB is away, before the next one is read. Start holds the spool
+// until Finish or Abort, so that results arrive in order.
+type Session struct {
+	r      *Reporter
+	ctx    context.Context
+	exec   contract.Execution
+	poster *results.Poster
+	unlock func()
+	d      Delivery
+	done   bool
+
+	// spooling, once ResultsDB is away: the rest go to the spool, batched.
+	spooling bool
+	cause    error
+	pending  []spoolEntry
+	// counts holds, per fingerprint, how many of the group's results
+	// ResultsDB holds; seen, how many this session met so far (Prior).
+	counts       map[uint64]int
+	seen         map[uint64]int
+	index        int
+	failedBefore bool
+	// commentable are the posts that may call for a Bodhi comment.
+	commentable []contract.ResultsDBPost
+}
+
+// Start begins delivering exec's results (exec.Results is not read: Add
+// them). It sends what the spool held first.
+func (r *Reporter) Start(ctx context.Context, exec contract.Execution) (*Session, error) {
+	if r.client == nil || r.spool == nil {
+		return nil, errors.New("reporter has no ResultsDB URL or no spool folder: it can only compute posts")
+	}
+	if exec.UUID == "" {
+		return nil, fmt.Errorf("execution has no uuid: cannot group its results")
+	}
+	r.mu.Lock()
+	unlock, err := r.spool.lock(ctx)
+	if err != nil {
+		r.mu.Unlock()
+		return nil, err
+	}
+	s := &Session{r: r, ctx: ctx, exec: exec, poster: results.NewPoster(exec, r.links()), counts: map[uint64]int{}, seen: map[uint64]int{},
+		unlock: func() { unlock(); r.mu.Unlock() }}
+	if r.spool.reported(exec.UUID) {
+		r.log.Debug("execution already reported", "uuid", exec.UUID)
+		s.d.Already = true
+		return s, nil
+	}
+	if r.down && time.Since(r.lastFail) < r.opts.Recheck {
+		s.spool(errors.New("ResultsDB was unavailable moments ago"))
+		return s, nil
+	}
+	// Older spooled posts go first: results arrive in order.
+	remaining, ferr := r.flushLocked(ctx)
+	if ferr != nil && !isUnavailable(ferr) {
+		s.unlock()
+		return nil, ferr
+	}
+	if remaining > 0 {
+		s.spool(ferr)
+		return s, nil
+	}
+	// What an interrupted earlier report (maybe on another host) stored.
+	existing, err := r.client.GroupResults(ctx, exec.UUID)
+	if err != nil {
+		if !isUnavailable(err) {
+			s.unlock()
+			return nil, err
+		}
+		r.wentDown(err)
+		s.spool(err)
+		return s, nil
+	}
+	for _, st := range existing {
+		s.counts[storedFingerprint(st)]++
+	}
+	return s, nil
+}
+
+// spool turns the session to spooling the rest.
+func (s *Session) spool(cause error) {
+	s.spooling, s.cause = true, cause
+}
+
+// spoolBatch is how many spooled results are written together.
+const spoolBatch = 256
+
+func (s *Session) flushPending() error {
+	if len(s.pending) == 0 {
+		return nil
+	}
+	if err := s.r.spoolEntries(s.pending, s.cause); err != nil {
+		return err
+	}
+	s.d.Spooled += len(s.pending)
+	s.pending = s.pending[:0]
+	return nil
+}
+
+// Add delivers one result. Its error means the result is lost (the spool
+// failed, or the post cannot be made): Abort then.
+func (s *Session) Add(res contract.Result) error {
+	if s.d.Already {
+		return nil
+	}
+	p, err := s.poster.Post(res)
+	if err != nil {
+		return err
+	}
+	fp := postFingerprint(p)
+	e := spoolEntry{UUID: s.exec.UUID, Index: s.index, Prior: s.seen[fp], Post: p}
+	s.index++
+	s.seen[fp]++
+	if s.r.bodhi != nil && s.r.bodhi.on[p.Outcome] {
+		s.commentable = append(s.commentable, p)
+	}
+	if s.spooling {
+		if s.pending = append(s.pending, e); len(s.pending) >= spoolBatch {
+			return s.flushPending()
+		}
+		return nil
+	}
+	if s.counts[fp] > e.Prior {
+		s.d.Present++
+		return nil
+	}
+	err = s.r.send(s.ctx, e, s.counts)
+	// One 500 may be about the post; a second in a row is an outage.
+	outage := isUnavailable(err) && (!serverError(err) || s.failedBefore)
+	s.failedBefore = serverError(err)
+	var rej *RejectedError
+	switch {
+	case err == nil:
+		s.d.Stored++
+	case errors.As(err, &rej):
+		s.r.logRejected(e, rej)
+		if err := s.r.spool.reject(e, rej); err != nil {
+			return err
+		}
+		s.d.Rejected++
+	case outage:
+		s.r.wentDown(err)
+		s.spool(err)
+		s.pending = append(s.pending, e)
+	case serverError(err):
+		// Maybe this post, maybe ResultsDB: the post waits in the spool
+		// and the others go on; the next ones tell (see contentFailure).
+		if err := s.r.spoolEntries([]spoolEntry{e}, err); err != nil {
+			return err
+		}
+		s.d.Spooled++
+	default:
+		return err
+	}
+	return nil
+}
+
+// Finish delivers the terminal result of an execution that ended NOT_OK
+// without any, marks the execution reported, makes its Bodhi comments and
+// releases the spool.
+func (s *Session) Finish() (Delivery, error) {
+	if s.done {
+		return s.d, errors.New("report session already finished")
+	}
+	defer s.Abort()
+	if s.d.Already {
+		return s.d, nil
+	}
+	if s.index == 0 {
+		if res, ok, err := results.Terminal(s.exec); err != nil {
+			return s.d, err
+		} else if ok {
+			if err := s.Add(res); err != nil {
+				return s.d, err
+			}
+		}
+	}
+	if err := s.flushPending(); err != nil {
+		return s.d, err
+	}
+	return s.d, s.r.finish(s.ctx, s.exec, s.commentable, s.index, &s.d)
+}
+
+// Abort releases the spool without marking the execution reported: what
+// was delivered stays delivered, and a report of it again does the rest.
+func (s *Session) Abort() {
+	if !s.done {
+		s.done = true
+		s.unlock()
+	}
+}
