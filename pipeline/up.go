@@ -110,6 +110,10 @@ func Up(ctx context.Context, opts Options) (*Summary, error) {
 			// The workers write into the artifacts folder the server serves.
 			cfg.ExecDB.URL, cfg.ExecDB.UploadArtifacts = base, false
 		}
+		if cfg.Reporter.ExecDBURL == "" {
+			// Each result's group links to its execution's page.
+			cfg.Reporter.ExecDBURL = base
+		}
 		srvCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 		stopServer = cancel
 		roles.Add(1)
