@@ -7,7 +7,7 @@ RUN_ARGS ?=
 # spurious "context deadline exceeded" when a duration ends (go.dev/issue/75804).
 FUZZTIME ?= 5000x
 
-.PHONY: run test test-env build bench lint fuzz mirror rpms clean
+.PHONY: run run-env test test-env build bench lint fuzz mirror rpms image clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/taskotron
@@ -16,9 +16,14 @@ build:
 # The main job on the embedded defaults: fixture messages -> trigger -> jobs
 # -> tasks from a local git mirror of tasks/ -> results in the embedded
 # ResultsDB, browsable at the printed URL until Ctrl-C (RUN_ARGS=--once to exit).
-run: build
+# The tools the tasks run (rpm, rpmlint, cpio, python3) are installed first
+# when missing; DATA is the data_dir.
+run: run-env build
 	$(BIN) mirror --tasks tasks --mirror $(DATA)/mirror
-	$(BIN) up $(RUN_ARGS)
+	TASKOTRON_DATA_DIR=$(DATA) $(BIN) up $(RUN_ARGS)
+
+run-env:
+	bash scripts/env.sh tools
 
 # The whole test suite against real RabbitMQ and PostgreSQL (started, or
 # installed from Debian's packages, when missing), with the race detector,
@@ -31,7 +36,7 @@ test: test-env
 	$(MAKE) fuzz
 
 test-env:
-	bash scripts/test-env.sh
+	bash scripts/env.sh test
 
 fuzz:
 	@set -e; for pkg in $$($(GO) list ./...); do \
