@@ -328,8 +328,16 @@ func (x *run) execute(ctx context.Context, overrides map[string]string) {
 		}
 		taskDir = dst
 	}
-	if rpms, ok := f.Environment["rpm"]; ok {
-		x.log.Info("environment.rpm is not installed by this runner; the worker image must provide it", "rpm", rpms)
+	// environment.rpm is checked, not installed: scripts/env.sh (or the
+	// container image) provides it; see missingEnvironment.
+	if err := x.missingEnvironment(ctx, f); err != nil {
+		x.log.Error("run cannot start", "error", err)
+		outcome := contract.Outcome("")
+		if errors.As(err, new(*missingError)) {
+			outcome = contract.Aborted
+		}
+		setFailure(x.exec, f.Name, f.Namespace, err, outcome)
+		return
 	}
 
 	jobid := in.JobID
