@@ -10,8 +10,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/taskotron-go/taskotron/bus"
@@ -93,9 +95,19 @@ func Up(ctx context.Context, opts Options) (*Summary, error) {
 	defer func() { stopServer(); roles.Wait() }()
 	browseURL := cfg.ResultsDB.URL
 	if cfg.ResultsDB.URL == "" {
-		srv, err := server.New(ctx, cfg, log.With("role", "resultsdb"), server.Options{
+		srvOpts := server.Options{
 			Token: cfg.ResultsDB.Token, Publish: cfg.ResultsDB.Publish, ArtifactsDir: cfg.Runner.ArtifactsDir, Status: ops,
-		})
+		}
+		srv, err := server.New(ctx, cfg, log.With("role", "resultsdb"), srvOpts)
+		if errors.Is(err, syscall.EADDRINUSE) {
+			// Another up (or anything else) holds the port: a demo needs
+			// one port, not that one. The URL printed tells where.
+			if host, _, serr := net.SplitHostPort(cfg.ResultsDB.Listen); serr == nil {
+				srvOpts.Listen = net.JoinHostPort(host, "0")
+				log.Warn("resultsdb.listen is taken, listening on a free port instead", "listen", cfg.ResultsDB.Listen, "err", err)
+				srv, err = server.New(ctx, cfg, log.With("role", "resultsdb"), srvOpts)
+			}
+		}
 		if err != nil {
 			return nil, fmt.Errorf("embedded ResultsDB: %w", err)
 		}
