@@ -50,6 +50,10 @@ type Options struct {
 	// Drained, without Once, is called with the summary when every message
 	// is handled and the queue is empty; Up then goes on serving.
 	Drained func(*Summary)
+	// Watch, when set, is called once the roles are built, before any
+	// message is read, with a function that tells the progress at any time
+	// (for a live display).
+	Watch func(progress func() Progress)
 }
 
 // Up runs the whole pipeline and returns what became of every message: the
@@ -153,6 +157,9 @@ func Up(ctx context.Context, opts Options) (*Summary, error) {
 	}
 	trig.AddStatus(ops)
 	work.AddStatus(ops)
+	if opts.Watch != nil {
+		opts.Watch(func() Progress { return t.progress(ops) })
+	}
 
 	var wg sync.WaitGroup
 	var relayErr, workErr error
