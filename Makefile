@@ -9,9 +9,11 @@ FUZZTIME ?= 5000x
 
 .PHONY: run run-env test test-env build bench lint fuzz mirror rpms image clean
 
+# -buildvcs=auto stamps the commit in (taskotron version) even where GOFLAGS
+# turns it off; outside a git checkout it is simply left out.
 build:
-	$(GO) build -o $(BIN) ./cmd/taskotron
-	$(GO) build -o bin/runtask ./cmd/runtask
+	$(GO) build -buildvcs=auto -o $(BIN) ./cmd/taskotron
+	$(GO) build -buildvcs=auto -o bin/runtask ./cmd/runtask
 
 # The main job on the embedded defaults: fixture messages -> trigger -> jobs
 # -> tasks from a local git mirror of tasks/ -> results in the embedded
@@ -62,6 +64,11 @@ mirror: build
 # built RPMs are committed, so tests never need this.
 rpms:
 	bash fixtures/rpms/build.sh
+
+# The container image: the binary and the tasks' tools on Debian (Containerfile).
+CONTAINER ?= $(shell command -v podman || command -v docker)
+image:
+	$(CONTAINER) build -t taskotron -f Containerfile .
 
 clean:
 	rm -rf bin $(DATA)

@@ -74,8 +74,8 @@ func (d Demo) Use(cfg *config.Config) error {
 	if cfg.Koji.YumRepoInfo == def.Koji.YumRepoInfo {
 		cfg.Koji.YumRepoInfo = d.YumRepoInfo()
 	}
-	if cfg.Runner.Mirror == def.Runner.Mirror {
-		if err := checkout.Seed(d.Tasks, cfg.Resolved().Runner.Mirror); err != nil {
+	if r := cfg.Resolved(); r.Runner.Mirror == r.Path("mirror") {
+		if err := checkout.Seed(d.Tasks, r.Runner.Mirror); err != nil {
 			return fmt.Errorf("task mirror from the demo: %w", err)
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"github.com/taskotron-go/taskotron/config"
 	"github.com/taskotron-go/taskotron/contract"
 	"github.com/taskotron-go/taskotron/worker"
 )
@@ -57,6 +58,42 @@ func TestUnpackedDemoIsTheRepositorysTasksAndFixtures(t *testing.T) {
 	}
 	if m, _ := filepath.Glob(filepath.Join(d.Messages(), "*.json")); len(m) != 7 {
 		t.Errorf("messages %v", m)
+	}
+}
+
+// Outside a checkout the demo's messages, yumrepoinfo.conf and tasks are
+// used, unless the configuration names others.
+func TestDemoIsUsedWhereTheConfigurationKeepsItsDefaults(t *testing.T) {
+	d, err := UnpackDemo(filepath.Join(t.TempDir(), "demo"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load("", []string{"TASKOTRON_DATA_DIR=" + t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Use(&cfg); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Trigger.Messages != d.Messages() || cfg.Koji.YumRepoInfo != d.YumRepoInfo() {
+		t.Errorf("messages %q, yumrepoinfo %q", cfg.Trigger.Messages, cfg.Koji.YumRepoInfo)
+	}
+	for _, task := range []string{"nvr-format", "rpmlint", "python-versions", "upgradepath"} {
+		if _, err := os.Stat(filepath.Join(cfg.Runner.Mirror, task, ".git")); err != nil {
+			t.Errorf("mirror of %s: %v", task, err)
+		}
+	}
+	mine := config.Default()
+	mine.DataDir = t.TempDir()
+	mine.Trigger.Messages, mine.Koji.YumRepoInfo, mine.Runner.Mirror = "/my/messages", "/my/yumrepoinfo.conf", filepath.Join(t.TempDir(), "my-mirror")
+	if err := d.Use(&mine); err != nil {
+		t.Fatal(err)
+	}
+	if mine.Trigger.Messages != "/my/messages" || mine.Koji.YumRepoInfo != "/my/yumrepoinfo.conf" {
+		t.Errorf("configured paths replaced: %q %q", mine.Trigger.Messages, mine.Koji.YumRepoInfo)
+	}
+	if _, err := os.Stat(mine.Runner.Mirror); !os.IsNotExist(err) {
+		t.Errorf("a configured mirror was written to (%v)", err)
 	}
 }
 

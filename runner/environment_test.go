@@ -3,8 +3,8 @@ package runner
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -138,37 +138,29 @@ func TestMalformedEnvironmentRPMIsAFormulaError(t *testing.T) {
 	}
 }
 
-// scriptTools reads a bash array of command:package entries from scripts/env.sh.
-func scriptTools(t *testing.T, script, array string) map[string]string {
+// scriptTools is what scripts/env.sh --list PROFILE says the profile
+// installs: command -> Debian package.
+func scriptTools(t *testing.T, profile string) map[string]string {
 	t.Helper()
-	m := regexp.MustCompile(`(?ms)^` + array + `=\((.*?)^\)`).FindStringSubmatch(script)
-	if m == nil {
-		t.Fatalf("scripts/env.sh has no %s=( … ) array", array)
+	out, err := exec.Command("bash", "../scripts/env.sh", "--list", profile).Output()
+	if err != nil {
+		t.Fatalf("scripts/env.sh --list %s: %v", profile, err)
 	}
 	tools := map[string]string{}
-	for _, line := range strings.Split(m[1], "\n") {
-		line, _, _ = strings.Cut(line, "#")
-		for _, entry := range strings.Fields(line) {
-			cmd, pkg, ok := strings.Cut(entry, ":")
-			if !ok {
-				t.Fatalf("%s entry %q is not command:package", array, entry)
-			}
-			tools[cmd] = pkg
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		cmd, pkg, ok := strings.Cut(line, " ")
+		if !ok || cmd == "" || pkg == "" || strings.Contains(pkg, " ") {
+			t.Fatalf("scripts/env.sh --list %s: line %q is not \"command package\"", profile, line)
 		}
+		tools[cmd] = pkg
 	}
 	return tools
 }
 
-// What the real tasks ask for in environment.rpm is known here, and the
-// install script's tools profile (make run, the container image) installs
-// exactly the Debian packages that provide it, with the same commands.
-func TestInstallScriptProvidesWhatTheTasksNeed(t *testing.T) {
-	raw, err := os.ReadFile("../scripts/env.sh")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tools := scriptTools(t, string(raw), "TOOLS")
-	testTools := scriptTools(t, string(raw), "TEST_TOOLS")
+// tasksNeed is what the real tasks need on Debian, by their
+// environment.rpm: command -> package, python3 (runner.python) included.
+func tasksNeed(t *testing.T) map[string]string {
+	t.Helper()
 	formulas, _ := filepath.Glob("../tasks/*/runtask.yml")
 	if len(formulas) < 4 {
 		t.Fatalf("tasks: %v", formulas)
@@ -197,9 +189,19 @@ func TestInstallScriptProvidesWhatTheTasksNeed(t *testing.T) {
 			}
 		}
 	}
+	return needed
+}
+
+// What the real tasks ask for in environment.rpm is known here, and the
+// install script's tools profile (make run, the container image) installs
+// exactly the Debian packages that provide it, with the same commands.
+func TestInstallScriptProvidesWhatTheTasksNeed(t *testing.T) {
+	tools := scriptTools(t, "tools")
+	testTools := scriptTools(t, "test")
+	needed := tasksNeed(t)
 	for cmd, pkg := range needed {
 		if tools[cmd] != pkg {
-			t.Errorf("the tasks need %s (Debian %s); scripts/env.sh TOOLS has %s:%q", cmd, pkg, cmd, tools[cmd])
+			t.Errorf("the tasks need %s (Debian %s); scripts/env.sh tools installs %s from %q", cmd, pkg, cmd, tools[cmd])
 		}
 	}
 	var extra []string
@@ -210,14 +212,19 @@ func TestInstallScriptProvidesWhatTheTasksNeed(t *testing.T) {
 	}
 	sort.Strings(extra)
 	if len(extra) > 0 {
-		t.Errorf("scripts/env.sh TOOLS installs %v, which no task needs (the test tools go in TEST_TOOLS)", extra)
+		t.Errorf("scripts/env.sh tools installs %v, which no task needs (the test tools go in TEST_TOOLS)", extra)
 	}
-	// Where the map and the script's test tools name the same command, they
-	// name the same package.
+	// make test installs what make run does, and where the map and the
+	// test tools name the same command, they name the same package.
+	for cmd, pkg := range tools {
+		if testTools[cmd] != pkg {
+			t.Errorf("scripts/env.sh test: %s from %q, tools has %q", cmd, testTools[cmd], pkg)
+		}
+	}
 	for _, provs := range debianProvides {
 		for _, pr := range provs {
 			if pkg, ok := testTools[pr.Command]; ok && pkg != pr.Debian {
-				t.Errorf("%s: debianProvides says Debian %s, TEST_TOOLS says %s", pr.Command, pr.Debian, pkg)
+				t.Errorf("%s: debianProvides says Debian %s, scripts/env.sh test says %s", pr.Command, pr.Debian, pkg)
 			}
 		}
 	}

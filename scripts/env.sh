@@ -3,15 +3,15 @@
 # from Debian's packages (as root; otherwise it names the packages to install
 # and fails). One script for every set-up, by profile:
 #
-#   env.sh tools   the tools the demo tasks in tasks/ run: `make run` and the
-#                  container image (Containerfile) use this
+#   env.sh tools   the tools the demo tasks in tasks/ run (`make run`)
+#   env.sh image   the tools, and CA certificates (the Containerfile)
 #   env.sh test    the tools, plus what the test suite runs for real: RabbitMQ
 #                  and PostgreSQL (started when stopped), git, prove, rpmbuild,
 #                  createrepo_c, chromium, systemd-analyze (`make test`)
 #
 # TOOLS is what a task's environment.rpm names on Fedora, as the Debian
 # command and package that provide it (runner/environment.go holds the same
-# map; a test checks that the two agree).
+# map; a test checks that the two agree, through `env.sh --list`).
 set -euo pipefail
 
 log() { printf 'env: %s\n' "$*" >&2; }
@@ -24,6 +24,11 @@ TOOLS=(
 	rpm2cpio:rpm2cpio # python-versions unpacks RPMs
 	cpio:cpio
 	rpmlint:rpmlint # the rpmlint task
+)
+# command:package, for the container image only: the CA certificates that
+# HTTPS to Koji, Bodhi and dist-git needs.
+IMAGE_TOOLS=(
+	update-ca-certificates:ca-certificates
 )
 # command:package, for the test suite only.
 TEST_TOOLS=(
@@ -99,10 +104,27 @@ services() {
 	fi
 }
 
+# --list PROFILE prints what a profile installs, "command package" a line,
+# and changes nothing (the tests compare it with what the tasks need).
+if [ "${1-}" = --list ]; then
+	case "${2-}" in
+	tools) entries=("${TOOLS[@]}") ;;
+	image) entries=("${TOOLS[@]}" "${IMAGE_TOOLS[@]}") ;;
+	test) entries=(rabbitmq-server:rabbitmq-server pg_ctlcluster:postgresql "${TOOLS[@]}" "${TEST_TOOLS[@]}") ;;
+	*) die "usage: env.sh --list tools|image|test" ;;
+	esac
+	for entry in "${entries[@]}"; do printf '%s %s\n' "${entry%%:*}" "${entry#*:}"; done
+	exit 0
+fi
+
 case "${1-}" in
 tools)
 	need "${TOOLS[@]}"
 	log "ready: the demo tasks' tools ($(rpm --version), rpmlint, cpio, python3)"
+	;;
+image)
+	need "${TOOLS[@]}" "${IMAGE_TOOLS[@]}"
+	log "ready: the demo tasks' tools ($(rpm --version), rpmlint, cpio, python3), CA certificates"
 	;;
 test)
 	services
@@ -110,6 +132,6 @@ test)
 	log "ready: RabbitMQ :5672, PostgreSQL :5432, $(rpm --version), rpmlint, createrepo_c, chromium"
 	;;
 *)
-	die "usage: env.sh tools|test"
+	die "usage: env.sh tools|image|test"
 	;;
 esac
