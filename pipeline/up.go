@@ -2,6 +2,9 @@
 // embedded defaults: messages from files, the trigger, an on-disk job queue,
 // workers, the reporter, an embedded ResultsDB on SQLite, and (for tasks
 // that talk to Koji, Bodhi or dist-git) the service doubles over fixtures.
+// It also unpacks the demo built into the binary, for `up` outside a
+// checkout (UnpackDemo), and draws the live progress `up` shows on a
+// terminal (Live).
 package pipeline
 
 import (

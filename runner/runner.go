@@ -1,5 +1,6 @@
-// Package runner executes tasks: it checks a task out, reads its formula and
-// runs the actions one after another through the directives, keeping logs
+// Package runner executes tasks: it checks a task out, reads its formula,
+// checks that the machine has what its environment.rpm names, and runs the
+// actions one after another through the directives, keeping logs
 // and artifacts in <artifacts_dir>/<uuid>/ (reference §2.3, §2.9). The same
 // code runs a job for a worker and a task for its author (runtask).
 package runner
