@@ -14,8 +14,18 @@ import (
 
 var installed struct {
 	once     sync.Once
+	dir      string
 	bin, rev string
 	err      error
+}
+
+// TestMain removes the folder the binary was built in.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if installed.dir != "" {
+		os.RemoveAll(installed.dir)
+	}
+	os.Exit(code)
 }
 
 // installedBinary builds the binary as `go install` does from a checkout
@@ -29,6 +39,7 @@ func installedBinary(t *testing.T) (bin, rev string) {
 			installed.err = err
 			return
 		}
+		installed.dir = dir
 		installed.bin, installed.rev, installed.err = buildFromCopy(dir)
 	})
 	if installed.err != nil {
