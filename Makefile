@@ -7,18 +7,25 @@ RUN_ARGS ?=
 # spurious "context deadline exceeded" when a duration ends (go.dev/issue/75804).
 FUZZTIME ?= 5000x
 
-.PHONY: run test test-env build bench lint fuzz mirror rpms clean
+.PHONY: run run-env test test-env build bench lint fuzz mirror rpms image clean
 
+# -buildvcs=auto stamps the commit in (taskotron version) even where GOFLAGS
+# turns it off; outside a git checkout it is simply left out.
 build:
-	$(GO) build -o $(BIN) ./cmd/taskotron
-	$(GO) build -o bin/runtask ./cmd/runtask
+	$(GO) build -buildvcs=auto -o $(BIN) ./cmd/taskotron
+	$(GO) build -buildvcs=auto -o bin/runtask ./cmd/runtask
 
 # The main job on the embedded defaults: fixture messages -> trigger -> jobs
 # -> tasks from a local git mirror of tasks/ -> results in the embedded
 # ResultsDB, browsable at the printed URL until Ctrl-C (RUN_ARGS=--once to exit).
-run: build
+# The tools the tasks run (rpm, rpmlint, cpio, python3) are installed first
+# when missing; DATA is the data_dir.
+run: run-env build
 	$(BIN) mirror --tasks tasks --mirror $(DATA)/mirror
-	$(BIN) up $(RUN_ARGS)
+	TASKOTRON_DATA_DIR=$(DATA) $(BIN) up $(RUN_ARGS)
+
+run-env:
+	bash scripts/env.sh tools
 
 # The whole test suite against real RabbitMQ and PostgreSQL (started, or
 # installed from Debian's packages, when missing), with the race detector,
@@ -31,7 +38,7 @@ test: test-env
 	$(MAKE) fuzz
 
 test-env:
-	bash scripts/test-env.sh
+	bash scripts/env.sh test
 
 fuzz:
 	@set -e; for pkg in $$($(GO) list ./...); do \
@@ -57,6 +64,11 @@ mirror: build
 # built RPMs are committed, so tests never need this.
 rpms:
 	bash fixtures/rpms/build.sh
+
+# The container image: the binary and the tasks' tools on Debian (Containerfile).
+CONTAINER ?= $(shell command -v podman || command -v docker)
+image:
+	$(CONTAINER) build -t taskotron -f Containerfile .
 
 clean:
 	rm -rf bin $(DATA)

@@ -4,6 +4,9 @@
 // queue, the central server on SQLite, and (for tasks that talk to Koji,
 // Bodhi or dist-git) the service doubles over fixtures. It builds no role
 // itself.
+// It also unpacks the demo built into the binary, for `up` outside a
+// checkout (UnpackDemo), and draws the live progress `up` shows on a
+// terminal (Live).
 package pipeline
 
 import (
@@ -12,8 +15,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/taskotron-go/taskotron/bus"
@@ -50,6 +55,10 @@ type Options struct {
 	// Drained, without Once, is called with the summary when every message
 	// is handled and the queue is empty; Up then goes on serving.
 	Drained func(*Summary)
+	// Watch, when set, is called once the roles are built, before any
+	// message is read, with a function that tells the progress at any time
+	// (for a live display).
+	Watch func(progress func() Progress)
 }
 
 // Up runs the whole pipeline and returns what became of every message: the
@@ -95,9 +104,19 @@ func Up(ctx context.Context, opts Options) (*Summary, error) {
 	defer func() { stopServer(); roles.Wait() }()
 	browseURL := cfg.ResultsDB.URL
 	if cfg.ResultsDB.URL == "" {
-		srv, err := server.New(ctx, cfg, log.With("role", "resultsdb"), server.Options{
+		srvOpts := server.Options{
 			Token: cfg.ResultsDB.Token, Publish: cfg.ResultsDB.Publish, ArtifactsDir: cfg.Runner.ArtifactsDir, Status: ops,
-		})
+		}
+		srv, err := server.New(ctx, cfg, log.With("role", "resultsdb"), srvOpts)
+		if errors.Is(err, syscall.EADDRINUSE) {
+			// Another up (or anything else) holds the port: a demo needs
+			// one port, not that one. The URL printed tells where.
+			if host, _, serr := net.SplitHostPort(cfg.ResultsDB.Listen); serr == nil {
+				srvOpts.Listen = net.JoinHostPort(host, "0")
+				log.Warn("resultsdb.listen is taken, listening on a free port instead", "listen", cfg.ResultsDB.Listen, "err", err)
+				srv, err = server.New(ctx, cfg, log.With("role", "resultsdb"), srvOpts)
+			}
+		}
 		if err != nil {
 			return nil, fmt.Errorf("embedded ResultsDB: %w", err)
 		}
@@ -151,6 +170,9 @@ func Up(ctx context.Context, opts Options) (*Summary, error) {
 	}
 	trig.AddStatus(ops)
 	work.AddStatus(ops)
+	if opts.Watch != nil {
+		opts.Watch(func() Progress { return t.progress(ops) })
+	}
 
 	var wg sync.WaitGroup
 	var relayErr, workErr error

@@ -1,5 +1,6 @@
-// Package runner executes tasks: it checks a task out, reads its formula and
-// runs the actions one after another through the directives, keeping logs
+// Package runner executes tasks: it checks a task out, reads its formula,
+// checks that the machine has what its environment.rpm names, and runs the
+// actions one after another through the directives, keeping logs
 // and artifacts in <artifacts_dir>/<uuid>/ (reference §2.3, §2.9). The same
 // code runs a job for a worker and a task for its author (runtask). It knows
 // nothing of queues or delivery: it imports checkout, directives, results
@@ -334,8 +335,16 @@ func (x *run) execute(ctx context.Context, overrides map[string]string) {
 		}
 		taskDir = dst
 	}
-	if rpms, ok := f.Environment["rpm"]; ok {
-		x.log.Info("environment.rpm is not installed by this runner; the worker image must provide it", "rpm", rpms)
+	// environment.rpm is checked, not installed: scripts/env.sh (or the
+	// container image) provides it; see missingEnvironment.
+	if err := x.missingEnvironment(ctx, f); err != nil {
+		x.log.Error("run cannot start", "error", err)
+		outcome := contract.Outcome("")
+		if errors.As(err, new(*missingError)) {
+			outcome = contract.Aborted
+		}
+		setFailure(x.exec, f.Name, f.Namespace, err, outcome)
+		return
 	}
 
 	jobid := in.JobID
