@@ -1,0 +1,167 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"sort"
+	"strings"
+	"time"
+)
+
+// stored is one result as ResultsDB serves it.
+type stored struct {
+	ID       int64               `json:"id"`
+	Outcome  string              `json:"outcome"`
+	Groups   []string            `json:"groups"`
+	Data     map[string][]string `json:"data"`
+	Testcase struct {
+		Name string `json:"name"`
+	} `json:"testcase"`
+}
+
+func (s stored) first(k string) string {
+	if v := s.Data[k]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+// key is the job the result belongs to. The testcase is
+// <namespace>.<task> (dist.nvr-format, scratch.rpmlint), or the task alone
+// for the CRASHED result of a job that never finished.
+func (s stored) key() jobKey {
+	task := s.Testcase.Name
+	if _, rest, ok := strings.Cut(task, "."); ok {
+		task = rest
+	}
+	return jobKey{Task: task, Item: s.first("item"), Type: s.first("type"), Arch: s.first("arch")}
+}
+
+// fetchResults reads every result ResultsDB holds (the run's schema holds
+// only the run's).
+func fetchResults(ctx context.Context, base string) ([]stored, error) {
+	var all []stored
+	client := &http.Client{Timeout: 30 * time.Second}
+	for page := 0; ; page++ {
+		u := fmt.Sprintf("%s/api/v2.0/results?limit=5000&page=%d", base, page)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+		if err != nil {
+			return nil, err
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		raw, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
+		resp.Body.Close()
+		if err != nil {
+			return nil, err
+		}
+		if resp.StatusCode != http.StatusOK {
+			return nil, fmt.Errorf("GET %s: %s: %s", u, resp.Status, strings.TrimSpace(string(raw)))
+		}
+		var doc struct {
+			Data []stored `json:"data"`
+			Next *string  `json:"next"`
+		}
+		if err := json.Unmarshal(raw, &doc); err != nil {
+			return nil, fmt.Errorf("GET %s: %w", u, err)
+		}
+		all = append(all, doc.Data...)
+		if doc.Next == nil || *doc.Next == "" || len(doc.Data) == 0 {
+			return all, nil
+		}
+		if _, err := url.Parse(*doc.Next); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// tally compares the results with the jobs expected.
+type tally struct {
+	Expected   int            // jobs
+	OneSet     int            // jobs with exactly one result set (one group, one result)
+	Missing    int            // jobs without results
+	Duplicated int            // results beyond one per job
+	Unexpected int            // results of no expected job
+	Outcomes   map[string]int // of the results
+	// MissingJobs, DuplicatedJobs and UnexpectedJobs name the first few.
+	MissingJobs    []string
+	DuplicatedJobs []string
+	UnexpectedJobs []string
+}
+
+const named = 10
+
+// count tallies results against the expected jobs (by key; a key may
+// stand for several jobs: tag events of one tag). Each job should have
+// exactly one result set: one ResultsDB group (its uuid) holding one result.
+func count(expected map[jobKey]int, results []stored) tally {
+	t := tally{Outcomes: map[string]int{}}
+	groups := map[jobKey]map[string][]string{} // key -> group uuid -> outcomes
+	for _, r := range results {
+		t.Outcomes[r.Outcome]++
+		k := r.key()
+		if groups[k] == nil {
+			groups[k] = map[string][]string{}
+		}
+		g := strings.Join(r.Groups, ",")
+		groups[k][g] = append(groups[k][g], r.Outcome)
+	}
+	keys := make([]jobKey, 0, len(expected))
+	for k := range expected {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return keys[i].String() < keys[j].String() })
+	for _, k := range keys {
+		n := expected[k]
+		t.Expected += n
+		gs := groups[k]
+		m, total, multi := len(gs), 0, 0
+		for _, outcomes := range gs {
+			c := len(outcomes)
+			total += c
+			if c > 1 {
+				multi++
+			}
+		}
+		missing := max(0, n-m)
+		dup := total - min(n, m)
+		affected := min(n-missing, multi+max(0, m-n))
+		t.Missing += missing
+		t.Duplicated += dup
+		t.OneSet += n - missing - affected
+		if missing > 0 && len(t.MissingJobs) < named {
+			t.MissingJobs = append(t.MissingJobs, fmt.Sprintf("%s: %d of %d jobs without results", k, missing, n))
+		}
+		if dup > 0 && len(t.DuplicatedJobs) < named {
+			t.DuplicatedJobs = append(t.DuplicatedJobs, fmt.Sprintf("%s: %d results in %d groups for %d jobs %s", k, total, m, n, groupList(gs)))
+		}
+	}
+	for k, gs := range groups {
+		if _, ok := expected[k]; ok {
+			continue
+		}
+		for g, outcomes := range gs {
+			t.Unexpected += len(outcomes)
+			if len(t.UnexpectedJobs) < named {
+				t.UnexpectedJobs = append(t.UnexpectedJobs, fmt.Sprintf("%s: results %s in group %s", k, strings.Join(outcomes, ","), g))
+			}
+		}
+	}
+	sort.Strings(t.UnexpectedJobs)
+	return t
+}
+
+func groupList(gs map[string][]string) string {
+	var parts []string
+	for g, outcomes := range gs {
+		parts = append(parts, g+": "+strings.Join(outcomes, ","))
+	}
+	sort.Strings(parts)
+	return "(" + strings.Join(parts, ", ") + ")"
+}
