@@ -7,7 +7,7 @@ RUN_ARGS ?=
 # spurious "context deadline exceeded" when a duration ends (go.dev/issue/75804).
 FUZZTIME ?= 5000x
 
-.PHONY: run run-env test test-env build bench lint fuzz mirror rpms image clean
+.PHONY: run run-env test test-env build bench lint fuzz mirror rpms image clean chaos
 
 # -buildvcs=auto stamps the commit in (taskotron version) even where GOFLAGS
 # turns it off; outside a git checkout it is simply left out.
@@ -33,8 +33,8 @@ run-env:
 test: test-env
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 30m -skip 'BrokerRestart' ./...
-	@# Tests that restart RabbitMQ run alone, so they cannot break the others' connections.
-	$(GO) test -race -count=1 -timeout 15m -run 'BrokerRestart' ./...
+	@# Tests that restart RabbitMQ run alone (one package at a time), so they cannot break the others' connections.
+	$(GO) test -race -count=1 -p 1 -timeout 15m -run 'BrokerRestart' ./...
 	$(MAKE) fuzz
 
 test-env:
@@ -56,6 +56,20 @@ bench: test-env
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
 	$(GO) vet ./...
+
+# The chaos soak (README "Chaos soak"): trigger, workers and resultsdb serve
+# as processes on RabbitMQ and PostgreSQL under a stream of real-shaped and
+# malformed messages, with workers and the trigger SIGKILLed, the broker
+# restarted and ResultsDB stopped; prints a table and fails on any loss or
+# duplicate. It restarts RabbitMQ: CHAOS_BROKER_RESTARTS=0 while others use it.
+CHAOS_MESSAGES ?= 600
+CHAOS_DURATION ?= 90s
+CHAOS_WORKERS ?= 3
+CHAOS_BROKER_RESTARTS ?= 2
+CHAOS_ARGS ?=
+chaos: test-env
+	$(GO) run ./chaos -messages $(CHAOS_MESSAGES) -duration $(CHAOS_DURATION) -workers $(CHAOS_WORKERS) \
+		-broker-restarts $(CHAOS_BROKER_RESTARTS) $(CHAOS_ARGS)
 
 mirror: build
 	$(BIN) mirror --tasks tasks --mirror $(DATA)/mirror

@@ -34,9 +34,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var c Config
 	fs := flag.NewFlagSet("chaos", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.IntVar(&c.Messages, "messages", 400, "real-shaped messages to send")
+	fs.IntVar(&c.Messages, "messages", 600, "real-shaped messages to send")
 	fs.IntVar(&c.Malformed, "malformed", 12, "malformed messages among them (not JSON, a JSON array, a body of the wrong shape, a 5 MiB name)")
-	fs.DurationVar(&c.Duration, "duration", 2*time.Minute, "how long the stream (and the faults) last")
+	fs.DurationVar(&c.Duration, "duration", 90*time.Second, "how long the stream (and the faults) last")
 	fs.IntVar(&c.Workers, "workers", 3, "worker processes")
 	fs.IntVar(&c.Concurrency, "concurrency", 2, "jobs each worker runs at once")
 	fs.DurationVar(&c.TaskTime, "task-time", 1500*time.Millisecond, "the longest a stand-in task works")
@@ -45,6 +45,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&c.BrokerDown, "broker-down", 2*time.Second, "how long RabbitMQ stays stopped")
 	fs.IntVar(&c.ResultsDBStops, "resultsdb-stops", 2, "times ResultsDB is taken away (SIGSTOP, then SIGKILL and restart, in turn)")
 	fs.DurationVar(&c.ResultsDBDown, "resultsdb-down", 6*time.Second, "how long ResultsDB stays away")
+	fs.IntVar(&c.TriggerKills, "trigger-kills", 1, "times the trigger is SIGKILLed (and started again a second later)")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", 5*time.Minute, "how long the backlog may take to drain")
 	fs.Uint64Var(&c.Seed, "seed", 0, "random seed (0: a new one, printed)")
 	keep := fs.Bool("keep", false, "keep the run's folder (logs, data) even when the soak passes")
@@ -123,8 +124,8 @@ func (r Report) Table(w io.Writer) {
 	t := r.Results
 	fmt.Fprintf(w, "chaos soak: seed %d, %d workers × %d jobs, %d+%d messages over %s, tasks up to %s\n",
 		c.Seed, c.Workers, c.Concurrency, c.Messages, c.Malformed, c.Duration, c.TaskTime)
-	fmt.Fprintf(w, "faults: %d worker SIGKILLs; %d broker restarts %s; ResultsDB SIGSTOP %s, SIGKILL+restart %s\n\n",
-		r.WorkerKills, len(r.BrokerOutages), durations(r.BrokerOutages), durations(r.ResultsDBPauses), durations(r.ResultsDBKills))
+	fmt.Fprintf(w, "faults: %d worker SIGKILLs, %d trigger SIGKILLs; %d broker restarts %s; ResultsDB SIGSTOP %s, SIGKILL+restart %s\n\n",
+		r.WorkerKills, r.TriggerKills, len(r.BrokerOutages), durations(r.BrokerOutages), durations(r.ResultsDBPauses), durations(r.ResultsDBKills))
 	rows := [][2]string{
 		{"messages sent", fmt.Sprintf("%d (%d real-shaped, %d malformed; %d sends repeated)", r.Sent, r.Real, r.Malformed, r.PublishRetries)},
 		{"jobs expected (rules)", fmt.Sprint(t.Expected)},

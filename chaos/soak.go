@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/taskotron-go/taskotron/bus"
 )
 
 // Config sizes a soak. Zero values take the defaults of withDefaults.
@@ -53,6 +55,9 @@ type Config struct {
 	// SIGSTOP and SIGCONT, and SIGKILL and a restart, in turn.
 	ResultsDBStops int
 	ResultsDBDown  time.Duration
+	// TriggerKills times the trigger is SIGKILLed and started again a
+	// second later, on the same state.
+	TriggerKills int
 	// DrainTimeout bounds the wait for the backlog once the stream is sent
 	// and the faults are over.
 	DrainTimeout time.Duration
@@ -71,13 +76,13 @@ func (c Config) withDefaults() Config {
 		c.PostgresURL = "postgres://postgres@127.0.0.1:5432/test"
 	}
 	if c.Messages <= 0 {
-		c.Messages = 400
+		c.Messages = 600
 	}
 	if c.Malformed < 0 {
 		c.Malformed = 0
 	}
 	if c.Duration <= 0 {
-		c.Duration = 2 * time.Minute
+		c.Duration = 90 * time.Second
 	}
 	if c.Workers <= 0 {
 		c.Workers = 3
@@ -145,6 +150,7 @@ type Report struct {
 	BrokerOutages   []time.Duration
 	ResultsDBPauses []time.Duration
 	ResultsDBKills  []time.Duration
+	TriggerKills    int
 	// UnexpectedExits: roles that exited without being told to (and were
 	// started again, as systemd would).
 	UnexpectedExits map[string][]string
@@ -467,7 +473,7 @@ func (s *soak) classifyDeadLetters(stream []outgoing, dead []deadLettered) {
 				s.report.MalformedNoReason++
 			} else {
 				s.report.MalformedDeadLettered++
-				s.log.Info("dead-lettered", "kind", o.Malformed, "reason", shortItem(d.Reason))
+				s.log.Info("dead-lettered", "kind", o.Malformed, "reason", bus.Truncate(d.Reason, 300))
 			}
 		case ok:
 			s.report.OtherDeadLettered = append(s.report.OtherDeadLettered, fmt.Sprintf("%s from %s: %s", d.ID, o.Template, shortItem(d.Reason)))
@@ -580,6 +586,9 @@ func (s *soak) outages(ctx context.Context, t0 time.Time) {
 			kinds = append(kinds, "resultsdb-kill")
 		}
 	}
+	for range s.cfg.TriggerKills {
+		kinds = append(kinds, "trigger-kill")
+	}
 	s.mu.Lock()
 	s.rng.Shuffle(len(kinds), func(i, j int) { kinds[i], kinds[j] = kinds[j], kinds[i] })
 	s.mu.Unlock()
@@ -601,6 +610,19 @@ func (s *soak) outages(ctx context.Context, t0 time.Time) {
 			s.report.BrokerOutages = append(s.report.BrokerOutages, took)
 			s.mu.Unlock()
 			s.log.Info("RabbitMQ back", "outage", took.Round(100*time.Millisecond))
+		case "trigger-kill":
+			s.log.Info("trigger SIGKILL", "restart_in", time.Second)
+			if err := s.trig.kill(); err != nil {
+				s.log.Error("SIGKILL", "err", err)
+				continue
+			}
+			time.Sleep(time.Second)
+			if err := s.trig.start(); err != nil {
+				s.log.Error("trigger restart", "err", err)
+			}
+			s.mu.Lock()
+			s.report.TriggerKills++
+			s.mu.Unlock()
 		case "resultsdb-stop":
 			s.log.Info("ResultsDB SIGSTOP", "for", s.cfg.ResultsDBDown)
 			began := time.Now()
