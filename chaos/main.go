@@ -39,6 +39,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&c.Duration, "duration", 90*time.Second, "how long the stream (and the faults) last")
 	fs.IntVar(&c.Workers, "workers", 3, "worker processes")
 	fs.IntVar(&c.Concurrency, "concurrency", 2, "jobs each worker runs at once")
+	fs.IntVar(&c.MaxAttempts, "max-attempts", 0, "the workers' runner.max_attempts (0: its default)")
 	fs.DurationVar(&c.TaskTime, "task-time", 1500*time.Millisecond, "the longest a stand-in task works")
 	fs.DurationVar(&c.KillEvery, "kill-every", 6*time.Second, "mean time between SIGKILLs of a worker (negative: none)")
 	fs.IntVar(&c.BrokerRestarts, "broker-restarts", 2, "RabbitMQ restarts (rabbitmqctl stop_app/start_app; they break every other client of the broker: 0 while others run tests)")

@@ -42,6 +42,9 @@ type Config struct {
 	// Workers worker processes run Concurrency jobs each.
 	Workers     int
 	Concurrency int
+	// MaxAttempts is the workers' runner.max_attempts (0: the default, 3);
+	// a low one makes a job whose workers die end CRASHED sooner.
+	MaxAttempts int
 	// TaskTime is the longest a stand-in task works.
 	TaskTime time.Duration
 	// KillEvery is the mean time between SIGKILLs of a random worker
@@ -327,6 +330,9 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 			"TASKOTRON_RUNNER_MIRROR="+mirror,
 			"TASKOTRON_REPORTER_FLUSH_INTERVAL="+flushInterval.String(),
 		)
+		if cfg.MaxAttempts > 0 {
+			env = append(env, fmt.Sprintf("TASKOTRON_RUNNER_MAX_ATTEMPTS=%d", cfg.MaxAttempts))
+		}
 		s.workers = append(s.workers, newRole(name, s.bin, []string{"worker", "--concurrency", fmt.Sprint(cfg.Concurrency), "--arches", "x86_64,noarch"},
 			env, filepath.Join(logs, name+".log"), s.log))
 	}
