@@ -291,6 +291,24 @@ func (r *Reporter) cameBack() {
 	r.down = false
 }
 
+// Stored says whether results of the execution are stored: reported
+// through this spool (sent, or waiting in it), or found in ResultsDB (sent
+// by an earlier report, maybe from another host). An error means it cannot
+// be told now (ResultsDB unavailable).
+func (r *Reporter) Stored(ctx context.Context, uuid string) (bool, error) {
+	if r.client == nil || r.spool == nil {
+		return false, errors.New("reporter has no ResultsDB URL or no spool folder")
+	}
+	if r.spool.reported(uuid) {
+		return true, nil
+	}
+	rs, err := r.client.GroupResults(ctx, uuid)
+	if err != nil {
+		return false, err
+	}
+	return len(rs) > 0, nil
+}
+
 // Flush sends spooled posts, oldest first, until their queue is empty or
 // ResultsDB fails again, and spooled Bodhi comments, oldest first, until
 // theirs is empty or Bodhi fails again; one service being away does not

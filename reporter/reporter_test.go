@@ -435,6 +435,39 @@ func TestStoredResultFromRealResultsDB(t *testing.T) {
 	}
 }
 
+// Stored tells an execution reported here (stored, or spooled while
+// ResultsDB is away), or stored by another reporter, from one never
+// reported; while ResultsDB is away it cannot tell another host's.
+func TestStoredSaysWhetherAnExecutionWasReported(t *testing.T) {
+	f := &fakeResultsDB{}
+	srv, _ := startFake(t, f, 0)
+	ctx := context.Background()
+	here, _ := newTestReporter(t, srv.URL, t.TempDir(), nil)
+	other, _ := newTestReporter(t, srv.URL, t.TempDir(), nil)
+	if err := here.Report(ctx, execution("stored-here", 1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := other.Report(ctx, execution("stored-there", 1)); err != nil {
+		t.Fatal(err)
+	}
+	for uuid, want := range map[string]bool{"stored-here": true, "stored-there": true, "never": false} {
+		if got, err := here.Stored(ctx, uuid); err != nil || got != want {
+			t.Errorf("Stored(%s) = %v, %v; want %v", uuid, got, err, want)
+		}
+	}
+	addr := srv.Listener.Addr().String()
+	srv.Close()
+	if err := here.Report(ctx, execution("spooled-here", 1)); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := here.Stored(ctx, "spooled-here"); err != nil || !got {
+		t.Errorf("Stored(spooled-here) while ResultsDB is away = %v, %v; want true", got, err)
+	}
+	if got, err := here.Stored(ctx, "stored-there"); err == nil {
+		t.Errorf("Stored(stored-there) while ResultsDB at %s is away = %v without an error", addr, got)
+	}
+}
+
 func TestNewRejectsBadURL(t *testing.T) {
 	for _, u := range []string{"localhost:5001", "ftp://x", "http://"} {
 		if _, err := New(Options{ResultsDBURL: u, SpoolDir: t.TempDir()}); err == nil {

@@ -116,6 +116,7 @@ func NewService(ctx context.Context, cfg config.Config, log *slog.Logger, o Serv
 	s.tracker = NewTracker(s.runner)
 	wopts.Queue, wopts.Runner, wopts.Reporter = s.tracker.Queue(s.queue), s.runner, s.tracker.Reporter(delivery)
 	wopts.OnRetryWait = s.tracker.RetryWait
+	wopts.Stored = rep.Stored
 	wopts.OnDone = func(job contract.Job, exec contract.Execution) {
 		s.tracker.Done(job, exec)
 		if o.OnDone != nil {

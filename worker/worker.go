@@ -79,6 +79,13 @@ type Options struct {
 	Log         *slog.Logger
 	// Observer, when set, hears every job's state changes.
 	Observer Observer
+	// Stored, when set, says whether results of an execution are stored
+	// already (in ResultsDB, or reported through this worker's spool). A
+	// job over its attempts whose results are stored is acked without a
+	// CRASHED result: an earlier attempt reported them and died before its
+	// ack, and a CRASHED result beside them would contradict them (or,
+	// when that attempt had given up, repeat it).
+	Stored func(ctx context.Context, uuid string) (bool, error)
 	// OnDone is called after a job was reported and acked, from the
 	// job's goroutine (concurrently when Concurrency > 1).
 	OnDone func(contract.Job, contract.Execution)
@@ -296,6 +303,19 @@ func (w *Worker) handle(stop, ctx context.Context, d bus.JobDelivery, freeSlot f
 	orig := d
 	d = bus.NewJobDelivery(orig.Job, orig.Ack, func() error { release(); return orig.Nack() })
 	if job.Attempt > w.opts.MaxAttempts {
+		stored, err := w.storedBefore(ctx, job, log)
+		if err != nil {
+			log.Error("job over its attempts, and whether an earlier attempt reported cannot be told; handing it back", "err", err)
+			_ = d.Nack()
+			return
+		}
+		if stored {
+			log.Warn("job over its attempts, but an earlier attempt's results are stored (it died before its ack): acked without a CRASHED result")
+			if err := d.Ack(); err != nil {
+				log.Error("ack failed", "err", err)
+			}
+			return
+		}
 		reason := fmt.Sprintf("gave up after %d attempts: the job never finished (its worker died or was killed each time)", w.opts.MaxAttempts)
 		if p, ok := w.opts.Runner.(Progress); ok {
 			if a := p.LastAction(job.UUID); a != "" {
@@ -441,6 +461,25 @@ func (w *Worker) runJob(ctx context.Context, job contract.Job) (exec contract.Ex
 		}
 	}()
 	return w.opts.Runner.RunJob(ctx, job)
+}
+
+// storedBefore asks Stored, retrying as finish retries a report.
+func (w *Worker) storedBefore(ctx context.Context, job contract.Job, log *slog.Logger) (bool, error) {
+	if w.opts.Stored == nil {
+		return false, nil
+	}
+	var err error
+	for try := 1; try <= 5; try++ {
+		var stored bool
+		if stored, err = w.opts.Stored(ctx, job.UUID); err == nil {
+			return stored, nil
+		}
+		log.Warn("cannot tell whether the job's results are stored", "err", err, "try", try)
+		if !sleep(ctx, backoff(w.opts.ReportWait, try, 30*time.Second)) {
+			break
+		}
+	}
+	return false, err
 }
 
 // finish reports the execution and acks the job once that worked.

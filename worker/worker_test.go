@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -9,6 +10,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -373,6 +375,80 @@ func TestGiveUpReasonNamesTheLastAction(t *testing.T) {
 	rs := s.stored(t, "w-died")
 	if len(rs) != 1 || rs[0].Outcome != "CRASHED" || !strings.Contains(rs[0].Note, `the last attempt was in action "wait"`) {
 		t.Fatalf("stored: %+v", rs)
+	}
+}
+
+// A job comes over its attempts once more after an earlier attempt
+// reported its results (or, having given up, its CRASHED result) and died
+// before its ack, maybe on another host: it is acked, and ResultsDB keeps
+// exactly the results it had, no CRASHED result beside them. The chaos soak
+// found both (PASSED,CRASHED and CRASHED,CRASHED in one group).
+func TestJobOverItsAttemptsWithStoredResultsIsNotCrashedAgain(t *testing.T) {
+	for _, earlier := range []contract.Outcome{contract.Passed, contract.Crashed} {
+		t.Run(string(earlier), func(t *testing.T) {
+			s := newStack(t)
+			ctx := context.Background()
+			j := job("w-reported-"+strings.ToLower(string(earlier)), "nvr-format", "xchat-0.5-1.fc20")
+			// The earlier attempt, on another host: its own spool.
+			other, err := reporter.New(reporter.Options{ResultsDBURL: s.url, SpoolDir: filepath.Join(t.TempDir(), "other-spool")})
+			if err != nil {
+				t.Fatal(err)
+			}
+			exec := contract.Execution{UUID: j.UUID, ExecutionStatus: contract.ExecutionOK, Item: j.Item, ItemType: j.ItemType, TaskName: j.TaskName,
+				Results: []contract.Result{{Item: j.Item, Type: j.ItemType, CheckName: "dist.nvr-format", Outcome: earlier, Note: "the earlier attempt"}}}
+			if err := other.Report(ctx, exec); err != nil {
+				t.Fatal(err)
+			}
+			j.Attempt = 3 // this delivery is the fourth
+			if err := s.queue.Publish(ctx, j); err != nil {
+				t.Fatal(err)
+			}
+			s.queue.Seal()
+			if err := New(Options{Queue: s.queue, Runner: s.runner, Reporter: s.reporter, Stored: s.reporter.Stored, MaxAttempts: 3}).Run(ctx); err != nil {
+				t.Fatal(err)
+			}
+			rs := s.stored(t, j.UUID)
+			if len(rs) != 1 || rs[0].Outcome != string(earlier) || rs[0].Note != "the earlier attempt" {
+				t.Fatalf("stored %+v, want only the earlier attempt's %s result", rs, earlier)
+			}
+			if pending, inflight := s.queue.Len(); pending+inflight != 0 {
+				t.Fatalf("%d jobs left in the queue, %d taken: the delivery was not acked", pending, inflight)
+			}
+		})
+	}
+}
+
+// Whether an earlier attempt reported cannot be told while ResultsDB is
+// away: the job over its attempts is handed back, not given a CRASHED
+// result that might sit beside stored ones.
+func TestJobOverItsAttemptsWaitsForResultsDB(t *testing.T) {
+	s := newStack(t)
+	ctx := context.Background()
+	j := job("w-unknown", "nvr-format", "xchat-0.5-1.fc20")
+	j.Attempt = 3
+	if err := s.queue.Publish(ctx, j); err != nil {
+		t.Fatal(err)
+	}
+	var calls atomic.Int32
+	stored := func(ctx context.Context, uuid string) (bool, error) {
+		if calls.Add(1) <= 5 {
+			return false, errors.New("ResultsDB unavailable")
+		}
+		return s.reporter.Stored(ctx, uuid)
+	}
+	var mu sync.Mutex
+	var done []contract.Execution
+	w := New(Options{Queue: s.queue, Runner: s.runner, Reporter: s.reporter, Stored: stored, MaxAttempts: 3, ReportWait: time.Millisecond,
+		OnDone: func(_ contract.Job, e contract.Execution) { mu.Lock(); done = append(done, e); mu.Unlock() }})
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go w.Run(ctx)
+	waitFor(t, "the job to end", func() bool { mu.Lock(); defer mu.Unlock(); return len(done) > 0 })
+	if n := calls.Load(); n != 6 {
+		t.Fatalf("Stored was asked %d times, want 5 failures, the job handed back, and a sixth time", n)
+	}
+	if rs := s.stored(t, j.UUID); len(rs) != 1 || rs[0].Outcome != "CRASHED" {
+		t.Fatalf("stored %+v, want one CRASHED result once ResultsDB could tell none was stored", rs)
 	}
 }
 
