@@ -139,7 +139,7 @@ func count(expected map[jobKey]int, results []stored) tally {
 			t.MissingJobs = append(t.MissingJobs, fmt.Sprintf("%s: %d of %d jobs without results", k, missing, n))
 		}
 		if dup > 0 && len(t.DuplicatedJobs) < named {
-			t.DuplicatedJobs = append(t.DuplicatedJobs, fmt.Sprintf("%s: %d results in %d groups for %d jobs %s", k, total, m, n, groupList(gs)))
+			t.DuplicatedJobs = append(t.DuplicatedJobs, fmt.Sprintf("%s: %d results in %d groups for %d jobs %s", k, total, m, n, groupList(gs, m > n)))
 		}
 	}
 	for k, gs := range groups {
@@ -157,11 +157,18 @@ func count(expected map[jobKey]int, results []stored) tally {
 	return t
 }
 
-func groupList(gs map[string][]string) string {
+// groupList shows the groups holding more than one result, or all of them
+// when there are more groups than jobs; a few at most.
+func groupList(gs map[string][]string, all bool) string {
 	var parts []string
 	for g, outcomes := range gs {
-		parts = append(parts, g+": "+strings.Join(outcomes, ","))
+		if all || len(outcomes) > 1 {
+			parts = append(parts, g+": "+strings.Join(outcomes, ","))
+		}
 	}
 	sort.Strings(parts)
+	if len(parts) > 6 {
+		parts = append(parts[:6], fmt.Sprintf("… %d more", len(parts)-6))
+	}
 	return "(" + strings.Join(parts, ", ") + ")"
 }
