@@ -137,7 +137,7 @@ func (r Report) Table(w io.Writer) {
 		{"malformed dead-lettered with a reason", fmt.Sprintf("%d of %d", r.MalformedDeadLettered, r.Malformed)},
 		{"real messages dead-lettered", fmt.Sprint(len(r.OtherDeadLettered))},
 		{"left on the queues (jobs, messages)", fmt.Sprintf("%d, %d", r.JobsLeft, r.MessagesLeft)},
-		{"roles exiting on their own", fmt.Sprint(exits(r.UnexpectedExits))},
+		{"roles exiting on their own", fmt.Sprintf("%d (starts that failed at once, started again: %d)", exits(r.UnexpectedExits), r.FailedStarts)},
 		{"outcomes", outcomes(t.Outcomes)},
 	}
 	if r.Drained {

@@ -28,8 +28,12 @@ type role struct {
 	expectExit bool          // the harness killed or stopped it
 	stopped    bool          // for good: no restart
 	starts     int
-	unexpected []string // how each unexpected exit ended
-	restartIn  time.Duration
+	unexpected []string // how each unexpected exit of a running process ended
+	// startFailures counts exits within startupTime of the start: a role
+	// that cannot reach the broker when it starts says so and exits, for
+	// systemd (or this harness) to start it again.
+	startFailures int
+	restartIn     time.Duration
 }
 
 func newRole(name, bin string, args, env []string, logPath string, log *slog.Logger) *role {
@@ -65,6 +69,7 @@ func (r *role) startLocked() error {
 	}
 	done := make(chan struct{})
 	r.cmd, r.done, r.expectExit = cmd, done, false
+	began := time.Now()
 	go func() {
 		err := cmd.Wait()
 		f.Close()
@@ -75,8 +80,13 @@ func (r *role) startLocked() error {
 			if err != nil {
 				why = err.Error()
 			}
-			r.unexpected = append(r.unexpected, why)
-			r.log.Warn("role exited on its own; restarting it", "role", r.name, "how", why, "log", r.logPath)
+			lived := time.Since(began)
+			if lived < startupTime {
+				r.startFailures++
+			} else {
+				r.unexpected = append(r.unexpected, fmt.Sprintf("%s after %s", why, lived.Round(time.Second)))
+			}
+			r.log.Warn("role exited on its own; restarting it", "role", r.name, "how", why, "after", lived.Round(time.Millisecond), "log", r.logPath)
 			time.AfterFunc(r.restartIn, func() {
 				r.mu.Lock()
 				defer r.mu.Unlock()
@@ -155,6 +165,17 @@ func (r *role) stop(grace time.Duration) bool {
 		<-done
 		return false
 	}
+}
+
+// startupTime is how long a role may take to start (connect to the broker,
+// open its database); an exit before is a failed start, not a crash.
+const startupTime = 5 * time.Second
+
+// failedStarts counts the starts that ended within startupTime.
+func (r *role) failedStarts() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.startFailures
 }
 
 // unexpectedExits lists how the process ended each time it exited on its

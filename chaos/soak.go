@@ -154,9 +154,12 @@ type Report struct {
 	ResultsDBPauses []time.Duration
 	ResultsDBKills  []time.Duration
 	TriggerKills    int
-	// UnexpectedExits: roles that exited without being told to (and were
-	// started again, as systemd would).
+	// UnexpectedExits: roles that exited without being told to, after
+	// running (and were started again, as systemd would).
 	UnexpectedExits map[string][]string
+	// FailedStarts: starts that ended at once (the broker away when a
+	// killed worker came back); started again a second later.
+	FailedStarts int
 	// AMQPLeft names queues and exchanges of the run still on the broker.
 	AMQPLeft []string
 }
@@ -343,6 +346,7 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 			if u := r.unexpectedExits(); len(u) > 0 {
 				s.report.UnexpectedExits[r.name] = u
 			}
+			s.report.FailedStarts += r.failedStarts()
 		}
 	}()
 
