@@ -88,6 +88,10 @@ type AMQPJobQueue struct {
 	stopCons chan struct{} // closed when the consumer is dropped
 	stopped  bool          // StopConsuming was called
 	extra    int           // HoldExtra's count: jobs held that do not run
+
+	// consLost closes when the consumer's channel does: its deliveries are
+	// void then, and the broker hands their jobs out again.
+	consLost <-chan struct{}
 }
 
 // OpenAMQPJobQueue connects and declares the exchange and the queues of cfg.Arches.
@@ -385,7 +389,7 @@ func (q *AMQPJobQueue) Next(ctx context.Context) (JobDelivery, error) {
 		return JobDelivery{}, errors.New("amqp job queue: no arches to consume from")
 	}
 	for {
-		msgs, err := q.consumer()
+		msgs, lost, err := q.consumer()
 		if err != nil {
 			return JobDelivery{}, err
 		}
@@ -423,16 +427,29 @@ func (q *AMQPJobQueue) Next(ctx context.Context) (JobDelivery, error) {
 					// The copy is queued; a duplicate left here is reported once.
 					q.log.Warn("ack of a redelivered job after queueing its next attempt", "uuid", job.UUID, "err", err)
 				}
-				q.log.Warn("job redelivered: its last attempt ended without an answer (its worker died); counted, and queued again",
+				q.log.Warn("job redelivered: its last attempt ended without an answer (its worker died, or lost its connection); counted, and queued again",
 					"uuid", job.UUID, "task", job.TaskName, "attempts", job.Attempt)
 				continue
 			}
 			job.Attempt++
 			return NewJobDelivery(job,
 				func() error { return d.Ack(false) },
-				func() error { return q.requeue(ctx, d, job) }), nil
+				func() error { return q.handBack(ctx, d, job, lost) }).WithLost(lost), nil
 		}
 	}
+}
+
+// handBack requeues a job handed out by Next, unless its delivery is lost
+// already: the broker has the job back and hands it out again, and a
+// copy published now would run as well.
+func (q *AMQPJobQueue) handBack(ctx context.Context, d amqp.Delivery, job contract.Job, lost <-chan struct{}) error {
+	select {
+	case <-lost:
+		q.log.Info("job not handed back: its delivery is lost, the broker hands it out again", "uuid", job.UUID)
+		return nil
+	default:
+	}
+	return q.requeue(ctx, d, job)
 }
 
 // requeue publishes the job again with its attempt count, then acks the
@@ -444,29 +461,35 @@ func (q *AMQPJobQueue) requeue(ctx context.Context, d amqp.Delivery, job contrac
 	return d.Ack(false)
 }
 
-func (q *AMQPJobQueue) consumer() (<-chan amqp.Delivery, error) {
+func (q *AMQPJobQueue) consumer() (<-chan amqp.Delivery, <-chan struct{}, error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.consume != nil {
-		return q.consume, nil
+		return q.consume, q.consLost, nil
 	}
 	if q.stopped {
-		return nil, errors.New("amqp job queue: stopped taking jobs")
+		return nil, nil, errors.New("amqp job queue: stopped taking jobs")
 	}
 	if err := q.connectLocked(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	ch, err := q.conn.Channel()
 	if err != nil {
-		return nil, fmt.Errorf("amqp job queue: %w", err)
+		return nil, nil, fmt.Errorf("amqp job queue: %w", err)
 	}
+	lost := make(chan struct{})
+	closed := ch.NotifyClose(make(chan *amqp.Error, 1))
+	go func() {
+		<-closed
+		close(lost)
+	}()
 	// Each consumer may hold Prefetch; the channel, all queues together,
 	// only what runs (RabbitMQ enforces both).
 	if err := ch.Qos(q.cfg.Prefetch, 0, false); err != nil {
-		return nil, fmt.Errorf("amqp job queue: prefetch: %w", err)
+		return nil, nil, fmt.Errorf("amqp job queue: prefetch: %w", err)
 	}
 	if err := ch.Qos(q.channelLimitLocked(), 0, true); err != nil {
-		return nil, fmt.Errorf("amqp job queue: prefetch: %w", err)
+		return nil, nil, fmt.Errorf("amqp job queue: prefetch: %w", err)
 	}
 	merged := make(chan amqp.Delivery)
 	stop := make(chan struct{})
@@ -474,13 +497,13 @@ func (q *AMQPJobQueue) consumer() (<-chan amqp.Delivery, error) {
 	var tags []string
 	for _, k := range q.consumed() {
 		if err := q.declareLocked(k); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		// Named, so that StopConsuming can cancel it.
 		tag := "taskotron-jobs-" + k
 		msgs, err := ch.Consume(q.QueueName(k), tag, false, false, false, false, nil)
 		if err != nil {
-			return nil, fmt.Errorf("amqp job queue: consume %s: %w", q.QueueName(k), err)
+			return nil, nil, fmt.Errorf("amqp job queue: consume %s: %w", q.QueueName(k), err)
 		}
 		tags = append(tags, tag)
 		wg.Add(1)
@@ -496,8 +519,8 @@ func (q *AMQPJobQueue) consumer() (<-chan amqp.Delivery, error) {
 		}()
 	}
 	go func() { wg.Wait(); close(merged) }()
-	q.cons, q.consume, q.stopCons, q.tags = ch, merged, stop, tags
-	return merged, nil
+	q.cons, q.consume, q.stopCons, q.tags, q.consLost = ch, merged, stop, tags, lost
+	return merged, lost, nil
 }
 
 // HoldExtra tells the queue that the worker holds delta more jobs (or

@@ -63,12 +63,26 @@ type JobDelivery struct {
 
 	ack  func() error
 	nack func() error
+	lost <-chan struct{}
 }
 
 // NewJobDelivery builds a job delivery for a queue implementation.
 func NewJobDelivery(job contract.Job, ack, nack func() error) JobDelivery {
 	return JobDelivery{Job: job, ack: ack, nack: nack}
 }
+
+// WithLost is the delivery with a channel that closes when the queue has
+// taken the job back without an answer (AMQP: the channel it came on
+// closed, and the broker hands the job out again).
+func (d JobDelivery) WithLost(lost <-chan struct{}) JobDelivery {
+	d.lost = lost
+	return d
+}
+
+// Lost closes when the delivery is void: the job is no longer this
+// worker's to run, ack or hand back. Nil (never) for queues that cannot
+// lose a delivery.
+func (d JobDelivery) Lost() <-chan struct{} { return d.lost }
 
 // Ack removes the job from the queue: its results are reported or spooled.
 func (d JobDelivery) Ack() error { return d.ack() }

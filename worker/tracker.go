@@ -190,7 +190,7 @@ func (tq *trackedQueue) Next(ctx context.Context) (bus.JobDelivery, error) {
 	done := func() { once.Do(func() { tq.t.release(job.UUID) }) }
 	return bus.NewJobDelivery(d.Job,
 		func() error { done(); return d.Ack() },
-		func() error { done(); tq.t.handed.Add(1); return d.Nack() }), nil
+		func() error { done(); tq.t.handed.Add(1); return d.Nack() }).WithLost(d.Lost()), nil
 }
 
 // HoldExtra passes the worker's count of jobs held without running on to

@@ -252,6 +252,9 @@ loop:
 	return nil
 }
 
+// errDeliveryLost ends a run whose delivery the queue lost.
+var errDeliveryLost = errors.New("the job's delivery was lost")
+
 // orphanKiller is a runner that can kill the task processes a dead worker
 // left running.
 type orphanKiller interface {
@@ -301,7 +304,7 @@ func (w *Worker) handle(stop, ctx context.Context, d bus.JobDelivery, freeSlot f
 	defer release()
 	// A job handed back may come straight back here: it is no duplicate.
 	orig := d
-	d = bus.NewJobDelivery(orig.Job, orig.Ack, func() error { release(); return orig.Nack() })
+	d = bus.NewJobDelivery(orig.Job, orig.Ack, func() error { release(); return orig.Nack() }).WithLost(orig.Lost())
 	if job.Attempt > w.opts.MaxAttempts {
 		stored, err := w.storedBefore(ctx, job, log)
 		if err != nil {
@@ -326,12 +329,33 @@ func (w *Worker) handle(stop, ctx context.Context, d bus.JobDelivery, freeSlot f
 		w.finish(ctx, d, job, results.Crashed(job, reason), log)
 		return
 	}
+	// The run and its retry wait end when the delivery is lost (the broker
+	// connection closed): the broker hands the job out again, and a run
+	// going on here would race that one, and report beside it.
+	runCtx, stopRun := context.WithCancelCause(ctx)
+	defer stopRun(nil)
+	if lost := d.Lost(); lost != nil {
+		go func() {
+			select {
+			case <-lost:
+				stopRun(errDeliveryLost)
+			case <-runCtx.Done():
+			}
+		}()
+	}
 	log.Info("job starting")
 	obs := w.opts.Observer
 	if obs != nil {
 		obs.Started(job)
 	}
-	exec, err := w.runJob(ctx, job)
+	exec, err := w.runJob(runCtx, job)
+	if err != nil && errors.Is(context.Cause(runCtx), errDeliveryLost) {
+		log.Warn("job stopped: its delivery was lost while it ran (the broker connection closed), and the broker hands it out again")
+		if obs != nil {
+			obs.Requeued(job, job.Attempt+1, "its delivery was lost: the broker connection closed during the run")
+		}
+		return
+	}
 	if err != nil {
 		log.Warn("job interrupted, handing it back", "err", err)
 		if err := d.Nack(); err != nil {
@@ -358,8 +382,15 @@ func (w *Worker) handle(stop, ctx context.Context, d bus.JobDelivery, freeSlot f
 		// which RabbitMQ offers only through TTL and dead-lettering, at
 		// most once on classic queues. The price: the queue must let the
 		// worker hold Prefetch jobs unacked, Concurrency of them running.
-		slept, leave := w.waitForRetry(stop, ctx, wait, freeSlot, log)
+		slept, leave := w.waitForRetry(stop, runCtx, wait, freeSlot, log)
 		defer leave()
+		if !slept && errors.Is(context.Cause(runCtx), errDeliveryLost) {
+			log.Warn("job's retry dropped: its delivery was lost (the broker connection closed), and the broker hands it out again")
+			if obs != nil {
+				obs.Requeued(job, job.Attempt+1, "its delivery was lost: the broker connection closed during the retry wait")
+			}
+			return
+		}
 		if !slept {
 			log.Info("worker stopping: job handed back before its retry")
 			_ = d.Nack()
