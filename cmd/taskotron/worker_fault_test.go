@@ -311,3 +311,80 @@ func TestJobWhoseWorkersKeepDyingEndsCrashed(t *testing.T) {
 		t.Fatalf("%d jobs left in the queue", info.Messages)
 	}
 }
+
+// TestJobOverItsAttemptsKeepsStoredResults: on RabbitMQ, a job comes to a
+// `taskotron worker` process over its attempts after an earlier attempt
+// (on another host) stored its results and died before its ack: the worker
+// acks it and stores no CRASHED result beside them.
+func TestJobOverItsAttemptsKeepsStoredResults(t *testing.T) {
+	conn, err := amqp.Dial(workerAMQPURL())
+	if err != nil {
+		t.Fatalf("RabbitMQ at %s is not reachable (set TASKOTRON_TEST_AMQP): %v", workerAMQPURL(), err)
+	}
+	conn.Close()
+	prefix := fmt.Sprintf("workerstored-%d-%x", time.Now().UnixNano(), rand.Uint32())
+	exchange, queuePrefix := prefix+"-jobs-exchange", prefix+"-jobs"
+	t.Cleanup(func() { deleteJobQueues(exchange, queuePrefix, "x86_64") })
+	dir := t.TempDir()
+	bin := buildTaskotron(t)
+	tasks, mirror := filepath.Join(dir, "tasks"), filepath.Join(dir, "mirror")
+	os.MkdirAll(filepath.Join(tasks, "hang"), 0o755)
+	os.WriteFile(filepath.Join(tasks, "hang", "runtask.yml"), []byte(hangTask), 0o644)
+	if err := checkout.Seed(tasks, mirror); err != nil {
+		t.Fatal(err)
+	}
+	resultsURL := resultsdbtest.Start(t)
+	ctx := context.Background()
+	uuid := prefix + "-job"
+	job := contract.Job{UUID: uuid, TaskName: "hang", Item: "xchat-0.5-1.fc20", ItemType: "koji_build", Arch: "x86_64", Created: time.Now().UTC()}
+	// The earlier attempt's report, from its own spool.
+	other, err := reporter.New(reporter.Options{ResultsDBURL: resultsURL + "/api/v2.0", SpoolDir: filepath.Join(dir, "other-spool")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := other.Report(ctx, contract.Execution{UUID: uuid, ExecutionStatus: contract.ExecutionOK, Item: job.Item, ItemType: job.ItemType, TaskName: "hang",
+		Results: []contract.Result{{Item: job.Item, Type: job.ItemType, CheckName: "scratch.hang", Outcome: contract.Passed}}}); err != nil {
+		t.Fatal(err)
+	}
+	q, err := bus.OpenAMQPJobQueue(ctx, bus.AMQPJobQueueConfig{URL: workerAMQPURL(), Exchange: exchange, Queue: queuePrefix, Arches: []string{"x86_64"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	job.Attempt = 3 // this delivery is the fourth
+	if err := q.Publish(ctx, job); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "worker", "--arches", "x86_64", "--concurrency", "1")
+	cmd.Env = append(os.Environ(),
+		"TASKOTRON_DATA_DIR="+filepath.Join(dir, "data"),
+		"TASKOTRON_AMQP_URL="+workerAMQPURL(),
+		"TASKOTRON_AMQP_JOB_EXCHANGE="+exchange,
+		"TASKOTRON_AMQP_JOB_QUEUE="+queuePrefix,
+		"TASKOTRON_RESULTSDB_URL="+resultsURL+"/api/v2.0",
+		"TASKOTRON_RUNNER_MIRROR="+mirror,
+		"TASKOTRON_RUNNER_MAX_ATTEMPTS=3",
+	)
+	var logs lockedBuffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
+	waitUntil(t, "the worker to take the job", 60*time.Second, &logs, func() bool { return strings.Contains(logs.String(), uuid) })
+	time.Sleep(time.Second) // a CRASHED post would be made by now
+	client, err := reporter.NewResultsDBClient(resultsURL+"/api/v2.0", reporter.ClientOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, err := client.GroupResults(ctx, uuid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rs) != 1 || rs[0].Outcome != "PASSED" {
+		t.Fatalf("stored %+v, want only the earlier attempt's PASSED result\n%s", rs, logs.String())
+	}
+	if !strings.Contains(logs.String(), "results are stored") {
+		t.Fatalf("the worker did not say why it gave no CRASHED result:\n%s", logs.String())
+	}
+}
