@@ -140,6 +140,10 @@ func (r Report) Table(w io.Writer) {
 		{"roles exiting on their own", fmt.Sprintf("%d (starts that failed at once, started again: %d)", exits(r.UnexpectedExits), r.FailedStarts)},
 		{"outcomes", outcomes(t.Outcomes)},
 	}
+	if l := r.Latencies; len(l) > 0 {
+		rows = append(rows, [2]string{"message to result (median, 99th, max)", fmt.Sprintf("%s, %s, %s",
+			quantile(l, 0.5).Round(100*time.Millisecond), quantile(l, 0.99).Round(100*time.Millisecond), l[len(l)-1].Round(100*time.Millisecond))})
+	}
 	if r.Drained {
 		rows = append(rows, [2]string{"backlog drained in", r.Drain.Round(100 * time.Millisecond).String()})
 	} else {

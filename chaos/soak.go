@@ -146,8 +146,11 @@ type Report struct {
 	MessagesLeft int
 	Drained      bool
 	Drain        time.Duration
-	Elapsed      time.Duration
-	WorkerKills  int
+	// Latencies, sorted, are how long each job took from its message's
+	// confirm to its first result.
+	Latencies   []time.Duration
+	Elapsed     time.Duration
+	WorkerKills int
 	// BrokerOutages, ResultsDBPauses (SIGSTOP) and ResultsDBKills (SIGKILL
 	// until serving again) say how long each fault lasted.
 	BrokerOutages   []time.Duration
@@ -439,6 +442,15 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 		return s.report, fmt.Errorf("reading the results: %w", err)
 	}
 	s.report.Results = count(expected, results)
+	sentAt := map[jobKey]time.Time{}
+	for _, o := range stream {
+		for _, k := range o.Jobs {
+			if k.Type != "koji_tag" {
+				sentAt[k] = o.SentAt
+			}
+		}
+	}
+	s.report.Latencies = latencies(results, sentAt)
 	for _, arch := range []string{"x86_64", "noarch"} {
 		for _, q := range []string{s.names.jobQueue() + "." + arch, s.names.jobQueue() + "." + arch + ".host"} {
 			if n, err := queueDepth(cfg.AMQPURL, q); err == nil && n > 0 {
@@ -514,6 +526,7 @@ func (s *soak) publish(ctx context.Context, stream []outgoing, t0 time.Time) err
 		if err := p.publish(ctx, o); err != nil {
 			return err
 		}
+		stream[i].SentAt = time.Now().UTC()
 		if (i+1)%100 == 0 {
 			s.log.Info("sent", "messages", i+1, "of", len(stream))
 		}

@@ -206,3 +206,23 @@ func keepLogs(t *testing.T, dir string) {
 	}
 	t.Logf("the roles' logs are kept in %s", keep)
 }
+
+// latencies take each job's first result, from ResultsDB's submit_time.
+func TestLatencies(t *testing.T) {
+	a := jobKey{"nvr-format", "a-1-1.fc40", "koji_build", "x86_64"}
+	b := jobKey{"rpmlint", "a-1-1.fc40", "koji_build", "x86_64"}
+	sent := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	ra := result(1, "PASSED", "dist.nvr-format", a.Item, a.Type, a.Arch, "u1")
+	ra.SubmitTime = "2026-01-02T03:04:07.500000"
+	ra2 := ra
+	ra2.SubmitTime = "2026-01-02T03:04:09"
+	rb := result(2, "PASSED", "scratch.rpmlint", b.Item, b.Type, b.Arch, "u2")
+	rb.SubmitTime = "2026-01-02T03:04:06.250000"
+	got := latencies([]stored{ra2, ra, rb}, map[jobKey]time.Time{a: sent, b: sent})
+	if len(got) != 2 || got[0] != 1250*time.Millisecond || got[1] != 2500*time.Millisecond {
+		t.Fatalf("latencies %v, want [1.25s 2.5s]", got)
+	}
+	if q := quantile(got, 0.5); q != 2500*time.Millisecond {
+		t.Fatalf("median %v", q)
+	}
+}

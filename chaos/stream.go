@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -29,7 +30,8 @@ type outgoing struct {
 	// Malformed says how it is broken ("" for a real-shaped message); the
 	// trigger must dead-letter it with a reason.
 	Malformed string
-	Jobs      []jobKey // what the rules make of it
+	Jobs      []jobKey  // what the rules make of it
+	SentAt    time.Time // when the broker confirmed it
 }
 
 // jobKey is what identifies a job's results in ResultsDB: the task, the

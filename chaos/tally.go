@@ -14,11 +14,12 @@ import (
 
 // stored is one result as ResultsDB serves it.
 type stored struct {
-	ID       int64               `json:"id"`
-	Outcome  string              `json:"outcome"`
-	Groups   []string            `json:"groups"`
-	Data     map[string][]string `json:"data"`
-	Testcase struct {
+	ID         int64               `json:"id"`
+	Outcome    string              `json:"outcome"`
+	SubmitTime string              `json:"submit_time"`
+	Groups     []string            `json:"groups"`
+	Data       map[string][]string `json:"data"`
+	Testcase   struct {
 		Name string `json:"name"`
 	} `json:"testcase"`
 }
@@ -171,4 +172,37 @@ func groupList(gs map[string][]string, all bool) string {
 		parts = append(parts[:6], fmt.Sprintf("… %d more", len(parts)-6))
 	}
 	return "(" + strings.Join(parts, ", ") + ")"
+}
+
+// latencies says, for each job of a message of its own (not tag events,
+// which share their key), how long it took from the message's confirm to
+// the first of its results in ResultsDB.
+func latencies(results []stored, sentAt map[jobKey]time.Time) []time.Duration {
+	first := map[jobKey]time.Time{}
+	for _, r := range results {
+		at, err := time.Parse("2006-01-02T15:04:05.999999", r.SubmitTime)
+		if err != nil {
+			continue
+		}
+		k := r.key()
+		if f, ok := first[k]; !ok || at.Before(f) {
+			first[k] = at
+		}
+	}
+	var out []time.Duration
+	for k, sent := range sentAt {
+		if at, ok := first[k]; ok {
+			out = append(out, at.Sub(sent))
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
+}
+
+// quantile is the q-quantile of sorted durations (0 when there are none).
+func quantile(sorted []time.Duration, q float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	return sorted[min(len(sorted)-1, int(q*float64(len(sorted))))]
 }
