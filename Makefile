@@ -62,7 +62,7 @@ lint:
 # malformed messages, with workers and the trigger SIGKILLed, the broker
 # restarted and ResultsDB stopped; prints a table and fails on any loss or
 # duplicate. It restarts RabbitMQ: CHAOS_BROKER_RESTARTS=0 while others use it.
-CHAOS_MESSAGES ?= 600
+CHAOS_MESSAGES ?= 1200
 CHAOS_DURATION ?= 90s
 CHAOS_WORKERS ?= 3
 CHAOS_BROKER_RESTARTS ?= 2

@@ -34,8 +34,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var c Config
 	fs := flag.NewFlagSet("chaos", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.IntVar(&c.Messages, "messages", 600, "real-shaped messages to send")
-	fs.IntVar(&c.Malformed, "malformed", 12, "malformed messages among them (not JSON, a JSON array, a body of the wrong shape, a 5 MiB name)")
+	fs.IntVar(&c.Messages, "messages", 1200, "real-shaped messages to send")
+	fs.IntVar(&c.Malformed, "malformed", 20, "malformed messages among them (not JSON, a JSON array, a body of the wrong shape, a 5 MiB name)")
 	fs.DurationVar(&c.Duration, "duration", 90*time.Second, "how long the stream (and the faults) last")
 	fs.IntVar(&c.Workers, "workers", 3, "worker processes")
 	fs.IntVar(&c.Concurrency, "concurrency", 2, "jobs each worker runs at once")

@@ -79,7 +79,7 @@ func (c Config) withDefaults() Config {
 		c.PostgresURL = "postgres://postgres@127.0.0.1:5432/test"
 	}
 	if c.Messages <= 0 {
-		c.Messages = 600
+		c.Messages = 1200
 	}
 	if c.Malformed < 0 {
 		c.Malformed = 0
