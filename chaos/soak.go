@@ -413,12 +413,15 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 		last = count(expected, results)
 		dl, err1 := queueDepth(cfg.AMQPURL, s.names.deadLetter())
 		left, err2 := queueDepth(cfg.AMQPURL, s.names.queue())
-		if err := errors.Join(err1, err2); err != nil {
+		jobs, err3 := s.jobsReady()
+		if err := errors.Join(err1, err2, err3); err != nil {
 			lastErr = err
 			return false
 		}
 		lastErr = nil
-		return last.Missing == 0 && dl >= s.report.Malformed && left == 0
+		// Copies of jobs (a redelivery after a broker restart) count too:
+		// the workers take them, and find their results stored.
+		return last.Missing == 0 && dl >= s.report.Malformed && left == 0 && jobs == 0
 	})
 	s.report.Drained = err == nil
 	s.report.Drain = time.Since(drainStart)
@@ -451,12 +454,8 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 		}
 	}
 	s.report.Latencies = latencies(results, sentAt)
-	for _, arch := range []string{"x86_64", "noarch"} {
-		for _, q := range []string{s.names.jobQueue() + "." + arch, s.names.jobQueue() + "." + arch + ".host"} {
-			if n, err := queueDepth(cfg.AMQPURL, q); err == nil && n > 0 {
-				s.report.JobsLeft += n
-			}
-		}
+	if s.report.JobsLeft, err = s.jobsReady(); err != nil {
+		return s.report, fmt.Errorf("reading the job queues: %w", err)
 	}
 	if n, err := queueDepth(cfg.AMQPURL, s.names.queue()); err == nil && n > 0 {
 		s.report.MessagesLeft = n
@@ -467,6 +466,21 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 	}
 	s.classifyDeadLetters(stream, dead)
 	return s.report, nil
+}
+
+// jobsReady counts the jobs waiting on the run's job queues.
+func (s *soak) jobsReady() (int, error) {
+	n := 0
+	for _, arch := range []string{"x86_64", "noarch"} {
+		for _, q := range []string{s.names.jobQueue() + "." + arch, s.names.jobQueue() + "." + arch + ".host"} {
+			d, err := queueDepth(s.cfg.AMQPURL, q)
+			if err != nil {
+				return 0, err
+			}
+			n += max(0, d)
+		}
+	}
+	return n, nil
 }
 
 func sum(m map[jobKey]int) int {
