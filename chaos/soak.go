@@ -68,7 +68,10 @@ type Config struct {
 	// late duplicates to show.
 	Settle time.Duration
 	Seed   uint64
-	Log    *slog.Logger
+	// Race builds the roles with the race detector; a race they report
+	// ends that process (exit 66), which the soak counts.
+	Race bool
+	Log  *slog.Logger
 }
 
 func (c Config) withDefaults() Config {
@@ -273,7 +276,11 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 
 	s.log.Info("building taskotron", "root", cfg.Root)
 	s.bin = filepath.Join(s.dir, "taskotron")
-	build := exec.CommandContext(ctx, "go", "build", "-o", s.bin, "./cmd/taskotron")
+	args := []string{"build", "-o", s.bin}
+	if cfg.Race {
+		args = append(args, "-race")
+	}
+	build := exec.CommandContext(ctx, "go", append(args, "./cmd/taskotron")...)
 	build.Dir = cfg.Root
 	if out, err := build.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("go build ./cmd/taskotron in %s: %w\n%s", cfg.Root, err, out)
