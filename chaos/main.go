@@ -49,7 +49,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&c.TriggerKills, "trigger-kills", 1, "times the trigger is SIGKILLed (and started again a second later)")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", 5*time.Minute, "how long the backlog may take to drain")
 	fs.Uint64Var(&c.Seed, "seed", 0, "random seed (0: a new one, printed)")
-	fs.BoolVar(&c.Race, "race", false, "build the roles with the race detector (a race ends the process, and the soak fails)")
+	fs.BoolVar(&c.Race, "race", false, "build the roles with the race detector (a race ends the process and fails the soak)")
 	keep := fs.Bool("keep", false, "keep the run's folder (logs, data) even when the soak passes")
 	verbose := fs.Bool("v", false, "log progress")
 	fs.StringVar(&c.AMQPURL, "amqp", envOr("TASKOTRON_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672/"), "RabbitMQ")

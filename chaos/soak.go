@@ -69,7 +69,7 @@ type Config struct {
 	Settle time.Duration
 	Seed   uint64
 	// Race builds the roles with the race detector; a race they report
-	// ends that process (exit 66), which the soak counts.
+	// ends that process (exit 66) and is named in Report.Races.
 	Race bool
 	Log  *slog.Logger
 }
@@ -168,6 +168,8 @@ type Report struct {
 	FailedStarts int
 	// AMQPLeft names queues and exchanges of the run still on the broker.
 	AMQPLeft []string
+	// Races names the roles' logs with a data race report (with Race).
+	Races []string
 }
 
 // Failures lists what went wrong; none means the soak passed.
@@ -206,6 +208,9 @@ func (r Report) Failures() []string {
 	}
 	for _, name := range sortedKeys(r.UnexpectedExits) {
 		f = append(f, fmt.Sprintf("%s exited on its own %d times (%s)", name, len(r.UnexpectedExits[name]), strings.Join(r.UnexpectedExits[name], "; ")))
+	}
+	if len(r.Races) > 0 {
+		f = append(f, "data races reported in "+strings.Join(r.Races, ", "))
 	}
 	if len(r.AMQPLeft) > 0 {
 		f = append(f, "left on the broker: "+strings.Join(r.AMQPLeft, ", "))
@@ -291,7 +296,12 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 		return nil, err
 	}
 	s.rdbURL = "http://" + addr
-	common := append(cleanEnv(),
+	env := cleanEnv()
+	if cfg.Race {
+		// A race ends the process at once, so that the soak sees it.
+		env = append(env, "GORACE=halt_on_error=1")
+	}
+	common := append(env,
 		"TASKOTRON_LOG_LEVEL=info",
 		"TASKOTRON_AMQP_URL="+cfg.AMQPURL,
 		"TASKOTRON_AMQP_EXCHANGE="+s.names.exchange(),
@@ -357,6 +367,9 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 				s.report.UnexpectedExits[r.name] = u
 			}
 			s.report.FailedStarts += r.failedStarts()
+			if raw, err := os.ReadFile(r.logPath); err == nil && strings.Contains(string(raw), "WARNING: DATA RACE") {
+				s.report.Races = append(s.report.Races, r.logPath)
+			}
 		}
 	}()
 
