@@ -26,8 +26,9 @@ type Client struct {
 	base  string // …/api/v2.0/labs
 	token string
 	hc    *retryablehttp.Client
-	// long has no timeout of its own: a poll waits, trees stream.
-	long *http.Client
+	// long has no timeout of its own and tries once: a poll waits, trees
+	// stream, and the callers try again themselves.
+	long *retryablehttp.Client
 }
 
 // NewClient makes a client for the central server at hub (its root URL).
@@ -40,7 +41,9 @@ func NewClient(hub, token string, log *slog.Logger) (*Client, error) {
 	root = strings.TrimSuffix(root, "/api/v2.0")
 	s := httpclient.Settings{Service: "central server", Timeout: 60 * time.Second, Retries: 2,
 		RetryWaitMin: 200 * time.Millisecond, RetryWaitMax: 2 * time.Second, Policy: httpclient.FailFast, Log: log}
-	return &Client{hub: root, base: root + APIPrefix, token: token, hc: httpclient.New(s), long: &http.Client{}}, nil
+	hc := httpclient.New(s)
+	s.Retries, s.HTTPClient = -1, &http.Client{}
+	return &Client{hub: root, base: root + APIPrefix, token: token, hc: hc, long: httpclient.New(s)}, nil
 }
 
 // Hub is the server's root URL.
@@ -166,7 +169,7 @@ func (c *Client) GetRun(ctx context.Context, id, dir string, max int64) error {
 	if err != nil {
 		return err
 	}
-	resp, err := c.check(c.long.Do(req.Request))
+	resp, err := c.check(c.long.Do(req))
 	if err != nil {
 		return err
 	}
@@ -215,7 +218,7 @@ func (c *Client) Poll(ctx context.Context, p PollRequest) (*Lease, error) {
 	if err != nil {
 		return nil, err
 	}
-	resp, err := c.check(c.long.Do(req.Request))
+	resp, err := c.check(c.long.Do(req))
 	if err != nil {
 		return nil, err
 	}
@@ -251,7 +254,7 @@ func (c *Client) Task(ctx context.Context, lease, dir string) (commit, origin st
 	if err != nil {
 		return "", "", err
 	}
-	resp, err := c.check(c.long.Do(req.Request))
+	resp, err := c.check(c.long.Do(req))
 	if err != nil {
 		return "", "", err
 	}
@@ -273,7 +276,7 @@ func (c *Client) PutArtifacts(ctx context.Context, lease, dir string, max int64)
 	}
 	req.Header.Set("Content-Type", "application/gzip")
 	req.Header.Set("Authorization", "Bearer "+c.token)
-	resp, err := c.check(c.long.Do(req))
+	resp, err := c.check(c.long.HTTPClient.Do(req))
 	pr.Close()
 	if err != nil {
 		return err
