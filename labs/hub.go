@@ -751,17 +751,17 @@ func (h *Hub) poll(w http.ResponseWriter, r *http.Request) {
 	}
 	deadline := time.Now().Add(wait)
 	ctx := r.Context()
+	b, err := h.store.Seen(ctx, Board{Name: in.Board, Lab: lab, Labels: in.Labels, Agent: in.Agent})
+	if errors.Is(err, ErrNotYours) {
+		fail(w, http.StatusForbidden, "%s", err)
+		return
+	}
+	if err != nil {
+		h.serverError(w, "poll", err)
+		return
+	}
 	for {
 		changed := h.wait()
-		b, err := h.store.Seen(ctx, Board{Name: in.Board, Lab: lab, Labels: in.Labels, Agent: in.Agent})
-		if errors.Is(err, ErrNotYours) {
-			fail(w, http.StatusForbidden, "%s", err)
-			return
-		}
-		if err != nil {
-			h.serverError(w, "poll", err)
-			return
-		}
 		// Labs that stopped answering give their requests back first (a
 		// poll looks at most a few times a second, whatever the labs).
 		if now, last := time.Now().UnixMicro(), h.swept.Load(); now-last > 250_000 && h.swept.CompareAndSwap(last, now) {
@@ -789,6 +789,10 @@ func (h *Hub) poll(w http.ResponseWriter, r *http.Request) {
 		case <-time.After(min(left, time.Second)):
 		case <-ctx.Done():
 			return
+		}
+		// `board put` may have changed its labels meanwhile.
+		if fresh, err := h.store.Board(ctx, b.Name); err == nil {
+			b = fresh
 		}
 	}
 }
