@@ -41,8 +41,12 @@ func NewClient(hub, token string, log *slog.Logger) (*Client, error) {
 	root = strings.TrimSuffix(root, "/api/v2.0")
 	s := httpclient.Settings{Service: "central server", Timeout: 60 * time.Second, Retries: 2,
 		RetryWaitMin: 200 * time.Millisecond, RetryWaitMax: 2 * time.Second, Policy: httpclient.FailFast, Log: log}
+	// Each client its own pool of connections, kept for the next poll.
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = 16
+	s.HTTPClient = &http.Client{Transport: tr, Timeout: s.Timeout}
 	hc := httpclient.New(s)
-	s.Retries, s.HTTPClient = -1, &http.Client{}
+	s.Retries, s.HTTPClient = -1, &http.Client{Transport: tr}
 	return &Client{hub: root, base: root + APIPrefix, token: token, hc: hc, long: httpclient.New(s)}, nil
 }
 
