@@ -19,6 +19,9 @@
 // runner and sandbox as every worker, ships the log with execdb's Shipper
 // and sends the artifacts and the execution back.
 //
-// It imports contract, config, checkout, runner, results, directives,
+// Router (router.go) is the trigger's way in: jobs whose rule said where:
+// become requests, the others go to the workers' queue unchanged.
+//
+// It imports contract, config, bus, checkout, runner, results, directives,
 // reporter, execdb and httpclient.
 package labs
