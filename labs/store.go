@@ -179,7 +179,9 @@ func (s *Store) migrate(ctx context.Context) error {
 			lease TEXT NOT NULL DEFAULT '', lab TEXT NOT NULL DEFAULT '', board TEXT NOT NULL DEFAULT '',
 			expires BIGINT, started BIGINT, finished BIGINT,
 			outcome TEXT NOT NULL DEFAULT '', reason TEXT NOT NULL DEFAULT '', results INTEGER NOT NULL DEFAULT 0)`,
-		`CREATE INDEX IF NOT EXISTS lab_requests_queue_idx ON lab_requests (state, wkey, priority, created)`,
+		// In the order a lab takes them, so that the next one is the head of
+		// the index whatever the length of the queue.
+		`CREATE INDEX IF NOT EXISTS lab_requests_next_idx ON lab_requests (state, wkey, priority DESC, created, id)`,
 		`CREATE INDEX IF NOT EXISTS lab_requests_lease_idx ON lab_requests (lease)`,
 		`CREATE INDEX IF NOT EXISTS lab_requests_created_idx ON lab_requests (created)`,
 	} {
