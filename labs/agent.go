@@ -270,7 +270,7 @@ func (a *Agent) work(ctx context.Context, l *Lease) error {
 				lostMu.Lock()
 				lost = err
 				lostMu.Unlock()
-				log.Error("lease lost: the run is stopped, the central server has given the request to the queue again", "err", err)
+				log.Error("lease lost (it expired, or the request was cancelled): the run is stopped and not sent", "err", err)
 				cancelRun(err)
 				return
 			default:

@@ -57,6 +57,9 @@ type HubOptions struct {
 	MaxAttempts int
 	// MaxArtifacts bounds one run's artifacts (default 256 MiB).
 	MaxArtifacts int64
+	// Retention: requests that ended longer ago are deleted (0 keeps them),
+	// as their executions are (execdb.retention).
+	Retention time.Duration
 	// Namespaces, when set, is the result namespace allowlist, checked here
 	// again: a lab's word is not taken for it.
 	Namespaces *results.Namespaces
@@ -140,7 +143,7 @@ func HubFromConfig(ctx context.Context, cfg config.Config, log *slog.Logger, p S
 	}
 	o := HubOptions{Store: store, Execs: p.Execs, Reporter: rep, Checkout: co, ArtifactsDir: p.ArtifactsDir,
 		AdminToken: cfg.ExecDB.Token, LeaseTimeout: cfg.Labs.LeaseTimeout, PollWait: cfg.Labs.PollWait,
-		MaxAttempts: cfg.Runner.MaxAttempts, MaxArtifacts: cfg.ExecDB.MaxArtifacts, Log: log.With("role", "labs")}
+		MaxAttempts: cfg.Runner.MaxAttempts, MaxArtifacts: cfg.ExecDB.MaxArtifacts, Retention: cfg.ExecDB.Retention, Log: log.With("role", "labs")}
 	if o.ArtifactsDir == "" {
 		o.ArtifactsDir = cfg.Runner.ArtifactsDir
 	}
@@ -186,12 +189,36 @@ func (h *Hub) Run(ctx context.Context, flush time.Duration) {
 	every := min(max(h.opts.LeaseTimeout/4, 100*time.Millisecond), 5*time.Second)
 	t := time.NewTicker(every)
 	defer t.Stop()
+	var tidied time.Time
 	for {
 		h.Sweep(ctx)
+		if time.Since(tidied) > time.Hour {
+			h.tidy(ctx)
+			tidied = time.Now()
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+	}
+}
+
+// tidy deletes requests past the retention, and artifacts uploaded for
+// leases whose run never came.
+func (h *Hub) tidy(ctx context.Context) {
+	if h.opts.Retention > 0 {
+		if n, err := h.store.Prune(ctx, time.Now().Add(-h.opts.Retention)); err != nil && ctx.Err() == nil {
+			h.log.Error("pruning old requests", "err", err)
+		} else if n > 0 {
+			h.log.Info("pruned old requests", "count", n, "older_than", h.opts.Retention)
+		}
+	}
+	root := filepath.Join(h.opts.ArtifactsDir, ".labs-staging")
+	ents, _ := os.ReadDir(root)
+	for _, e := range ents {
+		if fi, err := e.Info(); err == nil && time.Since(fi.ModTime()) > 2*staleReport+h.opts.LeaseTimeout {
+			os.RemoveAll(filepath.Join(root, e.Name()))
 		}
 	}
 }

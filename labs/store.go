@@ -802,3 +802,11 @@ func (s *Store) RemoveBoard(ctx context.Context, name, lab string) error {
 	_, err = s.exec(ctx, `DELETE FROM lab_boards WHERE name = ?`, name)
 	return err
 }
+
+// Prune deletes the requests that ended before the given time; it returns
+// how many.
+func (s *Store) Prune(ctx context.Context, before time.Time) (int, error) {
+	n, err := s.exec(ctx, `DELETE FROM lab_requests WHERE state IN (?, ?, ?, ?) AND finished < ?`,
+		StateFinished, StateCrashed, StateAborted, StateCancelled, micros(before))
+	return int(n), err
+}

@@ -319,3 +319,21 @@ func FuzzParseLabels(f *testing.F) {
 		}
 	})
 }
+
+func TestPruneKeepsWhatHasNotEnded(t *testing.T) {
+	bothStores(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		s.Put(ctx, []Request{req("done", 0, nil), req("waiting", 0, nil)})
+		l, _ := s.Lease(ctx, Board{Name: "b", Lab: "l"}, time.Minute)
+		r, _ := s.BeginReport(ctx, "l", l.ID)
+		if err := s.Complete(ctx, r, Outcome{State: StateFinished}); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := s.Prune(ctx, time.Now().Add(time.Second)); err != nil || n != 1 {
+			t.Fatalf("pruned %d %v, want 1", n, err)
+		}
+		if _, err := s.Get(ctx, "waiting"); err != nil {
+			t.Errorf("a queued request was pruned: %v", err)
+		}
+	})
+}
