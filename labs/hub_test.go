@@ -368,3 +368,39 @@ func TestBadRequestsAreOneLine(t *testing.T) {
 		t.Errorf("no admin token: HTTP %d %v", resp.StatusCode, m)
 	}
 }
+
+// TestCancel: a cancelled request is not run; a running one's lab loses
+// its lease and its run is refused.
+func TestCancel(t *testing.T) {
+	th := startHub(t, time.Minute, "sqlite")
+	ctx := context.Background()
+	a := th.client(t, th.token(t, "lab-a"))
+	admin := th.client(t, "admin-secret")
+	running := th.put(t, hello(nil))[0]
+	l, err := a.Poll(ctx, PollRequest{Board: "a1", Wait: "1s"})
+	if err != nil || l == nil {
+		t.Fatal(l, err)
+	}
+	queued := th.put(t, hello(nil))[0]
+	for _, id := range []string{queued.ID, running.ID} {
+		if r, err := admin.Cancel(ctx, id); err != nil || r.State != StateCancelled {
+			t.Fatalf("cancel %s: %+v %v", id, r, err)
+		}
+	}
+	if _, err := admin.Cancel(ctx, queued.ID); !IsStatus(err, http.StatusConflict) {
+		t.Errorf("cancelling twice: %v, want 409", err)
+	}
+	if err := a.Heartbeat(ctx, l.ID, ""); !IsStatus(err, http.StatusGone) {
+		t.Errorf("heartbeat of a cancelled request: %v, want 410", err)
+	}
+	if _, err := a.PutRun(ctx, l.ID, contract.Execution{ExecutionStatus: contract.ExecutionOK}); !IsStatus(err, http.StatusGone) {
+		t.Errorf("run of a cancelled request: %v, want 410", err)
+	}
+	if l, err := a.Poll(ctx, PollRequest{Board: "a1", Wait: "0s"}); err != nil || l != nil {
+		t.Errorf("a cancelled request was leased: %+v %v", l, err)
+	}
+	d, _ := th.execs.Get(ctx, running.ID)
+	if d.State != contract.StateAborted || d.Reason != "cancelled" {
+		t.Errorf("execution %s %q, want aborted: cancelled", d.State, d.Reason)
+	}
+}
