@@ -91,5 +91,5 @@ func runBoard(ctx context.Context, g *globals, args []string) error {
 		}
 		return tw.Flush()
 	}
-	return usagef("unknown board command %q\n%s", args[0], boardUsage)
+	return usagef("unknown board command %q: want put, rm or list", args[0])
 }

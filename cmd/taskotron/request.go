@@ -72,7 +72,7 @@ func runRequest(ctx context.Context, g *globals, args []string) error {
 	case "show", "cancel", "get-run":
 		return requestOne(ctx, g, fs, args[0], hub, token, asJSON, args[1:])
 	}
-	return usagef("unknown request command %q\n%s", args[0], requestUsage)
+	return usagef("unknown request command %q: want put, list, show, cancel or get-run", args[0])
 }
 
 func printJSON(g *globals, v any) error {
