@@ -404,3 +404,45 @@ func TestCancel(t *testing.T) {
 		t.Errorf("execution %s %q, want aborted: cancelled", d.State, d.Reason)
 	}
 }
+
+// TestInfraFailureIsRetriedLater: a lab's run that failed on infrastructure
+// goes back to the queue with its attempt counted, and is not taken again
+// before its backoff; the last attempt's failure is reported as it is.
+func TestInfraFailureIsRetriedLater(t *testing.T) {
+	th := startHub(t, time.Minute, "sqlite")
+	ctx := context.Background()
+	a := th.client(t, th.token(t, "lab-a"))
+	r := th.put(t, hello(nil))[0]
+	l, err := a.Poll(ctx, PollRequest{Board: "a1", Wait: "1s"})
+	if err != nil || l == nil {
+		t.Fatal(l, err)
+	}
+	broken := contract.Execution{ExecutionStatus: contract.ExecutionNotOK, Status: "koji unreachable", Infra: true, Outcome: contract.Aborted}
+	ans, err := a.PutRun(ctx, l.ID, broken)
+	if err != nil || ans.State != StateQueued {
+		t.Fatalf("run: %+v %v, want queued again", ans, err)
+	}
+	got, _ := th.store.Get(ctx, r.ID)
+	if got.State != StateQueued || got.Attempt != 1 || got.NotBefore == nil || time.Until(*got.NotBefore) < 3*time.Second {
+		t.Errorf("request %+v, want queued after attempt 1, not before ~5s from now", got)
+	}
+	if l, err := a.Poll(ctx, PollRequest{Board: "a1", Wait: "0s"}); err != nil || l != nil {
+		t.Errorf("taken again during its backoff: %+v %v", l, err)
+	}
+	if n := len(th.stored(t, r.ID)); n != 0 {
+		t.Errorf("an attempt to be retried reported %d results", n)
+	}
+	// The last attempt: reported as the lab said.
+	th.store.exec(ctx, `UPDATE lab_requests SET not_before = 0, attempt = 2 WHERE id = ?`, r.ID)
+	l, err = a.Poll(ctx, PollRequest{Board: "a1", Wait: "1s"})
+	if err != nil || l == nil || l.Attempt != 3 {
+		t.Fatalf("attempt 3: %+v %v", l, err)
+	}
+	if ans, err := a.PutRun(ctx, l.ID, broken); err != nil || ans.State != StateAborted {
+		t.Fatalf("last run: %+v %v, want aborted", ans, err)
+	}
+	rs := th.stored(t, r.ID)
+	if len(rs) != 1 || rs[0].Outcome != "ABORTED" || !strings.Contains(rs[0].Note, "koji unreachable") {
+		t.Errorf("ResultsDB holds %+v, want one ABORTED saying why", rs)
+	}
+}
