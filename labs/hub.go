@@ -73,11 +73,12 @@ type Hub struct {
 	store *Store
 	log   *slog.Logger
 
-	// changed wakes long polls: closed and replaced when requests are
-	// queued (a broadcast); polls also look again every second, for the
+	// waiters are the long polls waiting, oldest first: a queued request
+	// wakes the oldest one whose board it can go to (not all of them, which
+	// would all race for it); polls also look again every second, for the
 	// other servers on the same database.
 	mu      sync.Mutex
-	changed chan struct{}
+	waiters []*waiter
 	// swept is when a poll last looked for expired leases (unix µs).
 	swept atomic.Int64
 }
@@ -99,7 +100,7 @@ func NewHub(o HubOptions) *Hub {
 	if o.MaxArtifacts <= 0 {
 		o.MaxArtifacts = 256 << 20
 	}
-	return &Hub{opts: o, store: o.Store, log: o.Log, changed: make(chan struct{})}
+	return &Hub{opts: o, store: o.Store, log: o.Log}
 }
 
 // ServerParts are what the central server shares with its hub.
@@ -162,17 +163,61 @@ func (h *Hub) Store() *Store { return h.store }
 // Close closes the store.
 func (h *Hub) Close() error { return h.store.Close() }
 
-func (h *Hub) notify() {
-	h.mu.Lock()
-	close(h.changed)
-	h.changed = make(chan struct{})
-	h.mu.Unlock()
+// waiter is a long poll waiting for work its board offers.
+type waiter struct {
+	offers Labels
+	ch     chan struct{}
+	woken  bool
 }
 
-func (h *Hub) wait() <-chan struct{} {
+func (h *Hub) enlist(offers Labels) *waiter {
+	w := &waiter{offers: offers, ch: make(chan struct{}, 1)}
+	h.mu.Lock()
+	h.waiters = append(h.waiters, w)
+	h.mu.Unlock()
+	return w
+}
+
+func (h *Hub) leave(w *waiter) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.changed
+	for i, o := range h.waiters {
+		if o == w {
+			h.waiters = append(h.waiters[:i], h.waiters[i+1:]...)
+			return
+		}
+	}
+}
+
+func (w *waiter) wake() {
+	w.woken = true
+	w.ch <- struct{}{}
+}
+
+// wakeFor wakes, for each request queued, the oldest waiting poll that
+// may take it.
+func (h *Hub) wakeFor(wheres []Labels) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, where := range wheres {
+		for _, w := range h.waiters {
+			if !w.woken && w.offers.Satisfies(where) {
+				w.wake()
+				break
+			}
+		}
+	}
+}
+
+// wakeAll wakes every waiting poll (a board's labels changed).
+func (h *Hub) wakeAll() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, w := range h.waiters {
+		if !w.woken {
+			w.wake()
+		}
+	}
 }
 
 // Run takes back the leases of labs that stopped answering, and sends what
@@ -255,7 +300,7 @@ func (h *Hub) lost(ctx context.Context, r Request, reason string) {
 		}
 		log.Warn("request back in the queue", "reason", reason)
 		h.event(r, r.Attempt+1, contract.StateQueued, func(ev *contract.ExecutionEvent) { ev.Reason = reason })
-		h.notify()
+		h.wakeFor([]Labels{r.Where})
 		return
 	}
 	why := fmt.Sprintf("gave up after %d attempts: the request never finished (its labs stopped answering each time); last: %s", r.Attempt, reason)
@@ -511,9 +556,11 @@ func (h *Hub) putRequests(w http.ResponseWriter, r *http.Request) {
 			h.log.Error("queued requests not recorded as executions", "count", len(evs), "err", err)
 		}
 	}
-	if len(added) > 0 {
-		h.notify()
+	wheres := make([]Labels, len(added))
+	for i, a := range added {
+		wheres[i] = a.Where
 	}
+	h.wakeFor(wheres)
 	// What is there, the requests resent as well.
 	out := make([]Request, 0, len(reqs))
 	for _, q := range reqs {
@@ -692,7 +739,7 @@ func (h *Hub) putBoard(w http.ResponseWriter, r *http.Request) {
 	case err != nil:
 		h.serverError(w, "board", err)
 	default:
-		h.notify() // its lab may now match more
+		h.wakeAll() // its lab may now match more
 		writeJSON(w, http.StatusOK, b)
 	}
 }
@@ -788,7 +835,7 @@ func (h *Hub) poll(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	for {
-		changed := h.wait()
+		waiting := h.enlist(b.Offers())
 		// Labs that stopped answering give their requests back first (a
 		// poll looks at most a few times a second, whatever the labs).
 		if now, last := time.Now().UnixMicro(), h.swept.Load(); now-last > 250_000 && h.swept.CompareAndSwap(last, now) {
@@ -796,10 +843,12 @@ func (h *Hub) poll(w http.ResponseWriter, r *http.Request) {
 		}
 		lease, err := h.store.Lease(ctx, b, h.opts.LeaseTimeout)
 		if err != nil {
+			h.leave(waiting)
 			h.serverError(w, "poll", err)
 			return
 		}
 		if lease != nil {
+			h.leave(waiting)
 			lease.Heartbeat = max(h.opts.LeaseTimeout/4, 50*time.Millisecond)
 			h.log.Info("request leased", "request", lease.Request.ID, "task", lease.Request.TaskName, "lab", lab, "board", b.Name, "attempt", lease.Attempt)
 			h.event(lease.Request, lease.Attempt, contract.StateRunning, nil)
@@ -808,13 +857,17 @@ func (h *Hub) poll(w http.ResponseWriter, r *http.Request) {
 		}
 		left := time.Until(deadline)
 		if left <= 0 {
+			h.leave(waiting)
 			w.WriteHeader(http.StatusNoContent)
 			return
 		}
 		select {
-		case <-changed:
+		case <-waiting.ch:
 		case <-time.After(min(left, time.Second)):
 		case <-ctx.Done():
+		}
+		h.leave(waiting)
+		if ctx.Err() != nil {
 			return
 		}
 		// `board put` may have changed its labels meanwhile.

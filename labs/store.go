@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -117,6 +118,10 @@ var (
 type Store struct {
 	db       *sql.DB
 	postgres bool
+	// leasing makes this process's leases one at a time on SQLite, which
+	// writes one at a time anyway: boards woken together do not all race
+	// for the same head of the queue.
+	leasing sync.Mutex
 }
 
 // Open opens (creating its tables when needed) the store named by dsn:
@@ -505,7 +510,9 @@ func (s *Store) wheres(ctx context.Context) (map[string]Labels, error) {
 
 // Lease gives the board the oldest of the highest-priority queued requests
 // its labels satisfy, or nil when there is none. Two boards never get the
-// same request: the lease is a conditional update that only one can win.
+// same request: the lease is a conditional update that only one can win
+// (on PostgreSQL after SELECT … FOR UPDATE SKIP LOCKED, so that servers
+// sharing the database do not wait for each other's heads of the queue).
 func (s *Store) Lease(ctx context.Context, board Board, ttl time.Duration) (*Lease, error) {
 	wheres, err := s.wheres(ctx)
 	if err != nil {
@@ -518,6 +525,14 @@ func (s *Store) Lease(ctx context.Context, board Board, ttl time.Duration) (*Lea
 			keys = append(keys, k)
 		}
 	}
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	if s.postgres {
+		return s.leaseSkipLocked(ctx, board, keys, ttl)
+	}
+	s.leasing.Lock()
+	defer s.leasing.Unlock()
 	for try := 0; try < 20; try++ {
 		now := time.Now()
 		type head struct {
@@ -553,14 +568,64 @@ func (s *Store) Lease(ctx context.Context, board Board, ttl time.Duration) (*Lea
 		if n == 0 {
 			continue // another board took it first
 		}
-		r, err := s.Get(ctx, best.id)
+		return s.leased(ctx, board, best.id, lease, expires)
+	}
+	return nil, nil
+}
+
+func (s *Store) leased(ctx context.Context, board Board, id, lease string, expires time.Time) (*Lease, error) {
+	r, err := s.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	s.exec(ctx, `UPDATE lab_boards SET running = ? WHERE name = ?`, r.ID, board.Name)
+	return &Lease{ID: lease, Request: r, Attempt: r.Attempt, Expires: expires}, nil
+}
+
+// leaseSkipLocked is Lease on PostgreSQL: the head of each matching queue
+// is locked, skipping rows other leases are taking (several central
+// servers on one database), and the best one is leased in the same
+// transaction.
+func (s *Store) leaseSkipLocked(ctx context.Context, board Board, keys []string, ttl time.Duration) (*Lease, error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	now := time.Now()
+	var best struct {
+		id       string
+		priority int
+		created  int64
+	}
+	for _, k := range keys {
+		var id string
+		var priority int
+		var created int64
+		err := tx.QueryRowContext(ctx, s.bind(`SELECT id, priority, created FROM lab_requests WHERE state = ? AND wkey = ? AND not_before <= ?
+			ORDER BY priority DESC, created, id LIMIT 1 FOR UPDATE SKIP LOCKED`), StateQueued, k, micros(now)).Scan(&id, &priority, &created)
+		if errors.Is(err, sql.ErrNoRows) {
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}
-		s.exec(ctx, `UPDATE lab_boards SET running = ? WHERE name = ?`, r.ID, board.Name)
-		return &Lease{ID: lease, Request: r, Attempt: r.Attempt, Expires: expires}, nil
+		if best.id == "" || priority > best.priority || (priority == best.priority && (created < best.created || created == best.created && id < best.id)) {
+			best.id, best.priority, best.created = id, priority, created
+		}
 	}
-	return nil, nil
+	if best.id == "" {
+		return nil, nil
+	}
+	lease, expires := random(24), now.Add(ttl)
+	if _, err := tx.ExecContext(ctx, s.bind(`UPDATE lab_requests SET state = ?, attempt = attempt + 1, lease = ?, lab = ?, board = ?, expires = ?, started = ?, not_before = 0
+		WHERE id = ? AND state = ?`), StateRunning, lease, board.Lab, board.Name, micros(expires), micros(now), best.id, StateQueued); err != nil {
+		return nil, err
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, err
+	}
+	return s.leased(ctx, board, best.id, lease, expires)
 }
 
 // byLease reads the request a lease is (or was) on, checking it is lab's.
