@@ -416,7 +416,7 @@ func (h *Hub) lab(w http.ResponseWriter, r *http.Request) (string, bool) {
 	lab, err := h.store.LabOf(r.Context(), t)
 	switch {
 	case errors.Is(err, ErrBadToken), errors.Is(err, ErrRevoked):
-		fail(w, http.StatusUnauthorized, "lab token refused: %s", err)
+		fail(w, http.StatusUnauthorized, "%s", err)
 		return "", false
 	case err != nil:
 		h.serverError(w, "lab token", err)
