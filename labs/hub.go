@@ -669,6 +669,8 @@ func (h *Hub) getRun(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusNotFound, "request %s ended %s without artifacts", req.ID, req.State)
 		return
 	}
+	// A tree may take longer than the server's write timeout over a slow link.
+	http.NewResponseController(w).SetWriteDeadline(time.Now().Add(transferTime))
 	w.Header().Set("Content-Type", "application/gzip")
 	w.Header().Set("X-Request-State", req.State)
 	w.Header().Set("X-Request-Outcome", req.Outcome)
@@ -953,6 +955,7 @@ func (h *Hub) task(w http.ResponseWriter, r *http.Request) {
 		h.serverError(w, "task checkout", err)
 		return
 	}
+	http.NewResponseController(w).SetWriteDeadline(time.Now().Add(transferTime))
 	w.Header().Set("Content-Type", "application/gzip")
 	w.Header().Set("X-Task-Commit", filepath.Base(dir))
 	w.Header().Set("X-Task-Origin", h.opts.Checkout.Origin(req.TaskName, req.GitRepo))
@@ -960,6 +963,9 @@ func (h *Hub) task(w http.ResponseWriter, r *http.Request) {
 		h.log.Error("sending a task", "task", req.TaskName, "err", err)
 	}
 }
+
+// transferTime bounds the upload or download of one tree.
+const transferTime = 30 * time.Minute
 
 // staging is where a lease's artifacts wait for its run: beside the
 // artifacts (one rename away), under a name no request id has.
@@ -980,6 +986,8 @@ func (h *Hub) putArtifacts(w http.ResponseWriter, r *http.Request) {
 		h.leaseError(w, ErrLeaseGone)
 		return
 	}
+	// A lab's uplink may be slow: more than the server's read timeout.
+	http.NewResponseController(w).SetReadDeadline(time.Now().Add(transferTime))
 	dst := h.staging(req.lease)
 	os.RemoveAll(dst)
 	if err := os.MkdirAll(dst, 0o755); err != nil {
