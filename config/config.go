@@ -34,6 +34,7 @@ type Config struct {
 	Reporter  Reporter  `yaml:"reporter"`
 	ResultsDB ResultsDB `yaml:"resultsdb"`
 	ExecDB    ExecDB    `yaml:"execdb"`
+	Labs      Labs      `yaml:"labs"`
 	AMQP      AMQP      `yaml:"amqp"`
 	Bodhi     Bodhi     `yaml:"bodhi"`
 	Koji      Koji      `yaml:"koji"`
@@ -163,6 +164,26 @@ type ExecDB struct {
 	MaxArtifacts int64 `yaml:"max_artifacts"`
 }
 
+// Labs configures remote labs: the central server keeps a queue of
+// requests by label that lab agents pull over HTTPS with one token each.
+type Labs struct {
+	// Hub is the central server the request, board and lab commands speak to (its root URL);
+	// empty means execdb.url, else the embedded server at resultsdb.listen.
+	Hub string `yaml:"hub" secret:"url"`
+	// Token is the lab's own token, for `taskotron lab` (--token wins); the central server keeps
+	// only its hash (`taskotron lab token add`).
+	Token string `yaml:"token" secret:"token"`
+	// DB is the central server's labs database: sqlite:PATH or postgres://…; empty means execdb.db.
+	DB string `yaml:"db" secret:"url"`
+	// LeaseTimeout: a lab that has not renewed its lease for this long loses it, and the
+	// request goes back to the queue with its attempt counted.
+	LeaseTimeout time.Duration `yaml:"lease_timeout"`
+	// PollWait is the longest a lab's long poll is held open while nothing matches.
+	PollWait time.Duration `yaml:"poll_wait"`
+	// Spool is the central server's reporter spool for labs' results.
+	Spool string `yaml:"spool"`
+}
+
 // AMQP configures the broker. An empty URL means the embedded, in-process bus.
 type AMQP struct {
 	// URL of the broker, amqp://user:password@host:port/vhost.
@@ -269,6 +290,7 @@ func Default() Config {
 			AdditionalOutcomes: []string{"ABORTED", "CRASHED"},
 		},
 		ExecDB: ExecDB{Retention: 90 * 24 * time.Hour, UploadArtifacts: true, MaxArtifacts: 256 << 20},
+		Labs:   Labs{LeaseTimeout: time.Minute, PollWait: 30 * time.Second},
 		AMQP: AMQP{
 			Exchange:    "amq.topic",
 			Queue:       "taskotron-trigger",
@@ -349,6 +371,10 @@ func (c Config) Resolved() Config {
 	if c.ExecDB.DB == "" {
 		c.ExecDB.DB = "sqlite:" + c.Path("executions.sqlite")
 	}
+	if c.Labs.DB == "" {
+		c.Labs.DB = c.ExecDB.DB
+	}
+	below(&c.Labs.Spool, "labs-spool")
 	return c
 }
 

@@ -39,8 +39,12 @@ type Job struct {
 	// (a rule's match_host_arch).
 	MatchHostArch bool `json:"match_host_arch,omitempty"`
 	// Rule names the trigger rule that made the job: <rules file>:<line>.
-	Rule  string `json:"rule,omitempty"`
-	Extra Extra  `json:"-"`
+	Rule string `json:"rule,omitempty"`
+	// Labels: only a lab offering all of these labels may run the job (a
+	// rule's where:); such a job is a request for the labs on the central
+	// server, not a job for the workers.
+	Labels map[string]string `json:"labels,omitempty"`
+	Extra  Extra             `json:"-"`
 }
 
 // RunnerInput is what the runner needs to execute one task (design §2.4).

@@ -2,8 +2,9 @@
 // pages over a store (SQLite embedded, PostgreSQL in production), the result
 // events published through the store's outbox, the artifacts tree when the
 // results come from this machine, and the status endpoints. It is where the
-// next central capabilities (executions, logs, labs) are mounted. It may
-// import resultsdb, status and config.
+// next central capabilities (executions, logs, labs) are mounted: the
+// executions (execdb) and the labs' request queue (labs). It may import
+// resultsdb, execdb, labs, status and config.
 package server
 
 import (
@@ -20,6 +21,7 @@ import (
 
 	"github.com/taskotron-go/taskotron/config"
 	"github.com/taskotron-go/taskotron/execdb"
+	"github.com/taskotron-go/taskotron/labs"
 	"github.com/taskotron-go/taskotron/redact"
 	"github.com/taskotron-go/taskotron/resultsdb"
 	"github.com/taskotron-go/taskotron/status"
@@ -53,6 +55,8 @@ type Server struct {
 	log       *slog.Logger
 	store     resultsdb.Store
 	execs     *execdb.Store
+	hub       *labs.Hub
+	flush     time.Duration
 	retention time.Duration
 	artifacts string
 	ln        net.Listener
@@ -96,7 +100,17 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, o Options) (*
 		return nil, fmt.Errorf("listen on %s: %w", o.Listen, err)
 	}
 	s := &Server{log: log, store: store, execs: execs, retention: cfg.ExecDB.Retention, artifacts: o.ArtifactsDir,
-		ln: ln, base: "http://" + ln.Addr().String(), dsn: o.DB}
+		ln: ln, base: "http://" + ln.Addr().String(), dsn: o.DB, flush: cfg.Reporter.FlushInterval}
+	// Labs' results go to this server's ResultsDB unless resultsdb.url
+	// names another.
+	s.hub, err = labs.HubFromConfig(ctx, cfg, log, labs.ServerParts{Execs: execs, ArtifactsDir: o.ArtifactsDir,
+		ResultsDBURL: s.base + resultsdb.APIPrefix, ResultsDBToken: o.Token})
+	if err != nil {
+		ln.Close()
+		store.Close()
+		execs.Close()
+		return nil, err
+	}
 	s.public = o.BaseURL
 	public := o.BaseURL
 	if public == "" {
@@ -113,7 +127,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, o Options) (*
 	if o.ArtifactsDir != "" {
 		mux.Handle("/artifacts/", http.StripPrefix("/artifacts/", http.FileServer(http.Dir(o.ArtifactsDir))))
 	}
-	execdb.NewHandler(execs, execdb.Options{Token: cfg.ExecDB.Token, Log: log, ArtifactsDir: o.ArtifactsDir, MaxArtifacts: cfg.ExecDB.MaxArtifacts}).Mount(mux)
+	execdb.NewHandler(execs, execdb.Options{Token: cfg.ExecDB.Token, Log: log, ArtifactsDir: o.ArtifactsDir, MaxArtifacts: cfg.ExecDB.MaxArtifacts,
+		AuthorizeLog: s.hub.AuthorizeLog}).Mount(mux)
+	s.hub.Mount(mux)
 	mux.Handle("/", resultsdb.NewServer(store, resultsdb.Options{
 		BaseURL:            o.BaseURL,
 		Token:              o.Token,
@@ -166,6 +182,8 @@ func (s *Server) Run(ctx context.Context) error {
 	if s.retention > 0 {
 		go s.prune(pruneCtx)
 	}
+	hubDone := make(chan struct{})
+	go func() { defer close(hubDone); s.hub.Run(pruneCtx, s.flush) }()
 	s.log.Info("resultsdb serving", "api", s.base+resultsdb.APIPrefix, "pages", s.base+"/", "base_url", s.public, "db", redact.URL(s.dsn))
 
 	var err error
@@ -191,6 +209,8 @@ func (s *Server) Run(ctx context.Context) error {
 	stopPub()
 	<-pubDone
 	stopPrune()
+	<-hubDone
+	s.hub.Close()
 	s.store.Close()
 	s.execs.Close()
 	s.log.Info("resultsdb stopped")
@@ -224,6 +244,7 @@ func (s *Server) prune(ctx context.Context) {
 // Close releases a Server whose Run was never called.
 func (s *Server) Close() {
 	s.ln.Close()
+	s.hub.Close()
 	s.store.Close()
 	s.execs.Close()
 }

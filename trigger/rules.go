@@ -41,6 +41,9 @@ type action struct {
 	discover      map[string]any
 	matchHostArch bool
 	priority      int
+	// where: the labels a lab must offer to run the jobs (values may be
+	// ${var}s); nil sends the jobs to the workers.
+	where map[string]any
 }
 
 //go:embed default_rules.yml
@@ -245,7 +248,7 @@ func isPlaceholder(n *yaml.Node) bool {
 func parseAction(name string, n *yaml.Node) (action, error) {
 	a := action{line: n.Line}
 	if n.Kind != yaml.MappingNode {
-		return a, lineErr(name, n, "an action is a mapping (tasks:, arches:, discover:, match_host_arch:)")
+		return a, lineErr(name, n, "an action is a mapping (tasks:, arches:, discover:, match_host_arch:, where:)")
 	}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
@@ -298,9 +301,26 @@ func parseAction(name string, n *yaml.Node) (action, error) {
 				return a, lineErr(name, v, "priority wants a whole number from 0 to 9")
 			}
 			a.priority = p
+		case "where":
+			m, ok := val.(map[string]any)
+			if !ok || len(m) == 0 {
+				return a, lineErr(name, v, "where wants a mapping of labels, like {board: beaglebone-black}")
+			}
+			for i := 0; i+1 < len(v.Content); i += 2 {
+				lk, lv := v.Content[i], v.Content[i+1]
+				if lk.Value == "" || lv.Kind != yaml.ScalarNode || lv.Value == "" {
+					return a, lineErr(name, lv, "where: label %q wants a value (a name, or ${var})", lk.Value)
+				}
+				// Every value a string: 7 and "7" are the same label.
+				m[lk.Value] = lv.Value
+			}
+			a.where = m
 		default:
-			return a, lineErr(name, k, "unknown action key %q (want tasks, arches, discover, match_host_arch, priority)", k.Value)
+			return a, lineErr(name, k, "unknown action key %q (want tasks, arches, discover, match_host_arch, priority, where)", k.Value)
 		}
+	}
+	if _, ok := a.where["arch"]; ok && a.arches != nil {
+		return a, lineErr(name, n, "give the arch in where: or in arches:, not in both")
 	}
 	if a.tasks == nil && a.discover == nil {
 		return a, lineErr(name, n, "action has neither tasks: nor discover:")

@@ -190,6 +190,7 @@ type ActionSummary struct {
 	Arches        []string       `json:"arches,omitempty"`
 	Discover      map[string]any `json:"discover,omitempty"`
 	MatchHostArch bool           `json:"match_host_arch,omitempty"`
+	Where         map[string]any `json:"where,omitempty"`
 }
 
 // Explanation is what `taskotron explain` prints.
@@ -268,6 +269,7 @@ func (t *Trigger) plan(ctx context.Context, msg contract.Message, data contract.
 						GitRepo: p.repo, GitBranch: p.branch,
 					}
 					job.MatchHostArch = a.matchHostArch
+					job.Labels = p.labels
 					job.Revision = rev
 					job.Rule = fmt.Sprintf("%s:%d", rules.Name, r.line)
 					k := Key(job)
@@ -290,11 +292,49 @@ func (t *Trigger) plan(ctx context.Context, msg contract.Message, data contract.
 
 type plannedTask struct {
 	task, arch, repo, branch string
+	labels                   map[string]string
+}
+
+// labels resolves an action's where: for one arch. Without arches: the
+// jobs run on whatever arch the lab is, or the one where: names; with
+// arches: each job asks for a lab of its arch (noarch asks for none).
+func (r resolver) labels(where map[string]any, arch string, explicitArches bool) (map[string]string, error) {
+	if where == nil {
+		return nil, nil
+	}
+	out := make(map[string]string, len(where)+1)
+	for k, v := range where {
+		val, err := r.value(v)
+		if err != nil {
+			return nil, err
+		}
+		s := text(val)
+		if s == "" {
+			return nil, fmt.Errorf("where: label %q is empty for this message", k)
+		}
+		out[k] = s
+	}
+	if explicitArches && arch != "noarch" {
+		out["arch"] = arch
+	}
+	return out, nil
 }
 
 func (t *Trigger) act(ctx context.Context, a action, res resolver, rulesName string) ([]plannedTask, ActionSummary, error) {
 	var sum ActionSummary
 	arches := t.opts.Arches
+	if a.where != nil && a.arches == nil {
+		// One job per task: the lab's labels say where it runs.
+		arch, _ := a.where["arch"].(string)
+		if arch != "" {
+			v, err := res.value(arch)
+			if err != nil {
+				return nil, sum, fmt.Errorf("%w: %s:%d: %v", ErrMalformed, rulesName, a.line, err)
+			}
+			arch = text(v)
+		}
+		arches = []string{arch}
+	}
 	if a.arches != nil {
 		names, err := res.names(a.arches, "arches")
 		if err != nil {
@@ -303,6 +343,13 @@ func (t *Trigger) act(ctx context.Context, a action, res resolver, rulesName str
 		arches = names
 	}
 	sum.Arches, sum.MatchHostArch = arches, a.matchHostArch
+	if a.where != nil {
+		w, err := res.value(a.where)
+		if err != nil {
+			return nil, sum, fmt.Errorf("%w: %s:%d: %v", ErrMalformed, rulesName, a.line, err)
+		}
+		sum.Where = w.(map[string]any)
+	}
 	var out []plannedTask
 	if a.tasks != nil {
 		names, err := res.names(a.tasks, "tasks")
@@ -312,7 +359,11 @@ func (t *Trigger) act(ctx context.Context, a action, res resolver, rulesName str
 		sum.Tasks = names
 		for _, n := range names {
 			for _, arch := range arches {
-				out = append(out, plannedTask{task: n, arch: arch})
+				labels, err := res.labels(a.where, arch, a.arches != nil)
+				if err != nil {
+					return nil, sum, fmt.Errorf("%w: %s:%d: %v", ErrMalformed, rulesName, a.line, err)
+				}
+				out = append(out, plannedTask{task: n, arch: arch, labels: labels})
 			}
 		}
 	}
@@ -330,7 +381,11 @@ func (t *Trigger) act(ctx context.Context, a action, res resolver, rulesName str
 		for _, f := range found {
 			sum.Tasks = append(sum.Tasks, f.name)
 			for _, arch := range arches {
-				out = append(out, plannedTask{task: f.name, arch: arch, repo: f.repo, branch: f.branch})
+				labels, err := res.labels(a.where, arch, a.arches != nil)
+				if err != nil {
+					return nil, sum, fmt.Errorf("%w: %s:%d: %v", ErrMalformed, rulesName, a.line, err)
+				}
+				out = append(out, plannedTask{task: f.name, arch: arch, repo: f.repo, branch: f.branch, labels: labels})
 			}
 		}
 	}
@@ -343,6 +398,17 @@ func Key(j contract.Job) string {
 	k := j.ItemType + "\x00" + j.Item + "\x00" + j.TaskName + "\x00" + j.Arch
 	if j.Revision != "" {
 		k += "\x00" + j.Revision
+	}
+	if len(j.Labels) > 0 {
+		// The same task for two kinds of board is two jobs.
+		names := make([]string, 0, len(j.Labels))
+		for n := range j.Labels {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			k += "\x00" + n + "=" + j.Labels[n]
+		}
 	}
 	return k
 }
