@@ -3,8 +3,10 @@ package labs
 import (
 	"context"
 	"fmt"
+	"log/slog"
 
 	"github.com/taskotron-go/taskotron/bus"
+	"github.com/taskotron-go/taskotron/config"
 	"github.com/taskotron-go/taskotron/contract"
 )
 
@@ -41,3 +43,22 @@ func (r Router) Publish(ctx context.Context, jobs ...contract.Job) error {
 
 // Next takes the workers' next job.
 func (r Router) Next(ctx context.Context) (bus.JobDelivery, error) { return r.Workers.Next(ctx) }
+
+// Routing is the trigger's job queue wrapper for the configuration: jobs
+// with labels go to the central server (labs.hub, else execdb.url) as
+// requests. nil when no central server is configured: labelled jobs then
+// go to the workers with the others, which cannot honour their labels.
+func Routing(cfg config.Config, log *slog.Logger) (func(bus.JobQueue) bus.JobQueue, error) {
+	hub := cfg.Labs.Hub
+	if hub == "" {
+		hub = cfg.ExecDB.URL
+	}
+	if hub == "" {
+		return nil, nil
+	}
+	c, err := NewClient(hub, cfg.ExecDB.Token, log)
+	if err != nil {
+		return nil, fmt.Errorf("labs.hub: %w", err)
+	}
+	return func(q bus.JobQueue) bus.JobQueue { return Router{Workers: q, Hub: c} }, nil
+}

@@ -26,6 +26,7 @@ import (
 	"github.com/taskotron-go/taskotron/config"
 	"github.com/taskotron-go/taskotron/contract"
 	"github.com/taskotron-go/taskotron/fakes"
+	"github.com/taskotron-go/taskotron/labs"
 	"github.com/taskotron-go/taskotron/resultsdb"
 	"github.com/taskotron-go/taskotron/server"
 	"github.com/taskotron-go/taskotron/status"
@@ -153,7 +154,12 @@ func Up(ctx context.Context, opts Options) (*Summary, error) {
 		return nil, err
 	}
 	t := newTally()
+	route, err := labs.Routing(cfg, log)
+	if err != nil {
+		return nil, err
+	}
 	trig, err := trigger.NewService(ctx, cfg, log.With("role", "trigger"), trigger.ServiceOptions{
+		Route:    route,
 		Messages: opts.Messages, Stdin: opts.Stdin, Queue: queue,
 		OnOutcome: func(m trigger.MessageOutcome) { t.message(messageSummary(m)) },
 	})

@@ -39,6 +39,9 @@ type ServiceOptions struct {
 	StatusGrace time.Duration
 	// OnOutcome is called with what became of each message.
 	OnOutcome func(MessageOutcome)
+	// Route, when set, wraps the job queue jobs are published to (the labs'
+	// router: jobs with labels go to the central server as requests).
+	Route func(bus.JobQueue) bus.JobQueue
 }
 
 // Service is the trigger role: bus messages from the source, jobs on the
@@ -52,6 +55,7 @@ type Service struct {
 	src      bus.Source
 	closeSrc func() error
 	queue    bus.JobQueue
+	publish  bus.JobQueue // queue, or what Route made of it
 	closeQ   func() error
 	jobLog   *os.File
 	live     *Live
@@ -102,6 +106,10 @@ func NewService(ctx context.Context, cfg config.Config, log *slog.Logger, o Serv
 			return nil, err
 		}
 		s.queue, s.closeQ = q, closeQ
+	}
+	s.publish = s.queue
+	if o.Route != nil {
+		s.publish = o.Route(s.queue)
 	}
 	if s.jobLog, err = OpenJobLog(cfg); err != nil {
 		return nil, err
@@ -156,7 +164,7 @@ func (s *Service) Run(ctx context.Context) error {
 		// out (for a few seconds more; the rest waits on disk).
 		defer func() { stopOutbox(); <-outboxDone }()
 	}
-	st, err := RelayWith(ctx, s.src, s.trig, s.queue, ro)
+	st, err := RelayWith(ctx, s.src, s.trig, s.publish, ro)
 	s.stats = st
 	s.log.Info("trigger stopped", "messages", st.Messages, "jobs", st.Jobs, "ignored", st.Ignored, "rejected", st.Rejected, "duplicates", st.Duplicates)
 	if err != nil {

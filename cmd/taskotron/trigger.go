@@ -8,6 +8,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/taskotron-go/taskotron/labs"
 	"github.com/taskotron-go/taskotron/trigger"
 )
 
@@ -40,7 +41,12 @@ func runTrigger(ctx context.Context, g *globals, args []string) error {
 	if *workers < 0 {
 		return usagef("--workers must be at least 1\n%s", triggerUsage)
 	}
+	route, err := labs.Routing(g.cfg, g.log)
+	if err != nil {
+		return usagef("%v", err)
+	}
 	svc, err := trigger.NewService(ctx, g.cfg, g.log, trigger.ServiceOptions{
+		Route:     route,
 		RulesPath: *rulesPath, Workers: *workers, NoDedup: *noDedup, Messages: paths, Stdin: g.stdin,
 		StatusAddr: *statusAddr, StatusGrace: statusGrace,
 	})
