@@ -101,6 +101,10 @@ type Runner struct {
 	EnvAllowlist []string `yaml:"env_allowlist"`
 	// Python is the interpreter for the python directive.
 	Python string `yaml:"python"`
+	// Sandbox is auto (bubblewrap; roles refuse to start where it cannot
+	// work), bwrap, or off (tasks run as the worker's user; a warning per
+	// process in the run's log).
+	Sandbox string `yaml:"sandbox"`
 }
 
 // Reporter configures where results go.
@@ -279,6 +283,7 @@ func Default() Config {
 			MaxOutput:     10 << 20,
 			EnvAllowlist:  []string{"PATH", "LANG", "LC_ALL", "TZ", "HOME", "TMPDIR"},
 			Python:        "python3",
+			Sandbox:       "auto",
 		},
 		Reporter: Reporter{
 			TestcaseURL:   "https://fedoraproject.org/wiki/Taskotron/Tasks",

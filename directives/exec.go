@@ -8,10 +8,13 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"sort"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/taskotron-go/taskotron/sandbox"
 )
 
 // Cmd is one process a directive runs. Argv goes to the kernel as is: no
@@ -87,9 +90,14 @@ func (e *Env) Exec(ctx context.Context, c Cmd) (ExecResult, error) {
 	if dir == "" {
 		dir = e.TaskDir
 	}
-	cmd := exec.CommandContext(ctx, c.Argv[0], c.Argv[1:]...)
+	env := e.ProcessEnv(c.Env)
+	name, args, boxed, err := e.sandboxed(c.Argv, dir, env)
+	if err != nil {
+		return ExecResult{}, err
+	}
+	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Dir = dir
-	cmd.Env = e.ProcessEnv(c.Env)
+	cmd.Env = env
 	cmd.Stdin = c.Stdin
 	// Pdeathsig: if the worker dies (SIGKILL), its task dies with it
 	// instead of writing into a folder the next attempt uses.
@@ -127,10 +135,71 @@ func (e *Env) Exec(ctx context.Context, c Cmd) (ExecResult, error) {
 		if ws, ok := exitErr.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
 			return res, Stopped(fmt.Errorf("%s: killed by signal %s", c.Argv[0], ws.Signal()))
 		}
+		// bwrap says a process killed by a signal as a shell would:
+		// exit status 128+signal.
+		if sig := syscall.Signal(res.ExitCode - 128); boxed && sig > 0 && sig < 32 {
+			return res, Stopped(fmt.Errorf("%s: killed by signal %s", c.Argv[0], sig))
+		}
 	default:
 		return res, fmt.Errorf("%s: %w", c.Argv[0], runErr)
 	}
 	return res, nil
+}
+
+// sandboxed returns the program and arguments that run argv as
+// runner.sandbox says: in bubblewrap (sandbox.Command), seeing the system
+// read-only and its own folders (the task, work and artifacts folders),
+// or, when the sandbox is off, as it is.
+func (e *Env) sandboxed(argv []string, dir string, env []string) (name string, args []string, boxed bool, err error) {
+	mode, err := sandbox.Mode(e.Config.Runner.Sandbox)
+	if err != nil {
+		return "", nil, false, err
+	}
+	if mode == sandbox.Off {
+		if e.Log != nil {
+			e.Log.Warn("task process runs unsandboxed (runner.sandbox: off): it can read whatever the worker can", "action", e.ActionName, "argv0", argv[0])
+		}
+		return argv[0], argv[1:], false, nil
+	}
+	// A missing program says so here, as it does unsandboxed, instead of
+	// as bwrap's exit status 1.
+	if !strings.Contains(argv[0], "/") {
+		if _, err := exec.LookPath(argv[0]); err != nil {
+			return "", nil, false, fmt.Errorf("%s: %w", argv[0], err)
+		}
+	}
+	spec := sandbox.Spec{Dir: dir, Hide: sandbox.SecretPaths(e.Config)}
+	for _, d := range []string{e.WorkDir, e.ArtifactsDir} {
+		if d != "" {
+			spec.Writable = append(spec.Writable, d)
+		}
+	}
+	if e.TaskDir != "" {
+		// A worker's run has a private copy of the task beside its work
+		// folder, the task's to change; a task author's checkout (runtask)
+		// is only read.
+		if e.WorkDir != "" && isWithin(filepath.Dir(e.WorkDir), e.TaskDir) {
+			spec.Writable = append(spec.Writable, e.TaskDir)
+		} else {
+			spec.ReadOnly = append(spec.ReadOnly, e.TaskDir)
+		}
+	}
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "HOME="); ok {
+			spec.Home = v
+		}
+	}
+	name, args, err = sandbox.Command(mode, spec, argv)
+	if err != nil {
+		return "", nil, false, Infra(err)
+	}
+	return name, args, true, nil
+}
+
+// isWithin tells whether p is root or inside it.
+func isWithin(root, p string) bool {
+	rel, err := filepath.Rel(root, p)
+	return err == nil && rel != ".." && !startsWithDotDot(rel)
 }
 
 func killGroup(cmd *exec.Cmd) error {

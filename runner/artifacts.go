@@ -4,10 +4,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/taskotron-go/taskotron/contract"
@@ -85,6 +87,49 @@ func removeOutsideLinks(dir string, log *slog.Logger) {
 // what a run was doing when its worker died, for the next attempt's reason.
 const progressFile = "progress.json"
 
+// openLogDir makes the runner's folder (LogDir) in an execution's
+// artifacts and opens it. The runner's own files are made through it, so a
+// task that swaps the folder for a symlink to elsewhere sends none there.
+func openLogDir(artifacts string) (*os.Root, error) {
+	if err := os.MkdirAll(filepath.Join(artifacts, LogDir), 0o755); err != nil {
+		return nil, err
+	}
+	return os.OpenRoot(filepath.Join(artifacts, LogDir))
+}
+
+// createIn makes name in dir a new, empty file and opens it for writing.
+// What is there already (a symlink the task planted where the runner
+// writes its next log) is removed, never followed: O_CREAT|O_EXCL fails on
+// a symlink instead of opening its target.
+func createIn(dir *os.Root, name string) (*os.File, error) {
+	for try := 0; ; try++ {
+		f, err := dir.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o644)
+		if err == nil || !errors.Is(err, fs.ErrExist) || try == 3 {
+			return f, err
+		}
+		if err := dir.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, err
+		}
+	}
+}
+
+// writeFileIn replaces name in dir with a file holding data: written under
+// another name and renamed over it, which replaces a symlink rather than
+// writing through it, and never shows a half-written file.
+func writeFileIn(dir *os.Root, name string, data []byte) error {
+	tmp := "." + name + ".new"
+	f, err := createIn(dir, tmp)
+	if err != nil {
+		return err
+	}
+	_, werr := f.Write(data)
+	if err := errors.Join(werr, f.Close()); err != nil {
+		dir.Remove(tmp)
+		return err
+	}
+	return dir.Rename(tmp, name)
+}
+
 type progress struct {
 	Action  string    `json:"action"`
 	Index   int       `json:"index"`
@@ -104,7 +149,14 @@ func (r *Runner) LastAction(uuid string) string {
 	if !uuidRe.MatchString(uuid) {
 		return ""
 	}
-	raw, err := os.ReadFile(filepath.Join(r.artifactsRoot(), uuid, LogDir, progressFile))
+	// The task could have put a symlink there: it is followed only
+	// inside the execution's artifacts.
+	root, err := os.OpenRoot(filepath.Join(r.artifactsRoot(), uuid))
+	if err != nil {
+		return ""
+	}
+	defer root.Close()
+	raw, err := root.ReadFile(filepath.Join(LogDir, progressFile))
 	if err != nil {
 		return ""
 	}
@@ -117,7 +169,7 @@ func (r *Runner) LastAction(uuid string) string {
 
 // enter records that the run of uuid starts its i-th action (from 0); ""
 // says the run is over.
-func (r *Runner) enter(uuid, artifacts string, i int, action string) {
+func (r *Runner) enter(uuid string, logDir *os.Root, i int, action string) {
 	r.mu.Lock()
 	if action == "" {
 		delete(r.current, uuid)
@@ -132,5 +184,5 @@ func (r *Runner) enter(uuid, artifacts string, i int, action string) {
 		return
 	}
 	raw, _ := json.Marshal(progress{Action: action, Index: i, Started: time.Now().UTC()})
-	_ = os.WriteFile(filepath.Join(artifacts, LogDir, progressFile), raw, 0o644)
+	_ = writeFileIn(logDir, progressFile, raw)
 }

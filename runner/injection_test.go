@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/taskotron-go/taskotron/config"
 	"github.com/taskotron-go/taskotron/contract"
 )
 
@@ -76,8 +77,16 @@ def run(item, koji_build, artifactsdir):
 
 // TestNoInjection runs jobs whose item is shell syntax through every
 // directive that takes the item and proves nothing was executed: no file
-// was created, and every directive saw the item intact, as one value.
+// was created, and every directive saw the item intact, as one value:
+// sandboxed (through bwrap's command line) and not (where a file created
+// in /tmp would show).
 func TestNoInjection(t *testing.T) {
+	for _, mode := range []string{"auto", "off"} {
+		t.Run(mode, func(t *testing.T) { testNoInjection(t, mode) })
+	}
+}
+
+func testNoInjection(t *testing.T, mode string) {
 	marker := filepath.Join(t.TempDir(), "pwned2")
 	items := []string{
 		"foo-1.0-1.fc40; touch /tmp/pwned $(id)",
@@ -86,7 +95,7 @@ func TestNoInjection(t *testing.T) {
 	if err := os.Remove("/tmp/pwned"); err != nil && !os.IsNotExist(err) {
 		t.Fatalf("cannot clear /tmp/pwned before the test: %v", err)
 	}
-	r, _ := testRunner(t, nil)
+	r, _ := testRunner(t, func(c *config.Config) { c.Runner.Sandbox = mode })
 	f := task(t, injectionFormula, map[string]string{"args.sh": argsScript, "task.py": taskPy})
 	for _, item := range items {
 		exec, err := r.Run(context.Background(), contract.RunnerInput{Item: item, ItemType: "koji_build", Formula: f}, nil)

@@ -215,11 +215,13 @@ func (r *Runner) run(ctx context.Context, in contract.RunnerInput, overrides map
 		r.fail(&exec, in.TaskName, "", directives.Infra(fmt.Errorf("artifacts folder: %w", err)))
 		return exec, nil
 	}
-	if err := os.MkdirAll(filepath.Join(artifacts, LogDir), 0o755); err != nil {
+	logDir, err := openLogDir(artifacts)
+	if err != nil {
 		r.fail(&exec, in.TaskName, "", directives.Infra(fmt.Errorf("artifacts folder: %w", err)))
 		return exec, nil
 	}
-	logFile, err := os.Create(filepath.Join(artifacts, LogDir, "taskotron.log"))
+	defer logDir.Close()
+	logFile, err := createIn(logDir, "taskotron.log")
 	if err != nil {
 		r.fail(&exec, in.TaskName, "", directives.Infra(fmt.Errorf("runner log: %w", err)))
 		return exec, nil
@@ -230,7 +232,7 @@ func (r *Runner) run(ctx context.Context, in contract.RunnerInput, overrides map
 	if leftovers > 0 {
 		log.Warn("killed processes an earlier attempt of this execution left running", "count", leftovers)
 	}
-	run := &run{r: r, in: in, exec: &exec, log: log, artifacts: artifacts, copyTask: setup.copyTask}
+	run := &run{r: r, in: in, exec: &exec, log: log, artifacts: artifacts, logDir: logDir, copyTask: setup.copyTask}
 	if setup.startErr != nil {
 		log.Error("run cannot start", "item", in.Item, "type", in.ItemType, "task", in.TaskName, "error", setup.startErr)
 		outcome := contract.Outcome("")
@@ -250,7 +252,9 @@ func (r *Runner) run(ctx context.Context, in contract.RunnerInput, overrides map
 	removeOutsideLinks(artifacts, log)
 
 	if raw, err := json.MarshalIndent(exec, "", "  "); err == nil {
-		_ = os.WriteFile(filepath.Join(artifacts, LogDir, "execution.json"), raw, 0o644)
+		if err := writeFileIn(logDir, "execution.json", raw); err != nil {
+			log.Error("execution.json not written", "error", err)
+		}
 	}
 	log.Info("run finished", "execution_status", exec.ExecutionStatus, "status", exec.Status, "exit_code", exec.ExitCode, "results", len(exec.Results))
 	if ctx.Err() != nil {
@@ -266,7 +270,10 @@ type run struct {
 	exec      *contract.Execution
 	log       *slog.Logger
 	artifacts string
-	env       *directives.Env
+	// logDir is the runner's folder in the artifacts (LogDir), opened
+	// before the task ran: its files are made through it.
+	logDir *os.Root
+	env    *directives.Env
 	// copyTask runs the task from a private copy of its folder.
 	copyTask bool
 }
@@ -432,22 +439,22 @@ func (x *run) action(ctx context.Context, f *formula.Formula, i int, a formula.A
 		ctx, cancel = context.WithTimeoutCause(ctx, tmo, directives.Stopped(fmt.Errorf("action timeout (%s) reached", tmo)))
 		defer cancel()
 	}
-	base := filepath.Join(x.artifacts, LogDir, fmt.Sprintf("%02d-%s", i+1, slug(a.Name)))
-	stdout, err := os.Create(base + ".stdout")
+	base := fmt.Sprintf("%02d-%s", i+1, slug(a.Name))
+	stdout, err := createIn(x.logDir, base+".stdout")
 	if err != nil {
 		return nil, directives.Infra(fmt.Errorf("%s: action log: %w", where, err))
 	}
-	stderr, err := os.Create(base + ".stderr")
+	stderr, err := createIn(x.logDir, base+".stderr")
 	if err != nil {
 		stdout.Close()
 		return nil, directives.Infra(fmt.Errorf("%s: action log: %w", where, err))
 	}
-	defer removeIfEmpty(stdout)
-	defer removeIfEmpty(stderr)
+	defer removeIfEmpty(x.logDir, stdout)
+	defer removeIfEmpty(x.logDir, stderr)
 	x.env.ActionName = a.Name
 	x.env.Stdout, x.env.Stderr = stdout, stderr
-	x.r.enter(x.in.UUID, x.artifacts, i, a.Name)
-	defer x.r.enter(x.in.UUID, x.artifacts, i, "")
+	x.r.enter(x.in.UUID, x.logDir, i, a.Name)
+	defer x.r.enter(x.in.UUID, x.logDir, i, "")
 	x.log.Info("action starting", "action", a.Name, "directive", a.Directive, "line", a.Line)
 	defer func() {
 		if p := recover(); p != nil {
@@ -642,11 +649,11 @@ func copyExecutable(src, dst string, perm os.FileMode) error {
 	return out.Close()
 }
 
-func removeIfEmpty(f *os.File) {
+func removeIfEmpty(dir *os.Root, f *os.File) {
 	fi, err := f.Stat()
 	f.Close()
 	if err == nil && fi.Size() == 0 {
-		os.Remove(f.Name())
+		dir.Remove(filepath.Base(f.Name()))
 	}
 }
 

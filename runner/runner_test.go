@@ -115,7 +115,8 @@ func TestRunExampleTaskFailsWithExitCode100(t *testing.T) {
 }
 
 func TestInputArgsCheckedBeforeAnythingRuns(t *testing.T) {
-	r, _ := testRunner(t, nil)
+	// Unsandboxed: the marker must be where a task could write it.
+	r, _ := testRunner(t, func(c *config.Config) { c.Runner.Sandbox = "off" })
 	marker := filepath.Join(t.TempDir(), "ran")
 	f := task(t, "name: t\ninput:\n  args: [koji_build]\nactions:\n  - shell: [[touch, "+marker+"]]\n", nil)
 	exec, err := r.Run(context.Background(), contract.RunnerInput{Item: "f40", ItemType: "koji_tag", Formula: f}, nil)
@@ -208,8 +209,10 @@ actions:
 	}
 }
 
+// TestActionTimeoutKillsTheProcessGroup runs unsandboxed: the pid it
+// checks is the host's (sandboxed: TestSandboxedTimeoutKillsEverything).
 func TestActionTimeoutKillsTheProcessGroup(t *testing.T) {
-	r, _ := testRunner(t, func(c *config.Config) { c.Runner.ActionTimeout = 700 * time.Millisecond })
+	r, _ := testRunner(t, func(c *config.Config) { c.Runner.ActionTimeout = 700 * time.Millisecond; c.Runner.Sandbox = "off" })
 	pidFile := filepath.Join(t.TempDir(), "pid")
 	f := task(t, `name: slow
 actions:
@@ -347,9 +350,10 @@ actions:
 
 // TestProcessesThatLeftTheirGroupDieWithTheRun: a task process that made
 // itself a new session (out of reach of the group kill) is killed when
-// the run ends.
+// the run ends. Unsandboxed, as the pid it checks is the host's
+// (sandboxed: TestSandboxedDaemonDiesWithItsProcess).
 func TestProcessesThatLeftTheirGroupDieWithTheRun(t *testing.T) {
-	r, _ := testRunner(t, nil)
+	r, _ := testRunner(t, func(c *config.Config) { c.Runner.Sandbox = "off" })
 	pidFile := filepath.Join(t.TempDir(), "pid")
 	f := task(t, `name: daemon
 actions:
@@ -506,7 +510,8 @@ func TestLeftoversOfAnEarlierAttemptAreKilled(t *testing.T) {
 // export is defined for the actions after it only; shell scripts keep
 // their own $1.
 func TestUndefinedVariablesFoundBeforeAnythingRuns(t *testing.T) {
-	r, _ := testRunner(t, nil)
+	// Unsandboxed: the marker must be where a task could write it.
+	r, _ := testRunner(t, func(c *config.Config) { c.Runner.Sandbox = "off" })
 	marker := filepath.Join(t.TempDir(), "ran")
 	for src, want := range map[string]string{
 		"name: t\nactions:\n  - shell: [[touch, " + marker + "]]\n  - name: late\n    dummy: {result: PASS, msg: '${typo}'}\n":                                             `runtask.yml:4: action "late": undefined variable "typo"`,

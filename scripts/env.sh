@@ -25,6 +25,10 @@ TOOLS=(
 	cpio:cpio
 	rpmlint:rpmlint # the rpmlint task
 )
+# command:package: the sandbox every task process runs in (runner.sandbox).
+SANDBOX_TOOLS=(
+	bwrap:bubblewrap
+)
 # command:package, for the container image only: the CA certificates that
 # HTTPS to Koji, Bodhi and dist-git needs.
 IMAGE_TOOLS=(
@@ -104,13 +108,20 @@ services() {
 	fi
 }
 
+# sandbox_works fails loudly where bwrap cannot make the sandbox tasks run
+# in (user or PID namespaces denied): the roles would refuse to start.
+sandbox_works() {
+	bwrap --unshare-user --disable-userns --unshare-pid --die-with-parent --ro-bind / / --proc /proc -- true ||
+		die "bwrap cannot make a sandbox on this machine (user namespaces denied?); runner.sandbox: off runs tasks unsandboxed"
+}
+
 # --list PROFILE prints what a profile installs, "command package" a line,
 # and changes nothing (the tests compare it with what the tasks need).
 if [ "${1-}" = --list ]; then
 	case "${2-}" in
-	tools) entries=("${TOOLS[@]}") ;;
-	image) entries=("${TOOLS[@]}" "${IMAGE_TOOLS[@]}") ;;
-	test) entries=(rabbitmq-server:rabbitmq-server pg_ctlcluster:postgresql "${TOOLS[@]}" "${TEST_TOOLS[@]}") ;;
+	tools) entries=("${TOOLS[@]}" "${SANDBOX_TOOLS[@]}") ;;
+	image) entries=("${TOOLS[@]}" "${SANDBOX_TOOLS[@]}" "${IMAGE_TOOLS[@]}") ;;
+	test) entries=(rabbitmq-server:rabbitmq-server pg_ctlcluster:postgresql "${TOOLS[@]}" "${SANDBOX_TOOLS[@]}" "${TEST_TOOLS[@]}") ;;
 	*) die "usage: env.sh --list tools|image|test" ;;
 	esac
 	for entry in "${entries[@]}"; do printf '%s %s\n' "${entry%%:*}" "${entry#*:}"; done
@@ -119,17 +130,19 @@ fi
 
 case "${1-}" in
 tools)
-	need "${TOOLS[@]}"
+	need "${TOOLS[@]}" "${SANDBOX_TOOLS[@]}"
+	sandbox_works
 	log "ready: the demo tasks' tools ($(rpm --version), rpmlint, cpio, python3)"
 	;;
 image)
-	need "${TOOLS[@]}" "${IMAGE_TOOLS[@]}"
+	need "${TOOLS[@]}" "${SANDBOX_TOOLS[@]}" "${IMAGE_TOOLS[@]}"
 	log "ready: the demo tasks' tools ($(rpm --version), rpmlint, cpio, python3), CA certificates"
 	;;
 test)
 	services
-	need "${TOOLS[@]}" "${TEST_TOOLS[@]}"
-	log "ready: RabbitMQ :5672, PostgreSQL :5432, $(rpm --version), rpmlint, createrepo_c, chromium"
+	need "${TOOLS[@]}" "${SANDBOX_TOOLS[@]}" "${TEST_TOOLS[@]}"
+	sandbox_works
+	log "ready: RabbitMQ :5672, PostgreSQL :5432, $(rpm --version), rpmlint, createrepo_c, chromium, $(bwrap --version)"
 	;;
 *)
 	die "usage: env.sh tools|image|test"

@@ -508,6 +508,10 @@ func TestCheckoutFailureStillLeavesALog(t *testing.T) {
 // give up waiting.
 func TestWorkerRunsJobsConcurrently(t *testing.T) {
 	s := newStack(t)
+	// Unsandboxed: the two runs meet in a folder they share, which no
+	// sandbox shows.
+	s.cfg.Runner.Sandbox = "off"
+	s.runner = runner.New(runner.Options{Config: s.cfg, Checkout: s.co})
 	meet := t.TempDir()
 	s.addTask(t, "meet", `name: meet
 actions:

@@ -14,6 +14,7 @@ import (
 
 	"github.com/taskotron-go/taskotron/config"
 	"github.com/taskotron-go/taskotron/runtask"
+	"github.com/taskotron-go/taskotron/sandbox"
 )
 
 func main() {
@@ -26,6 +27,10 @@ func main() {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
 		fmt.Fprintf(os.Stderr, "runtask: log level %q: want debug, info, warn or error\n", cfg.LogLevel)
+		os.Exit(2)
+	}
+	if err := sandbox.Check(cfg.Runner.Sandbox, os.Getenv("TASKOTRON_CONFIG")); err != nil {
+		fmt.Fprintf(os.Stderr, "runtask: %v\n", err)
 		os.Exit(2)
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/taskotron-go/taskotron/pipeline"
+	"github.com/taskotron-go/taskotron/sandbox"
 )
 
 func init() {
@@ -39,6 +40,9 @@ func runUp(ctx context.Context, g *globals, args []string) error {
 	paths, err := parseFlags(fs, args)
 	if err != nil {
 		return err
+	}
+	if err := sandbox.Check(g.cfg.Runner.Sandbox, g.configPath); err != nil {
+		return usagef("%v", err)
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 
+	"github.com/taskotron-go/taskotron/sandbox"
 	"github.com/taskotron-go/taskotron/worker"
 )
 
@@ -31,6 +32,10 @@ func runWorker(ctx context.Context, g *globals, args []string) error {
 	}
 	if *concurrency < 1 {
 		return usagef("--concurrency must be at least 1")
+	}
+	// A worker that could not run a single task refuses to start.
+	if err := sandbox.Check(cfg.Runner.Sandbox, g.configPath); err != nil {
+		return usagef("%v", err)
 	}
 	var list []string
 	for _, a := range strings.Split(*arches, ",") {

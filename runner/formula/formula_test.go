@@ -6,7 +6,6 @@ import (
 	"reflect"
 	"strings"
 	"testing"
-	"time"
 )
 
 const pyver = `name: python-versions
@@ -285,7 +284,6 @@ func TestExpandCapsExponentialGrowth(t *testing.T) {
 		{"shared lists", func(prev string) any { return []any{"$" + prev, "$" + prev} }},
 		{"maps", func(prev string) any { return map[string]any{"a": "$" + prev, "b": "$" + prev} }},
 	} {
-		start := time.Now()
 		vars := map[string]any{"v0": strings.Repeat("x", 1024)}
 		var err error
 		rounds := 0
@@ -305,9 +303,6 @@ func TestExpandCapsExponentialGrowth(t *testing.T) {
 		if rounds < 15 || rounds > 18 {
 			t.Errorf("%s: stopped at round %d; 1 KiB doubled reaches 64 MiB at 17", c.name, rounds)
 		}
-		if took := time.Since(start); took > 10*time.Second {
-			t.Errorf("%s took %s", c.name, took)
-		}
 		// Used inside a longer string, a shared structure is refused before
 		// it is rendered as JSON.
 		last := fmt.Sprintf("v%d", rounds-1)
@@ -320,16 +315,14 @@ func TestExpandCapsExponentialGrowth(t *testing.T) {
 	for range 60 {
 		deep = []any{deep, deep}
 	}
-	start := time.Now()
+	// Unbounded work here would run into the test's timeout: measuring
+	// walks each distinct part once.
 	var se *SizeError
 	if _, err := ExpandString("all: ${deep}", map[string]any{"deep": deep}); !errors.As(err, &se) {
 		t.Errorf("deep: %v", err)
 	}
 	if _, err := Expand([]any{"${deep}"}, map[string]any{"deep": deep}); !errors.As(err, &se) {
 		t.Errorf("deep as a value: %v", err)
-	}
-	if took := time.Since(start); took > 5*time.Second {
-		t.Errorf("deep took %s", took)
 	}
 	// What real formulas do stays allowed: a whole action's output, even a
 	// large one, handed on a few times.

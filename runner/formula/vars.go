@@ -3,6 +3,7 @@ package formula
 import (
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"sort"
 	"strconv"
 	"strings"
@@ -183,46 +184,55 @@ func (x *expansion) spend(n int) error {
 }
 
 // size is about the length of v's JSON form, counting shared parts each
-// time they appear; it stops counting past limit, so it costs at most
-// about limit steps however v is built.
+// time they appear. Each list or map is measured once (a structure shared
+// 2^60 times over costs as many steps as it has distinct parts), and
+// counting stops a little past limit.
 func size(v any, limit int) int {
-	n := 0
-	var walk func(v any) bool
-	walk = func(v any) bool {
+	type part struct {
+		at  uintptr
+		len int
+	}
+	measured := map[part]int{}
+	var walk func(v any) int
+	walk = func(v any) int {
+		var key part
 		switch x := v.(type) {
 		case string:
-			n += len(x) + 2
+			return len(x) + 2
+		case []any, map[string]any, map[any]any:
+			rv := reflect.ValueOf(x)
+			key = part{rv.Pointer(), rv.Len()}
+			if n, ok := measured[key]; ok {
+				return n
+			}
+		default:
+			return 8
+		}
+		n := 2
+		switch x := v.(type) {
 		case []any:
-			n += 2
 			for _, e := range x {
-				n++
-				if !walk(e) {
-					return false
+				if n += 1 + walk(e); n > limit {
+					break
 				}
 			}
 		case map[string]any:
-			n += 2
 			for k, e := range x {
-				n += len(k) + 4
-				if !walk(e) {
-					return false
+				if n += len(k) + 4 + walk(e); n > limit {
+					break
 				}
 			}
 		case map[any]any:
-			n += 2
 			for k, e := range x {
-				n += len(fmt.Sprint(k)) + 4
-				if !walk(e) {
-					return false
+				if n += len(fmt.Sprint(k)) + 4 + walk(e); n > limit {
+					break
 				}
 			}
-		default:
-			n += 8
 		}
-		return n <= limit
+		measured[key] = n
+		return n
 	}
-	walk(v)
-	return n
+	return walk(v)
 }
 
 // ExpandString substitutes the variables of one string. When the string is
