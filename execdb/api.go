@@ -2,8 +2,8 @@ package execdb
 
 import (
 	"context"
-	"database/sql"
 	"crypto/subtle"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"

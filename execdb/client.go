@@ -180,4 +180,3 @@ func (c *Client) ReadLog(ctx context.Context, uuid string, attempt int, name str
 	final, _ = strconv.ParseBool(resp.Header.Get("X-Log-Final"))
 	return data, final, nil
 }
-

@@ -76,9 +76,9 @@ const attemptRetried = "retried"
 // Detail is an execution with its history.
 type Detail struct {
 	Execution
-	Attempts []Attempt                `json:"attempts"`
+	Attempts []Attempt                 `json:"attempts"`
 	Timeline []contract.ExecutionEvent `json:"timeline"`
-	Logs     []LogFile                `json:"logs"`
+	Logs     []LogFile                 `json:"logs"`
 }
 
 // LogFile is one log of one attempt, as far as it has arrived.
