@@ -168,6 +168,7 @@ func openSQLite(ctx context.Context, path string) (Store, error) {
 	}
 	s.stop, s.done = make(chan struct{}), make(chan struct{})
 	go s.checkpoint()
+	s.startWriters(1)
 	return s, nil
 }
 
@@ -199,6 +200,8 @@ func openPostgres(ctx context.Context, dsn string) (Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("postgres %s: %w", Redact(dsn), err)
 	}
+	// Several writers: PostgreSQL commits overlap, each one a batch.
+	s.startWriters(4)
 	return s, nil
 }
 

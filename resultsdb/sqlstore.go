@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -58,9 +59,17 @@ type sqlStore struct {
 	notify chan struct{}
 	// stop ends background work (SQLite's checkpointer); done says it has.
 	stop, done chan struct{}
+	// writes takes posted results to the writers (batch.go); writesStop
+	// ends them.
+	writes     chan *writeRequest
+	writesStop chan struct{}
+	writers    sync.WaitGroup
+	// stmts holds the write path's prepared statements, by query.
+	stmts sync.Map
 }
 
 func (s *sqlStore) Close() error {
+	s.stopWriters()
 	if s.stop != nil {
 		close(s.stop)
 		<-s.done
@@ -182,7 +191,11 @@ func (s *sqlStore) saveTestcase(ctx context.Context, tx *sql.Tx, t TestcaseUpdat
 	out := Testcase{Name: t.Name}
 	for attempt := 0; ; attempt++ {
 		var ref sql.NullString
-		err := tx.QueryRowContext(ctx, s.d.bind("SELECT ref_url FROM testcase WHERE name = ?"), t.Name).Scan(&ref)
+		st, err := s.stmt(ctx, tx, selectTestcase)
+		if err != nil {
+			return out, err
+		}
+		err = st.QueryRowContext(ctx, t.Name).Scan(&ref)
 		if errors.Is(err, sql.ErrNoRows) && attempt == 0 {
 			res, err := tx.ExecContext(ctx, s.d.bind("INSERT INTO testcase (name, ref_url) VALUES (?, ?) ON CONFLICT (name) DO NOTHING"),
 				t.Name, nullString(t.RefURL))
@@ -224,7 +237,11 @@ func (s *sqlStore) saveGroup(ctx context.Context, tx *sql.Tx, g GroupUpdate) (in
 	var id int64
 	for attempt := 0; ; attempt++ {
 		var desc, ref sql.NullString
-		err := tx.QueryRowContext(ctx, s.d.bind("SELECT id, description, ref_url FROM run_group WHERE uuid = ?"), g.UUID).Scan(&id, &desc, &ref)
+		st, err := s.stmt(ctx, tx, selectGroup)
+		if err != nil {
+			return 0, out, err
+		}
+		err = st.QueryRowContext(ctx, g.UUID).Scan(&id, &desc, &ref)
 		if errors.Is(err, sql.ErrNoRows) && attempt == 0 {
 			err := tx.QueryRowContext(ctx, s.d.bind("INSERT INTO run_group (uuid, description, ref_url) VALUES (?, ?, ?) ON CONFLICT (uuid) DO NOTHING RETURNING id"),
 				g.UUID, nullString(g.Description), nullString(g.RefURL)).Scan(&id)
@@ -257,85 +274,6 @@ func (s *sqlStore) saveGroup(ctx context.Context, tx *sql.Tx, g GroupUpdate) (in
 		}
 	}
 	return id, out, nil
-}
-
-func (s *sqlStore) CreateResult(ctx context.Context, in NewResult) (Result, error) {
-	when := in.SubmitTime
-	if when.IsZero() {
-		when = time.Now()
-	}
-	// Stored with microsecond precision, so shown as stored.
-	when = fromMicros(micros(when))
-	res := Result{Outcome: in.Outcome, SubmitTime: when, Note: in.Note, RefURL: in.RefURL, Data: in.Data}
-	err := s.tx(ctx, func(tx *sql.Tx) error {
-		tc, err := s.saveTestcase(ctx, tx, in.Testcase)
-		if err != nil {
-			return err
-		}
-		res.Testcase = tc
-		var groupIDs []int64
-		res.Groups = nil
-		for _, g := range in.Groups {
-			id, saved, err := s.saveGroup(ctx, tx, g)
-			if err != nil {
-				return err
-			}
-			if !containsInt(groupIDs, id) {
-				groupIDs = append(groupIDs, id)
-				res.Groups = append(res.Groups, saved.UUID)
-			}
-		}
-		err = tx.QueryRowContext(ctx, s.d.bind("INSERT INTO result (testcase_name, submit_time, outcome, note, ref_url) VALUES (?, ?, ?, ?, ?) RETURNING id"),
-			tc.Name, micros(when), in.Outcome, nullString(in.Note), nullString(in.RefURL)).Scan(&res.ID)
-		if err != nil {
-			return fmt.Errorf("create result: %w", err)
-		}
-		// Batches keep each statement under SQLite's parameter limit.
-		const batch = 300
-		for lo := 0; lo < len(groupIDs); lo += batch {
-			chunk := groupIDs[lo:min(lo+batch, len(groupIDs))]
-			args := make([]any, 0, 2*len(chunk))
-			rows := make([]string, 0, len(chunk))
-			for _, gid := range chunk {
-				rows = append(rows, "(?, ?)")
-				args = append(args, gid, res.ID)
-			}
-			if _, err := tx.ExecContext(ctx, s.d.bind("INSERT INTO result_group (group_id, result_id) VALUES "+strings.Join(rows, ",")), args...); err != nil {
-				return fmt.Errorf("link result to groups: %w", err)
-			}
-		}
-		for lo := 0; lo < len(in.Data); lo += batch {
-			chunk := in.Data[lo:min(lo+batch, len(in.Data))]
-			args := make([]any, 0, 3*len(chunk))
-			rows := make([]string, 0, len(chunk))
-			for _, p := range chunk {
-				rows = append(rows, "(?, ?, ?)")
-				args = append(args, res.ID, p.Key, p.Value)
-			}
-			if _, err := tx.ExecContext(ctx, s.d.bind("INSERT INTO result_data (result_id, key, value) VALUES "+strings.Join(rows, ",")), args...); err != nil {
-				return fmt.Errorf("store result data: %w", err)
-			}
-		}
-		if in.Event {
-			if _, err := tx.ExecContext(ctx, s.d.bind("INSERT INTO outbox (result_id, created) VALUES (?, ?)"), res.ID, micros(time.Now())); err != nil {
-				return fmt.Errorf("queue result event: %w", err)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return Result{}, err
-	}
-	if in.Event && s.notify != nil {
-		select {
-		case s.notify <- struct{}{}:
-		default:
-		}
-	}
-	if res.Groups == nil {
-		res.Groups = []string{}
-	}
-	return res, nil
 }
 
 func containsInt(list []int64, v int64) bool {

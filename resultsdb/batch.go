@@ -1,0 +1,336 @@
+package resultsdb
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Results are written in batches: results posted at the same time share
+// one transaction (one commit, one WAL write on SQLite) and one statement
+// per table for their groups, data and events. A 201 is still answered only
+// after the commit. Should the database refuse a batch for a reason that is
+// not worth a retry, each of its results is written again on its own, so
+// that one result the database cannot store fails alone.
+
+// maxBatch bounds the results of one transaction, so that a commit does not
+// keep the first poster waiting long.
+const maxBatch = 64
+
+// errClosed answers a post that arrives while the store closes.
+var errClosed = errors.New("results store is closed")
+
+type writeRequest struct {
+	in   NewResult
+	res  Result
+	err  error
+	done chan struct{}
+}
+
+// startWriters starts the goroutines that commit posted results: one where
+// the database takes one writer at a time (SQLite), more where commits can
+// overlap (PostgreSQL).
+func (s *sqlStore) startWriters(n int) {
+	s.writes = make(chan *writeRequest)
+	s.writesStop = make(chan struct{})
+	for range n {
+		s.writers.Add(1)
+		go func() {
+			defer s.writers.Done()
+			s.writeLoop()
+		}()
+	}
+}
+
+func (s *sqlStore) stopWriters() {
+	if s.writesStop != nil {
+		close(s.writesStop)
+		s.writers.Wait()
+		s.writesStop = nil
+	}
+	s.stmts.Range(func(_, v any) bool {
+		v.(*sql.Stmt).Close()
+		return true
+	})
+}
+
+// CreateResult stores one result and its event, committed before it returns.
+func (s *sqlStore) CreateResult(ctx context.Context, in NewResult) (Result, error) {
+	r := &writeRequest{in: in, done: make(chan struct{})}
+	select {
+	case s.writes <- r:
+	case <-s.writesStop:
+		return Result{}, errClosed
+	case <-ctx.Done():
+		return Result{}, ctx.Err()
+	}
+	// Once taken, the write goes on even if the poster leaves: what it
+	// would see is what happens when an answer is lost on the way.
+	<-r.done
+	if r.err != nil {
+		return Result{}, r.err
+	}
+	if in.Event && s.notify != nil {
+		select {
+		case s.notify <- struct{}{}:
+		default:
+		}
+	}
+	return r.res, nil
+}
+
+func (s *sqlStore) writeLoop() {
+	for {
+		var batch []*writeRequest
+		select {
+		case r := <-s.writes:
+			batch = append(batch, r)
+		case <-s.writesStop:
+			return
+		}
+	fill:
+		for len(batch) < maxBatch {
+			select {
+			case r := <-s.writes:
+				batch = append(batch, r)
+			default:
+				break fill
+			}
+		}
+		s.commit(batch)
+		for _, r := range batch {
+			close(r.done)
+		}
+	}
+}
+
+// commit writes batch in one transaction (retried whole when the database
+// asks for it: a deadlock, a serialization failure), or, refused, each of
+// its results in a transaction of its own.
+func (s *sqlStore) commit(batch []*writeRequest) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	s.prepare(ctx, batch)
+	err := s.tx(ctx, func(tx *sql.Tx) error { return s.insertResults(ctx, tx, batch) })
+	if err == nil || len(batch) == 1 {
+		for _, r := range batch {
+			if err != nil {
+				r.res, r.err = Result{}, err
+			}
+		}
+		return
+	}
+	for _, r := range batch {
+		one := []*writeRequest{r}
+		if err := s.tx(ctx, func(tx *sql.Tx) error { return s.insertResults(ctx, tx, one) }); err != nil {
+			r.res, r.err = Result{}, err
+		}
+	}
+}
+
+// insertResults writes the results of batch in tx, filling in each one's
+// stored form.
+func (s *sqlStore) insertResults(ctx context.Context, tx *sql.Tx, batch []*writeRequest) error {
+	seen := batchSeen{testcases: map[string]seenTestcase{}, groups: map[string]seenGroup{}}
+	var links, data, events rowsOf
+	now := micros(time.Now())
+	for _, r := range batch {
+		in := r.in
+		when := in.SubmitTime
+		if when.IsZero() {
+			when = time.Now()
+		}
+		// Stored with microsecond precision, so shown as stored.
+		when = fromMicros(micros(when))
+		res := Result{Outcome: in.Outcome, SubmitTime: when, Note: in.Note, RefURL: in.RefURL, Data: in.Data, Groups: []string{}}
+		tc, err := seen.testcase(in.Testcase, func() (Testcase, error) { return s.saveTestcase(ctx, tx, in.Testcase) })
+		if err != nil {
+			return err
+		}
+		res.Testcase = tc
+		var groupIDs []int64
+		for _, g := range in.Groups {
+			id, saved, err := seen.group(g, func() (int64, Group, error) { return s.saveGroup(ctx, tx, g) })
+			if err != nil {
+				return err
+			}
+			if !containsInt(groupIDs, id) {
+				groupIDs = append(groupIDs, id)
+				res.Groups = append(res.Groups, saved.UUID)
+			}
+		}
+		insert, err := s.stmt(ctx, tx, insertResult)
+		if err != nil {
+			return err
+		}
+		if err := insert.QueryRowContext(ctx, tc.Name, micros(when), in.Outcome, nullString(in.Note), nullString(in.RefURL)).Scan(&res.ID); err != nil {
+			return fmt.Errorf("create result: %w", err)
+		}
+		for _, gid := range groupIDs {
+			links.add(gid, res.ID)
+		}
+		for _, p := range in.Data {
+			data.add(res.ID, p.Key, p.Value)
+		}
+		if in.Event {
+			events.add(res.ID, now)
+		}
+		r.res = res
+	}
+	if err := s.insertRows(ctx, tx, linkTable, links); err != nil {
+		return fmt.Errorf("link results to groups: %w", err)
+	}
+	if err := s.insertRows(ctx, tx, dataTable, data); err != nil {
+		return fmt.Errorf("store result data: %w", err)
+	}
+	if err := s.insertRows(ctx, tx, outboxTable, events); err != nil {
+		return fmt.Errorf("queue result events: %w", err)
+	}
+	return nil
+}
+
+// rowsOf collects the rows of a multi-row INSERT.
+type rowsOf struct {
+	width int
+	args  []any
+}
+
+func (r *rowsOf) add(values ...any) {
+	r.width = len(values)
+	r.args = append(r.args, values...)
+}
+
+// rowsPerInsert keeps each statement under SQLite's parameter limit, and the
+// statements prepared for the write path few.
+const rowsPerInsert = 100
+
+const (
+	selectTestcase = "SELECT ref_url FROM testcase WHERE name = ?"
+	selectGroup    = "SELECT id, description, ref_url FROM run_group WHERE uuid = ?"
+	insertResult   = "INSERT INTO result (testcase_name, submit_time, outcome, note, ref_url) VALUES (?, ?, ?, ?, ?) RETURNING id"
+	linkTable      = "result_group (group_id, result_id)"
+	dataTable      = "result_data (result_id, key, value)"
+	outboxTable    = "outbox (result_id, created)"
+)
+
+// insertQueries are the statements that insert n rows of width values into
+// table (with its column list), at most rowsPerInsert rows each.
+func insertQueries(table string, width, n int) []string {
+	var out []string
+	for lo := 0; lo < n; lo += rowsPerInsert {
+		row := "(" + strings.TrimSuffix(strings.Repeat("?, ", width), ", ") + ")"
+		out = append(out, "INSERT INTO "+table+" VALUES "+strings.TrimSuffix(strings.Repeat(row+",", min(rowsPerInsert, n-lo)), ","))
+	}
+	return out
+}
+
+// insertRows inserts rows into table.
+func (s *sqlStore) insertRows(ctx context.Context, tx *sql.Tx, table string, rows rowsOf) error {
+	if len(rows.args) == 0 {
+		return nil
+	}
+	for i, q := range insertQueries(table, rows.width, len(rows.args)/rows.width) {
+		lo := i * rowsPerInsert * rows.width
+		st, err := s.stmt(ctx, tx, q)
+		if err != nil {
+			return err
+		}
+		if _, err := st.ExecContext(ctx, rows.args[lo:min(lo+rowsPerInsert*rows.width, len(rows.args))]...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// stmt is query as prepared for the store's writers (prepare), used in tx;
+// one not prepared yet is prepared in tx alone, as a writer cannot ask for
+// a second connection while it holds SQLite's one.
+func (s *sqlStore) stmt(ctx context.Context, tx *sql.Tx, query string) (*sql.Stmt, error) {
+	if st, ok := s.stmts.Load(query); ok {
+		return tx.StmtContext(ctx, st.(*sql.Stmt)), nil
+	}
+	st, err := tx.PrepareContext(ctx, s.d.bind(query))
+	if err != nil {
+		return nil, fmt.Errorf("prepare %q: %w", query, err)
+	}
+	return st, nil
+}
+
+// prepare readies the statements writing batch will use, outside any
+// transaction: after the first batches of each shape the write path parses
+// no SQL.
+func (s *sqlStore) prepare(ctx context.Context, batch []*writeRequest) {
+	var links, data, events int
+	for _, r := range batch {
+		uuids := map[string]bool{}
+		for _, g := range r.in.Groups {
+			uuids[g.UUID] = true
+		}
+		links += len(uuids)
+		data += len(r.in.Data)
+		if r.in.Event {
+			events++
+		}
+	}
+	queries := []string{selectTestcase, selectGroup, insertResult}
+	queries = append(queries, insertQueries(linkTable, 2, links)...)
+	queries = append(queries, insertQueries(dataTable, 3, data)...)
+	queries = append(queries, insertQueries(outboxTable, 2, events)...)
+	for _, q := range queries {
+		if _, ok := s.stmts.Load(q); ok {
+			continue
+		}
+		st, err := s.write.PrepareContext(ctx, s.d.bind(q))
+		if err != nil {
+			continue // prepared in the transaction instead, which says why
+		}
+		if _, loaded := s.stmts.LoadOrStore(q, st); loaded {
+			st.Close()
+		}
+	}
+}
+
+// batchSeen remembers the last testcase and group updates that results of
+// one transaction saved, so that the same update is not made twice in a
+// row (the results of one job share their group, and often a testcase).
+type batchSeen struct {
+	testcases map[string]seenTestcase
+	groups    map[string]seenGroup
+}
+
+type seenTestcase struct {
+	update TestcaseUpdate
+	saved  Testcase
+}
+
+type seenGroup struct {
+	update GroupUpdate
+	id     int64
+	saved  Group
+}
+
+func (b *batchSeen) testcase(u TestcaseUpdate, save func() (Testcase, error)) (Testcase, error) {
+	if t, ok := b.testcases[u.Name]; ok && t.update.SetRefURL == u.SetRefURL && equalPtr(t.update.RefURL, u.RefURL) {
+		return t.saved, nil
+	}
+	saved, err := save()
+	if err == nil {
+		b.testcases[u.Name] = seenTestcase{u, saved}
+	}
+	return saved, err
+}
+
+func (b *batchSeen) group(u GroupUpdate, save func() (int64, Group, error)) (int64, Group, error) {
+	if g, ok := b.groups[u.UUID]; ok && g.update.SetRefURL == u.SetRefURL && g.update.SetDescription == u.SetDescription &&
+		equalPtr(g.update.RefURL, u.RefURL) && equalPtr(g.update.Description, u.Description) {
+		return g.id, g.saved, nil
+	}
+	id, saved, err := save()
+	if err == nil {
+		b.groups[u.UUID] = seenGroup{u, id, saved}
+	}
+	return id, saved, err
+}
