@@ -136,6 +136,7 @@ func (s *sqlStore) commit(batch []*writeRequest) {
 func (s *sqlStore) insertResults(ctx context.Context, tx *sql.Tx, batch []*writeRequest) error {
 	seen := batchSeen{testcases: map[string]seenTestcase{}, groups: map[string]seenGroup{}}
 	var links, data, events rowsOf
+	var groupsOf [][]int64
 	now := micros(time.Now())
 	for _, r := range batch {
 		in := r.in
@@ -162,23 +163,30 @@ func (s *sqlStore) insertResults(ctx context.Context, tx *sql.Tx, batch []*write
 				res.Groups = append(res.Groups, saved.UUID)
 			}
 		}
-		insert, err := s.stmt(ctx, tx, insertResult)
-		if err != nil {
-			return err
-		}
-		if err := insert.QueryRowContext(ctx, tc.Name, micros(when), in.Outcome, nullString(in.Note), nullString(in.RefURL)).Scan(&res.ID); err != nil {
-			return fmt.Errorf("create result: %w", err)
-		}
-		for _, gid := range groupIDs {
-			links.add(gid, res.ID)
+		r.res = res
+		groupsOf = append(groupsOf, groupIDs)
+	}
+	ids, err := s.newResultIDs(ctx, tx, len(batch))
+	if err != nil {
+		return err
+	}
+	var results rowsOf
+	for i, r := range batch {
+		in := r.in
+		r.res.ID = ids[i]
+		results.add(r.res.ID, r.res.Testcase.Name, micros(r.res.SubmitTime), in.Outcome, nullString(in.Note), nullString(in.RefURL))
+		for _, gid := range groupsOf[i] {
+			links.add(gid, r.res.ID)
 		}
 		for _, p := range in.Data {
-			data.add(res.ID, p.Key, p.Value)
+			data.add(r.res.ID, p.Key, p.Value)
 		}
 		if in.Event {
-			events.add(res.ID, now)
+			events.add(r.res.ID, now)
 		}
-		r.res = res
+	}
+	if err := s.insertRows(ctx, tx, resultTable, results); err != nil {
+		return fmt.Errorf("create results: %w", err)
 	}
 	if err := s.insertRows(ctx, tx, linkTable, links); err != nil {
 		return fmt.Errorf("link results to groups: %w", err)
@@ -190,6 +198,43 @@ func (s *sqlStore) insertResults(ctx context.Context, tx *sql.Tx, batch []*write
 		return fmt.Errorf("queue result events: %w", err)
 	}
 	return nil
+}
+
+// newResultIDs takes n result ids for the transaction: from the identity
+// column's sequence on PostgreSQL; on SQLite, whose transaction holds the
+// database's write lock, after the highest (as SQLite itself numbers rows).
+func (s *sqlStore) newResultIDs(ctx context.Context, tx *sql.Tx, n int) ([]int64, error) {
+	st, err := s.stmt(ctx, tx, s.d.newIDs)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]int64, 0, n)
+	if s.d.name == "sqlite" {
+		var last int64
+		if err := st.QueryRowContext(ctx).Scan(&last); err != nil {
+			return nil, fmt.Errorf("number results: %w", err)
+		}
+		for i := range n {
+			ids = append(ids, last+1+int64(i))
+		}
+		return ids, nil
+	}
+	rows, err := st.QueryContext(ctx, n)
+	if err != nil {
+		return nil, fmt.Errorf("number results: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("number results: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Err(); err != nil || len(ids) != n {
+		return nil, fmt.Errorf("number results: %d of %d ids: %v", len(ids), n, err)
+	}
+	return ids, nil
 }
 
 // rowsOf collects the rows of a multi-row INSERT.
@@ -210,7 +255,7 @@ const rowsPerInsert = 100
 const (
 	selectTestcase = "SELECT ref_url FROM testcase WHERE name = ?"
 	selectGroup    = "SELECT id, description, ref_url FROM run_group WHERE uuid = ?"
-	insertResult   = "INSERT INTO result (testcase_name, submit_time, outcome, note, ref_url) VALUES (?, ?, ?, ?, ?) RETURNING id"
+	resultTable    = "result (id, testcase_name, submit_time, outcome, note, ref_url)"
 	linkTable      = "result_group (group_id, result_id)"
 	dataTable      = "result_data (result_id, key, value)"
 	outboxTable    = "outbox (result_id, created)"
@@ -275,7 +320,7 @@ func (s *sqlStore) prepare(ctx context.Context, batch []*writeRequest) {
 			events++
 		}
 	}
-	queries := []string{selectTestcase, selectGroup, insertResult}
+	queries := append([]string{selectTestcase, selectGroup, s.d.newIDs}, insertQueries(resultTable, 6, len(batch))...)
 	queries = append(queries, insertQueries(linkTable, 2, links)...)
 	queries = append(queries, insertQueries(dataTable, 3, data)...)
 	queries = append(queries, insertQueries(outboxTable, 2, events)...)
