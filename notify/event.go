@@ -41,8 +41,8 @@ type Result struct {
 
 // eventBody is the part of ResultsDB's result JSON read here.
 type eventBody struct {
-	ID       *int64 `json:"id"`
-	Outcome  string `json:"outcome"`
+	ID       *int64  `json:"id"`
+	Outcome  string  `json:"outcome"`
 	Note     *string `json:"note"`
 	RefURL   *string `json:"ref_url"`
 	Href     string  `json:"href"`
