@@ -521,7 +521,7 @@ func (s *Store) SubsOf(ctx context.Context, email string) ([]int64, error) {
 // Prune forgets notifications sent (or judged no regression) before
 // the given time: long after any repeat of their message.
 func (s *Store) Prune(ctx context.Context, before time.Time) (int64, error) {
-	res, err := s.db.ExecContext(ctx, s.bind(`DELETE FROM notify_outbox WHERE state IN ('sent', 'not-regression') AND created < ?`), micros(before))
+	res, err := s.db.ExecContext(ctx, s.bind(`DELETE FROM notify_outbox WHERE state IN ('sent', 'not-regression') AND COALESCE(sent, created) < ?`), micros(before))
 	if err != nil {
 		return 0, err
 	}
