@@ -45,6 +45,10 @@ func TestEmailDigestOverSMTP(t *testing.T) {
 		t.Errorf("list:\n%s", list)
 	}
 	r.start()
+	// Messages no result can be read from are set aside; the notifier
+	// goes on.
+	publish(t, r.exchange, []byte("not json"))
+	publish(t, r.exchange, []byte(`{"id": -1, "outcome": "FAILED", "testcase": {"name": "dist.rpmlint"}}`))
 
 	failed := r.post("FAILED", "dist.rpmlint", "python-foo-1.0-1.fc40", "x86_64", "2 errors, 1 warning")
 	inspect := r.post("NEEDS_INSPECTION", "dist.depcheck", "python-bar-2.0-1.fc40", "noarch", "")
@@ -98,6 +102,17 @@ func TestEmailDigestOverSMTP(t *testing.T) {
 	}
 	if page := r.pageHTML(); !strings.Contains(page, "mailto:packager@example.org") || !strings.Contains(page, "item python-*, testcase dist.*") {
 		t.Errorf("page:\n%s", page)
+	}
+	resp, err = http.Get(r.page + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{"taskotron_notify_events_malformed_total 2", "taskotron_notify_digests_sent_total 2", `taskotron_notify_notifications{state="sent"} 3`} {
+		if !strings.Contains(string(metrics), want+"\n") {
+			t.Errorf("/metrics lacks %q:\n%s", want, metrics)
+		}
 	}
 	if out := r.cli("unsubscribe", "2"); out != "subscription 2 removed\n" {
 		t.Errorf("unsubscribe said %q", out)
