@@ -146,7 +146,11 @@ func (d *deliverer) deliverDigest(ctx context.Context, t Due) {
 	for i, n := range ns {
 		ids[i] = n.ID
 	}
-	if err := d.store.Delivered(ctx, ids, subIDs); err != nil {
+	// Recorded even when the role is stopping: a digest the server took
+	// and not marked would be sent again.
+	bctx, cancel := bookkeeping(ctx)
+	defer cancel()
+	if err := d.store.Delivered(bctx, ids, subIDs); err != nil {
 		// Sent but not marked: the next attempt sends it again, with the
 		// same Message-ID.
 		d.log.Error("notify: digest sent but not recorded as sent", "to", t.Email, "err", err)
@@ -174,7 +178,10 @@ func (d *deliverer) deliverWebhook(ctx context.Context, t Due) {
 				d.failed(ctx, []int64{sub.ID}, t.Failures+1, err, "subscription", sub.ID)
 				return
 			}
-			if err := d.store.Delivered(ctx, []int64{n.ID}, []int64{sub.ID}); err != nil {
+			bctx, cancel := bookkeeping(ctx)
+			err := d.store.Delivered(bctx, []int64{n.ID}, []int64{sub.ID})
+			cancel()
+			if err != nil {
 				d.log.Error("notify: webhook delivered but not recorded as sent", "subscription", sub.ID, "delivery", n.Key(), "err", err)
 				return
 			}
@@ -182,6 +189,12 @@ func (d *deliverer) deliverWebhook(ctx context.Context, t Due) {
 			d.webhooks.Add(1)
 		}
 	}
+}
+
+// bookkeeping is the context of a write that must follow what was sent,
+// even once the role is told to stop.
+func bookkeeping(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 }
 
 func (d *deliverer) failed(ctx context.Context, subs []int64, failures int, err error, attrs ...any) {
