@@ -238,13 +238,17 @@ func (r *rig) start() {
 	done := make(chan struct{})
 	r.procDone = done
 	go func(c *exec.Cmd) { c.Wait(); logf.Close(); close(done) }(r.proc)
-	eventually(r.t, 30*time.Second, "the notifier serves its page and is connected to the broker", func() bool {
-		resp, err := http.Get(r.page + "/healthz")
+	// Connected means its queue is declared and bound: what ResultsDB
+	// publishes from then on reaches it (healthz would say ok sooner,
+	// within its grace).
+	eventually(r.t, 30*time.Second, "the notifier serves its page and consumes from its queue", func() bool {
+		resp, err := http.Get(r.page + "/metrics")
 		if err != nil {
 			return false
 		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(resp.Body)
+		return strings.Contains(string(raw), "\ntaskotron_notify_amqp_connected 1\n")
 	})
 }
 
