@@ -226,6 +226,39 @@ func TestKilledNotifierAndSMTPOutageLoseAndRepeatNothing(t *testing.T) {
 	t.Logf("%d results in %d messages over %d notifier starts", len(want), len(byID), r.starts)
 }
 
+// The one repeat at-least-once allows: the notifier dies after the mail
+// server took a digest and before it recorded so. The digest goes again
+// under the same Message-ID, so that it is one message to mail clients,
+// and holds the same results.
+func TestDigestResentAfterACrashKeepsItsMessageID(t *testing.T) {
+	r := newRig(t, rigOptions{postgres: true, window: "300ms"})
+	r.cli("subscribe", "--email", "packager@example.org")
+	r.start()
+	// The mail server is down: the digest is formed and fails.
+	ids := []int64{r.post("FAILED", "dist.rpmlint", "python-a-1-1.fc40", "x86_64", ""), r.post("FAILED", "dist.rpmlint", "python-b-1-1.fc40", "x86_64", "")}
+	eventually(t, 30*time.Second, "the digest fails", func() bool { s := r.subs(); return len(s) == 1 && s[0].Failures >= 1 && s[0].Pending == 2 })
+	// Marking it sent will wait on this lock.
+	release := stallRecording(t, r.db)
+	r.startSMTP()
+	eventually(t, 30*time.Second, "the mail server takes the digest and the notifier waits to record it", func() bool {
+		return len(r.mails()) == 1 && waitsOnLock(t, r.db, "UPDATE notify_outbox%")
+	})
+	r.kill()
+	release()
+	r.start()
+	eventually(t, 30*time.Second, "the digest is sent again and recorded", func() bool {
+		s := r.subs()
+		return len(r.mails()) == 2 && s[0].Pending == 0 && s[0].Failures == 0
+	})
+	mails := r.mails()
+	if mails[0].ID == "" || mails[0].ID != mails[1].ID || mails[0].Body != mails[1].Body {
+		t.Errorf("the digest sent again differs: %q %q\n%s\n%s", mails[0].ID, mails[1].ID, mails[0].Body, mails[1].Body)
+	}
+	if got := resultsIn(mails[0].Body); len(got) != 2 || got[0] != ids[0] && got[1] != ids[0] {
+		t.Errorf("digest lists %v, want %v", got, ids)
+	}
+}
+
 // republish sends a result's message again, as the outbox publisher does
 // when it dies between the broker's confirm and its bookkeeping.
 func republish(t *testing.T, r *rig, id int64) {

@@ -444,6 +444,12 @@ func stallRecording(t *testing.T, dsn string) (release func()) {
 // recordingStalled reports whether a session waits on that lock to
 // insert into the outbox: the notifier holds a message it has not acked.
 func recordingStalled(t *testing.T, dsn string) bool {
+	return waitsOnLock(t, dsn, "INSERT INTO notify_outbox%")
+}
+
+// waitsOnLock reports whether a session waits on a lock to run a
+// statement starting like pattern.
+func waitsOnLock(t *testing.T, dsn, pattern string) bool {
 	t.Helper()
 	conn, err := pgx.Connect(t.Context(), dsn)
 	if err != nil {
@@ -451,7 +457,7 @@ func recordingStalled(t *testing.T, dsn string) bool {
 	}
 	defer conn.Close(context.Background())
 	var n int
-	err = conn.QueryRow(t.Context(), `SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'INSERT INTO notify_outbox%'`).Scan(&n)
+	err = conn.QueryRow(t.Context(), `SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE $1`, pattern).Scan(&n)
 	if err != nil {
 		t.Fatal(err)
 	}
