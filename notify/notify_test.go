@@ -2,8 +2,11 @@ package notify
 
 import (
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 )
 
 // A body as resultsdb's publisher sends it (resultOut, reference §6.5).
@@ -162,5 +165,23 @@ func TestBackoffDoublesToTheCap(t *testing.T) {
 	}
 	if strings.Join(got, " ") != "10s 20s 40s 1m0s 1m0s" {
 		t.Errorf("backoff: %v", got)
+	}
+}
+
+// A receiver's redirect is not followed: the delivery failed, and the
+// signed body went nowhere else.
+func TestWebhookRedirectIsAFailure(t *testing.T) {
+	elsewhere := 0
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { elsewhere++ }))
+	defer other.Close()
+	hook := httptest.NewServer(http.RedirectHandler(other.URL, http.StatusTemporaryRedirect))
+	defer hook.Close()
+	sub := Subscription{ID: 1, Webhook: hook.URL}
+	if err := sub.Prepare("s"); err != nil {
+		t.Fatal(err)
+	}
+	err := post(t.Context(), webhookClient(5*time.Second), sub, Notification{Sub: 1, Result: Result{ID: 2}}, time.Now())
+	if err == nil || !strings.Contains(err.Error(), "answered 307") || elsewhere != 0 {
+		t.Errorf("redirect: %v (requests elsewhere: %d)", err, elsewhere)
 	}
 }

@@ -89,10 +89,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, o Options) (*
 		api = "http://" + cfg.ResultsDB.Listen + "/api/v2.0"
 	}
 	s := &Service{cfg: n, log: log, store: store, ln: ln, base: "http://" + ln.Addr().String(), dsn: n.DB}
-	s.del = &deliverer{store: store, log: log, mail: mailer, http: &http.Client{Timeout: n.WebhookTimeout,
-		// A redirect is an answer, not delivery: the signed body goes
-		// only where the subscription says.
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
+	s.del = &deliverer{store: store, log: log, mail: mailer, http: webhookClient(n.WebhookTimeout),
 		regress: newResultsDB(api, log), window: n.DigestWindow, retryMin: n.RetryMin, retryMax: n.RetryMax, poll: o.Poll,
 		wake: make(chan struct{}, 1), checkWake: make(chan struct{}, 1), sem: make(chan struct{}, 16), busy: map[string]bool{}}
 	s.cons = &consumer{url: cfg.AMQP.URL, exchange: cfg.AMQP.Exchange, queue: n.Queue, topic: n.Topic, prefetch: 32, log: log, handle: s.handle}

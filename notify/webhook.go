@@ -52,6 +52,13 @@ func Verify(secret string, body []byte, header string) bool {
 	return hmac.Equal([]byte(Sign(secret, body)), []byte(header))
 }
 
+// webhookClient makes the client webhooks are posted with. A redirect is
+// an answer, not delivery: the signed body goes only where the
+// subscription says.
+func webhookClient(timeout time.Duration) *http.Client {
+	return &http.Client{Timeout: timeout, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
 // post sends one notification to a subscription's webhook. Any 2xx
 // answer is delivery; anything else is a failure to back off from.
 func post(ctx context.Context, client *http.Client, sub Subscription, n Notification, now time.Time) error {
