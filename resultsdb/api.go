@@ -82,6 +82,8 @@ func NewServer(store Store, opts Options) http.Handler {
 	// rest of the path, and a rest ending in /results asks for its results,
 	// as ResultsDB's <path:testcase_name> routes have it.
 	api("/testcases/{name...}", s.testcaseRoute, nil)
+	// Ours only: results worse than on the package's previous build.
+	api("/regressions", s.getRegressions, nil)
 	api("/healthcheck", s.healthcheck, nil)
 	api("/", func(w http.ResponseWriter, r *http.Request) error {
 		return &statusError{code: http.StatusNotFound, msg: "Not found"}
