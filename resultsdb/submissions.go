@@ -222,7 +222,7 @@ func kcidbResults(sub kcidb.Submission, origin string, outcomes []string) ([]New
 			}
 		}
 		if err := checkResultText(in); err != nil {
-			return fmt.Errorf("%s: %w", path, err)
+			return badf("%s: %s", path, strings.TrimPrefix(err.Error(), "Malformed Request: "))
 		}
 		out = append(out, in)
 		return nil
