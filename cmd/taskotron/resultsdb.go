@@ -17,9 +17,8 @@ func init() {
 	})
 }
 
-const resultsDBUsage = "usage: taskotron resultsdb serve [--listen ADDR] [--db sqlite:PATH|postgres://…] [--base-url URL] [--token TOKEN] [--publish]\n" +
-	"       taskotron resultsdb token add ORIGIN | token revoke ORIGIN [TOKEN-ID] | token list   [--db DSN]\n" +
-	"       taskotron resultsdb submit [--url API] [--token TOKEN] FILE|-   (a KCIDB I/O JSON document)"
+const resultsDBUsage = "usage: taskotron resultsdb serve [--listen ADDR] [--db sqlite:PATH|postgres://…] [--base-url URL] [--token TOKEN] [--publish]" +
+	" | resultsdb token add ORIGIN|revoke ORIGIN [TOKEN-ID]|list | resultsdb submit [--url API] [--token TOKEN] FILE|-"
 
 func runResultsDB(ctx context.Context, g *globals, args []string) error {
 	if len(args) > 0 && args[0] == "token" {

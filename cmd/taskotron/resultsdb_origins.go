@@ -36,7 +36,7 @@ func runResultsDBToken(ctx context.Context, g *globals, args []string) error {
 	case cmd == "add" || cmd == "revoke" || cmd == "list":
 		return usagef(tokenUsage)
 	default:
-		return usagef("unknown token command %q: want add, revoke or list\n%s", cmd, tokenUsage)
+		return usagef("unknown token command %q: want add, revoke or list", cmd)
 	}
 	if len(rest) > 0 {
 		if err := resultsdb.CheckOrigin(rest[0]); err != nil {
