@@ -182,13 +182,19 @@ func (s *server) methods(get, post apiHandler) http.Handler {
 	})
 }
 
-// writerKey is where authorized leaves the origin a write is made for.
+// writerKey is where authorized leaves the writer of a request.
 type writerKey struct{}
+
+// writer is whom a write is made for: an origin, with a token or without.
+type writer struct {
+	origin string
+	token  bool
+}
 
 // writerOrigin is the origin the request's token writes for.
 func writerOrigin(r *http.Request) string {
-	o, _ := r.Context().Value(writerKey{}).(string)
-	return o
+	w, _ := r.Context().Value(writerKey{}).(writer)
+	return w.origin
 }
 
 // authorized checks the bearer token of a write and notes whose origin it
@@ -202,10 +208,11 @@ func (s *server) authorized(h apiHandler) apiHandler {
 		auth := r.Header.Get("Authorization")
 		scheme, token, _ := strings.Cut(auth, " ")
 		token = strings.TrimSpace(token)
-		origin := s.opts.Origin
+		origin, byToken := s.opts.Origin, true
 		switch {
-		case auth == "" && s.opts.Token == "":
+		case s.opts.Token == "" && (auth == "" || !strings.EqualFold(scheme, "Bearer")):
 			// Writes are open; they are the default origin's.
+			byToken = false
 		case auth == "" || !strings.EqualFold(scheme, "Bearer"):
 			w.Header().Set("WWW-Authenticate", `Bearer realm="resultsdb"`)
 			return &statusError{code: http.StatusUnauthorized, msg: "Authorization required: send 'Authorization: Bearer <token>'"}
@@ -224,31 +231,36 @@ func (s *server) authorized(h apiHandler) apiHandler {
 				return err
 			}
 			origin = o
+		case s.opts.Token == "":
+			// Open writes ignore a token that claims no origin, as they
+			// did before origins: a reporter configured with a token
+			// still reports to a server that asks for none.
+			byToken = false
 		default:
 			w.Header().Set("WWW-Authenticate", `Bearer realm="resultsdb", error="invalid_token"`)
 			return &statusError{code: http.StatusUnauthorized, msg: "Invalid bearer token"}
 		}
-		return h(w, r.WithContext(context.WithValue(r.Context(), writerKey{}, origin)))
+		return h(w, r.WithContext(context.WithValue(r.Context(), writerKey{}, writer{origin: origin, token: byToken})))
 	}
 }
 
 // checkOrigin refuses a write that names an origin other than the one its
 // token writes for.
 func (s *server) checkOrigin(r *http.Request, named string) error {
-	writer := writerOrigin(r)
-	if writer == "" {
-		writer = s.opts.Origin
+	who, _ := r.Context().Value(writerKey{}).(writer)
+	if who.origin == "" {
+		who.origin = s.opts.Origin
 	}
-	if named == writer {
+	if named == who.origin {
 		return nil
 	}
 	how := "this token writes"
-	if r.Header.Get("Authorization") == "" {
+	if !who.token {
 		how = "writes without a token are"
 	}
 	return &statusError{code: http.StatusForbidden, msg: fmt.Sprintf(
 		"Forbidden: %s results of origin %s only, not of origin %s; origin %s needs a token of its own (taskotron resultsdb token add %s)",
-		how, pyRepr(writer), pyRepr(prefix(named)), pyRepr(prefix(named)), prefix(named))}
+		how, pyRepr(who.origin), pyRepr(prefix(named)), pyRepr(prefix(named)), prefix(named))}
 }
 
 func (s *server) fail(w http.ResponseWriter, r *http.Request, err error) {

@@ -187,7 +187,11 @@ func TestOriginsOpenWrites(t *testing.T) {
 			t.Errorf("open write naming ci_a: %d %s", r.code, r.body)
 		}
 		if r := c.withToken("trdb_nope_nope").post("/api/v2.0/results", post("PASSED", "dist.rpmlint", "x", "koji_build", nil)); r.code != 401 {
-			t.Errorf("unknown token on an open server: %d %s", r.code, r.body)
+			t.Errorf("unknown origin token on an open server: %d %s", r.code, r.body)
+		}
+		// A token that claims no origin is ignored, as before origins.
+		if r := c.withToken("some-reporter-token").mustPost("/api/v2.0/results", post("PASSED", "dist.rpmlint", "x", "koji_build", nil)); r["origin"] != "fedora_ci" {
+			t.Errorf("open write with another token: origin %v", r["origin"])
 		}
 	})
 }
