@@ -122,6 +122,10 @@ func TestOriginTokens(t *testing.T) {
 			t.Errorf("results page for origin ci_b: %d\n%s", page.code, page.text())
 		}
 
+		// A token id revokes only under its own origin.
+		if n, err := store.RevokeTokens(ctx, "ci_b", ta.ID); err != nil || n != 0 {
+			t.Errorf("revoke ci_a's token as ci_b's: %d %v, want none", n, err)
+		}
 		// Revoking one token leaves the other; revoking the origin, none.
 		if n, err := store.RevokeTokens(ctx, "ci_a", ta.ID); err != nil || n != 1 {
 			t.Fatalf("revoke %s: %d %v", ta.ID, n, err)
