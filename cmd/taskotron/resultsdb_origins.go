@@ -157,7 +157,7 @@ func runResultsDBSubmit(ctx context.Context, g *globals, args []string) error {
 		return fmt.Errorf("submit %s: %s answered %s, not JSON", name, resultsdb.Redact(*api), resp.Status)
 	}
 	if resp.StatusCode != http.StatusCreated {
-		return fmt.Errorf("submit %s: refused (%s): %s", name, resp.Status, answer.Message)
+		return fmt.Errorf("submit %s: refused (%d): %s", name, resp.StatusCode, answer.Message)
 	}
 	version := answer.Version
 	if answer.UpgradedTo != nil {

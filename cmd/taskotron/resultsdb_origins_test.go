@@ -56,7 +56,7 @@ func TestResultsDBTokensAndSubmit(t *testing.T) {
 	// A bad document: one line naming the field.
 	code, _, errOut = runCmd(t, `{"version": {"major": 5, "minor": 3}, "tests": [{"id": "ci_a:1", "origin": "ci_a", "build_id": "ci_a:2", "status": "OK"}]}`,
 		"resultsdb", "submit", "--url", api, "--token", token, "-")
-	if code != 1 || !strings.Contains(errOut, "refused (400 Bad Request): Malformed Request: KCIDB 5.3: $.tests[0].status: value must be one of") ||
+	if code != 1 || !strings.Contains(errOut, "refused (400): Malformed Request: KCIDB 5.3: $.tests[0].status: value must be one of") ||
 		strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
 		t.Errorf("bad document: %d %q", code, errOut)
 	}
@@ -70,7 +70,7 @@ func TestResultsDBTokensAndSubmit(t *testing.T) {
 		t.Errorf("token revoke: %d %q %q", code, out, errOut)
 	}
 	code, _, errOut = runCmd(t, "", "resultsdb", "submit", "--url", api, "--token", token, file)
-	if code != 1 || !strings.Contains(errOut, "refused (401 Unauthorized): Invalid bearer token: it was revoked") {
+	if code != 1 || !strings.Contains(errOut, "refused (401): Invalid bearer token: it was revoked") {
 		t.Errorf("submit with a revoked token: %d %q", code, errOut)
 	}
 	if code, _, errOut = runCmd(t, "", "resultsdb", "token", "revoke", "ci_a", "--db", db); code != 1 || !strings.Contains(errOut, "origin ci_a has no live token") {
