@@ -141,6 +141,10 @@ type ResultsDB struct {
 	DB string `yaml:"db" secret:"url"`
 	// Token, when set, is required as a bearer token for writes.
 	Token string `yaml:"token" secret:"token"`
+	// Origin is the origin (the submitting system) of results written with resultsdb.token,
+	// or without a token when none is set; other origins write with tokens of their own
+	// (`taskotron resultsdb token add ORIGIN`).
+	Origin string `yaml:"origin"`
 	// AdditionalOutcomes are accepted on top of PASSED, INFO, FAILED, NEEDS_INSPECTION.
 	AdditionalOutcomes []string `yaml:"additional_outcomes"`
 	// Publish sends resultsdb.result.new to amqp.url for every new result,
@@ -327,6 +331,7 @@ func Default() Config {
 		},
 		ResultsDB: ResultsDB{
 			Listen:             "127.0.0.1:5001",
+			Origin:             "taskotron",
 			AdditionalOutcomes: []string{"ABORTED", "CRASHED"},
 		},
 		ExecDB: ExecDB{Retention: 90 * 24 * time.Hour, UploadArtifacts: true, MaxArtifacts: 256 << 20},

@@ -260,76 +260,109 @@ func (s *sqlStore) saveGroup(ctx context.Context, tx *sql.Tx, g GroupUpdate) (in
 }
 
 func (s *sqlStore) CreateResult(ctx context.Context, in NewResult) (Result, error) {
-	when := in.SubmitTime
-	if when.IsZero() {
-		when = time.Now()
+	list, err := s.CreateResults(ctx, []NewResult{in})
+	if err != nil {
+		return Result{}, err
 	}
-	// Stored with microsecond precision, so shown as stored.
-	when = fromMicros(micros(when))
-	res := Result{Outcome: in.Outcome, SubmitTime: when, Note: in.Note, RefURL: in.RefURL, Data: in.Data}
+	return list[0], nil
+}
+
+// CreateResults stores every result of a batch in one transaction: all of
+// them or, on any error, none.
+func (s *sqlStore) CreateResults(ctx context.Context, batch []NewResult) ([]Result, error) {
+	now := time.Now()
+	out := make([]Result, len(batch))
+	events := false
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		tc, err := s.saveTestcase(ctx, tx, in.Testcase)
-		if err != nil {
-			return err
-		}
-		res.Testcase = tc
-		var groupIDs []int64
-		res.Groups = nil
-		for _, g := range in.Groups {
-			id, saved, err := s.saveGroup(ctx, tx, g)
+		for i, in := range batch {
+			res, err := s.createResult(ctx, tx, in, now)
 			if err != nil {
+				if len(batch) > 1 {
+					return fmt.Errorf("result %d of %d: %w", i+1, len(batch), err)
+				}
 				return err
 			}
-			if !containsInt(groupIDs, id) {
-				groupIDs = append(groupIDs, id)
-				res.Groups = append(res.Groups, saved.UUID)
-			}
-		}
-		err = tx.QueryRowContext(ctx, s.d.bind("INSERT INTO result (testcase_name, submit_time, outcome, note, ref_url) VALUES (?, ?, ?, ?, ?) RETURNING id"),
-			tc.Name, micros(when), in.Outcome, nullString(in.Note), nullString(in.RefURL)).Scan(&res.ID)
-		if err != nil {
-			return fmt.Errorf("create result: %w", err)
-		}
-		// Batches keep each statement under SQLite's parameter limit.
-		const batch = 300
-		for lo := 0; lo < len(groupIDs); lo += batch {
-			chunk := groupIDs[lo:min(lo+batch, len(groupIDs))]
-			args := make([]any, 0, 2*len(chunk))
-			rows := make([]string, 0, len(chunk))
-			for _, gid := range chunk {
-				rows = append(rows, "(?, ?)")
-				args = append(args, gid, res.ID)
-			}
-			if _, err := tx.ExecContext(ctx, s.d.bind("INSERT INTO result_group (group_id, result_id) VALUES "+strings.Join(rows, ",")), args...); err != nil {
-				return fmt.Errorf("link result to groups: %w", err)
-			}
-		}
-		for lo := 0; lo < len(in.Data); lo += batch {
-			chunk := in.Data[lo:min(lo+batch, len(in.Data))]
-			args := make([]any, 0, 3*len(chunk))
-			rows := make([]string, 0, len(chunk))
-			for _, p := range chunk {
-				rows = append(rows, "(?, ?, ?)")
-				args = append(args, res.ID, p.Key, p.Value)
-			}
-			if _, err := tx.ExecContext(ctx, s.d.bind("INSERT INTO result_data (result_id, key, value) VALUES "+strings.Join(rows, ",")), args...); err != nil {
-				return fmt.Errorf("store result data: %w", err)
-			}
-		}
-		if in.Event {
-			if _, err := tx.ExecContext(ctx, s.d.bind("INSERT INTO outbox (result_id, created) VALUES (?, ?)"), res.ID, micros(time.Now())); err != nil {
-				return fmt.Errorf("queue result event: %w", err)
-			}
+			out[i] = res
+			events = events || in.Event
 		}
 		return nil
 	})
 	if err != nil {
-		return Result{}, err
+		return nil, err
 	}
-	if in.Event && s.notify != nil {
+	if events && s.notify != nil {
 		select {
 		case s.notify <- struct{}{}:
 		default:
+		}
+	}
+	return out, nil
+}
+
+// createResult stores one result inside tx; now is the submit time of a
+// result that has none.
+func (s *sqlStore) createResult(ctx context.Context, tx *sql.Tx, in NewResult, now time.Time) (Result, error) {
+	when := in.SubmitTime
+	if when.IsZero() {
+		when = now
+	}
+	origin := in.Origin
+	if origin == "" {
+		origin = DefaultOrigin
+	}
+	// Stored with microsecond precision, so shown as stored.
+	when = fromMicros(micros(when))
+	res := Result{Outcome: in.Outcome, SubmitTime: when, Note: in.Note, RefURL: in.RefURL, Data: in.Data, Origin: origin}
+	tc, err := s.saveTestcase(ctx, tx, in.Testcase)
+	if err != nil {
+		return res, err
+	}
+	res.Testcase = tc
+	var groupIDs []int64
+	for _, g := range in.Groups {
+		id, saved, err := s.saveGroup(ctx, tx, g)
+		if err != nil {
+			return res, err
+		}
+		if !containsInt(groupIDs, id) {
+			groupIDs = append(groupIDs, id)
+			res.Groups = append(res.Groups, saved.UUID)
+		}
+	}
+	err = tx.QueryRowContext(ctx, s.d.bind("INSERT INTO result (testcase_name, submit_time, outcome, note, ref_url, origin) VALUES (?, ?, ?, ?, ?, ?) RETURNING id"),
+		tc.Name, micros(when), in.Outcome, nullString(in.Note), nullString(in.RefURL), origin).Scan(&res.ID)
+	if err != nil {
+		return res, fmt.Errorf("create result: %w", err)
+	}
+	// Batches keep each statement under SQLite's parameter limit.
+	const batch = 300
+	for lo := 0; lo < len(groupIDs); lo += batch {
+		chunk := groupIDs[lo:min(lo+batch, len(groupIDs))]
+		args := make([]any, 0, 2*len(chunk))
+		rows := make([]string, 0, len(chunk))
+		for _, gid := range chunk {
+			rows = append(rows, "(?, ?)")
+			args = append(args, gid, res.ID)
+		}
+		if _, err := tx.ExecContext(ctx, s.d.bind("INSERT INTO result_group (group_id, result_id) VALUES "+strings.Join(rows, ",")), args...); err != nil {
+			return res, fmt.Errorf("link result to groups: %w", err)
+		}
+	}
+	for lo := 0; lo < len(in.Data); lo += batch {
+		chunk := in.Data[lo:min(lo+batch, len(in.Data))]
+		args := make([]any, 0, 3*len(chunk))
+		rows := make([]string, 0, len(chunk))
+		for _, p := range chunk {
+			rows = append(rows, "(?, ?, ?)")
+			args = append(args, res.ID, p.Key, p.Value)
+		}
+		if _, err := tx.ExecContext(ctx, s.d.bind("INSERT INTO result_data (result_id, key, value) VALUES "+strings.Join(rows, ",")), args...); err != nil {
+			return res, fmt.Errorf("store result data: %w", err)
+		}
+	}
+	if in.Event {
+		if _, err := tx.ExecContext(ctx, s.d.bind("INSERT INTO outbox (result_id, created) VALUES (?, ?)"), res.ID, micros(time.Now())); err != nil {
+			return res, fmt.Errorf("queue result event: %w", err)
 		}
 	}
 	if res.Groups == nil {
@@ -347,7 +380,7 @@ func containsInt(list []int64, v int64) bool {
 	return false
 }
 
-const resultColumns = "r.id, r.testcase_name, r.submit_time, r.outcome, r.note, r.ref_url"
+const resultColumns = "r.id, r.testcase_name, r.submit_time, r.outcome, r.note, r.ref_url, r.origin"
 
 // resultRow is what queryResults reads: resultColumns and the testcase's
 // ref_url, fetched in the same round trip.
@@ -515,6 +548,10 @@ func (s *sqlStore) where(ctx context.Context, q ResultQuery, withOutcome bool) (
 		conds = append(conds, "r.outcome IN ("+placeholders(len(q.Outcomes))+")")
 		args = append(args, anyStrings(q.Outcomes)...)
 	}
+	if len(q.Origins) > 0 {
+		conds = append(conds, "r.origin IN ("+placeholders(len(q.Origins))+")")
+		args = append(args, anyStrings(q.Origins)...)
+	}
 	if len(q.Groups) > 0 {
 		conds = append(conds, "r.id IN (SELECT rg.result_id FROM result_group rg JOIN run_group g ON g.id = rg.group_id WHERE g.uuid IN ("+placeholders(len(q.Groups))+"))")
 		args = append(args, anyStrings(q.Groups)...)
@@ -626,7 +663,7 @@ func (s *sqlStore) Results(ctx context.Context, q ResultQuery) ([]Result, error)
 }
 
 func (s *sqlStore) Latest(ctx context.Context, q ResultQuery, distinctOn []string) ([]Result, error) {
-	if len(distinctOn) == 0 && len(q.Data) == 0 && len(q.Groups) == 0 {
+	if len(distinctOn) == 0 && len(q.Data) == 0 && len(q.Groups) == 0 && len(q.Origins) == 0 {
 		return s.latestPerTestcase(ctx, q)
 	}
 	// As ResultsDB: each _distinct_on key is an outer join, so a result
@@ -717,7 +754,7 @@ func (s *sqlStore) queryResults(ctx context.Context, query string, args []any) (
 		var r Result
 		var us int64
 		var note, ref, tcRef sql.NullString
-		if err := rows.Scan(&r.ID, &r.Testcase.Name, &us, &r.Outcome, &note, &ref, &tcRef); err != nil {
+		if err := rows.Scan(&r.ID, &r.Testcase.Name, &us, &r.Outcome, &note, &ref, &r.Origin, &tcRef); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("read result: %w", err)
 		}
