@@ -35,6 +35,7 @@ type Config struct {
 	ResultsDB ResultsDB `yaml:"resultsdb"`
 	ExecDB    ExecDB    `yaml:"execdb"`
 	Labs      Labs      `yaml:"labs"`
+	Notify    Notify    `yaml:"notify"`
 	AMQP      AMQP      `yaml:"amqp"`
 	Bodhi     Bodhi     `yaml:"bodhi"`
 	Koji      Koji      `yaml:"koji"`
@@ -140,6 +141,10 @@ type ResultsDB struct {
 	DB string `yaml:"db" secret:"url"`
 	// Token, when set, is required as a bearer token for writes.
 	Token string `yaml:"token" secret:"token"`
+	// Origin is the origin (the submitting system) of results written with resultsdb.token,
+	// or without a token when none is set; other origins write with tokens of their own
+	// (`taskotron resultsdb token add ORIGIN`).
+	Origin string `yaml:"origin"`
 	// AdditionalOutcomes are accepted on top of PASSED, INFO, FAILED, NEEDS_INSPECTION.
 	AdditionalOutcomes []string `yaml:"additional_outcomes"`
 	// Publish sends resultsdb.result.new to amqp.url for every new result,
@@ -186,6 +191,40 @@ type Labs struct {
 	PollWait time.Duration `yaml:"poll_wait"`
 	// Spool is the central server's reporter spool for labs' results.
 	Spool string `yaml:"spool"`
+}
+
+// Notify configures the notifier role: subscriptions to new results,
+// delivered by email digests and signed webhooks.
+type Notify struct {
+	// DB keeps subscriptions and the notifications not yet delivered: sqlite:PATH or postgres://…;
+	// empty means sqlite in data_dir.
+	DB string `yaml:"db" secret:"url"`
+	// Listen is where `taskotron notify` serves its page (subscriptions, delivery state) and status.
+	Listen string `yaml:"listen"`
+	// Queue is the notifier's durable queue, bound to amqp.exchange for Topic.
+	Queue string `yaml:"queue"`
+	// Topic is the routing key of ResultsDB's new-result messages.
+	Topic string `yaml:"topic"`
+	// DigestWindow: results for one address within it go out as one message, sent once the
+	// oldest of them is this old.
+	DigestWindow time.Duration `yaml:"digest_window"`
+	// SMTPAddr is the mail server, host:port.
+	SMTPAddr string `yaml:"smtp_addr"`
+	// SMTPUser and SMTPPassword, when set, log in to the mail server.
+	SMTPUser     string `yaml:"smtp_user"`
+	SMTPPassword string `yaml:"smtp_password" secret:"token"`
+	// SMTPTLS is opportunistic (STARTTLS when offered), starttls (required), tls (implicit TLS) or none.
+	SMTPTLS string `yaml:"smtp_tls"`
+	// From is the sender of the messages.
+	From string `yaml:"from"`
+	// ResultsURL is the ResultsDB API (…/api/v2.0) asked whether a result is a regression;
+	// empty means resultsdb.url, else the embedded server at resultsdb.listen.
+	ResultsURL string `yaml:"results_url" secret:"url"`
+	// WebhookTimeout bounds one webhook request.
+	WebhookTimeout time.Duration `yaml:"webhook_timeout"`
+	// RetryMin and RetryMax bound the backoff of a failing webhook or mail server (doubling).
+	RetryMin time.Duration `yaml:"retry_min"`
+	RetryMax time.Duration `yaml:"retry_max"`
 }
 
 // AMQP configures the broker. An empty URL means the embedded, in-process bus.
@@ -292,10 +331,23 @@ func Default() Config {
 		},
 		ResultsDB: ResultsDB{
 			Listen:             "127.0.0.1:5001",
+			Origin:             "taskotron",
 			AdditionalOutcomes: []string{"ABORTED", "CRASHED"},
 		},
 		ExecDB: ExecDB{Retention: 90 * 24 * time.Hour, UploadArtifacts: true, MaxArtifacts: 256 << 20},
 		Labs:   Labs{LeaseTimeout: time.Minute, PollWait: 30 * time.Second},
+		Notify: Notify{
+			Listen:         "127.0.0.1:5003",
+			Queue:          "taskotron-notify",
+			Topic:          "resultsdb.result.new",
+			DigestWindow:   5 * time.Minute,
+			SMTPAddr:       "127.0.0.1:25",
+			SMTPTLS:        "opportunistic",
+			From:           "taskotron@localhost",
+			WebhookTimeout: 10 * time.Second,
+			RetryMin:       10 * time.Second,
+			RetryMax:       time.Hour,
+		},
 		AMQP: AMQP{
 			Exchange:    "amq.topic",
 			Queue:       "taskotron-trigger",
@@ -380,6 +432,9 @@ func (c Config) Resolved() Config {
 		c.Labs.DB = c.ExecDB.DB
 	}
 	below(&c.Labs.Spool, "labs-spool")
+	if c.Notify.DB == "" {
+		c.Notify.DB = "sqlite:" + c.Path("notify.sqlite")
+	}
 	return c
 }
 

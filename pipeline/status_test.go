@@ -37,6 +37,9 @@ func TestUpServesStatusAndMetricsWhileATaskRuns(t *testing.T) {
 	}
 	cfg.ResultsDB.Listen = "127.0.0.1:0"
 	cfg.Runner.Concurrency = 1
+	// Unsandboxed: the tasks wait for a file of the test's, which no
+	// sandbox shows.
+	cfg.Runner.Sandbox = "off"
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	ready, done := startUp(t, ctx, Options{Config: cfg, Messages: []string{corpus + "koji-build-state-change__11.json"}, Fixtures: "../fixtures"})

@@ -6,6 +6,7 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -42,6 +43,17 @@ type Options struct {
 	// Events queues a resultsdb.result.new message for every new result,
 	// for a Publisher to send.
 	Events bool
+	// Origins tells the submitting systems apart (origins.go): origin
+	// tokens write (each only its origin's results), results show their
+	// origin, origin= filters by it, and KCIDB submissions are taken at
+	// /api/v2.0/submissions. Off, the server answers as ResultsDB 2.2
+	// does, to the byte (origin= is then a data filter, as there).
+	Origins bool
+	// MaxSubmissionBytes caps a KCIDB submission; 0 means 32 MiB.
+	MaxSubmissionBytes int64
+	// Origin is the origin of writes made with Token, or with no token
+	// when Token is empty; empty means DefaultOrigin.
+	Origin string
 }
 
 type server struct {
@@ -62,6 +74,9 @@ func NewServer(store Store, opts Options) http.Handler {
 		s.opts.MaxBodyBytes = 1 << 20
 	}
 	s.opts.BaseURL = strings.TrimSuffix(s.opts.BaseURL, "/")
+	if s.opts.Origin == "" {
+		s.opts.Origin = DefaultOrigin
+	}
 	s.outcomes = append(append([]string{}, BaseOutcomes...), upperAll(opts.AdditionalOutcomes)...)
 
 	mux := http.NewServeMux()
@@ -77,11 +92,16 @@ func NewServer(store Store, opts Options) http.Handler {
 	api("/groups/{uuid}", s.getGroup, nil)
 	api("/groups/{uuid}/results", s.getGroupResults, nil)
 	api("/testcases", s.getTestcases, s.postTestcase)
+	if opts.Origins {
+		api("/submissions", s.submissionsInfo, s.postSubmission)
+	}
 	// Testcase names may hold '/' (Fedora CI's
 	// fedora-ci.koji-build./plans/basic.functional), so the name is the
 	// rest of the path, and a rest ending in /results asks for its results,
 	// as ResultsDB's <path:testcase_name> routes have it.
 	api("/testcases/{name...}", s.testcaseRoute, nil)
+	// Ours only: results worse than on the package's previous build.
+	api("/regressions", s.getRegressions, nil)
 	api("/healthcheck", s.healthcheck, nil)
 	api("/", func(w http.ResponseWriter, r *http.Request) error {
 		return &statusError{code: http.StatusNotFound, msg: "Not found"}
@@ -164,24 +184,85 @@ func (s *server) methods(get, post apiHandler) http.Handler {
 	})
 }
 
-// authorized checks the bearer token on writes when one is configured.
+// writerKey is where authorized leaves the writer of a request.
+type writerKey struct{}
+
+// writer is whom a write is made for: an origin, with a token or without.
+type writer struct {
+	origin string
+	token  bool
+}
+
+// writerOrigin is the origin the request's token writes for.
+func writerOrigin(r *http.Request) string {
+	w, _ := r.Context().Value(writerKey{}).(writer)
+	return w.origin
+}
+
+// authorized checks the bearer token of a write and notes whose origin it
+// writes for: resultsdb.token and no token at all (when none is
+// configured) write for the default origin, an origin token for its own.
 func (s *server) authorized(h apiHandler) apiHandler {
-	if s.opts.Token == "" {
+	if s.opts.Token == "" && !s.opts.Origins {
 		return h
 	}
 	return func(w http.ResponseWriter, r *http.Request) error {
 		auth := r.Header.Get("Authorization")
 		scheme, token, _ := strings.Cut(auth, " ")
-		if auth == "" || !strings.EqualFold(scheme, "Bearer") {
+		token = strings.TrimSpace(token)
+		origin, byToken := s.opts.Origin, true
+		switch {
+		case s.opts.Token == "" && (auth == "" || !strings.EqualFold(scheme, "Bearer")):
+			// Writes are open; they are the default origin's.
+			byToken = false
+		case auth == "" || !strings.EqualFold(scheme, "Bearer"):
 			w.Header().Set("WWW-Authenticate", `Bearer realm="resultsdb"`)
 			return &statusError{code: http.StatusUnauthorized, msg: "Authorization required: send 'Authorization: Bearer <token>'"}
-		}
-		if subtle.ConstantTimeCompare([]byte(strings.TrimSpace(token)), []byte(s.opts.Token)) != 1 {
+		case s.opts.Token != "" && subtle.ConstantTimeCompare([]byte(token), []byte(s.opts.Token)) == 1:
+		case s.opts.Origins && strings.HasPrefix(token, OriginTokenPrefix):
+			o, err := s.store.TokenOrigin(r.Context(), token)
+			if errors.Is(err, ErrBadToken) || errors.Is(err, ErrRevokedToken) {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="resultsdb", error="invalid_token"`)
+				msg := "Invalid bearer token"
+				if errors.Is(err, ErrRevokedToken) {
+					msg = "Invalid bearer token: it was revoked"
+				}
+				return &statusError{code: http.StatusUnauthorized, msg: msg}
+			}
+			if err != nil {
+				return err
+			}
+			origin = o
+		case s.opts.Token == "":
+			// Open writes ignore a token that claims no origin, as they
+			// did before origins: a reporter configured with a token
+			// still reports to a server that asks for none.
+			byToken = false
+		default:
 			w.Header().Set("WWW-Authenticate", `Bearer realm="resultsdb", error="invalid_token"`)
 			return &statusError{code: http.StatusUnauthorized, msg: "Invalid bearer token"}
 		}
-		return h(w, r)
+		return h(w, r.WithContext(context.WithValue(r.Context(), writerKey{}, writer{origin: origin, token: byToken})))
 	}
+}
+
+// checkOrigin refuses a write that names an origin other than the one its
+// token writes for.
+func (s *server) checkOrigin(r *http.Request, named string) error {
+	who, _ := r.Context().Value(writerKey{}).(writer)
+	if who.origin == "" {
+		who.origin = s.opts.Origin
+	}
+	if named == who.origin {
+		return nil
+	}
+	how := "this token writes"
+	if !who.token {
+		how = "writes without a token are"
+	}
+	return &statusError{code: http.StatusForbidden, msg: fmt.Sprintf(
+		"Forbidden: %s results of origin %s only, not of origin %s; origin %s needs a token of its own (taskotron resultsdb token add %s)",
+		how, pyRepr(who.origin), pyRepr(prefix(named)), pyRepr(prefix(named)), prefix(named))}
 }
 
 func (s *server) fail(w http.ResponseWriter, r *http.Request, err error) {
@@ -258,6 +339,8 @@ type resultJSON struct {
 	RefURL     *string             `json:"ref_url"`
 	SubmitTime string              `json:"submit_time"`
 	Testcase   testcaseJSON        `json:"testcase"`
+	// Origin is shown when the server tells origins apart.
+	Origin string `json:"origin,omitempty"`
 }
 
 type pageJSON struct {
@@ -306,14 +389,23 @@ func resultOut(base string, r Result) resultJSON {
 	return resultJSON{
 		ID: r.ID, Groups: groups, Testcase: testcaseOut(base, r.Testcase),
 		SubmitTime: isoformat(r.SubmitTime), Outcome: r.Outcome, Note: r.Note, RefURL: r.RefURL,
-		Data: data, Href: base + APIPrefix + "/results/" + strconv.FormatInt(r.ID, 10),
+		Data: data, Href: base + APIPrefix + "/results/" + strconv.FormatInt(r.ID, 10), Origin: r.Origin,
 	}
 }
 
-func resultsOut(base string, list []Result) []resultJSON {
+// resultOut is a result as this server shows it.
+func (s *server) resultOut(base string, r Result) resultJSON {
+	j := resultOut(base, r)
+	if !s.opts.Origins {
+		j.Origin = ""
+	}
+	return j
+}
+
+func (s *server) resultsOut(base string, list []Result) []resultJSON {
 	out := make([]resultJSON, len(list))
 	for i, r := range list {
-		out[i] = resultOut(base, r)
+		out[i] = s.resultOut(base, r)
 	}
 	return out
 }
@@ -352,7 +444,7 @@ func (s *server) listResults(w http.ResponseWriter, r *http.Request, groups, tes
 	if err != nil {
 		return err
 	}
-	writePage(s, w, r, list, limit, resultOut)
+	writePage(s, w, r, list, limit, s.resultOut)
 	return nil
 }
 
@@ -368,7 +460,7 @@ func (s *server) queryResults(r *http.Request, groups, testcases []string) ([]Re
 	if err != nil {
 		return nil, 0, err
 	}
-	q, _, err := parseResultQuery(v, s.outcomes)
+	q, _, err := parseResultQuery(v, s.outcomes, s.opts.Origins)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -437,7 +529,7 @@ func (s *server) getTestcaseResults(w http.ResponseWriter, r *http.Request, name
 
 // latestQuery reads the parameters of /results/latest.
 func (s *server) latestQuery(v url.Values) (ResultQuery, []string, error) {
-	q, filtered, err := parseResultQuery(v, s.outcomes)
+	q, filtered, err := parseResultQuery(v, s.outcomes, s.opts.Origins)
 	if err != nil {
 		return q, nil, err
 	}
@@ -465,7 +557,7 @@ func (s *server) getLatest(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"data": resultsOut(s.base(r), list)})
+	writeJSON(w, http.StatusOK, map[string]any{"data": s.resultsOut(s.base(r), list)})
 	return nil
 }
 
@@ -481,7 +573,7 @@ func (s *server) getResult(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, resultOut(s.base(r), res))
+	writeJSON(w, http.StatusOK, s.resultOut(s.base(r), res))
 	return nil
 }
 
@@ -494,13 +586,30 @@ func (s *server) postResult(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	in.Origin = s.opts.Origin
+	if s.opts.Origins {
+		if in.Origin, err = s.postOrigin(r, body); err != nil {
+			return err
+		}
+	}
 	in.Event = s.opts.Events
 	res, err := s.store.CreateResult(r.Context(), in)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, resultOut(s.base(r), res))
+	writeJSON(w, http.StatusCreated, s.resultOut(s.base(r), res))
 	return nil
+}
+
+// postOrigin is the origin a result post is stored under: the one its
+// token writes for, which the body's "origin", when given, must name.
+func (s *server) postOrigin(r *http.Request, body map[string]any) (string, error) {
+	origin := writerOrigin(r)
+	named, set, err := optString(body, "origin", "origin")
+	if err != nil || !set || named == nil {
+		return origin, err
+	}
+	return origin, s.checkOrigin(r, *named)
 }
 
 func (s *server) getGroups(w http.ResponseWriter, r *http.Request) error {

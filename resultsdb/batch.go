@@ -82,6 +82,44 @@ func (s *sqlStore) CreateResult(ctx context.Context, in NewResult) (Result, erro
 	return r.res, nil
 }
 
+// CreateResults stores every result of batch in one transaction: all of
+// them or, on any error, none (a KCIDB submission).
+func (s *sqlStore) CreateResults(ctx context.Context, batch []NewResult) ([]Result, error) {
+	reqs := make([]*writeRequest, len(batch))
+	for i, in := range batch {
+		reqs[i] = &writeRequest{in: in}
+	}
+	err := s.tx(ctx, func(tx *sql.Tx) error { return s.insertResults(ctx, tx, reqs) })
+	if err != nil && len(reqs) > 1 && !retryable(err) {
+		// Again one result at a time, still all or none, to name the one
+		// the database refuses.
+		err = s.tx(ctx, func(tx *sql.Tx) error {
+			for i := range reqs {
+				if err := s.insertResults(ctx, tx, reqs[i:i+1]); err != nil {
+					return fmt.Errorf("result %d of %d: %w", i+1, len(reqs), err)
+				}
+			}
+			return nil
+		})
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Result, len(reqs))
+	events := false
+	for i, r := range reqs {
+		out[i] = r.res
+		events = events || r.in.Event
+	}
+	if events && s.notify != nil {
+		select {
+		case s.notify <- struct{}{}:
+		default:
+		}
+	}
+	return out, nil
+}
+
 func (s *sqlStore) writeLoop() {
 	for {
 		var batch []*writeRequest
@@ -146,7 +184,11 @@ func (s *sqlStore) insertResults(ctx context.Context, tx *sql.Tx, batch []*write
 		}
 		// Stored with microsecond precision, so shown as stored.
 		when = fromMicros(micros(when))
-		res := Result{Outcome: in.Outcome, SubmitTime: when, Note: in.Note, RefURL: in.RefURL, Data: in.Data, Groups: []string{}}
+		origin := in.Origin
+		if origin == "" {
+			origin = DefaultOrigin
+		}
+		res := Result{Outcome: in.Outcome, SubmitTime: when, Note: in.Note, RefURL: in.RefURL, Data: in.Data, Groups: []string{}, Origin: origin}
 		tc, err := seen.testcase(in.Testcase, func() (Testcase, error) { return s.saveTestcase(ctx, tx, in.Testcase) })
 		if err != nil {
 			return err
@@ -174,7 +216,7 @@ func (s *sqlStore) insertResults(ctx context.Context, tx *sql.Tx, batch []*write
 	for i, r := range batch {
 		in := r.in
 		r.res.ID = ids[i]
-		results.add(r.res.ID, r.res.Testcase.Name, micros(r.res.SubmitTime), in.Outcome, nullString(in.Note), nullString(in.RefURL))
+		results.add(r.res.ID, r.res.Testcase.Name, micros(r.res.SubmitTime), in.Outcome, nullString(in.Note), nullString(in.RefURL), r.res.Origin)
 		for _, gid := range groupsOf[i] {
 			links.add(gid, r.res.ID)
 		}
@@ -255,7 +297,7 @@ const rowsPerInsert = 100
 const (
 	selectTestcase = "SELECT ref_url FROM testcase WHERE name = ?"
 	selectGroup    = "SELECT id, description, ref_url FROM run_group WHERE uuid = ?"
-	resultTable    = "result (id, testcase_name, submit_time, outcome, note, ref_url)"
+	resultTable    = "result (id, testcase_name, submit_time, outcome, note, ref_url, origin)"
 	linkTable      = "result_group (group_id, result_id)"
 	dataTable      = "result_data (result_id, key, value)"
 	outboxTable    = "outbox (result_id, created)"
@@ -320,7 +362,7 @@ func (s *sqlStore) prepare(ctx context.Context, batch []*writeRequest) {
 			events++
 		}
 	}
-	queries := append([]string{selectTestcase, selectGroup, s.d.newIDs}, insertQueries(resultTable, 6, len(batch))...)
+	queries := append([]string{selectTestcase, selectGroup, s.d.newIDs}, insertQueries(resultTable, 7, len(batch))...)
 	queries = append(queries, insertQueries(linkTable, 2, links)...)
 	queries = append(queries, insertQueries(dataTable, 3, data)...)
 	queries = append(queries, insertQueries(outboxTable, 2, events)...)

@@ -14,6 +14,13 @@
 // transaction; a Publisher (NewPublisher(store, …).Run(ctx)) sends them
 // and removes each once the broker confirms it.
 //
+// With Options.Origins the server tells submitting systems apart
+// (origins.go): each origin writes with tokens of its own (TokenStore,
+// hashed, revocable), every result records its origin, and
+// /api/v2.0/submissions takes KCIDB I/O documents (submissions.go), which
+// the kcidb package checks and upgrades. It imports kcidb and redact of
+// the project.
+//
 // The pages mirror the API: /results?item=…&type=… shows what
 // /api/v2.0/results?item=…&type=… returns, and the item page is
 // /results/latest?item=…&type=…&_distinct_on=arch.

@@ -84,7 +84,7 @@ func TestEventsOutbox(t *testing.T) {
 		if err := json.Unmarshal(m.Body, &body); err != nil {
 			t.Fatalf("message body: %v", err)
 		}
-		if m.RoutingKey != topic || body["id"] != first["id"] || body["outcome"] != "FAILED" || body["href"] != first["href"] {
+		if m.RoutingKey != topic || body["id"] != first["id"] || body["outcome"] != "FAILED" || body["href"] != first["href"] || body["origin"] != DefaultOrigin {
 			t.Errorf("first message: key %s body %v", m.RoutingKey, body)
 		}
 		if arch, _ := body["data"].(map[string]any)["arch"].([]any); len(arch) != 2 {

@@ -84,6 +84,20 @@ var migrations = []migration{
 	},
 	// 4: outbox entries are leased by the publisher that sends them.
 	{both: `ALTER TABLE outbox ADD COLUMN claimed_until BIGINT NOT NULL DEFAULT 0`},
+	// 5: every result records the system that submitted it; results from
+	// before origins were known came through the one write token of the
+	// time, the default origin. Each origin has write tokens of its own,
+	// kept as hashes of their secrets.
+	{both: `ALTER TABLE result ADD COLUMN origin TEXT NOT NULL DEFAULT 'taskotron';
+	CREATE INDEX result_origin ON result (origin, submit_time, id);
+	CREATE TABLE origin_token (
+		id TEXT PRIMARY KEY,
+		origin TEXT NOT NULL,
+		secret_sha256 TEXT NOT NULL,
+		created BIGINT NOT NULL,
+		revoked BIGINT
+	);
+	CREATE INDEX origin_token_origin ON origin_token (origin)`},
 }
 
 func (s *sqlStore) migrate(ctx context.Context) error {

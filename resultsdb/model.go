@@ -38,6 +38,8 @@ type Result struct {
 	RefURL     *string
 	Groups     []string
 	Data       []DataPair
+	// Origin names the system that submitted it (see origins.go).
+	Origin string
 }
 
 // NewResult is what a store needs to create a result. Optional fields that
@@ -50,6 +52,8 @@ type NewResult struct {
 	RefURL     *string
 	Data       []DataPair
 	SubmitTime time.Time // zero: now
+	// Origin is the submitting system; empty means DefaultOrigin.
+	Origin string
 	// Event asks for a resultsdb.result.new message through the outbox.
 	Event bool
 }
@@ -95,6 +99,7 @@ type ResultQuery struct {
 	Groups        []string
 	Testcases     []string
 	TestcasesLike []string
+	Origins       []string
 	Data          []DataFilter
 	Sort          Sort
 	Offset, Limit int // Limit 0: no limit

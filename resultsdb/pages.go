@@ -46,6 +46,7 @@ type resultView struct {
 	Note, RefURL        string
 	Groups              []string
 	Data                []DataPair
+	Origin              string
 }
 
 type groupView struct {
@@ -92,7 +93,7 @@ func viewResult(r Result) resultView {
 	v := resultView{
 		ID: r.ID, SubmitTime: isoformat(r.SubmitTime), Outcome: r.Outcome, Testcase: r.Testcase.Name,
 		TestcaseRef: deref(r.Testcase.RefURL), Note: deref(r.Note), RefURL: deref(r.RefURL),
-		Groups: r.Groups, Data: r.Data,
+		Groups: r.Groups, Data: r.Data, Origin: r.Origin,
 	}
 	values := map[string][]string{}
 	for _, p := range r.Data {
@@ -240,7 +241,7 @@ func (s *server) pageResults(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d := &pageData{Title: "Results", API: apiURL(r), Action: "/results", Outcomes: s.outcomes, Form: map[string]string{}}
-	for _, k := range []string{"item", "type", "testcases", "outcome", "since"} {
+	for _, k := range []string{"item", "type", "testcases", "outcome", "since", "origin"} {
 		d.Form[k] = v.Get(k)
 	}
 	if err := s.pagedResults(r, d, nil, nil); err != nil {

@@ -191,8 +191,9 @@ var sortRE = regexp.MustCompile(`^(asc|desc):(.+)$`)
 
 // parseResultQuery reads the filters of /results (and of /results/latest,
 // which ignores outcome). filtered reports whether any filter other than
-// outcome, _sort and paging was given.
-func parseResultQuery(v url.Values, outcomes []string) (q ResultQuery, filtered bool, err error) {
+// outcome, _sort and paging was given. With origins, origin= filters on
+// the results' origins; without, it is a data filter, as in ResultsDB.
+func parseResultQuery(v url.Values, outcomes []string, origins bool) (q ResultQuery, filtered bool, err error) {
 	if raw, ok := v["outcome"]; ok && len(raw) > 0 {
 		for _, o := range strings.Split(raw[0], ",") {
 			o = strings.ToUpper(strings.TrimSpace(o))
@@ -214,7 +215,10 @@ func parseResultQuery(v url.Values, outcomes []string) (q ResultQuery, filtered 
 	if q.TestcasesLike, err = likePatterns("testcases:like", commaList(v.Get("testcases:like"))); err != nil {
 		return q, false, err
 	}
-	filtered = filtered || len(q.Groups) > 0 || len(q.Testcases) > 0 || len(q.TestcasesLike) > 0
+	if origins {
+		q.Origins = commaList(v.Get("origin"))
+	}
+	filtered = filtered || len(q.Groups) > 0 || len(q.Testcases) > 0 || len(q.TestcasesLike) > 0 || len(q.Origins) > 0
 
 	switch s := v.Get("_sort"); {
 	case s == "disable_sorting":
@@ -229,7 +233,7 @@ func parseResultQuery(v url.Values, outcomes []string) (q ResultQuery, filtered 
 	// Data filters: any other key, in a stable order; repeated keys merge.
 	keys := make([]string, 0, len(v))
 	for k := range v {
-		if !resultParams[k] {
+		if !resultParams[k] && !(origins && k == "origin") {
 			keys = append(keys, k)
 		}
 	}
@@ -252,7 +256,7 @@ func parseResultQuery(v url.Values, outcomes []string) (q ResultQuery, filtered 
 		q.Data = append(q.Data, f)
 		filtered = true
 	}
-	n := len(q.Outcomes) + len(q.Groups) + len(q.Testcases) + len(q.TestcasesLike)
+	n := len(q.Outcomes) + len(q.Groups) + len(q.Testcases) + len(q.TestcasesLike) + len(q.Origins)
 	for _, f := range q.Data {
 		n += len(f.Values)
 	}

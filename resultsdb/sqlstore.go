@@ -289,7 +289,7 @@ func containsInt(list []int64, v int64) bool {
 	return false
 }
 
-const resultColumns = "r.id, r.testcase_name, r.submit_time, r.outcome, r.note, r.ref_url"
+const resultColumns = "r.id, r.testcase_name, r.submit_time, r.outcome, r.note, r.ref_url, r.origin"
 
 // resultRow is what queryResults reads: resultColumns and the testcase's
 // ref_url, fetched in the same round trip.
@@ -457,6 +457,10 @@ func (s *sqlStore) where(ctx context.Context, q ResultQuery, withOutcome bool) (
 		conds = append(conds, "r.outcome IN ("+placeholders(len(q.Outcomes))+")")
 		args = append(args, anyStrings(q.Outcomes)...)
 	}
+	if len(q.Origins) > 0 {
+		conds = append(conds, "r.origin IN ("+placeholders(len(q.Origins))+")")
+		args = append(args, anyStrings(q.Origins)...)
+	}
 	if len(q.Groups) > 0 {
 		conds = append(conds, "r.id IN (SELECT rg.result_id FROM result_group rg JOIN run_group g ON g.id = rg.group_id WHERE g.uuid IN ("+placeholders(len(q.Groups))+"))")
 		args = append(args, anyStrings(q.Groups)...)
@@ -568,7 +572,7 @@ func (s *sqlStore) Results(ctx context.Context, q ResultQuery) ([]Result, error)
 }
 
 func (s *sqlStore) Latest(ctx context.Context, q ResultQuery, distinctOn []string) ([]Result, error) {
-	if len(distinctOn) == 0 && len(q.Data) == 0 && len(q.Groups) == 0 {
+	if len(distinctOn) == 0 && len(q.Data) == 0 && len(q.Groups) == 0 && len(q.Origins) == 0 {
 		return s.latestPerTestcase(ctx, q)
 	}
 	// As ResultsDB: each _distinct_on key is an outer join, so a result
@@ -659,7 +663,7 @@ func (s *sqlStore) queryResults(ctx context.Context, query string, args []any) (
 		var r Result
 		var us int64
 		var note, ref, tcRef sql.NullString
-		if err := rows.Scan(&r.ID, &r.Testcase.Name, &us, &r.Outcome, &note, &ref, &tcRef); err != nil {
+		if err := rows.Scan(&r.ID, &r.Testcase.Name, &us, &r.Outcome, &note, &ref, &r.Origin, &tcRef); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("read result: %w", err)
 		}

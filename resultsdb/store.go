@@ -14,6 +14,8 @@ import (
 // Open returns the SQL implementation for SQLite or PostgreSQL.
 type Store interface {
 	CreateResult(ctx context.Context, in NewResult) (Result, error)
+	// CreateResults stores a batch in one transaction: all or none.
+	CreateResults(ctx context.Context, batch []NewResult) ([]Result, error)
 	Result(ctx context.Context, id int64) (Result, error)
 	Results(ctx context.Context, q ResultQuery) ([]Result, error)
 	// Latest returns, per testcase and per value of each distinctOn data
@@ -38,6 +40,9 @@ type Store interface {
 	PendingEvents(ctx context.Context, limit int) ([]Event, error)
 	ClaimEvents(ctx context.Context, limit int, lease time.Duration) ([]Event, error)
 	EventsSent(ctx context.Context, ids []int64) error
+
+	// The origins' write tokens.
+	TokenStore
 
 	// Ping checks that the database answers, with its tables.
 	Ping(ctx context.Context) error

@@ -7,7 +7,7 @@
 #   env.sh image   the tools, and CA certificates (the Containerfile)
 #   env.sh test    the tools, plus what the test suite runs for real: RabbitMQ
 #                  and PostgreSQL (started when stopped), git, prove, rpmbuild,
-#                  createrepo_c, chromium, systemd-analyze (`make test`)
+#                  createrepo_c, chromium, systemd-analyze, aiosmtpd (`make test`)
 #
 # TOOLS is what a task's environment.rpm names on Fedora, as the Debian
 # command and package that provide it (runner/environment.go holds the same
@@ -43,6 +43,7 @@ TEST_TOOLS=(
 	chromium:chromium
 	systemd-analyze:systemd
 	psql:postgresql-client
+	aiosmtpd:python3-aiosmtpd # the SMTP server the notifier's tests mail through
 )
 
 apt_updated=0
@@ -142,7 +143,7 @@ test)
 	services
 	need "${TOOLS[@]}" "${SANDBOX_TOOLS[@]}" "${TEST_TOOLS[@]}"
 	sandbox_works
-	log "ready: RabbitMQ :5672, PostgreSQL :5432, $(rpm --version), rpmlint, createrepo_c, chromium, $(bwrap --version)"
+	log "ready: RabbitMQ :5672, PostgreSQL :5432, $(rpm --version), rpmlint, createrepo_c, chromium, aiosmtpd, $(bwrap --version)"
 	;;
 *)
 	die "usage: env.sh tools|image|test"

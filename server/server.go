@@ -84,6 +84,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, o Options) (*
 	if o.Publish && cfg.AMQP.URL == "" {
 		return nil, errors.New("resultsdb.publish needs a broker in amqp.url (or TASKOTRON_AMQP_URL)")
 	}
+	if cfg.ResultsDB.Origin != "" {
+		if err := resultsdb.CheckOrigin(cfg.ResultsDB.Origin); err != nil {
+			return nil, fmt.Errorf("resultsdb.origin: %w", err)
+		}
+	}
 	store, err := resultsdb.Open(ctx, o.DB)
 	if err != nil {
 		return nil, err
@@ -137,6 +142,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, o Options) (*
 		ArtifactsURL:       o.ArtifactsURL,
 		Log:                log,
 		Events:             o.Publish,
+		Origins:            true,
+		Origin:             cfg.ResultsDB.Origin,
 	}))
 	s.http = &http.Server{
 		Handler:           mux,

@@ -12,14 +12,23 @@ import (
 func init() {
 	register(command{
 		name:    "resultsdb",
-		summary: "serve the ResultsDB API v2.0 and its web pages (resultsdb serve)",
+		summary: "serve the ResultsDB API v2.0 and its web pages (resultsdb serve); origins' tokens (resultsdb token add|revoke|list); send a KCIDB submission (resultsdb submit FILE)",
 		run:     runResultsDB,
 	})
 }
 
+const resultsDBUsage = "usage: taskotron resultsdb serve [--listen ADDR] [--db sqlite:PATH|postgres://…] [--base-url URL] [--token TOKEN] [--publish]" +
+	" | resultsdb token add ORIGIN|revoke ORIGIN [TOKEN-ID]|list | resultsdb submit [--url API] [--token TOKEN] FILE|-"
+
 func runResultsDB(ctx context.Context, g *globals, args []string) error {
+	if len(args) > 0 && args[0] == "token" {
+		return runResultsDBToken(ctx, g, args[1:])
+	}
+	if len(args) > 0 && args[0] == "submit" {
+		return runResultsDBSubmit(ctx, g, args[1:])
+	}
 	if len(args) == 0 || args[0] != "serve" {
-		return usagef("usage: taskotron resultsdb serve [--listen ADDR] [--db sqlite:PATH|postgres://…] [--base-url URL] [--token TOKEN] [--publish]")
+		return usagef(resultsDBUsage)
 	}
 	cfg := g.cfg.ResultsDB
 	fs := newFlags("resultsdb serve")

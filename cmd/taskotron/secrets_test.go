@@ -11,8 +11,8 @@ import (
 // appear neither in `taskotron config` nor in the error of a role that
 // cannot use a URL or DSN (unparsable, or unreachable).
 func TestSecretsAreNeverPrinted(t *testing.T) {
-	const pw, dbpw, tok, btok = "amqpS3cret", "dbS3cret", "rdbT0ken", "bodhiT0ken"
-	secrets := []string{pw, dbpw, tok, btok}
+	const pw, dbpw, tok, btok, smtppw = "amqpS3cret", "dbS3cret", "rdbT0ken", "bodhiT0ken", "smtpS3cret"
+	secrets := []string{pw, dbpw, tok, btok, smtppw}
 	data := t.TempDir()
 	base := []string{"TASKOTRON_DATA_DIR=" + data}
 	cases := []struct {
@@ -22,7 +22,11 @@ func TestSecretsAreNeverPrinted(t *testing.T) {
 	}{
 		{"config", []string{"TASKOTRON_AMQP_URL=amqp://u:" + pw + "@rabbit.example.org/", "TASKOTRON_RESULTSDB_TOKEN=" + tok,
 			"TASKOTRON_BODHI_TOKEN=" + btok, "TASKOTRON_TRIGGER_STATE_DB=postgres://u:" + dbpw + "@db/t", "TASKOTRON_RESULTSDB_DB=postgres://u:" + dbpw + "@db/r",
-			"TASKOTRON_RESULTSDB_URL=https://u:" + tok + "@rdb.example.org/api/v2.0"}, []string{"config"}},
+			"TASKOTRON_RESULTSDB_URL=https://u:" + tok + "@rdb.example.org/api/v2.0", "TASKOTRON_NOTIFY_SMTP_PASSWORD=" + smtppw,
+			"TASKOTRON_NOTIFY_DB=postgres://u:" + dbpw + "@db/n", "TASKOTRON_NOTIFY_RESULTS_URL=https://u:" + tok + "@rdb.example.org/api/v2.0"}, []string{"config"}},
+		{"unparsable DSN, notify", []string{"TASKOTRON_NOTIFY_DB=postgres://u:" + dbpw + "@h:bad/db", "TASKOTRON_NOTIFY_SMTP_PASSWORD=" + smtppw}, []string{"notify", "list"}},
+		{"unreachable AMQP, notify", []string{"TASKOTRON_AMQP_URL=amqp://u:" + pw + "@127.0.0.1:1/", "TASKOTRON_NOTIFY_LISTEN=127.0.0.1:0",
+			"TASKOTRON_NOTIFY_SMTP_PASSWORD=" + smtppw, "TASKOTRON_NOTIFY_DB=postgres://u:" + dbpw + "@h:bad/db"}, []string{"notify"}},
 		{"unparsable AMQP URL, trigger", []string{"TASKOTRON_AMQP_URL=amqp://u:" + pw + "@host:notaport/"}, []string{"trigger"}},
 		{"unparsable AMQP URL, worker", []string{"TASKOTRON_AMQP_URL=amqp://u:" + pw + "@host:notaport/"}, []string{"worker"}},
 		{"unparsable AMQP URL, queue", []string{"TASKOTRON_AMQP_URL=amqp://u:" + pw + "@host:notaport/"}, []string{"queue"}},

@@ -1,0 +1,192 @@
+package notify
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+func postgresURL() string {
+	if u := os.Getenv("RESULTSDB_TEST_POSTGRES"); u != "" {
+		return u
+	}
+	return "postgres://postgres@127.0.0.1:5432/test"
+}
+
+// freshSchema makes a new schema in the PostgreSQL test database, dropped
+// when the test ends, and returns the DSN that uses it.
+func freshSchema(t testing.TB) string {
+	t.Helper()
+	ctx := context.Background()
+	b := make([]byte, 6)
+	rand.Read(b)
+	schema := "notifytest_" + hex.EncodeToString(b)
+	conn, err := pgx.Connect(ctx, postgresURL())
+	if err != nil {
+		t.Fatalf("PostgreSQL is needed for this test and is not reachable at %s: %v", postgresURL(), err)
+	}
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close(ctx)
+	t.Cleanup(func() {
+		if conn, err := pgx.Connect(ctx, postgresURL()); err == nil {
+			conn.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE")
+			conn.Close(ctx)
+		}
+	})
+	return postgresURL() + "?search_path=" + schema
+}
+
+func eachStore(t *testing.T, fn func(t *testing.T, s *Store)) {
+	for _, kind := range []string{"sqlite", "postgres"} {
+		t.Run(kind, func(t *testing.T) {
+			dsn := "sqlite:" + filepath.Join(t.TempDir(), "notify.sqlite")
+			if kind == "postgres" {
+				dsn = freshSchema(t)
+			}
+			s, err := Open(t.Context(), dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.Close() })
+			fn(t, s)
+		})
+	}
+}
+
+func mustAdd(t *testing.T, s *Store, sub Subscription, secret string) Subscription {
+	t.Helper()
+	if err := sub.Prepare(secret); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Add(t.Context(), &sub); err != nil {
+		t.Fatal(err)
+	}
+	return sub
+}
+
+func TestStoreSubscriptionsAndOutbox(t *testing.T) {
+	eachStore(t, func(t *testing.T, s *Store) {
+		ctx := t.Context()
+		a := mustAdd(t, s, Subscription{Email: "a@example.org", Item: "python-*", Outcomes: []string{"FAILED"}}, "")
+		a2 := mustAdd(t, s, Subscription{Email: "a@example.org", Testcase: "dist.*"}, "")
+		hook := mustAdd(t, s, Subscription{Webhook: "https://hooks.example.org/t", Regressions: true}, "s3cret")
+		subs, err := s.List(ctx)
+		if err != nil || len(subs) != 3 || subs[0].ID != a.ID || subs[2].secret != "s3cret" || !subs[2].Regressions || subs[0].Outcomes[0] != "FAILED" {
+			t.Fatalf("list: %v %+v", err, subs)
+		}
+		r := Result{ID: 5, Item: "python-foo-1-1.fc40", Testcase: "dist.rpmlint", Outcome: "FAILED", Origin: DefaultOrigin}
+		var match []Subscription
+		for _, sub := range subs {
+			if sub.Matches(r) {
+				match = append(match, sub)
+			}
+		}
+		if len(match) != 3 {
+			t.Fatalf("matched %d subscriptions, want 3", len(match))
+		}
+		// The same event twice records its notifications once.
+		for i, want := range []int{3, 0} {
+			if n, err := s.Record(ctx, r, match); err != nil || n != want {
+				t.Fatalf("record %d: %d %v, want %d new", i, n, err, want)
+			}
+		}
+		// The webhook's waits on ResultsDB's word; then it is owed.
+		checks, err := s.Checks(ctx, 10)
+		if err != nil || len(checks) != 1 || checks[0].Sub != hook.ID || checks[0].Result != r {
+			t.Fatalf("checks: %v %+v", err, checks)
+		}
+		prev := &Result{ID: 4, Item: "python-foo-0.9-1.fc40", Outcome: "PASSED", Testcase: "dist.rpmlint", Origin: DefaultOrigin}
+		if err := s.Judge(ctx, checks[0].ID, prev); err != nil {
+			t.Fatal(err)
+		}
+		// No digest before the window is over; then one for both of a's
+		// subscriptions.
+		now := time.Now()
+		if n, err := s.FormDigests(ctx, time.Hour, now); err != nil || n != 0 {
+			t.Fatalf("digest formed early: %d %v", n, err)
+		}
+		if n, err := s.FormDigests(ctx, time.Minute, now.Add(2*time.Minute)); err != nil || n != 1 {
+			t.Fatalf("digests formed: %d %v", n, err)
+		}
+		due, err := s.Due(ctx, now)
+		if err != nil || len(due) != 2 {
+			t.Fatalf("due: %v %+v", err, due)
+		}
+		var digest string
+		for _, d := range due {
+			if d.Email == "a@example.org" {
+				digest = d.Digest
+			} else if d.Webhook != hook.ID {
+				t.Errorf("due: %+v", d)
+			}
+		}
+		ns, err := s.Digest(ctx, digest)
+		if err != nil || len(ns) != 2 {
+			t.Fatalf("digest: %v %+v", err, ns)
+		}
+		// A failing address backs off: not due until its retry.
+		ids, _ := s.SubsOf(ctx, "a@example.org")
+		if err := s.Failed(ctx, ids, 1, now.Add(time.Minute), "connection refused"); err != nil {
+			t.Fatal(err)
+		}
+		// A result arriving meanwhile waits for the next digest: the one
+		// that failed is sent as it was.
+		r2 := Result{ID: 6, Item: "python-bar-1-1.fc40", Testcase: "dist.rpmlint", Outcome: "FAILED", Origin: DefaultOrigin}
+		if _, err := s.Record(ctx, r2, []Subscription{a}); err != nil {
+			t.Fatal(err)
+		}
+		if n, _ := s.FormDigests(ctx, 0, now.Add(time.Hour)); n != 0 {
+			t.Errorf("a second digest formed while one waits")
+		}
+		due, _ = s.Due(ctx, now)
+		if len(due) != 1 || due[0].Webhook != hook.ID {
+			t.Errorf("due while backing off: %+v", due)
+		}
+		due, _ = s.Due(ctx, now.Add(2*time.Minute))
+		if len(due) != 2 {
+			t.Errorf("due after the retry time: %+v", due)
+		}
+		subs, _ = s.List(ctx)
+		if subs[0].Failures != 1 || subs[0].NextRetry == nil || subs[0].LastError != "connection refused" || subs[0].Pending != 2 {
+			t.Errorf("delivery state: %+v", subs[0])
+		}
+		if err := s.Delivered(ctx, []int64{ns[0].ID, ns[1].ID}, ids); err != nil {
+			t.Fatal(err)
+		}
+		subs, _ = s.List(ctx)
+		if subs[0].Failures != 0 || subs[0].NextRetry != nil || subs[0].LastDelivered == nil || subs[0].Pending != 1 {
+			t.Errorf("after delivery: %+v", subs[0])
+		}
+		// Delivered notifications stay as dedup keys: the event again
+		// records nothing.
+		if n, _ := s.Record(ctx, r, match); n != 0 {
+			t.Errorf("a delivered notification recorded again")
+		}
+		counts, err := s.Counts(ctx)
+		if err != nil || counts[StateSent] != 2 || counts[StatePending] != 2 {
+			t.Errorf("counts: %v %v", counts, err)
+		}
+		// Unsubscribing drops what the subscription was owed.
+		if err := s.Remove(ctx, hook.ID); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Remove(ctx, hook.ID); !errors.Is(err, ErrNotFound) {
+			t.Errorf("removing twice: %v", err)
+		}
+		if ns, _ := s.Pending(ctx, hook.ID, 10); len(ns) != 0 {
+			t.Errorf("a removed subscription is still owed %d", len(ns))
+		}
+		if _, err := s.Get(ctx, a2.ID); err != nil {
+			t.Error(err)
+		}
+	})
+}
