@@ -294,7 +294,7 @@ func (s *server) getRegressions(w http.ResponseWriter, r *http.Request) error {
 	base := s.base(r)
 	data := make([]regressionJSON, len(list))
 	for i, p := range list {
-		data[i] = regressionJSON{Result: resultOut(base, p.Result), Previous: resultOut(base, p.Previous)}
+		data[i] = regressionJSON{Result: s.resultOut(base, p.Result), Previous: s.resultOut(base, p.Previous)}
 	}
 	prev, next := prevNext(s.requestURL(r), more)
 	writeJSON(w, http.StatusOK, pageJSON{Data: data, Prev: prev, Next: next})
