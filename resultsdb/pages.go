@@ -30,7 +30,7 @@ func loadTemplates() map[string]*template.Template {
 		},
 	}
 	out := map[string]*template.Template{}
-	for _, name := range []string{"results", "latest", "result", "group", "testcase", "testcases", "groups", "error"} {
+	for _, name := range []string{"results", "latest", "item", "package", "regressions", "search", "result", "group", "testcase", "testcases", "groups", "error"} {
 		out[name] = template.Must(template.New(name).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html"))
 	}
 	return out
@@ -50,6 +50,7 @@ type resultView struct {
 
 type groupView struct {
 	UUID, Description, RefURL, Artifacts string
+	Log, Execution                       string
 	Count                                int64
 }
 
@@ -60,7 +61,7 @@ type pageData struct {
 	Form              map[string]string
 	Outcomes          []string
 	Results           []resultView
-	Result            *resultView
+	Result            *checkRow
 	Group             *groupView
 	Groups            []groupView
 	Testcase          Testcase
@@ -68,6 +69,13 @@ type pageData struct {
 	Like              string
 	Distinct, Item    string
 	History           string
+	ItemPage          *itemView
+	Package           *packageView
+	Regressions       []regressionRow
+	// Query is the header's search box; Hits and Packages what it found.
+	Query    string
+	Hits     []searchHit
+	Packages []string
 }
 
 type testcaseView struct{ Name, RefURL string }
@@ -134,6 +142,9 @@ func (s *server) pageRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /groups/{uuid}/results", s.pageGroup)
 	mux.HandleFunc("GET /testcases", s.pageTestcases)
 	mux.HandleFunc("GET /testcases/{name...}", s.pageTestcase)
+	mux.HandleFunc("GET /packages/{name}", s.pagePackage)
+	mux.HandleFunc("GET /regressions", s.pageRegressions)
+	mux.HandleFunc("GET /search", s.pageSearch)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.render(w, r, http.StatusNotFound, "error", &pageData{Title: "Not found", Error: "There is no page at " + r.URL.Path + "."})
 	})
@@ -282,6 +293,15 @@ func (s *server) pageLatest(w http.ResponseWriter, r *http.Request) {
 		s.pageFail(w, r, title, err)
 		return
 	}
+	// One item's latest results are the item page: is this build OK?
+	if items := commaList(v.Get("item")); len(items) == 1 && len(v["item:like"]) == 0 {
+		if err := s.itemPage(r, d, items[0], v.Get("type"), list); err != nil {
+			s.pageFail(w, r, title, err)
+			return
+		}
+		s.render(w, r, http.StatusOK, "item", d)
+		return
+	}
 	d.Results = viewResults(list)
 	s.render(w, r, http.StatusOK, "latest", d)
 }
@@ -298,7 +318,15 @@ func (s *server) pageResult(w http.ResponseWriter, r *http.Request) {
 		s.pageFail(w, r, title, err)
 		return
 	}
-	view := viewResult(res)
+	view := viewCheck(res)
+	prev, worse, err := s.histories().regressionOf(r.Context(), res)
+	if err != nil {
+		s.pageFail(w, r, title, err)
+		return
+	}
+	if worse {
+		view.Regression = viewPrev(prev)
+	}
 	s.render(w, r, http.StatusOK, "result", &pageData{Title: title, API: apiURL(r), Result: &view})
 }
 
@@ -314,7 +342,10 @@ func (s *server) pageGroup(w http.ResponseWriter, r *http.Request) {
 		s.pageFail(w, r, title, err)
 		return
 	}
-	gv := &groupView{UUID: g.UUID, Description: deref(g.Description), RefURL: deref(g.RefURL), Count: g.ResultsCount}
+	// The execution page is execdb's, which the central server mounts at
+	// /executions/ on the same host: a relative link reaches it.
+	gv := &groupView{UUID: g.UUID, Description: deref(g.Description), RefURL: deref(g.RefURL), Count: g.ResultsCount,
+		Execution: "/executions/" + url.PathEscape(g.UUID)}
 	d := &pageData{Title: title, API: APIPrefix + "/groups/" + url.PathEscape(id) + "/results", Group: gv}
 	if r.URL.RawQuery != "" {
 		d.API += "?" + r.URL.RawQuery
@@ -334,6 +365,15 @@ func (s *server) pageGroup(w http.ResponseWriter, r *http.Request) {
 				break
 			}
 		}
+	}
+	if gv.Artifacts != "" {
+		gv.Log = gv.Artifacts + runnerLog
+	}
+	// The group's own ref_url is shown only when it is not one of those
+	// links again (without an ExecDB URL the reporter sets it to the
+	// artifacts folder).
+	if gv.RefURL == gv.Artifacts || gv.RefURL == gv.Log {
+		gv.RefURL = ""
 	}
 	s.render(w, r, http.StatusOK, "group", d)
 }
