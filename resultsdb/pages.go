@@ -39,6 +39,7 @@ func loadTemplates() map[string]*template.Template {
 type resultView struct {
 	ID                  int64
 	SubmitTime, Outcome string
+	When                string // SubmitTime to the minute, for lists
 	Testcase            string
 	TestcaseRef         string
 	Item, Type, Arch    string
@@ -98,7 +99,7 @@ func itemURL(item, typ string) string {
 
 func viewResult(r Result) resultView {
 	v := resultView{
-		ID: r.ID, SubmitTime: isoformat(r.SubmitTime), Outcome: r.Outcome, Testcase: r.Testcase.Name,
+		ID: r.ID, SubmitTime: isoformat(r.SubmitTime), When: r.SubmitTime.UTC().Format("2006-01-02 15:04"), Outcome: r.Outcome, Testcase: r.Testcase.Name,
 		TestcaseRef: deref(r.Testcase.RefURL), Note: deref(r.Note), RefURL: deref(r.RefURL),
 		Groups: r.Groups, Data: r.Data,
 	}
