@@ -50,10 +50,10 @@ type checkRow struct {
 
 // prevView is the previous build's result a regression is worse than.
 type prevView struct {
-	ID                int64
-	Outcome, Item     string
-	ItemURL, Log      string
-	Note, SubmitTime  string
+	ID               int64
+	Outcome, Item    string
+	ItemURL, Log     string
+	Note, SubmitTime string
 }
 
 func viewCheck(r Result) checkRow {
@@ -77,13 +77,13 @@ type outcomeCount struct {
 // itemView is the item page: one build (or update), its latest result of
 // every testcase and arch, and a verdict at the top.
 type itemView struct {
-	Item, Type           string
-	Package, PackageURL  string
-	Verdict, Headline    string
-	Counts               []outcomeCount
-	Regressions          int
-	Rows                 []checkRow
-	LatestSubmitted      string
+	Item, Type          string
+	Package, PackageURL string
+	Verdict, Headline   string
+	Counts              []outcomeCount
+	Regressions         int
+	Rows                []checkRow
+	LatestSubmitted     string
 }
 
 // verdict sums a build's latest results up: the worst package outcome
