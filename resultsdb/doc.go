@@ -16,7 +16,11 @@
 //
 // The pages mirror the API: /results?item=…&type=… shows what
 // /api/v2.0/results?item=…&type=… returns, and the item page is
-// /results/latest?item=…&type=…&_distinct_on=arch.
+// /results/latest?item=…&type=…&_distinct_on=arch. Beyond ResultsDB:
+// /api/v2.0/regressions and its page /regressions (package regression
+// says what a regression is), the package page /packages/NAME and /search.
+//
+// It imports regression, rpmver and redact of this module.
 //
 // BenchmarkResultsDB measures the queries of issue 6 on both stores with
 // a million results each (RESULTSDB_BENCH_ROWS=50000 for a quick look).
