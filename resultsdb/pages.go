@@ -373,7 +373,7 @@ func (s *server) pageGroup(w http.ResponseWriter, r *http.Request) {
 	// The group's own ref_url is shown only when it is not one of those
 	// links again (without an ExecDB URL the reporter sets it to the
 	// artifacts folder).
-	if gv.RefURL == gv.Artifacts || gv.RefURL == gv.Log {
+	if gv.RefURL == gv.Artifacts || gv.RefURL == gv.Log || s.sameExecution(r, gv.RefURL, g.UUID) {
 		gv.RefURL = ""
 	}
 	s.render(w, r, http.StatusOK, "group", d)
@@ -470,4 +470,19 @@ func (s *server) pageGroups(w http.ResponseWriter, r *http.Request) {
 	}
 	s.pageLinks(r, d, more)
 	s.render(w, r, http.StatusOK, "groups", d)
+}
+
+// sameExecution reports whether ref is the ExecDB link the reporter gives
+// a group (<execdb_url>/jobs/<uuid>) on this very host, which redirects to
+// the execution page the group page links already.
+func (s *server) sameExecution(r *http.Request, ref, uuid string) bool {
+	u, err := url.Parse(ref)
+	if err != nil || u.EscapedPath() != "/jobs/"+url.PathEscape(uuid) {
+		return false
+	}
+	if u.Host == r.Host {
+		return true
+	}
+	base, err := url.Parse(s.opts.BaseURL)
+	return err == nil && s.opts.BaseURL != "" && u.Host == base.Host
 }

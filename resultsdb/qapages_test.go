@@ -146,6 +146,13 @@ func TestQAPages(t *testing.T) {
 		t.Errorf("group page links the artifacts folder %d times, want once:\n%s", n, body)
 	}
 	absent("group page", body, "<dt>ref_url</dt>")
-	// A ref_url that is none of those (an ExecDB) is still shown.
+	// The ExecDB link of this host's execution is that page again.
+	same := "5b7b3a4e-0000-4000-8000-0000000005a3"
+	b := post("PASSED", "dist.rpmlint", "baz-1-1.fc40", "koji_build", nil)
+	b["groups"] = []any{map[string]any{"uuid": same, "ref_url": c.base + "/jobs/" + same}}
+	c.mustPost("/api/v2.0/results", b)
+	body = page("/groups/"+same, 200, `<a class="execution" href="/executions/`+same+`">`)
+	absent("group page", body, "<dt>ref_url</dt>", "/jobs/")
+	// A ref_url that is none of those (another host's ExecDB) is still shown.
 	page("/groups/"+group, 200, `<dt>ref_url</dt><dd><a href="http://execdb/jobs/`+group+`">`)
 }

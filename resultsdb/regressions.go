@@ -37,6 +37,9 @@ func buildOf(r Result) (rpmver.NVR, regression.Key, bool) {
 	if len(items) == 0 || !slices.Contains(types, regression.PackageType) {
 		return rpmver.NVR{}, regression.Key{}, false
 	}
+	// A result for several arches (noarch and src) is compared with one
+	// for the same set, in whatever order they were posted.
+	slices.Sort(arches)
 	n, ok := regression.Build(items[0], regression.PackageType)
 	return n, regression.Key{Testcase: r.Testcase.Name, Arch: strings.Join(arches, ",")}, ok
 }
