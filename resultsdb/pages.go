@@ -22,6 +22,12 @@ var pageTemplates = loadTemplates()
 func loadTemplates() map[string]*template.Template {
 	funcs := template.FuncMap{
 		"path": url.PathEscape,
+		// wbr lets a long dotted name (a testcase) break after its dots.
+		"wbr": func(s string) template.HTML {
+			e := template.HTMLEscapeString(s)
+			e = strings.ReplaceAll(e, ".", ".<wbr>")
+			return template.HTML(strings.ReplaceAll(e, "_", "_<wbr>"))
+		},
 		"short": func(s string) string {
 			if len(s) > 8 {
 				return s[:8] + "…"

@@ -90,9 +90,9 @@ func TestQAPages(t *testing.T) {
 	page(fmt.Sprintf("/results/%d", id["e1dep"]), 200, "infrastructure problem, not the package's</b>depcheck@e37ac0f7e7a6/runtask.yml")
 
 	// The package page: builds newest first in rpm order, epoch and tilde included.
-	body = page("/packages/foo", 200, append(legend, "<h1>Package foo</h1>", "<th>dist.rpmlint<small>i386</small></th>")...)
+	body = page("/packages/foo", 200, append(legend, "<h1>Package foo</h1>", "<th>dist.<wbr>rpmlint<small>i386</small></th>")...)
 	inOrder("/packages/foo", body, ">foo-1:0.9-1.fc40</a>", ">foo-1.1-1.fc40</a>", ">foo-1.0-1.fc40</a>", ">foo-1.0~rc1-1.fc40</a>")
-	if n := strings.Count(body, "regression: was"); n != 2 {
+	if n := strings.Count(body, `<span class="regression" title="was PASSED on`); n != 2 {
 		t.Errorf("/packages/foo: %d regression marks, want 2", n)
 	}
 	absent("/packages/foo", body, "foo-devel")
