@@ -145,6 +145,9 @@ func packageURL(name string) string { return "/packages/" + url.PathEscape(name)
 func (s *server) itemPage(r *http.Request, d *pageData, item, typ string, list []Result) error {
 	iv := &itemView{Item: item, Type: typ}
 	hs := s.histories()
+	if err := hs.preload(r.Context(), list); err != nil {
+		return err
+	}
 	seen := map[int64]bool{}
 	for _, res := range list {
 		if seen[res.ID] {
