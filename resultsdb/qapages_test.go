@@ -86,6 +86,9 @@ func TestQAPages(t *testing.T) {
 	absent("update", body, "regression: was", `class="package"`)
 	page("/results/latest?item=bar-2-1.fc40&type=koji_build&_distinct_on=arch", 200, "OK: every check passed", `class="verdict verdict-PASSED"`)
 	page("/results/latest?item=nothing-1-1&type=koji_build&_distinct_on=arch", 200, "No results yet")
+	// Only infrastructure failures: incomplete, not bad.
+	page("/results/latest?item=other-1-1.fc20&type=koji_build&_distinct_on=arch", 200, `class="verdict verdict-ABORTED"`,
+		"Incomplete: 1 check did not run through, for reasons of the infrastructure", "1 CRASHED")
 	page(fmt.Sprintf("/results/%d", id["e1i386"]), 200, "regression: was PASSED on", `class="log" href="`+folder("e1i386")+`taskotron/taskotron.log"`)
 	page(fmt.Sprintf("/results/%d", id["e1dep"]), 200, "infrastructure problem, not the package's</b>depcheck@e37ac0f7e7a6/runtask.yml")
 
