@@ -203,6 +203,26 @@ func BenchmarkResultsDB(b *testing.B) {
 					benchGet(b, srv+"/api/v2.0/results/latest?item="+benchItem(rng.IntN(items))+"&type=koji_build&_distinct_on=arch")
 				})
 			})
+			// Regressions are worked out per request: for one item, its
+			// latest results and its package's history (the item page's
+			// cost over latest_by_item, its peer); for the last 1000
+			// results, one history per package among them.
+			b.Run("regressions_by_item", func(b *testing.B) {
+				latencies(b, func(int) {
+					benchGet(b, srv+"/api/v2.0/regressions?item="+benchItem(rng.IntN(items)))
+				})
+			})
+			b.Run("item_page", func(b *testing.B) {
+				latencies(b, func(int) {
+					benchGet(b, srv+"/results/latest?item="+benchItem(rng.IntN(items))+"&type=koji_build&_distinct_on=arch")
+				})
+			})
+			b.Run("regressions_last_1000", func(b *testing.B) {
+				since := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(n-1000) * time.Second)
+				latencies(b, func(int) {
+					benchGet(b, srv+"/api/v2.0/regressions?since="+since.Format("2006-01-02T15:04:05"))
+				})
+			})
 			b.Run("testcase_page_50", func(b *testing.B) {
 				latencies(b, func(int) {
 					benchGet(b, srv+fmt.Sprintf("/api/v2.0/testcases/dist.check%02d/results?page=50", rng.IntN(benchTestcases)))

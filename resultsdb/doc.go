@@ -18,13 +18,21 @@
 // (origins.go): each origin writes with tokens of its own (TokenStore,
 // hashed, revocable), every result records its origin, and
 // /api/v2.0/submissions takes KCIDB I/O documents (submissions.go), which
-// the kcidb package checks and upgrades. It imports kcidb and redact of
-// the project.
+// the kcidb package checks and upgrades.
 //
 // The pages mirror the API: /results?item=…&type=… shows what
 // /api/v2.0/results?item=…&type=… returns, and the item page is
-// /results/latest?item=…&type=…&_distinct_on=arch.
+// /results/latest?item=…&type=…&_distinct_on=arch. Beyond ResultsDB:
+// /api/v2.0/regressions and its page /regressions (package regression
+// says what a regression is), the package page /packages/NAME and /search.
+//
+// Results posted at once are written in batches (batch.go): one
+// transaction and one statement per table for them all, a 201 still
+// meaning committed.
+//
+// It imports kcidb, regression, rpmver and redact of this module.
 //
 // BenchmarkResultsDB measures the queries of issue 6 on both stores with
-// a million results each (RESULTSDB_BENCH_ROWS=50000 for a quick look).
+// a million results each (RESULTSDB_BENCH_ROWS=50000 for a quick look);
+// BenchmarkResultsWrite the posts per second beside a storage-less server.
 package resultsdb

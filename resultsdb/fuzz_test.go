@@ -178,3 +178,36 @@ func byteAt(s string, i int) byte {
 	}
 	return 0
 }
+
+func FuzzRegressionQuery(f *testing.F) {
+	f.Add("item=foo-1:1.0-1.fc40,bar-2-1&testcases=dist.rpmlint&since=2024-01-01,2024-02-01&result_id=3,17")
+	f.Fuzz(func(t *testing.T, raw string) {
+		v, err := parseQuery(raw)
+		if err != nil {
+			return
+		}
+		q, err := parseRegressionQuery(v)
+		if err != nil {
+			bad, ok := err.(*badRequest)
+			if !ok {
+				t.Fatalf("%q: error %T is not a client error", raw, err)
+			}
+			if strings.Contains(bad.msg, "\n") {
+				t.Fatalf("%q: the error is not one line: %q", raw, bad.msg)
+			}
+			return
+		}
+		for _, id := range q.IDs {
+			if id <= 0 {
+				t.Fatalf("%q: result id %d let through", raw, id)
+			}
+		}
+		for _, list := range [][]string{q.Items, q.Testcases} {
+			for _, s := range list {
+				if s == "" || strings.Contains(s, ",") {
+					t.Fatalf("%q: filter value %q", raw, s)
+				}
+			}
+		}
+	})
+}

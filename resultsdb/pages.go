@@ -22,6 +22,12 @@ var pageTemplates = loadTemplates()
 func loadTemplates() map[string]*template.Template {
 	funcs := template.FuncMap{
 		"path": url.PathEscape,
+		// wbr lets a long dotted name (a testcase) break after its dots.
+		"wbr": func(s string) template.HTML {
+			e := template.HTMLEscapeString(s)
+			e = strings.ReplaceAll(e, ".", ".<wbr>")
+			return template.HTML(strings.ReplaceAll(e, "_", "_<wbr>"))
+		},
 		"short": func(s string) string {
 			if len(s) > 8 {
 				return s[:8] + "…"
@@ -30,7 +36,7 @@ func loadTemplates() map[string]*template.Template {
 		},
 	}
 	out := map[string]*template.Template{}
-	for _, name := range []string{"results", "latest", "result", "group", "testcase", "testcases", "groups", "error"} {
+	for _, name := range []string{"results", "latest", "item", "package", "regressions", "search", "result", "group", "testcase", "testcases", "groups", "error"} {
 		out[name] = template.Must(template.New(name).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html"))
 	}
 	return out
@@ -39,6 +45,7 @@ func loadTemplates() map[string]*template.Template {
 type resultView struct {
 	ID                  int64
 	SubmitTime, Outcome string
+	When                string // SubmitTime to the minute, for lists
 	Testcase            string
 	TestcaseRef         string
 	Item, Type, Arch    string
@@ -51,6 +58,7 @@ type resultView struct {
 
 type groupView struct {
 	UUID, Description, RefURL, Artifacts string
+	Log, Execution                       string
 	Count                                int64
 }
 
@@ -61,7 +69,7 @@ type pageData struct {
 	Form              map[string]string
 	Outcomes          []string
 	Results           []resultView
-	Result            *resultView
+	Result            *checkRow
 	Group             *groupView
 	Groups            []groupView
 	Testcase          Testcase
@@ -69,6 +77,13 @@ type pageData struct {
 	Like              string
 	Distinct, Item    string
 	History           string
+	ItemPage          *itemView
+	Package           *packageView
+	Regressions       []regressionRow
+	// Query is the header's search box; Hits and Packages what it found.
+	Query    string
+	Hits     []searchHit
+	Packages []string
 }
 
 type testcaseView struct{ Name, RefURL string }
@@ -91,7 +106,7 @@ func itemURL(item, typ string) string {
 
 func viewResult(r Result) resultView {
 	v := resultView{
-		ID: r.ID, SubmitTime: isoformat(r.SubmitTime), Outcome: r.Outcome, Testcase: r.Testcase.Name,
+		ID: r.ID, SubmitTime: isoformat(r.SubmitTime), When: r.SubmitTime.UTC().Format("2006-01-02 15:04"), Outcome: r.Outcome, Testcase: r.Testcase.Name,
 		TestcaseRef: deref(r.Testcase.RefURL), Note: deref(r.Note), RefURL: deref(r.RefURL),
 		Groups: r.Groups, Data: r.Data, Origin: r.Origin,
 	}
@@ -135,6 +150,9 @@ func (s *server) pageRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /groups/{uuid}/results", s.pageGroup)
 	mux.HandleFunc("GET /testcases", s.pageTestcases)
 	mux.HandleFunc("GET /testcases/{name...}", s.pageTestcase)
+	mux.HandleFunc("GET /packages/{name}", s.pagePackage)
+	mux.HandleFunc("GET /regressions", s.pageRegressions)
+	mux.HandleFunc("GET /search", s.pageSearch)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.render(w, r, http.StatusNotFound, "error", &pageData{Title: "Not found", Error: "There is no page at " + r.URL.Path + "."})
 	})
@@ -283,6 +301,15 @@ func (s *server) pageLatest(w http.ResponseWriter, r *http.Request) {
 		s.pageFail(w, r, title, err)
 		return
 	}
+	// One item's latest results are the item page: is this build OK?
+	if items := commaList(v.Get("item")); len(items) == 1 && len(v["item:like"]) == 0 {
+		if err := s.itemPage(r, d, items[0], v.Get("type"), list); err != nil {
+			s.pageFail(w, r, title, err)
+			return
+		}
+		s.render(w, r, http.StatusOK, "item", d)
+		return
+	}
 	d.Results = viewResults(list)
 	s.render(w, r, http.StatusOK, "latest", d)
 }
@@ -299,7 +326,15 @@ func (s *server) pageResult(w http.ResponseWriter, r *http.Request) {
 		s.pageFail(w, r, title, err)
 		return
 	}
-	view := viewResult(res)
+	view := viewCheck(res)
+	prev, worse, err := s.histories().regressionOf(r.Context(), res)
+	if err != nil {
+		s.pageFail(w, r, title, err)
+		return
+	}
+	if worse {
+		view.Regression = viewPrev(prev)
+	}
 	s.render(w, r, http.StatusOK, "result", &pageData{Title: title, API: apiURL(r), Result: &view})
 }
 
@@ -315,7 +350,10 @@ func (s *server) pageGroup(w http.ResponseWriter, r *http.Request) {
 		s.pageFail(w, r, title, err)
 		return
 	}
-	gv := &groupView{UUID: g.UUID, Description: deref(g.Description), RefURL: deref(g.RefURL), Count: g.ResultsCount}
+	// The execution page is execdb's, which the central server mounts at
+	// /executions/ on the same host: a relative link reaches it.
+	gv := &groupView{UUID: g.UUID, Description: deref(g.Description), RefURL: deref(g.RefURL), Count: g.ResultsCount,
+		Execution: "/executions/" + url.PathEscape(g.UUID)}
 	d := &pageData{Title: title, API: APIPrefix + "/groups/" + url.PathEscape(id) + "/results", Group: gv}
 	if r.URL.RawQuery != "" {
 		d.API += "?" + r.URL.RawQuery
@@ -335,6 +373,15 @@ func (s *server) pageGroup(w http.ResponseWriter, r *http.Request) {
 				break
 			}
 		}
+	}
+	if gv.Artifacts != "" {
+		gv.Log = gv.Artifacts + runnerLog
+	}
+	// The group's own ref_url is shown only when it is not one of those
+	// links again (without an ExecDB URL the reporter sets it to the
+	// artifacts folder).
+	if gv.RefURL == gv.Artifacts || gv.RefURL == gv.Log || s.sameExecution(r, gv.RefURL, g.UUID) {
+		gv.RefURL = ""
 	}
 	s.render(w, r, http.StatusOK, "group", d)
 }
@@ -430,4 +477,19 @@ func (s *server) pageGroups(w http.ResponseWriter, r *http.Request) {
 	}
 	s.pageLinks(r, d, more)
 	s.render(w, r, http.StatusOK, "groups", d)
+}
+
+// sameExecution reports whether ref is the ExecDB link the reporter gives
+// a group (<execdb_url>/jobs/<uuid>) on this very host, which redirects to
+// the execution page the group page links already.
+func (s *server) sameExecution(r *http.Request, ref, uuid string) bool {
+	u, err := url.Parse(ref)
+	if err != nil || u.EscapedPath() != "/jobs/"+url.PathEscape(uuid) {
+		return false
+	}
+	if u.Host == r.Host {
+		return true
+	}
+	base, err := url.Parse(s.opts.BaseURL)
+	return err == nil && s.opts.BaseURL != "" && u.Host == base.Host
 }

@@ -1,15 +1,9 @@
 package resultsdb
 
 import (
-	"context"
-	"image/png"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 )
 
 // seedPages stores a small history for one item: rpmlint failed on
@@ -136,86 +130,3 @@ func TestPages(t *testing.T) {
 		t.Errorf("/: %d to %q", resp.StatusCode, resp.Header.Get("Location"))
 	}
 }
-
-const chromiumPath = "/usr/bin/chromium"
-
-// chromium runs Debian's headless Chromium with the given extra flags.
-func chromium(t *testing.T, extra ...string) []byte {
-	t.Helper()
-	if _, err := os.Stat(chromiumPath); err != nil {
-		t.Fatalf("this test needs Debian's chromium package at %s (apt-get install chromium): %v", chromiumPath, err)
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
-	defer cancel()
-	args := append([]string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-		"--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-		"--user-data-dir=" + t.TempDir(), "--window-size=1280,720"}, extra...)
-	cmd := exec.CommandContext(ctx, chromiumPath, args...)
-	cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
-	var out strings.Builder
-	var stderr strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("chromium %v: %v\n%s", extra, err, stderr.String())
-	}
-	return []byte(out.String())
-}
-
-// TestItemPageInChromium renders the item page in a real browser: the DOM
-// it builds must hold the latest results, and the screenshot must show
-// the outcome colours.
-func TestItemPageInChromium(t *testing.T) {
-	store := openTestStore(t, "sqlite")
-	c := startServer(t, store, Options{AdditionalOutcomes: []string{"CRASHED"}})
-	c.t = t
-	seedPages(t, c)
-	pageURL := c.base + "/results/latest?item=xchat-0.5-1.fc20&type=koji_build&_distinct_on=arch"
-
-	dom := string(chromium(t, "--dump-dom", pageURL))
-	for _, want := range []string{"<h1>xchat-0.5-1.fc20</h1>", "outcome-PASSED", "outcome-FAILED", "outcome-NEEDS_INSPECTION", "abi changed"} {
-		if !strings.Contains(dom, want) {
-			t.Errorf("the DOM Chromium built lacks %q", want)
-		}
-	}
-	if strings.Contains(dom, "5 errors") {
-		t.Error("the item page shows a superseded result")
-	}
-
-	dir := os.Getenv("RESULTSDB_SCREENSHOT_DIR")
-	if dir == "" {
-		dir = t.TempDir()
-	}
-	shot := filepath.Join(dir, "item-page.png")
-	chromium(t, "--screenshot="+shot, "--hide-scrollbars", pageURL)
-	f, err := os.Open(shot)
-	if err != nil {
-		t.Fatalf("no screenshot: %v", err)
-	}
-	defer f.Close()
-	img, err := png.Decode(f)
-	if err != nil {
-		t.Fatalf("screenshot is not a PNG: %v", err)
-	}
-	// Count the pixels of each outcome's badge colour (layout.html).
-	colours := map[string][3]uint32{"PASSED": {0x2e, 0x7d, 0x32}, "FAILED": {0xc6, 0x28, 0x28}, "NEEDS_INSPECTION": {0xef, 0x6c, 0x00}}
-	counts := map[string]int{}
-	b := img.Bounds()
-	for y := b.Min.Y; y < b.Max.Y; y++ {
-		for x := b.Min.X; x < b.Max.X; x++ {
-			r, g, bl, _ := img.At(x, y).RGBA()
-			for name, c := range colours {
-				if near(r>>8, c[0]) && near(g>>8, c[1]) && near(bl>>8, c[2]) {
-					counts[name]++
-				}
-			}
-		}
-	}
-	for name := range colours {
-		if counts[name] < 50 {
-			t.Errorf("the screenshot shows %d pixels of the %s colour; want a badge", counts[name], name)
-		}
-	}
-	t.Logf("screenshot %s (%dx%d), badge pixels %v", shot, b.Dx(), b.Dy(), counts)
-}
-
-func near(a, b uint32) bool { return a+6 >= b && b+6 >= a }

@@ -4,11 +4,13 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/taskotron-go/taskotron/regression"
@@ -37,6 +39,9 @@ func buildOf(r Result) (rpmver.NVR, regression.Key, bool) {
 	if len(items) == 0 || !slices.Contains(types, regression.PackageType) {
 		return rpmver.NVR{}, regression.Key{}, false
 	}
+	// A result for several arches (noarch and src) is compared with one
+	// for the same set, in whatever order they were posted.
+	slices.Sort(arches)
 	n, ok := regression.Build(items[0], regression.PackageType)
 	return n, regression.Key{Testcase: r.Testcase.Name, Arch: strings.Join(arches, ",")}, ok
 }
@@ -49,45 +54,82 @@ type history struct {
 	keys   []regression.Key                     // every testcase and arch, sorted
 }
 
+// historyWorkers is how many package histories load at once. One LIKE
+// query per package: SQLite uses its index for one 'name-%' pattern, not
+// for an OR of many, which scans.
+const historyWorkers = 4
+
 // packageHistory loads the history of the package name.
 func (s *server) packageHistory(ctx context.Context, name string) (*history, error) {
-	// '_' in a name is LIKE's one-character wildcard: what it lets
-	// through too is dropped below, by the parsed name.
-	q := ResultQuery{Data: []DataFilter{
-		{Key: "type", Values: []string{regression.PackageType}},
-		{Key: "item", Values: []string{name + "-%"}, Like: true},
-	}}
-	list, err := s.store.Latest(ctx, q, []string{"item", "arch"})
+	m, err := s.packageHistories(ctx, []string{name})
 	if err != nil {
 		return nil, err
 	}
-	h := &history{latest: map[string]map[regression.Key]Result{}}
-	keys := map[regression.Key]bool{}
-	for _, r := range list {
-		b, k, ok := buildOf(r)
-		if !ok || b.Name != name {
-			continue
-		}
-		id := b.String()
-		m := h.latest[id]
-		if m == nil {
-			m = map[regression.Key]Result{}
-			h.latest[id] = m
-			h.builds = append(h.builds, b)
-		}
-		if _, dup := m[k]; !dup {
-			m[k] = r
-		}
-		if !keys[k] {
-			keys[k] = true
-			h.keys = append(h.keys, k)
+	return m[name], nil
+}
+
+// packageHistories loads the histories of the packages named, a few at
+// once. Every name gets a history, empty when no build of it is known.
+func (s *server) packageHistories(ctx context.Context, names []string) (map[string]*history, error) {
+	out := map[string]*history{}
+	keys := map[string]map[regression.Key]bool{}
+	for _, n := range names {
+		out[n] = &history{latest: map[string]map[regression.Key]Result{}}
+		keys[n] = map[regression.Key]bool{}
+	}
+	lists := make([][]Result, len(names))
+	errs := make([]error, len(names))
+	sem := make(chan struct{}, historyWorkers)
+	var wg sync.WaitGroup
+	for i, n := range names {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			// '_' in a name is LIKE's one-character wildcard: what it
+			// lets through too is dropped below, by the parsed name.
+			q := ResultQuery{Data: []DataFilter{
+				{Key: "type", Values: []string{regression.PackageType}},
+				{Key: "item", Values: []string{n + "-%"}, Like: true},
+			}}
+			lists[i], errs[i] = s.store.Latest(ctx, q, []string{"item", "arch"})
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	for i, name := range names {
+		h := out[name]
+		for _, r := range lists[i] {
+			b, k, ok := buildOf(r)
+			if !ok || b.Name != name {
+				continue
+			}
+			id := b.String()
+			m := h.latest[id]
+			if m == nil {
+				m = map[regression.Key]Result{}
+				h.latest[id] = m
+				h.builds = append(h.builds, b)
+			}
+			if _, dup := m[k]; !dup {
+				m[k] = r
+			}
+			if !keys[name][k] {
+				keys[name][k] = true
+				h.keys = append(h.keys, k)
+			}
 		}
 	}
-	regression.NewestFirst(h.builds)
-	slices.SortFunc(h.keys, func(a, b regression.Key) int {
-		return cmp.Or(cmp.Compare(a.Testcase, b.Testcase), cmp.Compare(a.Arch, b.Arch))
-	})
-	return h, nil
+	for _, h := range out {
+		regression.NewestFirst(h.builds)
+		slices.SortFunc(h.keys, func(a, b regression.Key) int {
+			return cmp.Or(cmp.Compare(a.Testcase, b.Testcase), cmp.Compare(a.Arch, b.Arch))
+		})
+	}
+	return out, nil
 }
 
 // previous returns the result of r's testcase and arch on the build
@@ -112,6 +154,28 @@ type histories struct {
 }
 
 func (s *server) histories() *histories { return &histories{s: s, byPk: map[string]*history{}} }
+
+// preload loads, in as few queries as it takes, the histories of the
+// packages of the results that are builds.
+func (hs *histories) preload(ctx context.Context, results []Result) error {
+	var names []string
+	seen := map[string]bool{}
+	for _, r := range results {
+		if b, _, ok := buildOf(r); ok && !seen[b.Name] && hs.byPk[b.Name] == nil {
+			seen[b.Name] = true
+			names = append(names, b.Name)
+		}
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	m, err := hs.s.packageHistories(ctx, names)
+	if err != nil {
+		return err
+	}
+	maps.Copy(hs.byPk, m)
+	return nil
+}
 
 func (hs *histories) get(ctx context.Context, name string) (*history, error) {
 	if h, ok := hs.byPk[name]; ok {
@@ -236,6 +300,9 @@ func (s *server) regressions(ctx context.Context, q regressionQuery) ([]regressi
 		candidates = list
 	}
 	hs := s.histories()
+	if err := hs.preload(ctx, candidates); err != nil {
+		return nil, err
+	}
 	var out []regressionPair
 	seen := map[int64]bool{}
 	for _, r := range candidates {

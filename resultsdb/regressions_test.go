@@ -26,8 +26,11 @@ func seedHistory(t *testing.T, c *client) map[string]int {
 		b["submit_time"] = fmt.Sprintf("2024-05-01T10:%02d:00", n)
 		b["note"] = note
 		group := fmt.Sprintf("00000000-0000-4000-8000-%012d", n)
-		b["groups"] = []any{map[string]any{"uuid": group, "description": testcase + " on " + item}}
-		b["ref_url"] = "http://127.0.0.1/artifacts/" + group + "/"
+		// As the reporter posts them without an ExecDB URL: the group and
+		// a result whose task named no artifact link to the folder.
+		folder := "http://127.0.0.1/artifacts/" + group + "/"
+		b["groups"] = []any{map[string]any{"uuid": group, "description": testcase + " on " + item, "ref_url": folder}}
+		b["ref_url"] = folder
 		ids[label] = int(c.mustPost("/api/v2.0/results", b)["id"].(float64))
 	}
 	add("rc1", "FAILED", "dist.rpmlint", "foo-1.0~rc1-1.fc40", "koji_build", "x86_64", "3 errors")
@@ -37,13 +40,19 @@ func seedHistory(t *testing.T, c *client) map[string]int {
 	add("1.1i386", "PASSED", "dist.rpmlint", "foo-1.1-1.fc40", "koji_build", "i386", "")
 	add("1.1dep", "CRASHED", "dist.depcheck", "foo-1.1-1.fc40", "koji_build", "x86_64", "koji: connection refused")
 	add("e1i386", "FAILED", "dist.rpmlint", "foo-1:0.9-1.fc40", "koji_build", "i386", "1 error")
-	add("e1", "FAILED", "dist.rpmlint", "foo-1:0.9-1.fc40", "koji_build", "x86_64", "4 errors")
+	add("e1", "FAILED", "dist.rpmlint", "foo-1:0.9-1.fc40", "koji_build", "x86_64",
+		"4 errors, 12 warnings; foo.x86_64: E: explicit-lib-dependency libfoo; foo.x86_64: E: non-standard-executable-perm /usr/bin/foo 0775; "+
+			"foo.x86_64: E: zero-length /usr/share/doc/foo/README; foo.x86_64: E: invalid-license Foo-1.0; foo.x86_64: W: no-manual-page-for-binary foo; "+
+			"foo.x86_64: W: spelling-error %description -l en_US recieve -> receive; foo-debuginfo.x86_64: W: only-non-binary-in-usr-lib")
 	add("devel", "FAILED", "dist.rpmlint", "foo-devel-2-1.fc40", "koji_build", "x86_64", "")
 	add("bar1", "PASSED", "dist.rpmlint", "bar-1-1.fc40", "koji_build", "", "")
 	add("bar2", "FAILED", "dist.rpmlint", "bar-2-1.fc40", "koji_build", "", "flaky mirror")
 	add("bar2rerun", "PASSED", "dist.rpmlint", "bar-2-1.fc40", "koji_build", "", "")
 	add("upd0", "PASSED", "dist.rpmlint", "FEDORA-2024-0", "bodhi_update", "", "")
 	add("upd1", "FAILED", "dist.rpmlint", "FEDORA-2024-1", "bodhi_update", "", "")
+	add("e1dep", "CRASHED", "dist.depcheck", "foo-1:0.9-1.fc40", "koji_build", "x86_64",
+		"depcheck@e37ac0f7e7a6/runtask.yml: action 2 (koji): download foo-1:0.9-1.fc40 from https://koji.fedoraproject.org/kojihub: "+
+			"Post \"https://koji.fedoraproject.org/kojihub\": dial tcp 38.145.60.20:443: connect: connection refused")
 	return ids
 }
 
