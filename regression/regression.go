@@ -29,18 +29,20 @@ const (
 // Other types (bodhi_update, compose, …) have no versions to order.
 const PackageType = "koji_build"
 
-// Rank orders the package outcomes from best to worst: PASSED 0, INFO 1,
-// NEEDS_INSPECTION 2, FAILED 3. ok is false for ABORTED, CRASHED and any
-// other outcome: they say nothing about the package.
+// Rank orders the package outcomes from best to worst as the overall
+// outcome of a run does (design §2, contract.Outcomes): PASSED 0, INFO 1,
+// FAILED 2, NEEDS_INSPECTION 3 (a check that could not tell). ok is false
+// for ABORTED, CRASHED and any other outcome: they say nothing about the
+// package.
 func Rank(outcome string) (rank int, ok bool) {
 	switch outcome {
 	case Passed:
 		return 0, true
 	case Info:
 		return 1, true
-	case NeedsInspection:
-		return 2, true
 	case Failed:
+		return 2, true
+	case NeedsInspection:
 		return 3, true
 	}
 	return 0, false

@@ -16,7 +16,7 @@ func nvr(t *testing.T, s string) rpmver.NVR {
 }
 
 func TestWorse(t *testing.T) {
-	order := []string{Passed, Info, NeedsInspection, Failed}
+	order := []string{Passed, Info, Failed, NeedsInspection}
 	for i, a := range order {
 		for j, b := range order {
 			if got := Worse(a, b); got != (i > j) {

@@ -89,11 +89,12 @@ type itemView struct {
 // verdict sums a build's latest results up: the worst package outcome
 // decides, and infrastructure failures make it incomplete rather than bad.
 func verdict(rows []checkRow) (class, headline string) {
-	worst, infra := -1, 0
+	// A failed check is a verdict; one that could not decide asks for a
+	// look; the headline says the firmer of the two.
+	failed, undecided, infra := false, false, 0
 	for _, r := range rows {
-		if rank, ok := regression.Rank(r.Outcome); ok && rank > worst {
-			worst = rank
-		}
+		failed = failed || r.Outcome == regression.Failed
+		undecided = undecided || r.Outcome == regression.NeedsInspection
 		if r.Infra {
 			infra++
 		}
@@ -107,9 +108,9 @@ func verdict(rows []checkRow) (class, headline string) {
 	switch {
 	case len(rows) == 0:
 		return "NONE", "No results yet"
-	case worst == 3:
+	case failed:
 		return regression.Failed, "Not OK: a check failed"
-	case worst == 2:
+	case undecided:
 		return regression.NeedsInspection, "Needs a look: a check could not decide"
 	case infra > 0:
 		return regression.Aborted, "Incomplete: " + checks(infra) + " did not run through, for reasons of the infrastructure"
