@@ -4,7 +4,8 @@
 // and artifacts in <artifacts_dir>/<uuid>/ (reference §2.3, §2.9). The same
 // code runs a job for a worker and a task for its author (runtask). It knows
 // nothing of queues or delivery: it imports checkout, directives, results
-// (what task output means), config and contract.
+// (what task output means), sandbox (whether task processes are boxed),
+// config and contract.
 package runner
 
 import (
@@ -15,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -31,6 +33,7 @@ import (
 	"github.com/taskotron-go/taskotron/directives"
 	"github.com/taskotron-go/taskotron/results"
 	"github.com/taskotron-go/taskotron/runner/formula"
+	"github.com/taskotron-go/taskotron/sandbox"
 )
 
 // Options configure a Runner.
@@ -92,6 +95,23 @@ func NewUUID() string {
 func (r *Runner) artifactsRoot() string { return r.opts.Config.Runner.ArtifactsDir }
 
 func (r *Runner) workRoot() string { return r.opts.Config.Runner.WorkDir }
+
+// sandboxed tells whether every task process runs in bubblewrap.
+func (r *Runner) sandboxed() bool {
+	m, err := sandbox.Mode(r.opts.Config.Runner.Sandbox)
+	return err == nil && m != sandbox.Off
+}
+
+// triedBefore tells whether an earlier attempt of the execution left its
+// artifacts or work folder here.
+func (r *Runner) triedBefore(artifacts, uuid string) bool {
+	for _, p := range []string{artifacts, filepath.Join(r.workRoot(), uuid)} {
+		if _, err := os.Lstat(p); err == nil || !errors.Is(err, fs.ErrNotExist) {
+			return true
+		}
+	}
+	return false
+}
 
 // RunJob checks the job's task out and runs its formula. A checkout that
 // fails ends the execution NOT_OK with an ABORTED result, like any other
@@ -209,8 +229,14 @@ func (r *Runner) run(ctx context.Context, in contract.RunnerInput, overrides map
 	}
 	exec.Artifacts = artifacts
 	// A job that runs again (its worker died) starts from a clean folder,
-	// with nothing of the earlier attempt still running.
-	leftovers := killLeftovers(in.UUID)
+	// with nothing of the earlier attempt still running. An attempt makes
+	// its folders before it starts a process, so where neither is here no
+	// earlier attempt can be writing into them: the /proc scan, the
+	// costliest step of a short run, is spared.
+	leftovers := 0
+	if r.triedBefore(artifacts, in.UUID) {
+		leftovers = killLeftovers(in.UUID)
+	}
 	if err := os.RemoveAll(artifacts); err != nil {
 		r.fail(&exec, in.TaskName, "", directives.Infra(fmt.Errorf("artifacts folder: %w", err)))
 		return exec, nil
@@ -243,9 +269,13 @@ func (r *Runner) run(ctx context.Context, in contract.RunnerInput, overrides map
 	} else {
 		run.execute(ctx, overrides)
 		// A process that left its process group (setsid) outlives the
-		// group kill; it must not go on after its run.
-		if n := killLeftovers(in.UUID); n > 0 {
-			log.Warn("killed processes the task left running outside its process group", "count", n)
+		// group kill; it must not go on after its run. In the sandbox none
+		// can: each process's PID namespace is emptied by the kernel when
+		// it ends (bwrap's PID 1 goes).
+		if !r.sandboxed() {
+			if n := killLeftovers(in.UUID); n > 0 {
+				log.Warn("killed processes the task left running outside its process group", "count", n)
+			}
 		}
 	}
 	exec.Results = sanitizeArtifacts(exec.Results, artifacts, log)

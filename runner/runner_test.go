@@ -454,7 +454,8 @@ actions:
 // TestLeftoversOfAnEarlierAttemptAreKilled: processes an earlier attempt of
 // the same execution left behind (its worker was SIGKILLed, so only the
 // direct children died) are killed before the job runs again, including
-// group members that scrubbed their environment.
+// group members that scrubbed their environment. (A run scans /proc for
+// them only where an earlier attempt left its folders.)
 func TestLeftoversOfAnEarlierAttemptAreKilled(t *testing.T) {
 	r, _ := testRunner(t, nil)
 	pidFile := filepath.Join(t.TempDir(), "pid")
@@ -482,6 +483,11 @@ func TestLeftoversOfAnEarlierAttemptAreKilled(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { other.Process.Kill(); other.Wait() })
+	// The earlier attempt made its artifacts folder before its first
+	// process, as every run does.
+	if err := os.MkdirAll(filepath.Join(r.artifactsRoot(), "again-1", LogDir), 0o755); err != nil {
+		t.Fatal(err)
+	}
 
 	f := task(t, "name: again\nactions:\n  - shell: [[true]]\n", nil)
 	ex, err := r.Run(context.Background(), contract.RunnerInput{UUID: "again-1", Item: "a", ItemType: "koji_build", Formula: f}, nil)
