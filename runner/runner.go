@@ -259,6 +259,7 @@ func (r *Runner) run(ctx context.Context, in contract.RunnerInput, overrides map
 		log.Warn("killed processes an earlier attempt of this execution left running", "count", leftovers)
 	}
 	run := &run{r: r, in: in, exec: &exec, log: log, artifacts: artifacts, logDir: logDir, copyTask: setup.copyTask}
+	defer run.closeProgress()
 	if setup.startErr != nil {
 		log.Error("run cannot start", "item", in.Item, "type", in.ItemType, "task", in.TaskName, "error", setup.startErr)
 		outcome := contract.Outcome("")
@@ -306,6 +307,9 @@ type run struct {
 	env    *directives.Env
 	// copyTask runs the task from a private copy of its folder.
 	copyTask bool
+	// progressFile is the run's progress file (progressFile), made at its
+	// first action.
+	progressFile *os.File
 }
 
 func (x *run) progress(format string, a ...any) {
@@ -470,21 +474,18 @@ func (x *run) action(ctx context.Context, f *formula.Formula, i int, a formula.A
 		defer cancel()
 	}
 	base := fmt.Sprintf("%02d-%s", i+1, slug(a.Name))
-	stdout, err := createIn(x.logDir, base+".stdout")
-	if err != nil {
-		return nil, directives.Infra(fmt.Errorf("%s: action log: %w", where, err))
-	}
-	stderr, err := createIn(x.logDir, base+".stderr")
-	if err != nil {
-		stdout.Close()
-		return nil, directives.Infra(fmt.Errorf("%s: action log: %w", where, err))
-	}
-	defer removeIfEmpty(x.logDir, stdout)
-	defer removeIfEmpty(x.logDir, stderr)
+	// Most actions print nothing on one stream or both: a log is made when
+	// its first byte comes, not for every action.
+	stdout, stderr := &actionLog{dir: x.logDir, name: base + ".stdout"}, &actionLog{dir: x.logDir, name: base + ".stderr"}
+	defer func() {
+		if cerr := errors.Join(stdout.Close(), stderr.Close()); cerr != nil && err == nil {
+			ret, err = nil, directives.Infra(fmt.Errorf("%s: action log: %w", where, cerr))
+		}
+	}()
 	x.env.ActionName = a.Name
 	x.env.Stdout, x.env.Stderr = stdout, stderr
-	x.r.enter(x.in.UUID, x.logDir, i, a.Name)
-	defer x.r.enter(x.in.UUID, x.logDir, i, "")
+	x.enter(i, a.Name)
+	defer x.r.enter(x.in.UUID, "")
 	x.log.Info("action starting", "action", a.Name, "directive", a.Directive, "line", a.Line)
 	defer func() {
 		if p := recover(); p != nil {
@@ -679,12 +680,35 @@ func copyExecutable(src, dst string, perm os.FileMode) error {
 	return out.Close()
 }
 
-func removeIfEmpty(dir *os.Root, f *os.File) {
-	fi, err := f.Stat()
-	f.Close()
-	if err == nil && fi.Size() == 0 {
-		dir.Remove(filepath.Base(f.Name()))
+// actionLog is one of an action's log files, made (by createIn) when the
+// first byte is written to it.
+type actionLog struct {
+	dir  *os.Root
+	name string
+	f    *os.File
+	err  error
+}
+
+func (l *actionLog) Write(p []byte) (int, error) {
+	if l.f == nil && l.err == nil {
+		l.f, l.err = createIn(l.dir, l.name)
 	}
+	if l.err != nil {
+		return 0, l.err
+	}
+	return l.f.Write(p)
+}
+
+// Close closes the file, if one was made, and says whether it could not
+// be made or written.
+func (l *actionLog) Close() error {
+	if l.f != nil {
+		if err := l.f.Close(); err != nil && l.err == nil {
+			l.err = err
+		}
+		l.f = nil
+	}
+	return l.err
 }
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }

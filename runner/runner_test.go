@@ -548,3 +548,30 @@ func BenchmarkKillLeftovers(b *testing.B) {
 		killLeftovers("no-such-execution")
 	}
 }
+
+// TestLastActionIsTheLastStarted: the progress file, written over in place
+// action after action, names the last action started, also when its
+// record is shorter than the one before.
+func TestLastActionIsTheLastStarted(t *testing.T) {
+	r, _ := testRunner(t, nil)
+	f := task(t, "name: steps\nactions:\n  - name: a first action with a long name\n    dummy: {result: PASS}\n  - name: b\n    dummy: {result: PASS}\n", nil)
+	ex, err := r.Run(context.Background(), contract.RunnerInput{UUID: "progress-1", Item: "a", ItemType: "koji_build", Formula: f}, nil)
+	if err != nil || ex.ExecutionStatus != contract.ExecutionOK {
+		t.Fatalf("%v %+v", err, ex)
+	}
+	if got := r.LastAction("progress-1"); got != "b" {
+		t.Fatalf("LastAction = %q, want \"b\"", got)
+	}
+	ents, err := os.ReadDir(filepath.Join(ex.Artifacts, LogDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	// The dummy actions print nothing: no empty action logs are left.
+	if strings.Contains(strings.Join(names, " "), ".std") {
+		t.Errorf("the run's folder holds empty action logs: %v", names)
+	}
+}
