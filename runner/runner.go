@@ -253,12 +253,13 @@ func (r *Runner) run(ctx context.Context, in contract.RunnerInput, overrides map
 		return exec, nil
 	}
 	defer logFile.Close()
-	log := slog.New(fanout{slog.NewTextHandler(logFile, &slog.HandlerOptions{Level: slog.LevelDebug}), r.log.Handler()}).With("uuid", in.UUID)
+	runLog := slog.NewTextHandler(logFile, &slog.HandlerOptions{Level: slog.LevelDebug})
+	log := slog.New(fanout{runLog, r.log.Handler()}).With("uuid", in.UUID)
 
 	if leftovers > 0 {
 		log.Warn("killed processes an earlier attempt of this execution left running", "count", leftovers)
 	}
-	run := &run{r: r, in: in, exec: &exec, log: log, artifacts: artifacts, logDir: logDir, copyTask: setup.copyTask}
+	run := &run{r: r, in: in, exec: &exec, log: log, runLog: slog.New(runLog).With("uuid", in.UUID), artifacts: artifacts, logDir: logDir, copyTask: setup.copyTask}
 	defer run.closeProgress()
 	if setup.startErr != nil {
 		log.Error("run cannot start", "item", in.Item, "type", in.ItemType, "task", in.TaskName, "error", setup.startErr)
@@ -296,10 +297,14 @@ func (r *Runner) run(ctx context.Context, in contract.RunnerInput, overrides map
 
 // run is the state of one execution.
 type run struct {
-	r         *Runner
-	in        contract.RunnerInput
-	exec      *contract.Execution
-	log       *slog.Logger
+	r    *Runner
+	in   contract.RunnerInput
+	exec *contract.Execution
+	log  *slog.Logger
+	// runLog writes to the run's own log only: each action's start and
+	// end, which the process log (a worker's, with hundreds of jobs a
+	// minute) does without.
+	runLog    *slog.Logger
 	artifacts string
 	// logDir is the runner's folder in the artifacts (LogDir), opened
 	// before the task ran: its files are made through it.
@@ -486,7 +491,7 @@ func (x *run) action(ctx context.Context, f *formula.Formula, i int, a formula.A
 	x.env.Stdout, x.env.Stderr = stdout, stderr
 	x.enter(i, a.Name)
 	defer x.r.enter(x.in.UUID, "")
-	x.log.Info("action starting", "action", a.Name, "directive", a.Directive, "line", a.Line)
+	x.runLog.Info("action starting", "action", a.Name, "directive", a.Directive, "line", a.Line)
 	defer func() {
 		if p := recover(); p != nil {
 			x.log.Error("directive panicked", "action", a.Name, "panic", p, "stack", string(debug.Stack()))
@@ -505,7 +510,7 @@ func (x *run) action(ctx context.Context, f *formula.Formula, i int, a formula.A
 		}
 		return nil, fmt.Errorf("%s: %w", where, err)
 	}
-	x.log.Info("action done", "action", a.Name)
+	x.runLog.Info("action done", "action", a.Name)
 	return ret, nil
 }
 
