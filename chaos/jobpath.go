@@ -108,6 +108,9 @@ type JobPathStep struct {
 	// worker's children (bwrap and the task).
 	RoleCPU  map[string]time.Duration
 	ChildCPU time.Duration
+	// Busy is the share of the machine's CPU time used by anything over
+	// the step (the machine is shared: others' work shows here).
+	Busy float64
 }
 
 // PipelineCPU is the roles' own CPU per job.
@@ -136,6 +139,8 @@ type JobPathReport struct {
 	TaskAlone, TaskSandboxed time.Duration
 	PollEvery                time.Duration
 	Elapsed                  time.Duration
+	// Load is the machine's load average over a minute when the run began.
+	Load string
 }
 
 // jobPath is a running pipeline.
@@ -167,6 +172,9 @@ func RunJobPath(ctx context.Context, cfg JobPathConfig) (*JobPathReport, error) 
 		return nil, err
 	}
 	rep := &JobPathReport{Config: cfg, Dir: p.dir}
+	if raw, err := os.ReadFile("/proc/loadavg"); err == nil {
+		rep.Load = strings.Fields(string(raw))[0]
+	}
 	defer func() { rep.Elapsed = time.Since(started) }()
 	if rep.TaskAlone, rep.TaskSandboxed, err = p.taskCPU(ctx, 100); err != nil {
 		return rep, err
@@ -176,17 +184,9 @@ func RunJobPath(ctx context.Context, cfg JobPathConfig) (*JobPathReport, error) 
 	defer stopWatch()
 	go w.run(wctx)
 
-	// Latency first, polled often; the search after, polled seldom (the
-	// polls cost the results server CPU that would count against the jobs).
-	rep.PollEvery = 10 * time.Millisecond
-	w.every.Store(int64(rep.PollEvery))
-	ls, lat, err := p.step(ctx, w, cfg.LatencyRate, true)
-	if err != nil {
-		return rep, err
-	}
-	rep.LatencyStep, rep.Latency = ls, lat
+	// The search, polled seldom (the polls cost the results server CPU
+	// that would count against the jobs); latency after, polled often.
 	w.every.Store(int64(250 * time.Millisecond))
-
 	rate, lo, hi := cfg.Start, 0.0, 0.0
 	for range cfg.MaxSteps {
 		s, _, err := p.step(ctx, w, rate, false)
@@ -220,6 +220,13 @@ func RunJobPath(ctx context.Context, cfg JobPathConfig) (*JobPathReport, error) 
 			rep.Best = &rep.Steps[i]
 		}
 	}
+	rep.PollEvery = 10 * time.Millisecond
+	w.every.Store(int64(rep.PollEvery))
+	ls, lat, err := p.step(ctx, w, cfg.LatencyRate, true)
+	if err != nil {
+		return rep, err
+	}
+	rep.LatencyStep, rep.Latency = ls, lat
 	return rep, nil
 }
 
@@ -402,6 +409,7 @@ func (p *jobPath) step(ctx context.Context, w *watcher, rate float64, latency bo
 	if err != nil {
 		return s, nil, err
 	}
+	busy0, total0 := machineCPU()
 	done0 := w.count.Load()
 	var sent atomic.Int64
 	next := make(chan int)
@@ -477,6 +485,9 @@ send:
 	cpu1, cerr := p.cpu()
 	if cerr != nil {
 		return s, nil, cerr
+	}
+	if busy1, total1 := machineCPU(); total1 > total0 {
+		s.Busy = float64(busy1-busy0) / float64(total1-total0)
 	}
 	s.RoleCPU = map[string]time.Duration{}
 	for name, c := range cpu1.own {
@@ -564,6 +575,24 @@ func procCPU(pid int) (own, children time.Duration, err error) {
 		return time.Duration(n) * 10 * time.Millisecond
 	}
 	return tick(f[11]) + tick(f[12]), tick(f[13]) + tick(f[14]), nil
+}
+
+// machineCPU reads the machine's busy and total CPU time, in ticks, from
+// the first line of /proc/stat (idle and iowait are not busy).
+func machineCPU() (busy, total int64) {
+	raw, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0
+	}
+	line, _, _ := strings.Cut(string(raw), "\n")
+	for i, f := range strings.Fields(line)[1:] {
+		n, _ := strconv.ParseInt(f, 10, 64)
+		total += n
+		if i != 3 && i != 4 {
+			busy += n
+		}
+	}
+	return busy, total
 }
 
 // taskCPU measures the task's own script, run n times here as the runner

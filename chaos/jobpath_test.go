@@ -5,6 +5,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -21,7 +23,9 @@ import (
 // held, default 60s; 10s for a quick look), JOBPATH_STORES (sqlite,
 // postgres or both, comma-separated; default sqlite), JOBPATH_START (the
 // first rate, default 25), JOBPATH_MAX_STEPS (default 7), JOBPATH_PROFILE
-// (a file for the worker's CPU profile), JOBPATH_V=1 (log progress).
+// (a file for the worker's CPU profile), JOBPATH_ROOT (the checkout whose
+// taskotron is measured, default this one: an older commit's, to compare),
+// JOBPATH_V=1 (log progress).
 func BenchmarkJobPath(b *testing.B) {
 	step, err := time.ParseDuration(envOr("JOBPATH_STEP", "60s"))
 	if err != nil {
@@ -42,7 +46,7 @@ func BenchmarkJobPath(b *testing.B) {
 	for b.Loop() {
 		for _, store := range strings.Split(envOr("JOBPATH_STORES", "sqlite"), ",") {
 			rep, err := RunJobPath(b.Context(), JobPathConfig{
-				Root:        testRootB(b),
+				Root:        envOr("JOBPATH_ROOT", testRootB(b)),
 				AMQPURL:     envOr("TASKOTRON_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672/"),
 				PostgresURL: envOr("RESULTSDB_TEST_POSTGRES", "postgres://postgres@127.0.0.1:5432/test"),
 				Store:       strings.TrimSpace(store),
@@ -80,8 +84,8 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 // each step of the search.
 func (r *JobPathReport) Table(w io.Writer) {
 	c := r.Config
-	fmt.Fprintf(w, "\njob path on %s: trigger, RabbitMQ, 1 worker × %d, resultsdb serve, as processes; task nvr-format; steps of %s; %s in all\n\n",
-		c.Store, c.Concurrency, c.Step, r.Elapsed.Round(time.Second))
+	fmt.Fprintf(w, "\njob path on %s: trigger, RabbitMQ, 1 worker × %d, resultsdb serve, as processes; task nvr-format; steps of %s; %s in all; load average %s at the start (%d cores)\n\n",
+		c.Store, c.Concurrency, c.Step, r.Elapsed.Round(time.Second), r.Load, runtime.NumCPU())
 	best := "none held"
 	cpu, child := "-", "-"
 	if b := r.Best; b != nil {
@@ -102,16 +106,16 @@ func (r *JobPathReport) Table(w io.Writer) {
 	for _, row := range rows {
 		fmt.Fprintf(w, "| %s | %s | %s |\n", row[0], row[1], row[2])
 	}
-	fmt.Fprintf(w, "\n| rate asked | sent/s | backlog at end (growth) | drained in | pipeline CPU/job | children CPU/job | held |\n|---|---|---|---|---|---|---|\n")
-	for _, s := range append([]JobPathStep{r.LatencyStep}, r.Steps...) {
+	fmt.Fprintf(w, "\n| rate asked | sent/s | backlog at end (growth) | drained in | pipeline CPU/job | children CPU/job | machine busy | held |\n|---|---|---|---|---|---|---|---|\n")
+	for _, s := range append(slices.Clone(r.Steps), r.LatencyStep) {
 		held := "yes"
 		if !s.Sustained {
 			held = "no: " + s.Why
 		}
-		fmt.Fprintf(w, "| %.0f | %.0f | %d (%+d) | %s | %.2f ms | %.2f ms | %s |\n", s.Rate, s.SentRate, s.Backlog, s.Growth,
-			s.Drain.Round(100*time.Millisecond), ms(s.PipelineCPU()), ms(s.ChildCPU), held)
+		fmt.Fprintf(w, "| %.0f | %.0f | %d (%+d) | %s | %.2f ms | %.2f ms | %.0f%% | %s |\n", s.Rate, s.SentRate, s.Backlog, s.Growth,
+			s.Drain.Round(100*time.Millisecond), ms(s.PipelineCPU()), ms(s.ChildCPU), 100*s.Busy, held)
 	}
-	fmt.Fprintln(w, "(the first row is the latency step, polled often: its CPU includes the polls)")
+	fmt.Fprintln(w, "(the last row is the latency step, polled every 10 ms: its CPU includes the polls)")
 	fmt.Fprintln(w)
 }
 
