@@ -50,9 +50,9 @@ type JobPathConfig struct {
 	// LatencyRate is the rate latency is measured at.
 	LatencyRate float64
 	Concurrency int
-	// Profile, when set, is where the worker writes a CPU profile of the
-	// whole run.
-	Profile string
+	// Profile and TriggerProfile, when set, are where the worker and the
+	// trigger write a CPU profile of the whole run.
+	Profile, TriggerProfile string
 	Log     *slog.Logger
 }
 
@@ -306,7 +306,11 @@ func startJobPath(ctx context.Context, cfg JobPathConfig) (*jobPath, error) {
 	}
 	p.rdb = newRole("resultsdb", bin, []string{"resultsdb", "serve", "--listen", addr, "--db", dsn},
 		append(slices.Clone(common), "TASKOTRON_DATA_DIR="+filepath.Join(p.dir, "resultsdb")), filepath.Join(logs, "resultsdb.log"), p.log)
-	p.trig = newRole("trigger", bin, []string{"trigger"}, triggerEnv, filepath.Join(logs, "trigger.log"), p.log)
+	targs := []string{"trigger"}
+	if cfg.TriggerProfile != "" {
+		targs = append(targs, "--cpu-profile", cfg.TriggerProfile)
+	}
+	p.trig = newRole("trigger", bin, targs, triggerEnv, filepath.Join(logs, "trigger.log"), p.log)
 	wargs := []string{"worker", "--concurrency", strconv.Itoa(cfg.Concurrency), "--arches", "x86_64"}
 	if cfg.Profile != "" {
 		wargs = append(wargs, "--cpu-profile", cfg.Profile)

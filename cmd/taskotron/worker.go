@@ -2,9 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
-	"os"
-	"runtime/pprof"
 	"strings"
 
 	"github.com/taskotron-go/taskotron/sandbox"
@@ -61,17 +58,4 @@ func runWorker(ctx context.Context, g *globals, args []string) error {
 		defer stop()
 	}
 	return svc.Run(ctx)
-}
-
-// startCPUProfile profiles this process into path until stop is called.
-func startCPUProfile(path string) (stop func(), err error) {
-	f, err := os.Create(path)
-	if err != nil {
-		return nil, fmt.Errorf("--cpu-profile: %w", err)
-	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("--cpu-profile %s: %w", path, err)
-	}
-	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
