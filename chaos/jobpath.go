@@ -108,6 +108,9 @@ type JobPathStep struct {
 	// worker's children (bwrap and the task).
 	RoleCPU  map[string]time.Duration
 	ChildCPU time.Duration
+	// Unseen counts the latency step's jobs whose results had not shown
+	// when it ended: their latencies are lower bounds.
+	Unseen int
 	// Busy is the share of the machine's CPU time used by anything over
 	// the step (the machine is shared: others' work shows here).
 	Busy float64
@@ -518,10 +521,17 @@ send:
 		return s, nil, nil
 	}
 	seen := w.untrack()
+	now := time.Now()
 	var lat []time.Duration
 	for i, item := range items {
-		if at, ok := seen[item]; ok && !sentAt[i].IsZero() {
+		switch at, ok := seen[item]; {
+		case sentAt[i].IsZero():
+		case ok:
 			lat = append(lat, at.Sub(sentAt[i]))
+		default:
+			// Not shown yet: its latency is at least this (see Unseen).
+			lat = append(lat, now.Sub(sentAt[i]))
+			s.Unseen++
 		}
 	}
 	slices.Sort(lat)
