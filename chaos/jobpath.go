@@ -53,7 +53,7 @@ type JobPathConfig struct {
 	// Profile and TriggerProfile, when set, are where the worker and the
 	// trigger write a CPU profile of the whole run.
 	Profile, TriggerProfile string
-	Log     *slog.Logger
+	Log                     *slog.Logger
 }
 
 func (c JobPathConfig) withDefaults() JobPathConfig {
