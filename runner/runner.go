@@ -686,15 +686,19 @@ func copyExecutable(src, dst string, perm os.FileMode) error {
 }
 
 // actionLog is one of an action's log files, made (by createIn) when the
-// first byte is written to it.
+// first byte is written to it. Like a file, it may be written from several
+// goroutines.
 type actionLog struct {
 	dir  *os.Root
 	name string
+	mu   sync.Mutex
 	f    *os.File
 	err  error
 }
 
 func (l *actionLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	if l.f == nil && l.err == nil {
 		l.f, l.err = createIn(l.dir, l.name)
 	}
@@ -707,6 +711,8 @@ func (l *actionLog) Write(p []byte) (int, error) {
 // Close closes the file, if one was made, and says whether it could not
 // be made or written.
 func (l *actionLog) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	if l.f != nil {
 		if err := l.f.Close(); err != nil && l.err == nil {
 			l.err = err
