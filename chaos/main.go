@@ -9,6 +9,10 @@
 // missing, duplicated results, the dead-lettered messages and how long
 // the backlog took to drain; it exits 1 when anything was lost, doubled or
 // not set aside. Its AMQP names are the run's own and deleted at the end.
+//
+// BenchmarkJobPath (jobpath.go) runs the same roles on the same harness,
+// without faults, to measure the job path: the highest rate held, the
+// latency from publish to result, the CPU per job.
 package main
 
 import (

@@ -118,6 +118,16 @@ func (r *role) running() bool {
 	}
 }
 
+// pid is the running process's id (0 when none).
+func (r *role) pid() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cmd == nil || r.cmd.Process == nil {
+		return 0
+	}
+	return r.cmd.Process.Pid
+}
+
 // signal sends sig to the process (SIGSTOP, SIGCONT).
 func (r *role) signal(sig syscall.Signal) error {
 	r.mu.Lock()

@@ -281,14 +281,8 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 
 	s.log.Info("building taskotron", "root", cfg.Root)
 	s.bin = filepath.Join(s.dir, "taskotron")
-	args := []string{"build", "-o", s.bin}
-	if cfg.Race {
-		args = append(args, "-race")
-	}
-	build := exec.CommandContext(ctx, "go", append(args, "./cmd/taskotron")...)
-	build.Dir = cfg.Root
-	if out, err := build.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("go build ./cmd/taskotron in %s: %w\n%s", cfg.Root, err, out)
+	if err := buildTaskotron(ctx, cfg.Root, s.bin, cfg.Race); err != nil {
+		return nil, err
 	}
 
 	addr, err := freeAddr()
@@ -301,18 +295,7 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 		// A race ends the process at once, so that the soak sees it.
 		env = append(env, "GORACE=halt_on_error=1")
 	}
-	common := append(env,
-		"TASKOTRON_LOG_LEVEL=info",
-		"TASKOTRON_AMQP_URL="+cfg.AMQPURL,
-		"TASKOTRON_AMQP_EXCHANGE="+s.names.exchange(),
-		"TASKOTRON_AMQP_QUEUE="+s.names.queue(),
-		// Every message of the stream reaches the trigger, which ignores
-		// those it does not handle, on an exchange of the run's own.
-		"TASKOTRON_AMQP_TOPICS=#",
-		"TASKOTRON_AMQP_JOB_EXCHANGE="+s.names.jobExchange(),
-		"TASKOTRON_AMQP_JOB_QUEUE="+s.names.jobQueue(),
-		"TASKOTRON_RESULTSDB_URL="+s.rdbURL+"/api/v2.0",
-	)
+	common := append(env, roleEnv(s.names, cfg.AMQPURL, s.rdbURL)...)
 	triggerEnv := append(slices.Clone(common),
 		"TASKOTRON_DATA_DIR="+filepath.Join(s.dir, "trigger"),
 		"TASKOTRON_TRIGGER_JOB_LOG="+filepath.Join(s.dir, "trigger", "jobs.jsonl"),
@@ -716,9 +699,14 @@ func (s *soak) outages(ctx context.Context, t0 time.Time) {
 }
 
 func (s *soak) waitResultsDB(ctx context.Context, within time.Duration) error {
+	return waitResultsDB(ctx, s.rdbURL, s.rdb, within)
+}
+
+// waitResultsDB waits until the ResultsDB at base answers its health check.
+func waitResultsDB(ctx context.Context, base string, rdb *role, within time.Duration) error {
 	client := &http.Client{Timeout: 2 * time.Second}
-	err := waitFor(ctx, within, "ResultsDB to answer at "+s.rdbURL, func() bool {
-		resp, err := client.Get(s.rdbURL + "/api/v2.0/healthcheck")
+	err := waitFor(ctx, within, "ResultsDB to answer at "+base, func() bool {
+		resp, err := client.Get(base + "/api/v2.0/healthcheck")
 		if err != nil {
 			return false
 		}
@@ -726,9 +714,41 @@ func (s *soak) waitResultsDB(ctx context.Context, within time.Duration) error {
 		return resp.StatusCode == http.StatusOK
 	})
 	if err != nil {
-		return fmt.Errorf("%w (see %s)", err, s.rdb.logPath)
+		return fmt.Errorf("%w (see %s)", err, rdb.logPath)
 	}
 	return nil
+}
+
+// buildTaskotron builds the taskotron binary of the checkout at root into
+// bin.
+func buildTaskotron(ctx context.Context, root, bin string, race bool) error {
+	args := []string{"build", "-o", bin}
+	if race {
+		args = append(args, "-race")
+	}
+	build := exec.CommandContext(ctx, "go", append(args, "./cmd/taskotron")...)
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build ./cmd/taskotron in %s: %w\n%s", root, err, out)
+	}
+	return nil
+}
+
+// roleEnv is the configuration every role of a run shares: the run's own
+// AMQP names and its ResultsDB.
+func roleEnv(n names, amqpURL, rdbURL string) []string {
+	return []string{
+		"TASKOTRON_LOG_LEVEL=info",
+		"TASKOTRON_AMQP_URL=" + amqpURL,
+		"TASKOTRON_AMQP_EXCHANGE=" + n.exchange(),
+		"TASKOTRON_AMQP_QUEUE=" + n.queue(),
+		// Every message of the stream reaches the trigger, which ignores
+		// those it does not handle, on an exchange of the run's own.
+		"TASKOTRON_AMQP_TOPICS=#",
+		"TASKOTRON_AMQP_JOB_EXCHANGE=" + n.jobExchange(),
+		"TASKOTRON_AMQP_JOB_QUEUE=" + n.jobQueue(),
+		"TASKOTRON_RESULTSDB_URL=" + rdbURL + "/api/v2.0",
+	}
 }
 
 // waitFor polls cond every half second until it holds, ctx ends or within

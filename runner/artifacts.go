@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -161,15 +162,15 @@ func (r *Runner) LastAction(uuid string) string {
 		return ""
 	}
 	var p progress
-	if json.Unmarshal(raw, &p) != nil {
+	if json.NewDecoder(bytes.NewReader(raw)).Decode(&p) != nil {
 		return ""
 	}
 	return p.Action
 }
 
-// enter records that the run of uuid starts its i-th action (from 0); ""
-// says the run is over.
-func (r *Runner) enter(uuid string, logDir *os.Root, i int, action string) {
+// enter records that the run of uuid starts an action, or, with "", that
+// it is over.
+func (r *Runner) enter(uuid, action string) {
 	r.mu.Lock()
 	if action == "" {
 		delete(r.current, uuid)
@@ -180,9 +181,32 @@ func (r *Runner) enter(uuid string, logDir *os.Root, i int, action string) {
 	if r.opts.OnAction != nil {
 		r.opts.OnAction(uuid, action)
 	}
-	if action == "" {
-		return
-	}
+}
+
+// enter records that the run starts its i-th action (from 0), in memory
+// and in its progress file. The file is made once, before the first
+// action, and written over in place through its handle: a symlink the
+// task plants there later is never followed, and no file is made per
+// action. LastAction reads the first JSON value, so a shorter record over
+// a longer one reads right even before the truncation.
+func (x *run) enter(i int, action string) {
+	x.r.enter(x.in.UUID, action)
 	raw, _ := json.Marshal(progress{Action: action, Index: i, Started: time.Now().UTC()})
-	_ = writeFileIn(logDir, progressFile, raw)
+	if x.progressFile == nil {
+		f, err := createIn(x.logDir, progressFile)
+		if err != nil {
+			x.log.Warn("progress file not written", "error", err)
+			return
+		}
+		x.progressFile = f
+	}
+	if _, err := x.progressFile.WriteAt(raw, 0); err == nil {
+		_ = x.progressFile.Truncate(int64(len(raw)))
+	}
+}
+
+func (x *run) closeProgress() {
+	if x.progressFile != nil {
+		x.progressFile.Close()
+	}
 }

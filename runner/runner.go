@@ -4,7 +4,8 @@
 // and artifacts in <artifacts_dir>/<uuid>/ (reference §2.3, §2.9). The same
 // code runs a job for a worker and a task for its author (runtask). It knows
 // nothing of queues or delivery: it imports checkout, directives, results
-// (what task output means), config and contract.
+// (what task output means), sandbox (whether task processes are boxed),
+// config and contract.
 package runner
 
 import (
@@ -15,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -31,6 +33,7 @@ import (
 	"github.com/taskotron-go/taskotron/directives"
 	"github.com/taskotron-go/taskotron/results"
 	"github.com/taskotron-go/taskotron/runner/formula"
+	"github.com/taskotron-go/taskotron/sandbox"
 )
 
 // Options configure a Runner.
@@ -92,6 +95,23 @@ func NewUUID() string {
 func (r *Runner) artifactsRoot() string { return r.opts.Config.Runner.ArtifactsDir }
 
 func (r *Runner) workRoot() string { return r.opts.Config.Runner.WorkDir }
+
+// sandboxed tells whether every task process runs in bubblewrap.
+func (r *Runner) sandboxed() bool {
+	m, err := sandbox.Mode(r.opts.Config.Runner.Sandbox)
+	return err == nil && m != sandbox.Off
+}
+
+// triedBefore tells whether an earlier attempt of the execution left its
+// artifacts or work folder here.
+func (r *Runner) triedBefore(artifacts, uuid string) bool {
+	for _, p := range []string{artifacts, filepath.Join(r.workRoot(), uuid)} {
+		if _, err := os.Lstat(p); err == nil || !errors.Is(err, fs.ErrNotExist) {
+			return true
+		}
+	}
+	return false
+}
 
 // RunJob checks the job's task out and runs its formula. A checkout that
 // fails ends the execution NOT_OK with an ABORTED result, like any other
@@ -209,8 +229,14 @@ func (r *Runner) run(ctx context.Context, in contract.RunnerInput, overrides map
 	}
 	exec.Artifacts = artifacts
 	// A job that runs again (its worker died) starts from a clean folder,
-	// with nothing of the earlier attempt still running.
-	leftovers := killLeftovers(in.UUID)
+	// with nothing of the earlier attempt still running. An attempt makes
+	// its folders before it starts a process, so where neither is here no
+	// earlier attempt can be writing into them: the /proc scan, the
+	// costliest step of a short run, is spared.
+	leftovers := 0
+	if r.triedBefore(artifacts, in.UUID) {
+		leftovers = killLeftovers(in.UUID)
+	}
 	if err := os.RemoveAll(artifacts); err != nil {
 		r.fail(&exec, in.TaskName, "", directives.Infra(fmt.Errorf("artifacts folder: %w", err)))
 		return exec, nil
@@ -227,12 +253,14 @@ func (r *Runner) run(ctx context.Context, in contract.RunnerInput, overrides map
 		return exec, nil
 	}
 	defer logFile.Close()
-	log := slog.New(fanout{slog.NewTextHandler(logFile, &slog.HandlerOptions{Level: slog.LevelDebug}), r.log.Handler()}).With("uuid", in.UUID)
+	runLog := slog.NewTextHandler(logFile, &slog.HandlerOptions{Level: slog.LevelDebug})
+	log := slog.New(fanout{runLog, r.log.Handler()}).With("uuid", in.UUID)
 
 	if leftovers > 0 {
 		log.Warn("killed processes an earlier attempt of this execution left running", "count", leftovers)
 	}
-	run := &run{r: r, in: in, exec: &exec, log: log, artifacts: artifacts, logDir: logDir, copyTask: setup.copyTask}
+	run := &run{r: r, in: in, exec: &exec, log: log, runLog: slog.New(runLog).With("uuid", in.UUID), artifacts: artifacts, logDir: logDir, copyTask: setup.copyTask}
+	defer run.closeProgress()
 	if setup.startErr != nil {
 		log.Error("run cannot start", "item", in.Item, "type", in.ItemType, "task", in.TaskName, "error", setup.startErr)
 		outcome := contract.Outcome("")
@@ -243,9 +271,13 @@ func (r *Runner) run(ctx context.Context, in contract.RunnerInput, overrides map
 	} else {
 		run.execute(ctx, overrides)
 		// A process that left its process group (setsid) outlives the
-		// group kill; it must not go on after its run.
-		if n := killLeftovers(in.UUID); n > 0 {
-			log.Warn("killed processes the task left running outside its process group", "count", n)
+		// group kill; it must not go on after its run. In the sandbox none
+		// can: each process's PID namespace is emptied by the kernel when
+		// it ends (bwrap's PID 1 goes).
+		if !r.sandboxed() {
+			if n := killLeftovers(in.UUID); n > 0 {
+				log.Warn("killed processes the task left running outside its process group", "count", n)
+			}
 		}
 	}
 	exec.Results = sanitizeArtifacts(exec.Results, artifacts, log)
@@ -265,10 +297,14 @@ func (r *Runner) run(ctx context.Context, in contract.RunnerInput, overrides map
 
 // run is the state of one execution.
 type run struct {
-	r         *Runner
-	in        contract.RunnerInput
-	exec      *contract.Execution
-	log       *slog.Logger
+	r    *Runner
+	in   contract.RunnerInput
+	exec *contract.Execution
+	log  *slog.Logger
+	// runLog writes to the run's own log only: each action's start and
+	// end, which the process log (a worker's, with hundreds of jobs a
+	// minute) does without.
+	runLog    *slog.Logger
 	artifacts string
 	// logDir is the runner's folder in the artifacts (LogDir), opened
 	// before the task ran: its files are made through it.
@@ -276,6 +312,9 @@ type run struct {
 	env    *directives.Env
 	// copyTask runs the task from a private copy of its folder.
 	copyTask bool
+	// progressFile is the run's progress file (progressFile), made at its
+	// first action.
+	progressFile *os.File
 }
 
 func (x *run) progress(format string, a ...any) {
@@ -440,22 +479,19 @@ func (x *run) action(ctx context.Context, f *formula.Formula, i int, a formula.A
 		defer cancel()
 	}
 	base := fmt.Sprintf("%02d-%s", i+1, slug(a.Name))
-	stdout, err := createIn(x.logDir, base+".stdout")
-	if err != nil {
-		return nil, directives.Infra(fmt.Errorf("%s: action log: %w", where, err))
-	}
-	stderr, err := createIn(x.logDir, base+".stderr")
-	if err != nil {
-		stdout.Close()
-		return nil, directives.Infra(fmt.Errorf("%s: action log: %w", where, err))
-	}
-	defer removeIfEmpty(x.logDir, stdout)
-	defer removeIfEmpty(x.logDir, stderr)
+	// Most actions print nothing on one stream or both: a log is made when
+	// its first byte comes, not for every action.
+	stdout, stderr := &actionLog{dir: x.logDir, name: base + ".stdout"}, &actionLog{dir: x.logDir, name: base + ".stderr"}
+	defer func() {
+		if cerr := errors.Join(stdout.Close(), stderr.Close()); cerr != nil && err == nil {
+			ret, err = nil, directives.Infra(fmt.Errorf("%s: action log: %w", where, cerr))
+		}
+	}()
 	x.env.ActionName = a.Name
 	x.env.Stdout, x.env.Stderr = stdout, stderr
-	x.r.enter(x.in.UUID, x.logDir, i, a.Name)
-	defer x.r.enter(x.in.UUID, x.logDir, i, "")
-	x.log.Info("action starting", "action", a.Name, "directive", a.Directive, "line", a.Line)
+	x.enter(i, a.Name)
+	defer x.r.enter(x.in.UUID, "")
+	x.runLog.Info("action starting", "action", a.Name, "directive", a.Directive, "line", a.Line)
 	defer func() {
 		if p := recover(); p != nil {
 			x.log.Error("directive panicked", "action", a.Name, "panic", p, "stack", string(debug.Stack()))
@@ -474,7 +510,7 @@ func (x *run) action(ctx context.Context, f *formula.Formula, i int, a formula.A
 		}
 		return nil, fmt.Errorf("%s: %w", where, err)
 	}
-	x.log.Info("action done", "action", a.Name)
+	x.runLog.Info("action done", "action", a.Name)
 	return ret, nil
 }
 
@@ -649,12 +685,41 @@ func copyExecutable(src, dst string, perm os.FileMode) error {
 	return out.Close()
 }
 
-func removeIfEmpty(dir *os.Root, f *os.File) {
-	fi, err := f.Stat()
-	f.Close()
-	if err == nil && fi.Size() == 0 {
-		dir.Remove(filepath.Base(f.Name()))
+// actionLog is one of an action's log files, made (by createIn) when the
+// first byte is written to it. Like a file, it may be written from several
+// goroutines.
+type actionLog struct {
+	dir  *os.Root
+	name string
+	mu   sync.Mutex
+	f    *os.File
+	err  error
+}
+
+func (l *actionLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.f == nil && l.err == nil {
+		l.f, l.err = createIn(l.dir, l.name)
 	}
+	if l.err != nil {
+		return 0, l.err
+	}
+	return l.f.Write(p)
+}
+
+// Close closes the file, if one was made, and says whether it could not
+// be made or written.
+func (l *actionLog) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.f != nil {
+		if err := l.f.Close(); err != nil && l.err == nil {
+			l.err = err
+		}
+		l.f = nil
+	}
+	return l.err
 }
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }

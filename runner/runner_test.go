@@ -454,7 +454,8 @@ actions:
 // TestLeftoversOfAnEarlierAttemptAreKilled: processes an earlier attempt of
 // the same execution left behind (its worker was SIGKILLed, so only the
 // direct children died) are killed before the job runs again, including
-// group members that scrubbed their environment.
+// group members that scrubbed their environment. (A run scans /proc for
+// them only where an earlier attempt left its folders.)
 func TestLeftoversOfAnEarlierAttemptAreKilled(t *testing.T) {
 	r, _ := testRunner(t, nil)
 	pidFile := filepath.Join(t.TempDir(), "pid")
@@ -482,6 +483,11 @@ func TestLeftoversOfAnEarlierAttemptAreKilled(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { other.Process.Kill(); other.Wait() })
+	// The earlier attempt made its artifacts folder before its first
+	// process, as every run does.
+	if err := os.MkdirAll(filepath.Join(r.artifactsRoot(), "again-1", LogDir), 0o755); err != nil {
+		t.Fatal(err)
+	}
 
 	f := task(t, "name: again\nactions:\n  - shell: [[true]]\n", nil)
 	ex, err := r.Run(context.Background(), contract.RunnerInput{UUID: "again-1", Item: "a", ItemType: "koji_build", Formula: f}, nil)
@@ -540,5 +546,32 @@ func TestUndefinedVariablesFoundBeforeAnythingRuns(t *testing.T) {
 func BenchmarkKillLeftovers(b *testing.B) {
 	for b.Loop() {
 		killLeftovers("no-such-execution")
+	}
+}
+
+// TestLastActionIsTheLastStarted: the progress file, written over in place
+// action after action, names the last action started, also when its
+// record is shorter than the one before.
+func TestLastActionIsTheLastStarted(t *testing.T) {
+	r, _ := testRunner(t, nil)
+	f := task(t, "name: steps\nactions:\n  - name: a first action with a long name\n    dummy: {result: PASS}\n  - name: b\n    dummy: {result: PASS}\n", nil)
+	ex, err := r.Run(context.Background(), contract.RunnerInput{UUID: "progress-1", Item: "a", ItemType: "koji_build", Formula: f}, nil)
+	if err != nil || ex.ExecutionStatus != contract.ExecutionOK {
+		t.Fatalf("%v %+v", err, ex)
+	}
+	if got := r.LastAction("progress-1"); got != "b" {
+		t.Fatalf("LastAction = %q, want \"b\"", got)
+	}
+	ents, err := os.ReadDir(filepath.Join(ex.Artifacts, LogDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	// The dummy actions print nothing: no empty action logs are left.
+	if strings.Contains(strings.Join(names, " "), ".std") {
+		t.Errorf("the run's folder holds empty action logs: %v", names)
 	}
 }

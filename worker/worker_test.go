@@ -358,9 +358,21 @@ func TestGiveUpReasonNamesTheLastAction(t *testing.T) {
 	s := newStack(t)
 	s.addTask(t, "slow", slowFormula)
 	j := job("w-died", "slow", "a-1-1")
-	// An attempt that died in the middle of its first action.
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	// An attempt that died in the middle of its first action: stopped
+	// once the action has started, however long the machine took to get
+	// there.
+	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	go func() {
+		started := filepath.Join(s.cfg.Runner.ArtifactsDir, j.UUID, "started")
+		for ctx.Err() == nil {
+			if _, err := os.Stat(started); err == nil {
+				cancel()
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
 	if _, err := s.runner.RunJob(ctx, j); err == nil {
 		t.Fatal("the interrupted run did not say so")
 	}

@@ -34,6 +34,7 @@ func runTrigger(ctx context.Context, g *globals, args []string) error {
 	noDedup := fs.Bool("no-dedup", false, "do not remember messages and jobs (state_db)")
 	summary := fs.Bool("summary", false, "print what became of each message as JSON lines at the end")
 	statusAddr := fs.String("status", g.cfg.Status.Listen, "serve /healthz, /metrics, /status and /debug/vars on this address (default: status.listen; empty: off)")
+	cpuProfile := fs.String("cpu-profile", "", "write a CPU profile of the trigger to this file, from start until it stops (go tool pprof)")
 	paths, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -66,6 +67,13 @@ func runTrigger(ctx context.Context, g *globals, args []string) error {
 		}
 	}()
 
+	if *cpuProfile != "" {
+		stop, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	err = svc.Run(ctx)
 	if *summary {
 		enc := json.NewEncoder(g.stdout)

@@ -23,12 +23,13 @@ func runWorker(ctx context.Context, g *globals, args []string) error {
 	arches := fs.String("arches", strings.Join(append(append([]string{}, cfg.Trigger.Arches...), "noarch"), ","), "job queues to take from, by arch (RabbitMQ)")
 	statusAddr := fs.String("status", cfg.Status.Listen, "serve /healthz, /metrics, /status and /debug/vars on this address (default: status.listen; empty: off)")
 	grace := fs.Duration("grace", 0, "on SIGTERM, how long running jobs may go on before they are handed back (0: let them finish)")
+	cpuProfile := fs.String("cpu-profile", "", "write a CPU profile of the worker to this file, from start until it stops (go tool pprof)")
 	rest, err := parseFlags(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(rest) > 0 {
-		return usagef("usage: taskotron worker [--concurrency N] [--arches a,b] [--grace 5m] [--status ADDR]")
+		return usagef("usage: taskotron worker [--concurrency N] [--arches a,b] [--grace 5m] [--status ADDR] [--cpu-profile FILE]")
 	}
 	if *concurrency < 1 {
 		return usagef("--concurrency must be at least 1")
@@ -48,6 +49,13 @@ func runWorker(ctx context.Context, g *globals, args []string) error {
 	})
 	if err != nil {
 		return err
+	}
+	if *cpuProfile != "" {
+		stop, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer stop()
 	}
 	return svc.Run(ctx)
 }
