@@ -172,7 +172,12 @@ func (s *sqlStore) commit(batch []*writeRequest) {
 // insertResults writes the results of batch in tx, filling in each one's
 // stored form.
 func (s *sqlStore) insertResults(ctx context.Context, tx *sql.Tx, batch []*writeRequest) error {
-	seen := batchSeen{testcases: map[string]seenTestcase{}, groups: map[string]seenGroup{}}
+	seen := batchSeen{testcases: map[string]Testcase{}, groups: map[string]seenGroup{}}
+	if s.d.name == "postgres" {
+		if err := s.readAhead(ctx, tx, batch, &seen); err != nil {
+			return err
+		}
+	}
 	var links, data, events rowsOf
 	var groupsOf [][]int64
 	now := micros(time.Now())
@@ -297,6 +302,8 @@ const rowsPerInsert = 100
 const (
 	selectTestcase = "SELECT ref_url FROM testcase WHERE name = ?"
 	selectGroup    = "SELECT id, description, ref_url FROM run_group WHERE uuid = ?"
+	readTestcases  = "SELECT name, ref_url FROM testcase WHERE name = ANY(?)"
+	readGroups     = "SELECT id, uuid, description, ref_url FROM run_group WHERE uuid = ANY(?)"
 	resultTable    = "result (id, testcase_name, submit_time, outcome, note, ref_url, origin)"
 	linkTable      = "result_group (group_id, result_id)"
 	dataTable      = "result_data (result_id, key, value)"
@@ -363,6 +370,9 @@ func (s *sqlStore) prepare(ctx context.Context, batch []*writeRequest) {
 		}
 	}
 	queries := append([]string{selectTestcase, selectGroup, s.d.newIDs}, insertQueries(resultTable, 7, len(batch))...)
+	if s.d.name == "postgres" {
+		queries = append(queries, readTestcases, readGroups)
+	}
 	queries = append(queries, insertQueries(linkTable, 2, links)...)
 	queries = append(queries, insertQueries(dataTable, 3, data)...)
 	queries = append(queries, insertQueries(outboxTable, 2, events)...)
@@ -380,44 +390,91 @@ func (s *sqlStore) prepare(ctx context.Context, batch []*writeRequest) {
 	}
 }
 
-// batchSeen remembers the last testcase and group updates that results of
-// one transaction saved, so that the same update is not made twice in a
-// row (the results of one job share their group, and often a testcase).
+// batchSeen is what one transaction knows of the testcases and groups its
+// results name: read ahead for the whole batch where a round trip is dear
+// (PostgreSQL), and as each save left it. An update that would change
+// nothing is not made.
 type batchSeen struct {
-	testcases map[string]seenTestcase
+	testcases map[string]Testcase
 	groups    map[string]seenGroup
 }
 
-type seenTestcase struct {
-	update TestcaseUpdate
-	saved  Testcase
-}
-
 type seenGroup struct {
-	update GroupUpdate
-	id     int64
-	saved  Group
+	id    int64
+	saved Group
 }
 
 func (b *batchSeen) testcase(u TestcaseUpdate, save func() (Testcase, error)) (Testcase, error) {
-	if t, ok := b.testcases[u.Name]; ok && t.update.SetRefURL == u.SetRefURL && equalPtr(t.update.RefURL, u.RefURL) {
-		return t.saved, nil
+	if t, ok := b.testcases[u.Name]; ok && (!u.SetRefURL || equalPtr(t.RefURL, u.RefURL)) {
+		return t, nil
 	}
 	saved, err := save()
 	if err == nil {
-		b.testcases[u.Name] = seenTestcase{u, saved}
+		b.testcases[u.Name] = saved
 	}
 	return saved, err
 }
 
 func (b *batchSeen) group(u GroupUpdate, save func() (int64, Group, error)) (int64, Group, error) {
-	if g, ok := b.groups[u.UUID]; ok && g.update.SetRefURL == u.SetRefURL && g.update.SetDescription == u.SetDescription &&
-		equalPtr(g.update.RefURL, u.RefURL) && equalPtr(g.update.Description, u.Description) {
+	if g, ok := b.groups[u.UUID]; ok && (!u.SetRefURL || equalPtr(g.saved.RefURL, u.RefURL)) &&
+		(!u.SetDescription || equalPtr(g.saved.Description, u.Description)) {
 		return g.id, g.saved, nil
 	}
 	id, saved, err := save()
 	if err == nil {
-		b.groups[u.UUID] = seenGroup{u, id, saved}
+		b.groups[u.UUID] = seenGroup{id, saved}
 	}
 	return id, saved, err
+}
+
+// readAhead reads, in one query each, the testcases and groups batch names.
+func (s *sqlStore) readAhead(ctx context.Context, tx *sql.Tx, batch []*writeRequest, seen *batchSeen) error {
+	var names, uuids []string
+	for _, r := range batch {
+		names = append(names, r.in.Testcase.Name)
+		for _, g := range r.in.Groups {
+			uuids = append(uuids, g.UUID)
+		}
+	}
+	st, err := s.stmt(ctx, tx, readTestcases)
+	if err != nil {
+		return err
+	}
+	rows, err := st.QueryContext(ctx, names)
+	if err != nil {
+		return fmt.Errorf("read testcases: %w", err)
+	}
+	for rows.Next() {
+		var name string
+		var ref sql.NullString
+		if err := rows.Scan(&name, &ref); err != nil {
+			rows.Close()
+			return fmt.Errorf("read testcases: %w", err)
+		}
+		seen.testcases[name] = Testcase{Name: name, RefURL: stringPtr(ref)}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read testcases: %w", err)
+	}
+	if len(uuids) == 0 {
+		return nil
+	}
+	if st, err = s.stmt(ctx, tx, readGroups); err != nil {
+		return err
+	}
+	if rows, err = st.QueryContext(ctx, uuids); err != nil {
+		return fmt.Errorf("read groups: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var g seenGroup
+		var desc, ref sql.NullString
+		if err := rows.Scan(&g.id, &g.saved.UUID, &desc, &ref); err != nil {
+			return fmt.Errorf("read groups: %w", err)
+		}
+		g.saved.Description, g.saved.RefURL = stringPtr(desc), stringPtr(ref)
+		seen.groups[g.saved.UUID] = g
+	}
+	return rows.Err()
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -21,7 +22,8 @@ import (
 // over a store that keeps nothing, so it decodes, validates and answers
 // exactly as the real one does. Rounds are interleaved so that the load of
 // the machine moves all three alike; RESULTSDB_WRITE_POSTS sets the posts
-// per measurement (default 4000).
+// per measurement (default 4000), RESULTSDB_WRITE_STORES the stores
+// (sqlite,postgres).
 
 // discardStore keeps nothing: the handler's own cost is the ceiling.
 type discardStore struct {
@@ -108,7 +110,11 @@ func BenchmarkResultsWrite(b *testing.B) {
 		p99   map[int][]time.Duration
 	}
 	targets := []*target{{name: "ceiling (no storage)", base: startBenchServer(b, &discardStore{})}}
-	for _, kind := range storeKinds {
+	kinds := storeKinds
+	if v := os.Getenv("RESULTSDB_WRITE_STORES"); v != "" {
+		kinds = strings.Split(v, ",")
+	}
+	for _, kind := range kinds {
 		goal := 0.5
 		if kind == "postgres" {
 			goal = 0.3
