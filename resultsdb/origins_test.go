@@ -117,7 +117,7 @@ func TestOriginTokens(t *testing.T) {
 		}
 		// The results page filters and shows the origin too.
 		page := c.get("/results?origin=ci_b")
-		if page.code != 200 || !strings.Contains(page.text(), "<td>ci_b</td>") || strings.Contains(page.text(), "<td>ci_a</td>") ||
+		if page.code != 200 || !strings.Contains(page.text(), `<td class="origin">ci_b</td>`) || strings.Contains(page.text(), `<td class="origin">ci_a</td>`) ||
 			!strings.Contains(page.text(), `name="origin" value="ci_b"`) {
 			t.Errorf("results page for origin ci_b: %d\n%s", page.code, page.text())
 		}
