@@ -232,6 +232,9 @@ func (s *sqlStore) insertResults(ctx context.Context, tx *sql.Tx, batch []*write
 			events.add(r.res.ID, now)
 		}
 	}
+	if s.d.name == "postgres" {
+		return s.insertAll(ctx, tx, results, links, data, events)
+	}
 	if err := s.insertRows(ctx, tx, resultTable, results); err != nil {
 		return fmt.Errorf("create results: %w", err)
 	}
@@ -282,6 +285,60 @@ func (s *sqlStore) newResultIDs(ctx context.Context, tx *sql.Tx, n int) ([]int64
 		return nil, fmt.Errorf("number results: %d of %d ids: %v", len(ids), n, err)
 	}
 	return ids, nil
+}
+
+// insertAllPostgres inserts a batch's results, group links, data and
+// events in one statement: each table's rows as arrays, one per column, so
+// that one prepared statement serves every batch and a commit costs four
+// round trips (begin, read ahead, number, insert) and the commit, whatever
+// the batch holds.
+const insertAllPostgres = `WITH r AS (
+	INSERT INTO result (id, testcase_name, submit_time, outcome, note, ref_url, origin)
+	SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[])
+), l AS (
+	INSERT INTO result_group (group_id, result_id) SELECT * FROM unnest($8::bigint[], $9::bigint[])
+), d AS (
+	INSERT INTO result_data (result_id, key, value) SELECT * FROM unnest($10::bigint[], $11::text[], $12::text[])
+)
+INSERT INTO outbox (result_id, created) SELECT * FROM unnest($13::bigint[], $14::bigint[])`
+
+func (s *sqlStore) insertAll(ctx context.Context, tx *sql.Tx, results, links, data, events rowsOf) error {
+	st, err := s.stmt(ctx, tx, insertAllPostgres)
+	if err != nil {
+		return err
+	}
+	_, err = st.ExecContext(ctx,
+		column[int64](results, 7, 0), column[string](results, 7, 1), column[int64](results, 7, 2), column[string](results, 7, 3),
+		nullableColumn(results, 7, 4), nullableColumn(results, 7, 5), column[string](results, 7, 6),
+		column[int64](links, 2, 0), column[int64](links, 2, 1),
+		column[int64](data, 3, 0), column[string](data, 3, 1), column[string](data, 3, 2),
+		column[int64](events, 2, 0), column[int64](events, 2, 1))
+	if err != nil {
+		return fmt.Errorf("create results: %w", err)
+	}
+	return nil
+}
+
+// column is column j of rows of width values.
+func column[T any](rows rowsOf, width, j int) []T {
+	out := make([]T, 0, len(rows.args)/width)
+	for i := j; i < len(rows.args); i += width {
+		out = append(out, rows.args[i].(T))
+	}
+	return out
+}
+
+// nullableColumn is a text column of rows that may hold NULLs (nil).
+func nullableColumn(rows rowsOf, width, j int) []*string {
+	out := make([]*string, 0, len(rows.args)/width)
+	for i := j; i < len(rows.args); i += width {
+		if v, ok := rows.args[i].(string); ok {
+			out = append(out, &v)
+		} else {
+			out = append(out, nil)
+		}
+	}
+	return out
 }
 
 // rowsOf collects the rows of a multi-row INSERT.
@@ -369,13 +426,15 @@ func (s *sqlStore) prepare(ctx context.Context, batch []*writeRequest) {
 			events++
 		}
 	}
-	queries := append([]string{selectTestcase, selectGroup, s.d.newIDs}, insertQueries(resultTable, 7, len(batch))...)
+	queries := []string{selectTestcase, selectGroup, s.d.newIDs}
 	if s.d.name == "postgres" {
-		queries = append(queries, readTestcases, readGroups)
+		queries = append(queries, readTestcases, readGroups, insertAllPostgres)
+	} else {
+		queries = append(queries, insertQueries(resultTable, 7, len(batch))...)
+		queries = append(queries, insertQueries(linkTable, 2, links)...)
+		queries = append(queries, insertQueries(dataTable, 3, data)...)
+		queries = append(queries, insertQueries(outboxTable, 2, events)...)
 	}
-	queries = append(queries, insertQueries(linkTable, 2, links)...)
-	queries = append(queries, insertQueries(dataTable, 3, data)...)
-	queries = append(queries, insertQueries(outboxTable, 2, events)...)
 	for _, q := range queries {
 		if _, ok := s.stmts.Load(q); ok {
 			continue
