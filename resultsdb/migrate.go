@@ -182,7 +182,7 @@ func openSQLite(ctx context.Context, path string) (Store, error) {
 	}
 	s.stop, s.done = make(chan struct{}), make(chan struct{})
 	go s.checkpoint()
-	s.startWriters(2)
+	s.startWriters(1)
 	return s, nil
 }
 
