@@ -308,7 +308,7 @@ button{font:inherit;padding:.25em 1em}
 
 var pageTmpl = template.Must(template.New("notify").Funcs(template.FuncMap{"when": when, "id": func(n int64) string { return strconv.FormatInt(n, 10) }}).Parse(`<!doctype html><html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1"><title>Notifications — taskotron</title>
-`+style+`</head><body><header><b>taskotron</b> notifications</header><main>
+` + style + `</head><body><header><b>taskotron</b> notifications</header><main>
 <h1>Subscriptions</h1>
 <p class="muted">Email digests gather the results of {{.Window}}. <a href="#subscribe">Subscribe an address</a> below, or with <code>taskotron notify subscribe</code>; <a href="/subscriptions.json">JSON</a>.</p>
 {{if .Failing}}<h2>Failing deliveries</h2>
@@ -339,7 +339,7 @@ var pageTmpl = template.Must(template.New("notify").Funcs(template.FuncMap{"when
 
 var msgTmpl = template.Must(template.New("notify-message").Parse(`<!doctype html><html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1"><meta name="robots" content="noindex"><title>{{.Title}} — taskotron</title>
-`+style+`</head><body><header><b>taskotron</b> <a href="/">notifications</a></header><main>
+` + style + `</head><body><header><b>taskotron</b> <a href="/">notifications</a></header><main>
 <h1>{{.Title}}</h1><p id="message">{{.Text}}</p>
 {{if .Subs}}<table id="subscriptions"><tr><th>#</th><th>Target</th><th>Results</th></tr>
 {{range .Subs}}<tr><td class="n">{{.ID}}</td><td>{{.Target}}</td><td>{{.Filter}}</td></tr>{{end}}</table>{{end}}
