@@ -318,6 +318,7 @@ func (r *rig) post(outcome, testcase, item, arch, note string) int64 {
 // message is one mail as it landed in the Maildir.
 type message struct {
 	To, Subject, ID, Body string
+	Header                mail.Header
 }
 
 func (r *rig) mails() []message {
@@ -346,7 +347,7 @@ func (r *rig) mails() []message {
 			if err != nil {
 				r.t.Fatalf("%s: subject: %v", f, err)
 			}
-			out = append(out, message{To: m.Header.Get("To"), Subject: subject, ID: m.Header.Get("Message-Id"), Body: string(text)})
+			out = append(out, message{To: m.Header.Get("To"), Subject: subject, ID: m.Header.Get("Message-Id"), Body: string(text), Header: m.Header})
 		}
 	}
 	return out
