@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/gobwas/glob"
 )
@@ -135,7 +136,7 @@ func (s *Subscription) Prepare(secret string) error {
 	s.secret = secret
 	for i, o := range s.Outcomes {
 		o = strings.ToUpper(strings.TrimSpace(o))
-		if o == "" || strings.ContainsAny(o, " ,") {
+		if o == "" || strings.ContainsFunc(o, func(r rune) bool { return r == ',' || unicode.IsSpace(r) || unicode.IsControl(r) }) {
 			return fieldErr("outcome", "outcome %q: want names like FAILED,NEEDS_INSPECTION", s.Outcomes[i])
 		}
 		s.Outcomes[i] = o
@@ -153,6 +154,9 @@ func (s *Subscription) compile() error {
 		if f.pattern == "" {
 			*f.dst = nil
 			continue
+		}
+		if strings.ContainsFunc(f.pattern, unicode.IsControl) {
+			return fieldErr(f.name, "%s %q: no control characters (line breaks, tabs) in a pattern", f.name, f.pattern)
 		}
 		if len(f.pattern) > maxPattern {
 			return fieldErr(f.name, "%s: a pattern of %d bytes, over %d", f.name, len(f.pattern), maxPattern)

@@ -2,6 +2,7 @@ package notify
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -109,6 +110,7 @@ func TestSubscriptionMatches(t *testing.T) {
 		{Subscription{Webhook: "https://u:p@x/"}, "s", "no credentials"},
 		{Subscription{Email: "a@example.org", Item: "[a-"}, "", `item "[a-": not a glob`},
 		{Subscription{Email: "a@example.org", Outcomes: []string{"FAILED", ""}}, "", `outcome ""`},
+		{Subscription{Email: "a@example.org", Item: "python-*\r\nBcc: x@example.org"}, "", `item "python-*\r\nBcc: x@example.org": no control characters`},
 	} {
 		err := c.sub.Prepare(c.secret)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
@@ -201,4 +203,30 @@ func TestWebhookRedirectIsAFailure(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "answered 307") || elsewhere != 0 {
 		t.Errorf("redirect: %v (requests elsewhere: %d)", err, elsewhere)
 	}
+}
+
+// Whatever a form or the command line sends, Prepare answers with one
+// line naming a field, or takes a subscription whose description (in a
+// mail's subject) is one line.
+func FuzzPrepare(f *testing.F) {
+	f.Add("a@example.org", "python-*", "dist.*", "kernelci", "FAILED,PASSED")
+	f.Add("not an address", "[a-", "dist.\n", "", ",")
+	f.Add("a@example.org", "{a,b", "?", "*", "failed")
+	f.Fuzz(func(t *testing.T, email, item, testcase, origin, outcomes string) {
+		sub := Subscription{Email: email, Item: item, Testcase: testcase, Origin: origin, Outcomes: SplitOutcomes(outcomes)}
+		err := sub.Prepare("")
+		if err != nil {
+			var fe *FieldError
+			if !errors.As(err, &fe) || fe.Field == "" {
+				t.Errorf("error %q names no field", err)
+			}
+			if strings.ContainsAny(err.Error(), "\r\n") {
+				t.Errorf("error is not one line: %q", err)
+			}
+			return
+		}
+		if strings.ContainsAny(sub.Filter(), "\r\n") {
+			t.Errorf("accepted a subscription described on several lines: %q", sub.Filter())
+		}
+	})
 }

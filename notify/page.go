@@ -207,7 +207,7 @@ func confirmation(sub Subscription, base, token string) Mail {
 	fmt.Fprintf(&b, "Someone, maybe you, asked at %s/ to mail %s the taskotron results of:\n\n    %s\n\n", base, sub.Email, sub.Filter())
 	fmt.Fprintf(&b, "To confirm, open this link before %s:\n\n    %s\n\n", sub.Expires.UTC().Format("2006-01-02 15:04 UTC"), ConfirmURL(base, token))
 	b.WriteString("If it was not you, ignore this mail: nothing will be sent, and the request is forgotten.\n")
-	return Mail{To: sub.Email, Subject: "[taskotron] confirm your subscription: " + sub.Filter(), Body: b.String(), ID: uuid.NewString() + "@taskotron.notify"}
+	return Mail{To: sub.Email, Subject: "[taskotron] confirm your subscription: " + oneLine(sub.Filter()), Body: b.String(), ID: uuid.NewString() + "@taskotron.notify"}
 }
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }

@@ -258,9 +258,9 @@ func (s *Store) AddPending(ctx context.Context, sub *Subscription, lim Limits) (
 	token := newToken()
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		if s.postgres {
-			// Two forms at once for one address must not both pass the
-			// count.
-			if _, err := tx.ExecContext(ctx, `LOCK TABLE notify_subscriptions IN SHARE ROW EXCLUSIVE MODE`); err != nil {
+			// Two forms at once for one address must not both pass its
+			// count (SQLite's transactions take the write lock at once).
+			if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(7201, hashtext($1))`, sub.Email); err != nil {
 				return err
 			}
 		}
