@@ -124,9 +124,21 @@ func (s *Service) render(w http.ResponseWriter, r *http.Request, code int, f for
 		s.log.Error("notify page", "err", err)
 		return
 	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	htmlHeaders(w)
 	w.WriteHeader(code)
 	w.Write(b.Bytes())
+}
+
+// htmlHeaders keep the pages out of frames (the unsubscribe button must
+// not be clicked through someone else's page), their forms posting here
+// only, and the links' tokens out of Referer headers.
+func htmlHeaders(w http.ResponseWriter) {
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Cache-Control", "no-store")
 }
 
 // maxForm caps a form's body: a few patterns.
@@ -197,6 +209,7 @@ func (s *Service) subscribe(w http.ResponseWriter, r *http.Request) {
 		refuse(http.StatusServiceUnavailable, "", errors.New("the confirmation mail could not be sent; try again later"))
 		return
 	}
+	s.confirmations.Add(1)
 	s.log.Info("notify: subscription waits for confirmation", "subscription", sub.ID, "filter", sub.Filter(), "expires", sub.Expires)
 	s.render(w, r, http.StatusOK, form{Sent: sub.Email, Expires: *sub.Expires, Outcomes: map[string]bool{}})
 }
@@ -218,7 +231,7 @@ func (s *Service) message(w http.ResponseWriter, code int, title, text string, s
 		http.Error(w, "page failed", http.StatusInternalServerError)
 		return
 	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	htmlHeaders(w)
 	w.WriteHeader(code)
 	w.Write(b.Bytes())
 }
@@ -270,6 +283,7 @@ func (s *Service) unsubscribe(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	for _, sub := range gone {
+		s.unsubscribes.Add(1)
 		s.log.Info("notify: unsubscribed by link", "subscription", sub.ID)
 	}
 	s.message(w, http.StatusOK, "Unsubscribed", "Nothing more will be mailed for these subscriptions.", gone, nil)

@@ -180,6 +180,9 @@ func TestSubscribeOnThePageConfirmAndUnsubscribe(t *testing.T) {
 	if code, _ := oneClick(t, stop); code != 404 {
 		t.Errorf("the link again: %d", code)
 	}
+	if _, metrics := get(t, r.page+"/metrics"); !strings.Contains(metrics, "\ntaskotron_notify_confirmations_sent_total 1\n") || !strings.Contains(metrics, "\ntaskotron_notify_unsubscribed_total 1\n") {
+		t.Errorf("/metrics:\n%s", metrics)
+	}
 	if s := r.subs(); len(s) != 1 || s[0].Target != "mailto:other@example.org" {
 		t.Errorf("after unsubscribing, page shows %+v", s)
 	}
@@ -202,7 +205,7 @@ func TestSubscribeOnThePageConfirmAndUnsubscribe(t *testing.T) {
 // typed, nothing stored; an address gets at most five confirmation
 // requests at a time; a request that cannot be mailed is not kept.
 func TestSubscribePageRefusesBadInputAndCapsPending(t *testing.T) {
-	r := newRig(t, rigOptions{})
+	r := newRig(t, rigOptions{public: "https://notify.example.org/"})
 	r.start()
 	// The mail server is down: nothing kept.
 	code, page := r.form(url.Values{"email": {"dev@example.org"}})
@@ -254,6 +257,13 @@ func TestSubscribePageRefusesBadInputAndCapsPending(t *testing.T) {
 	}
 	if n := len(r.mails()); n != 6 {
 		t.Errorf("%d mails, want 6", n)
+	}
+	// The links point where notify.public_url says people reach the page.
+	if link := confirmLink.FindString(r.mailsTo("dev@example.org")[0].Body); link != "" {
+		t.Errorf("a link to the listening address %q, want notify.public_url", link)
+	}
+	if body := r.mailsTo("dev@example.org")[0].Body; !strings.Contains(body, "\n    https://notify.example.org/confirm?token=") || !strings.Contains(body, "asked at https://notify.example.org/ to mail") {
+		t.Errorf("confirmation mail without notify.public_url's link:\n%s", body)
 	}
 	resp, err := http.Get(r.page + "/subscriptions.json")
 	if err != nil {

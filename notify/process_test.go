@@ -107,6 +107,8 @@ func eventually(t *testing.T, timeout time.Duration, what string, cond func() bo
 type rigOptions struct {
 	postgres bool
 	window   string
+	// public is notify.public_url, when set.
+	public string
 }
 
 // rig is one notifier with everything around it.
@@ -194,6 +196,9 @@ notify:
   retry_min: 300ms
   retry_max: 2s
 `, filepath.Join(r.dir, "data"), amqpURL(), r.exchange, db, strings.TrimPrefix(r.page, "http://"), r.queue, o.window, r.smtpPort, srv.URL)
+	if o.public != "" {
+		conf += "  public_url: " + o.public + "\n"
+	}
 	if err := os.WriteFile(r.cfg, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/taskotron-go/taskotron/config"
@@ -48,6 +49,8 @@ type Service struct {
 	// public is base as people reach it: the links in mails.
 	public string
 	limits Limits
+
+	confirmations, unsubscribes atomic.Int64
 }
 
 // Subscriptions made on the page wait this long to be confirmed, at most
@@ -247,6 +250,8 @@ func (s *Service) AddStatus(srv *status.Server) {
 			status.One("taskotron_notify_amqp_connected", status.Gauge, "1 while the notifier is connected to the broker.", status.Flag(s.cons.connected.Load())),
 			status.One("taskotron_notify_digests_sent_total", status.Counter, "Email digests handed to the mail server.", float64(s.del.mails.Load())),
 			status.One("taskotron_notify_webhooks_sent_total", status.Counter, "Webhook requests answered 2xx.", float64(s.del.webhooks.Load())),
+			status.One("taskotron_notify_confirmations_sent_total", status.Counter, "Confirmation requests mailed for subscriptions made on the page.", float64(s.confirmations.Load())),
+			status.One("taskotron_notify_unsubscribed_total", status.Counter, "Subscriptions stopped by their unsubscribe link.", float64(s.unsubscribes.Load())),
 			status.One("taskotron_notify_delivery_failures_total", status.Counter, "Deliveries that failed and back off.", float64(s.del.failures.Load())),
 		}
 		if c, err := counts.Get(); err == nil {
