@@ -119,7 +119,7 @@ func (s *Service) render(w http.ResponseWriter, r *http.Request, code int, f for
 	}
 	var b bytes.Buffer
 	if err := pageTmpl.Execute(&b, map[string]any{"Subs": vs, "Failing": failing, "Window": s.cfg.DigestWindow, "Waiting": waiting,
-		"Form": f, "Outcomes": formOutcomes, "TTL": s.limits.TTL, "PerAddress": s.limits.PerAddress}); err != nil {
+		"Form": f, "Outcomes": formOutcomes, "TTL": days(s.limits.TTL), "PerAddress": s.limits.PerAddress}); err != nil {
 		http.Error(w, "page failed", http.StatusInternalServerError)
 		s.log.Error("notify page", "err", err)
 		return
@@ -223,6 +223,17 @@ func confirmation(sub Subscription, base, token string) Mail {
 	return Mail{To: sub.Email, Subject: "[taskotron] confirm your subscription: " + oneLine(sub.Filter()), Body: b.String(), ID: uuid.NewString() + "@taskotron.notify"}
 }
 
+// days says a whole number of days as such ("2 days", not 48h0m0s).
+func days(d time.Duration) string {
+	if d <= 0 || d%(24*time.Hour) != 0 {
+		return d.String()
+	}
+	if n := d / (24 * time.Hour); n != 1 {
+		return strconv.Itoa(int(n)) + " days"
+	}
+	return "1 day"
+}
+
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
 func (s *Service) message(w http.ResponseWriter, code int, title, text string, subs []Subscription, tokens []string) {
@@ -240,7 +251,7 @@ func (s *Service) confirm(w http.ResponseWriter, r *http.Request) {
 	sub, err := s.store.Confirm(r.Context(), r.URL.Query().Get("token"))
 	switch {
 	case errors.Is(err, ErrBadToken):
-		s.message(w, http.StatusNotFound, "Not confirmed", "This confirmation link is unknown or has expired ("+s.limits.TTL.String()+" after the request): subscribe again.", nil, nil)
+		s.message(w, http.StatusNotFound, "Not confirmed", "This confirmation link is unknown or has expired ("+days(s.limits.TTL)+" after the request): subscribe again.", nil, nil)
 		return
 	case err != nil:
 		s.log.Error("notify: confirming a subscription", "err", err)

@@ -103,7 +103,8 @@ func TestSubscribeOnThePageConfirmAndUnsubscribe(t *testing.T) {
 	r.start()
 
 	if code, page := get(t, r.page+"/"); code != 200 || !strings.Contains(page, `<form id="subscribe" method="post" action="/subscribe">`) ||
-		!strings.Contains(page, `name="outcome" value="FAILED"`) || !strings.Contains(page, "Webhooks are made with <code>taskotron notify subscribe --webhook</code> only") {
+		!strings.Contains(page, `name="outcome" value="FAILED"`) || !strings.Contains(page, "Webhooks are made with <code>taskotron notify subscribe --webhook</code> only") ||
+		!strings.Contains(page, "unconfirmed subscriptions are forgotten after 2 days, and at most 5 wait per address") {
 		t.Fatalf("page: %d\n%s", code, page)
 	}
 	code, page := r.form(url.Values{"email": {"dev@example.org"}, "item": {"python-*"}, "outcome": {"FAILED", "CRASHED"}})
