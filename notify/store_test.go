@@ -5,8 +5,11 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -285,6 +288,55 @@ func TestStorePendingConfirmUnsubscribe(t *testing.T) {
 		}
 		if ns, _ := s.Pending(ctx, cli.ID, 10); len(ns) != 1 {
 			t.Errorf("the other subscription lost what it is owed")
+		}
+	})
+}
+
+// Forms sent at once for one address pass its cap no more than one at a
+// time; a token whose time ran out confirms nothing.
+func TestStorePendingCapUnderConcurrencyAndExpiry(t *testing.T) {
+	eachStore(t, func(t *testing.T, s *Store) {
+		ctx := t.Context()
+		lim := Limits{TTL: time.Hour, PerAddress: 5, Total: 100}
+		var wg sync.WaitGroup
+		var ok, refused atomic.Int32
+		for i := range 12 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				sub := Subscription{Email: "victim@example.org", Item: fmt.Sprintf("pkg%d-*", i)}
+				if err := sub.Prepare(""); err != nil {
+					t.Error(err)
+					return
+				}
+				_, err := s.AddPending(ctx, &sub, lim)
+				switch {
+				case err == nil:
+					ok.Add(1)
+				case errors.Is(err, ErrTooManyPending):
+					refused.Add(1)
+				default:
+					t.Error(err)
+				}
+			}()
+		}
+		wg.Wait()
+		if ok.Load() != 5 || refused.Load() != 7 {
+			t.Errorf("%d stored, %d refused; want 5 and 7", ok.Load(), refused.Load())
+		}
+		sub := Subscription{Email: "late@example.org"}
+		if err := sub.Prepare(""); err != nil {
+			t.Fatal(err)
+		}
+		tok, err := s.AddPending(ctx, &sub, Limits{TTL: -time.Second, PerAddress: 5, Total: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Confirm(ctx, tok); !errors.Is(err, ErrBadToken) {
+			t.Errorf("an expired token: %v", err)
+		}
+		if got, _ := s.Get(ctx, sub.ID); got.Confirmed != nil {
+			t.Errorf("an expired subscription confirmed: %+v", got)
 		}
 	})
 }
