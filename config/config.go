@@ -201,6 +201,9 @@ type Notify struct {
 	DB string `yaml:"db" secret:"url"`
 	// Listen is where `taskotron notify` serves its page (subscriptions, delivery state) and status.
 	Listen string `yaml:"listen"`
+	// PublicURL is the page's address as people reach it, in the links mails carry (confirm a
+	// subscription, unsubscribe); empty means http://<notify.listen>.
+	PublicURL string `yaml:"public_url"`
 	// Queue is the notifier's durable queue, bound to amqp.exchange for Topic.
 	Queue string `yaml:"queue"`
 	// Topic is the routing key of ResultsDB's new-result messages.

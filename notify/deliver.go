@@ -29,6 +29,8 @@ type deliverer struct {
 	retryMin time.Duration
 	retryMax time.Duration
 	poll     time.Duration
+	// public is the page's address in links (unsubscribe).
+	public string
 
 	wake      chan struct{}
 	checkWake chan struct{}
@@ -134,7 +136,7 @@ func (d *deliverer) deliverDigest(ctx context.Context, t Due) {
 			subs[id] = s
 		}
 	}
-	m := compose(t.Email, subs, ns, t.Digest)
+	m := compose(t.Email, subs, ns, t.Digest, d.public)
 	if err := d.mail.Send(ctx, m); err != nil {
 		if ctx.Err() != nil {
 			return

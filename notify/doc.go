@@ -9,7 +9,9 @@
 // message) and webhooks signed with HMAC-SHA256. Delivery is at least once
 // with one dedup key per notification (subscription id and result id); a
 // failing webhook or mail server backs off on its own, shown on the
-// role's page, and holds back no one else.
+// role's page, and holds back no one else. The page also takes
+// subscriptions for an address, double opt-in (a mailed link confirms
+// them), and every digest carries links that stop its subscriptions.
 //
 // event.go reads the messages, match.go the subscriptions, store.go keeps
 // both, consume.go takes messages from the broker, deliver.go, email.go and

@@ -72,7 +72,7 @@ func TestEmailDigestOverSMTP(t *testing.T) {
 		"2 new results matched your subscriptions",
 		"FAILED  python-foo-1.0-1.fc40  dist.rpmlint  x86_64\n    note: 2 errors, 1 warning\n    " + resultLink(r, failed) + "\n",
 		"NEEDS_INSPECTION  python-bar-2.0-1.fc40  dist.depcheck  noarch\n    " + resultLink(r, inspect) + "\n",
-		"taskotron notify unsubscribe 1",
+		"#1 item python-*, testcase dist.*, outcome FAILED,NEEDS_INSPECTION\n    stop it: " + r.page + "/unsubscribe?t=",
 	} {
 		if !strings.Contains(m.Body, want) {
 			t.Errorf("digest lacks %q:\n%s", want, m.Body)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -20,6 +21,12 @@ type Mail struct {
 	// ID is the Message-ID: the same on every attempt at one digest, so
 	// that a digest sent again after a crash is recognisably one message.
 	ID string
+	// Unsubscribe, when set, is the List-Unsubscribe link (RFC 2369); an
+	// https one is also offered for one-click unsubscribing (RFC 8058).
+	Unsubscribe string
+	// Bulk marks a digest (Precedence: bulk), which autoresponders leave
+	// alone; a confirmation request is not bulk.
+	Bulk bool
 }
 
 // SMTPOptions say how mail leaves.
@@ -71,20 +78,38 @@ func mailAddress(s string) (string, error) {
 	return s, nil
 }
 
-// Send hands one message to the mail server.
-func (s *smtpSender) Send(ctx context.Context, m Mail) error {
+// message is m as go-mail writes it.
+func message(from string, m Mail) (*mail.Msg, error) {
 	msg := mail.NewMsg()
-	if err := msg.From(s.o.From); err != nil {
-		return fmt.Errorf("from %q: %w", s.o.From, err)
+	if err := msg.From(from); err != nil {
+		return nil, fmt.Errorf("from %q: %w", from, err)
 	}
 	if err := msg.To(m.To); err != nil {
-		return fmt.Errorf("to %q: %w", m.To, err)
+		return nil, fmt.Errorf("to %q: %w", m.To, err)
 	}
 	msg.Subject(m.Subject)
 	msg.SetMessageIDWithValue(m.ID)
 	msg.SetDate()
-	msg.SetBulk()
+	if m.Bulk {
+		msg.SetBulk()
+	}
+	if m.Unsubscribe != "" {
+		// One-click (RFC 8058) wants https; over http the link is
+		// offered for a person to follow.
+		if msg.SetListUnsubscribeOneClick(m.Unsubscribe) != nil {
+			msg.SetListUnsubscribe(m.Unsubscribe)
+		}
+	}
 	msg.SetBodyString(mail.TypeTextPlain, m.Body)
+	return msg, nil
+}
+
+// Send hands one message to the mail server.
+func (s *smtpSender) Send(ctx context.Context, m Mail) error {
+	msg, err := message(s.o.From, m)
+	if err != nil {
+		return err
+	}
 	// The TLS policy first: go-mail's policy options pick a port, and
 	// the configured one must win.
 	var opts []mail.Option
@@ -114,7 +139,10 @@ func (s *smtpSender) Send(ctx context.Context, m Mail) error {
 
 // compose writes one digest: every result of the burst, once each, worst
 // outcomes first.
-func compose(to string, subs map[int64]Subscription, ns []Notification, digest string) Mail {
+// Each subscription of the digest is listed with its unsubscribe link
+// (below base, the page's public address); the List-Unsubscribe link
+// stops every subscription of the digest, up to maxUnsubscribe of them.
+func compose(to string, subs map[int64]Subscription, ns []Notification, digest, base string) Mail {
 	type line struct {
 		n    Notification
 		subs []int64
@@ -192,16 +220,42 @@ func compose(to string, subs map[int64]Subscription, ns []Notification, digest s
 	}
 	b.WriteString("-- \nYour subscriptions:\n")
 	seen := map[int64]bool{}
+	var tokens []string
 	for _, l := range lines {
 		for _, id := range l.subs {
 			if seen[id] {
 				continue
 			}
 			seen[id] = true
-			fmt.Fprintf(&b, "  #%d %s (stop it: taskotron notify unsubscribe %d)\n", id, subs[id].Filter(), id)
+			sub := subs[id]
+			fmt.Fprintf(&b, "  #%d %s\n", id, sub.Filter())
+			if sub.unsub != "" {
+				fmt.Fprintf(&b, "    stop it: %s\n", UnsubscribeURL(base, sub.unsub))
+				tokens = append(tokens, sub.unsub)
+			}
 		}
 	}
-	return Mail{To: to, Subject: subject, Body: b.String(), ID: digest + "@taskotron.notify"}
+	return Mail{To: to, Subject: subject, Body: b.String(), ID: digest + "@taskotron.notify", Bulk: true,
+		Unsubscribe: UnsubscribeURL(base, tokens[:min(len(tokens), maxUnsubscribe)]...)}
+}
+
+// maxUnsubscribe keeps the List-Unsubscribe header within a mail line
+// (998 characters): a token is 22.
+const maxUnsubscribe = 30
+
+// UnsubscribeURL is the link that removes the subscriptions of the
+// tokens; "" without any.
+func UnsubscribeURL(base string, tokens ...string) string {
+	if len(tokens) == 0 {
+		return ""
+	}
+	q := url.Values{"t": tokens}
+	return strings.TrimSuffix(base, "/") + "/unsubscribe?" + q.Encode()
+}
+
+// ConfirmURL is the link that confirms a subscription made on the page.
+func ConfirmURL(base, token string) string {
+	return strings.TrimSuffix(base, "/") + "/confirm?" + url.Values{"token": {token}}.Encode()
 }
 
 // severity orders outcomes for reading: what needs the reader first.

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/gobwas/glob"
 )
@@ -30,6 +31,11 @@ type Subscription struct {
 	// the previous build of the same package.
 	Regressions bool      `json:"regressions,omitempty"`
 	Created     time.Time `json:"created"`
+	// Confirmed is when the address owner confirmed a subscription made on
+	// the page (at once for the command line's); until then it matches
+	// nothing, and it is gone at Expires.
+	Confirmed *time.Time `json:"confirmed,omitempty"`
+	Expires   *time.Time `json:"expires,omitempty"`
 
 	// Delivery state, kept by the store.
 	Failures      int        `json:"failures"`
@@ -40,6 +46,8 @@ type Subscription struct {
 
 	// secret signs the webhook's requests; never shown.
 	secret string
+	// unsub is the token of the subscription's unsubscribe link.
+	unsub  string
 	item   glob.Glob
 	test   glob.Glob
 	origin glob.Glob
@@ -74,6 +82,30 @@ func (s Subscription) Filter() string {
 	return strings.Join(parts, ", ")
 }
 
+// FieldError is a subscription refused for one of its fields: Field is
+// the field's name (email, webhook, item, testcase, outcome, origin), as
+// the page's form and the command line's flags call it.
+type FieldError struct {
+	Field string
+	Err   error
+}
+
+func (e *FieldError) Error() string { return e.Err.Error() }
+func (e *FieldError) Unwrap() error { return e.Err }
+
+func fieldErr(field, format string, args ...any) error {
+	return &FieldError{Field: field, Err: fmt.Errorf(format, args...)}
+}
+
+// SplitOutcomes reads a comma-separated list of outcomes (the command
+// line's --outcome); Prepare checks them.
+func SplitOutcomes(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, ",")
+}
+
 // maxPattern caps a glob or a target: a subscription is typed by a person.
 const maxPattern = 1000
 
@@ -81,31 +113,31 @@ const maxPattern = 1000
 // the error names the field. secret is the webhook's signing secret.
 func (s *Subscription) Prepare(secret string) error {
 	if (s.Email == "") == (s.Webhook == "") {
-		return errors.New("a subscription needs one target: --email ADDRESS or --webhook URL")
+		return &FieldError{Field: "email", Err: errors.New("a subscription needs one target: --email ADDRESS or --webhook URL")}
 	}
 	if s.Email != "" {
 		a, err := mail.ParseAddress(s.Email)
-		if err != nil || a.Name != "" || a.Address != s.Email {
-			return fmt.Errorf("email %q: not an address like someone@example.org", s.Email)
+		if err != nil || len(s.Email) > 254 || a.Name != "" || a.Address != s.Email {
+			return fieldErr("email", "email %q: not an address like someone@example.org", s.Email)
 		}
 	}
 	if s.Webhook != "" {
 		u, err := url.Parse(s.Webhook)
 		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			return fmt.Errorf("webhook %q: want an http:// or https:// URL", s.Webhook)
+			return fieldErr("webhook", "webhook %q: want an http:// or https:// URL", s.Webhook)
 		}
 		if u.User != nil {
-			return fmt.Errorf("webhook: put no credentials in the URL; requests are signed with --secret-file")
+			return fieldErr("webhook", "webhook: put no credentials in the URL; requests are signed with --secret-file")
 		}
 		if secret == "" {
-			return errors.New("webhook: needs a secret to sign its requests (--secret-file FILE)")
+			return fieldErr("webhook", "webhook: needs a secret to sign its requests (--secret-file FILE)")
 		}
 	}
 	s.secret = secret
 	for i, o := range s.Outcomes {
 		o = strings.ToUpper(strings.TrimSpace(o))
-		if o == "" || strings.ContainsAny(o, " ,") {
-			return fmt.Errorf("outcome %q: want names like FAILED,NEEDS_INSPECTION", s.Outcomes[i])
+		if o == "" || strings.ContainsFunc(o, func(r rune) bool { return r == ',' || unicode.IsSpace(r) || unicode.IsControl(r) }) {
+			return fieldErr("outcome", "outcome %q: want names like FAILED,NEEDS_INSPECTION", s.Outcomes[i])
 		}
 		s.Outcomes[i] = o
 	}
@@ -123,12 +155,15 @@ func (s *Subscription) compile() error {
 			*f.dst = nil
 			continue
 		}
+		if strings.ContainsFunc(f.pattern, unicode.IsControl) {
+			return fieldErr(f.name, "%s %q: no control characters (line breaks, tabs) in a pattern", f.name, f.pattern)
+		}
 		if len(f.pattern) > maxPattern {
-			return fmt.Errorf("%s: a pattern of %d bytes, over %d", f.name, len(f.pattern), maxPattern)
+			return fieldErr(f.name, "%s: a pattern of %d bytes, over %d", f.name, len(f.pattern), maxPattern)
 		}
 		g, err := glob.Compile(f.pattern)
 		if err != nil {
-			return fmt.Errorf("%s %q: not a glob: %v", f.name, f.pattern, err)
+			return fieldErr(f.name, "%s %q: not a glob: %v", f.name, f.pattern, err)
 		}
 		*f.dst = g
 	}

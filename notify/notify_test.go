@@ -2,6 +2,7 @@ package notify
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -109,6 +110,7 @@ func TestSubscriptionMatches(t *testing.T) {
 		{Subscription{Webhook: "https://u:p@x/"}, "s", "no credentials"},
 		{Subscription{Email: "a@example.org", Item: "[a-"}, "", `item "[a-": not a glob`},
 		{Subscription{Email: "a@example.org", Outcomes: []string{"FAILED", ""}}, "", `outcome ""`},
+		{Subscription{Email: "a@example.org", Item: "python-*\r\nBcc: x@example.org"}, "", `item "python-*\r\nBcc: x@example.org": no control characters`},
 	} {
 		err := c.sub.Prepare(c.secret)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
@@ -131,7 +133,7 @@ func TestSignVerify(t *testing.T) {
 }
 
 func TestComposeDigest(t *testing.T) {
-	subs := map[int64]Subscription{3: {ID: 3, Email: "a@example.org", Item: "python-*"}, 4: {ID: 4, Email: "a@example.org", Outcomes: []string{"FAILED"}}}
+	subs := map[int64]Subscription{3: {ID: 3, Email: "a@example.org", Item: "python-*", unsub: "tok3"}, 4: {ID: 4, Email: "a@example.org", Outcomes: []string{"FAILED"}, unsub: "tok4"}}
 	prev := &Result{ID: 7, Item: "python-foo-0.9-1.fc40", Outcome: "PASSED"}
 	ns := []Notification{
 		{Sub: 3, Result: Result{ID: 10, Item: "python-foo-1.0-1.fc40", Testcase: "dist.depcheck", Outcome: "NEEDS_INSPECTION", Arch: "noarch", Origin: DefaultOrigin, Page: "http://r/results/10"}},
@@ -139,7 +141,7 @@ func TestComposeDigest(t *testing.T) {
 		{Sub: 4, Result: Result{ID: 11, Item: "python-foo-1.0-1.fc40", Testcase: "dist.rpmlint", Outcome: "FAILED", Arch: "x86_64", Origin: "kernelci", Page: "http://r/results/11"}},
 		{Sub: 3, Result: Result{ID: 12, Item: "python-bar-2-1.fc40", Testcase: "dist.rpmlint", Outcome: "FAILED", Arch: "x86_64", Origin: DefaultOrigin, Page: "http://r/results/12"}},
 	}
-	m := compose("a@example.org", subs, ns, "d1")
+	m := compose("a@example.org", subs, ns, "d1", "https://notify.example.org/")
 	if m.Subject != "[taskotron] python-foo-1.0-1.fc40 and 1 more: 2 FAILED, 1 NEEDS_INSPECTION" || m.ID != "d1@taskotron.notify" || m.To != "a@example.org" {
 		t.Errorf("subject %q id %q to %q", m.Subject, m.ID, m.To)
 	}
@@ -147,9 +149,26 @@ func TestComposeDigest(t *testing.T) {
 		t.Errorf("result 11 (two subscriptions) listed %d times:\n%s", n, m.Body)
 	}
 	for _, want := range []string{"3 new results", "FAILED  python-foo-1.0-1.fc40  dist.rpmlint  x86_64  (from kernelci)", "regression: PASSED on python-foo-0.9-1.fc40",
-		"note: 2 errors 1 warning", "NEEDS_INSPECTION  python-foo-1.0-1.fc40  dist.depcheck  noarch", "#3 item python-*", "#4 outcome FAILED", "taskotron notify unsubscribe 4"} {
+		"note: 2 errors 1 warning", "NEEDS_INSPECTION  python-foo-1.0-1.fc40  dist.depcheck  noarch", "#3 item python-*\n    stop it: https://notify.example.org/unsubscribe?t=tok3\n", "#4 outcome FAILED\n    stop it: https://notify.example.org/unsubscribe?t=tok4\n"} {
 		if !strings.Contains(m.Body, want) {
 			t.Errorf("digest lacks %q:\n%s", want, m.Body)
+		}
+	}
+	// The header's one-click link stops both subscriptions of the digest.
+	if m.Unsubscribe != "https://notify.example.org/unsubscribe?t=tok3&t=tok4" || !m.Bulk {
+		t.Errorf("unsubscribe link %q, bulk %v", m.Unsubscribe, m.Bulk)
+	}
+	msg, err := message("taskotron@example.org", m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var raw strings.Builder
+	if _, err := msg.WriteTo(&raw); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"List-Unsubscribe: <https://notify.example.org/unsubscribe?t=tok3&t=tok4>\r\n", "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n", "Precedence: bulk\r\n"} {
+		if !strings.Contains(raw.String(), want) {
+			t.Errorf("message lacks the header %q:\n%s", want, raw.String())
 		}
 	}
 	if strings.Index(m.Body, "dist.depcheck") < strings.Index(m.Body, "python-bar") {
@@ -184,4 +203,30 @@ func TestWebhookRedirectIsAFailure(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "answered 307") || elsewhere != 0 {
 		t.Errorf("redirect: %v (requests elsewhere: %d)", err, elsewhere)
 	}
+}
+
+// Whatever a form or the command line sends, Prepare answers with one
+// line naming a field, or takes a subscription whose description (in a
+// mail's subject) is one line.
+func FuzzPrepare(f *testing.F) {
+	f.Add("a@example.org", "python-*", "dist.*", "kernelci", "FAILED,PASSED")
+	f.Add("not an address", "[a-", "dist.\n", "", ",")
+	f.Add("a@example.org", "{a,b", "?", "*", "failed")
+	f.Fuzz(func(t *testing.T, email, item, testcase, origin, outcomes string) {
+		sub := Subscription{Email: email, Item: item, Testcase: testcase, Origin: origin, Outcomes: SplitOutcomes(outcomes)}
+		err := sub.Prepare("")
+		if err != nil {
+			var fe *FieldError
+			if !errors.As(err, &fe) || fe.Field == "" {
+				t.Errorf("error %q names no field", err)
+			}
+			if strings.ContainsAny(err.Error(), "\r\n") {
+				t.Errorf("error is not one line: %q", err)
+			}
+			return
+		}
+		if strings.ContainsAny(sub.Filter(), "\r\n") {
+			t.Errorf("accepted a subscription described on several lines: %q", sub.Filter())
+		}
+	})
 }

@@ -107,6 +107,8 @@ func eventually(t *testing.T, timeout time.Duration, what string, cond func() bo
 type rigOptions struct {
 	postgres bool
 	window   string
+	// public is notify.public_url, when set.
+	public string
 }
 
 // rig is one notifier with everything around it.
@@ -194,6 +196,9 @@ notify:
   retry_min: 300ms
   retry_max: 2s
 `, filepath.Join(r.dir, "data"), amqpURL(), r.exchange, db, strings.TrimPrefix(r.page, "http://"), r.queue, o.window, r.smtpPort, srv.URL)
+	if o.public != "" {
+		conf += "  public_url: " + o.public + "\n"
+	}
 	if err := os.WriteFile(r.cfg, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -318,6 +323,7 @@ func (r *rig) post(outcome, testcase, item, arch, note string) int64 {
 // message is one mail as it landed in the Maildir.
 type message struct {
 	To, Subject, ID, Body string
+	Header                mail.Header
 }
 
 func (r *rig) mails() []message {
@@ -346,7 +352,7 @@ func (r *rig) mails() []message {
 			if err != nil {
 				r.t.Fatalf("%s: subject: %v", f, err)
 			}
-			out = append(out, message{To: m.Header.Get("To"), Subject: subject, ID: m.Header.Get("Message-Id"), Body: string(text)})
+			out = append(out, message{To: m.Header.Get("To"), Subject: subject, ID: m.Header.Get("Message-Id"), Body: string(text), Header: m.Header})
 		}
 	}
 	return out

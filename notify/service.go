@@ -7,6 +7,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/taskotron-go/taskotron/config"
@@ -43,7 +46,21 @@ type Service struct {
 	http  *http.Server
 	base  string
 	dsn   string
+	// public is base as people reach it: the links in mails.
+	public string
+	limits Limits
+
+	confirmations, unsubscribes atomic.Int64
 }
+
+// Subscriptions made on the page wait this long to be confirmed, at most
+// this many per address and in all: the form mails a stranger's address
+// at most a few times, and fills no disk.
+const (
+	confirmTTL           = 48 * time.Hour
+	maxPendingPerAddress = 5
+	maxPending           = 1000
+)
 
 // New opens the store, checks the mail settings and listens; Run does the
 // work.
@@ -58,6 +75,13 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, o Options) (*
 	n := cfg.Notify
 	if n.DigestWindow < 0 || n.RetryMin <= 0 || n.RetryMax < n.RetryMin || n.WebhookTimeout <= 0 {
 		return nil, fmt.Errorf("notify: digest_window must be 0 or more, retry_min above 0 and at most retry_max, webhook_timeout above 0")
+	}
+	public := strings.TrimSuffix(n.PublicURL, "/")
+	if public != "" {
+		u, err := url.Parse(public)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+			return nil, fmt.Errorf("notify.public_url %q: want http(s)://host[/path], no credentials, query or fragment", redact.URL(n.PublicURL))
+		}
 	}
 	if n.Queue == "" || n.Topic == "" {
 		return nil, errors.New("notify.queue and notify.topic must be set")
@@ -88,8 +112,12 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, o Options) (*
 	if api == "" {
 		api = "http://" + cfg.ResultsDB.Listen + "/api/v2.0"
 	}
-	s := &Service{cfg: n, log: log, store: store, ln: ln, base: "http://" + ln.Addr().String(), dsn: n.DB}
-	s.del = &deliverer{store: store, log: log, mail: mailer, http: webhookClient(n.WebhookTimeout),
+	s := &Service{cfg: n, log: log, store: store, ln: ln, base: "http://" + ln.Addr().String(), dsn: n.DB, public: public}
+	if s.public == "" {
+		s.public = s.base
+	}
+	s.limits = Limits{TTL: confirmTTL, PerAddress: maxPendingPerAddress, Total: maxPending}
+	s.del = &deliverer{store: store, log: log, mail: mailer, public: s.public, http: webhookClient(n.WebhookTimeout),
 		regress: newResultsDB(api, log), window: n.DigestWindow, retryMin: n.RetryMin, retryMax: n.RetryMax, poll: o.Poll,
 		wake: make(chan struct{}, 1), checkWake: make(chan struct{}, 1), sem: make(chan struct{}, 16), busy: map[string]bool{}}
 	s.cons = &consumer{url: cfg.AMQP.URL, exchange: cfg.AMQP.Exchange, queue: n.Queue, topic: n.Topic, prefetch: 32, log: log, handle: s.handle}
@@ -182,6 +210,11 @@ func (s *Service) prune(ctx context.Context) {
 		} else if n > 0 {
 			s.log.Info("notify: pruned old notifications", "count", n)
 		}
+		if n, err := s.store.PruneUnconfirmed(ctx, time.Now()); err != nil && ctx.Err() == nil {
+			s.log.Error("notify: pruning unconfirmed subscriptions", "err", err)
+		} else if n > 0 {
+			s.log.Info("notify: pruned unconfirmed subscriptions", "count", n)
+		}
 		select {
 		case <-ctx.Done():
 			return
@@ -217,6 +250,8 @@ func (s *Service) AddStatus(srv *status.Server) {
 			status.One("taskotron_notify_amqp_connected", status.Gauge, "1 while the notifier is connected to the broker.", status.Flag(s.cons.connected.Load())),
 			status.One("taskotron_notify_digests_sent_total", status.Counter, "Email digests handed to the mail server.", float64(s.del.mails.Load())),
 			status.One("taskotron_notify_webhooks_sent_total", status.Counter, "Webhook requests answered 2xx.", float64(s.del.webhooks.Load())),
+			status.One("taskotron_notify_confirmations_sent_total", status.Counter, "Confirmation requests mailed for subscriptions made on the page.", float64(s.confirmations.Load())),
+			status.One("taskotron_notify_unsubscribed_total", status.Counter, "Subscriptions stopped by their unsubscribe link.", float64(s.unsubscribes.Load())),
 			status.One("taskotron_notify_delivery_failures_total", status.Counter, "Deliveries that failed and back off.", float64(s.del.failures.Load())),
 		}
 		if c, err := counts.Get(); err == nil {

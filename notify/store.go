@@ -2,7 +2,11 @@ package notify
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -109,7 +113,15 @@ func (s *Store) migrate(ctx context.Context) error {
 			id ` + serial + `, email TEXT NOT NULL DEFAULT '', webhook TEXT NOT NULL DEFAULT '', secret TEXT NOT NULL DEFAULT '',
 			item TEXT NOT NULL DEFAULT '', testcase TEXT NOT NULL DEFAULT '', outcomes TEXT NOT NULL DEFAULT '',
 			origin TEXT NOT NULL DEFAULT '', regressions INTEGER NOT NULL DEFAULT 0, created BIGINT NOT NULL,
-			failures INTEGER NOT NULL DEFAULT 0, next_retry BIGINT, last_error TEXT NOT NULL DEFAULT '', last_ok BIGINT)`,
+			failures INTEGER NOT NULL DEFAULT 0, next_retry BIGINT, last_error TEXT NOT NULL DEFAULT '', last_ok BIGINT,
+			confirmed BIGINT, confirm_hash TEXT NOT NULL DEFAULT '', expires BIGINT, unsub TEXT NOT NULL DEFAULT '')`,
+		// confirm_hash is the SHA-256 of the token mailed to confirm a
+		// subscription made on the page (the token itself is only in the
+		// mail); unsub is the token of its unsubscribe links, which every
+		// digest carries, so it is kept as it is.
+		`CREATE INDEX IF NOT EXISTS notify_subscriptions_confirm_idx ON notify_subscriptions (confirm_hash)`,
+		`CREATE INDEX IF NOT EXISTS notify_subscriptions_unsub_idx ON notify_subscriptions (unsub)`,
+		`CREATE INDEX IF NOT EXISTS notify_subscriptions_email_idx ON notify_subscriptions (email)`,
 		// dedup is the notification's key: a message delivered twice
 		// inserts nothing the second time.
 		`CREATE TABLE IF NOT EXISTS notify_outbox (
@@ -122,6 +134,11 @@ func (s *Store) migrate(ctx context.Context) error {
 		if _, err := s.db.ExecContext(ctx, q); err != nil {
 			return err
 		}
+	}
+	// A table made before subscriptions were confirmed lacks the columns;
+	// notify is unreleased, so such a store is made again, not migrated.
+	if _, err := s.db.ExecContext(ctx, `SELECT confirmed, confirm_hash, expires, unsub FROM notify_subscriptions WHERE 1 = 0`); err != nil {
+		return fmt.Errorf("notify_subscriptions was made by an older taskotron (no confirmation columns); remove that store: %w", err)
 	}
 	return nil
 }
@@ -166,20 +183,176 @@ func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 	return tx.Commit()
 }
 
-// Add stores a prepared subscription and sets its ID and creation time.
+// Add stores a prepared subscription, confirmed (the command line's), and
+// sets its ID and creation time.
 func (s *Store) Add(ctx context.Context, sub *Subscription) error {
 	sub.Created = time.Now().UTC().Truncate(time.Microsecond)
+	sub.Confirmed, sub.Expires = &sub.Created, nil
+	sub.unsub = newToken()
+	if err := s.insert(ctx, s.db, sub, ""); err != nil {
+		return fmt.Errorf("store subscription: %w", err)
+	}
+	return nil
+}
+
+type querier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+func (s *Store) insert(ctx context.Context, q querier, sub *Subscription, confirmHash string) error {
 	regs := 0
 	if sub.Regressions {
 		regs = 1
 	}
-	err := s.db.QueryRowContext(ctx, s.bind(`INSERT INTO notify_subscriptions
-		(email, webhook, secret, item, testcase, outcomes, origin, regressions, created) VALUES (?,?,?,?,?,?,?,?,?) RETURNING id`),
-		sub.Email, sub.Webhook, sub.secret, sub.Item, sub.Testcase, strings.Join(sub.Outcomes, ","), sub.Origin, regs, micros(sub.Created)).Scan(&sub.ID)
-	if err != nil {
-		return fmt.Errorf("store subscription: %w", err)
+	var confirmed, expires sql.NullInt64
+	if sub.Confirmed != nil {
+		confirmed = sql.NullInt64{Int64: micros(*sub.Confirmed), Valid: true}
 	}
-	return nil
+	if sub.Expires != nil {
+		expires = sql.NullInt64{Int64: micros(*sub.Expires), Valid: true}
+	}
+	return q.QueryRowContext(ctx, s.bind(`INSERT INTO notify_subscriptions
+		(email, webhook, secret, item, testcase, outcomes, origin, regressions, created, confirmed, confirm_hash, expires, unsub)
+		VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING id`),
+		sub.Email, sub.Webhook, sub.secret, sub.Item, sub.Testcase, strings.Join(sub.Outcomes, ","), sub.Origin, regs, micros(sub.Created),
+		confirmed, confirmHash, expires, sub.unsub).Scan(&sub.ID)
+}
+
+// newToken is a random token for a link: 128 bits, URL-safe.
+func newToken() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func hashToken(t string) string {
+	h := sha256.Sum256([]byte(t))
+	return hex.EncodeToString(h[:])
+}
+
+// ErrTooManyPending refuses a subscription to an address that already
+// has as many waiting for confirmation as allowed, or when the page's
+// whole allowance of them is taken: the form cannot flood anyone.
+var ErrTooManyPending = errors.New("too many subscriptions wait for confirmation")
+
+// ErrBadToken is a confirmation or unsubscribe link that is not (or no
+// longer) one of ours.
+var ErrBadToken = errors.New("this link is not valid (any more)")
+
+// Limits bound the subscriptions waiting for confirmation.
+type Limits struct {
+	// TTL is how long a subscription waits to be confirmed.
+	TTL time.Duration
+	// PerAddress is how many may wait for one address; Total for all.
+	PerAddress, Total int
+}
+
+// AddPending stores a prepared email subscription that matches nothing
+// until Confirm is given the token it returns (only the token's hash is
+// kept). It refuses when lim is reached.
+func (s *Store) AddPending(ctx context.Context, sub *Subscription, lim Limits) (string, error) {
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	exp := now.Add(lim.TTL)
+	sub.Created, sub.Confirmed, sub.Expires = now, nil, &exp
+	sub.unsub = newToken()
+	token := newToken()
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		if s.postgres {
+			// Two forms at once for one address must not both pass its
+			// count (SQLite's transactions take the write lock at once).
+			if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(7201, hashtext($1))`, sub.Email); err != nil {
+				return err
+			}
+		}
+		var mine, all int
+		if err := tx.QueryRowContext(ctx, s.bind(`SELECT COALESCE(SUM(CASE WHEN email = ? THEN 1 ELSE 0 END), 0), COUNT(*)
+			FROM notify_subscriptions WHERE confirmed IS NULL AND expires > ?`), sub.Email, micros(now)).Scan(&mine, &all); err != nil {
+			return err
+		}
+		if mine >= lim.PerAddress {
+			return &FieldError{Field: "email", Err: fmt.Errorf("email %q: %d subscriptions already wait for confirmation; confirm them from their mails or wait until they expire: %w",
+				sub.Email, mine, ErrTooManyPending)}
+		}
+		if all >= lim.Total {
+			return fmt.Errorf("the page takes no more subscriptions for now (%d wait for confirmation): %w", all, ErrTooManyPending)
+		}
+		return s.insert(ctx, tx, sub, hashToken(token))
+	})
+	if err != nil {
+		var fe *FieldError
+		if errors.As(err, &fe) || errors.Is(err, ErrTooManyPending) {
+			return "", err
+		}
+		return "", fmt.Errorf("store subscription: %w", err)
+	}
+	return token, nil
+}
+
+// Confirm activates the subscription a confirmation token was mailed for.
+// Confirming twice is no error; a token unknown or expired is ErrBadToken.
+func (s *Store) Confirm(ctx context.Context, token string) (Subscription, error) {
+	now := micros(time.Now())
+	h := hashToken(token)
+	if _, err := s.db.ExecContext(ctx, s.bind(`UPDATE notify_subscriptions SET confirmed = ?, expires = NULL
+		WHERE confirm_hash = ? AND confirmed IS NULL AND expires > ?`), now, h, now); err != nil {
+		return Subscription{}, fmt.Errorf("confirm subscription: %w", err)
+	}
+	sub, err := scanSub(s.db.QueryRowContext(ctx, s.bind(`SELECT `+subColumns+` FROM notify_subscriptions s WHERE s.confirm_hash = ? AND s.confirmed IS NOT NULL`), h))
+	if errors.Is(err, sql.ErrNoRows) {
+		return sub, ErrBadToken
+	}
+	return sub, err
+}
+
+// ByUnsubscribe is the subscriptions unsubscribe tokens are for; unknown
+// tokens are left out.
+func (s *Store) ByUnsubscribe(ctx context.Context, tokens []string) ([]Subscription, error) {
+	var out []Subscription
+	for _, t := range tokens {
+		if t == "" {
+			continue
+		}
+		sub, err := scanSub(s.db.QueryRowContext(ctx, s.bind(`SELECT `+subColumns+` FROM notify_subscriptions s WHERE s.unsub = ?`), t))
+		if errors.Is(err, sql.ErrNoRows) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, sub)
+	}
+	return out, nil
+}
+
+// Unsubscribe removes the subscriptions of unsubscribe tokens, and what
+// they were owed; it returns those it removed.
+func (s *Store) Unsubscribe(ctx context.Context, tokens []string) ([]Subscription, error) {
+	subs, err := s.ByUnsubscribe(ctx, tokens)
+	if err != nil {
+		return nil, err
+	}
+	var gone []Subscription
+	for _, sub := range subs {
+		err := s.Remove(ctx, sub.ID)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return gone, err
+		}
+		gone = append(gone, sub)
+	}
+	return gone, nil
+}
+
+// PruneUnconfirmed forgets subscriptions never confirmed whose time ran
+// out.
+func (s *Store) PruneUnconfirmed(ctx context.Context, now time.Time) (int64, error) {
+	res, err := s.db.ExecContext(ctx, s.bind(`DELETE FROM notify_subscriptions WHERE confirmed IS NULL AND expires <= ?`), micros(now))
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
 }
 
 // Remove deletes a subscription and what it was still owed.
@@ -198,7 +371,7 @@ func (s *Store) Remove(ctx context.Context, id int64) error {
 }
 
 const subColumns = `s.id, s.email, s.webhook, s.secret, s.item, s.testcase, s.outcomes, s.origin, s.regressions, s.created,
-	s.failures, s.next_retry, s.last_error, s.last_ok`
+	s.failures, s.next_retry, s.last_error, s.last_ok, s.confirmed, s.expires, s.unsub`
 
 type scanner interface{ Scan(...any) error }
 
@@ -207,9 +380,9 @@ func scanSub(row scanner, extra ...any) (Subscription, error) {
 	var outcomes string
 	var regs int
 	var created int64
-	var next, ok sql.NullInt64
+	var next, ok, confirmed, expires sql.NullInt64
 	err := row.Scan(append([]any{&sub.ID, &sub.Email, &sub.Webhook, &sub.secret, &sub.Item, &sub.Testcase, &outcomes, &sub.Origin, &regs, &created,
-		&sub.Failures, &next, &sub.LastError, &ok}, extra...)...)
+		&sub.Failures, &next, &sub.LastError, &ok, &confirmed, &expires, &sub.unsub}, extra...)...)
 	if err != nil {
 		return sub, err
 	}
@@ -219,24 +392,26 @@ func scanSub(row scanner, extra ...any) (Subscription, error) {
 	sub.Regressions = regs != 0
 	sub.Created = time.UnixMicro(created).UTC()
 	sub.NextRetry, sub.LastDelivered = fromMicros(next), fromMicros(ok)
+	sub.Confirmed, sub.Expires = fromMicros(confirmed), fromMicros(expires)
 	if err := sub.compile(); err != nil {
 		return sub, fmt.Errorf("subscription %d: %w", sub.ID, err)
 	}
 	return sub, nil
 }
 
-// List is every subscription with its delivery state and how many
-// notifications it is owed, oldest first.
+// List is every subscription (those waiting for confirmation too) with
+// its delivery state and how many notifications it is owed, oldest first.
 func (s *Store) List(ctx context.Context) ([]Subscription, error) { return s.list(ctx, true) }
 
 // list reads the subscriptions, with the counts of what they are owed
-// only when asked (matching an event needs none).
+// only when asked; matching an event (no counts) takes only the
+// confirmed ones.
 func (s *Store) list(ctx context.Context, counts bool) ([]Subscription, error) {
-	count := "0"
+	count, where := "0", " WHERE s.confirmed IS NOT NULL"
 	if counts {
-		count = `(SELECT COUNT(*) FROM notify_outbox o WHERE o.sub_id = s.id AND o.state IN ('pending', 'check'))`
+		count, where = `(SELECT COUNT(*) FROM notify_outbox o WHERE o.sub_id = s.id AND o.state IN ('pending', 'check'))`, ""
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT `+subColumns+`, `+count+` FROM notify_subscriptions s ORDER BY s.id`)
+	rows, err := s.db.QueryContext(ctx, `SELECT `+subColumns+`, `+count+` FROM notify_subscriptions s`+where+` ORDER BY s.id`)
 	if err != nil {
 		return nil, fmt.Errorf("read subscriptions: %w", err)
 	}
@@ -500,9 +675,9 @@ func (s *Store) Failed(ctx context.Context, subs []int64, failures int, next tim
 	})
 }
 
-// SubsOf lists the subscriptions of an address.
+// SubsOf lists the confirmed subscriptions of an address.
 func (s *Store) SubsOf(ctx context.Context, email string) ([]int64, error) {
-	rows, err := s.db.QueryContext(ctx, s.bind(`SELECT id FROM notify_subscriptions WHERE email = ? ORDER BY id`), email)
+	rows, err := s.db.QueryContext(ctx, s.bind(`SELECT id FROM notify_subscriptions WHERE email = ? AND confirmed IS NOT NULL ORDER BY id`), email)
 	if err != nil {
 		return nil, err
 	}

@@ -5,8 +5,11 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -187,6 +190,153 @@ func TestStoreSubscriptionsAndOutbox(t *testing.T) {
 		}
 		if _, err := s.Get(ctx, a2.ID); err != nil {
 			t.Error(err)
+		}
+	})
+}
+
+// A subscription made on the page matches nothing until its token
+// confirms it; only the token's hash is stored; it expires and is pruned;
+// an address has at most PerAddress waiting. Its unsubscribe token
+// removes it and what it was owed.
+func TestStorePendingConfirmUnsubscribe(t *testing.T) {
+	eachStore(t, func(t *testing.T, s *Store) {
+		ctx := t.Context()
+		lim := Limits{TTL: time.Hour, PerAddress: 2, Total: 3}
+		pending := func(email string) (Subscription, string, error) {
+			sub := Subscription{Email: email, Item: "python-*"}
+			if err := sub.Prepare(""); err != nil {
+				t.Fatal(err)
+			}
+			tok, err := s.AddPending(ctx, &sub, lim)
+			return sub, tok, err
+		}
+		a, tokA, err := pending("a@example.org")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := pending("a@example.org"); err != nil {
+			t.Fatal(err)
+		}
+		var fe *FieldError
+		if _, _, err := pending("a@example.org"); !errors.Is(err, ErrTooManyPending) || !errors.As(err, &fe) || fe.Field != "email" {
+			t.Errorf("a third for one address: %v", err)
+		}
+		if _, _, err := pending("b@example.org"); err != nil {
+			t.Errorf("another address: %v", err)
+		}
+		if _, _, err := pending("c@example.org"); !errors.Is(err, ErrTooManyPending) || errors.As(err, &fe) {
+			t.Errorf("over the total: %v", err)
+		}
+		var stored int
+		if err := s.db.QueryRowContext(ctx, s.bind(`SELECT COUNT(*) FROM notify_subscriptions WHERE confirm_hash = ? OR confirm_hash = ?`), tokA, hashToken(tokA)).Scan(&stored); err != nil || stored != 1 {
+			t.Fatalf("the token is stored as itself, or its hash is not: %d %v", stored, err)
+		}
+		match, _ := s.list(ctx, false)
+		if len(match) != 0 {
+			t.Errorf("unconfirmed subscriptions match: %+v", match)
+		}
+		if _, err := s.Confirm(ctx, "nope"); !errors.Is(err, ErrBadToken) {
+			t.Errorf("a wrong token: %v", err)
+		}
+		for range 2 {
+			got, err := s.Confirm(ctx, tokA)
+			if err != nil || got.ID != a.ID || got.Confirmed == nil || got.Expires != nil {
+				t.Fatalf("confirm: %+v %v", got, err)
+			}
+		}
+		match, _ = s.list(ctx, false)
+		if len(match) != 1 || match[0].ID != a.ID {
+			t.Fatalf("after confirming, matching: %+v", match)
+		}
+		// The confirmed one left the address's allowance.
+		if _, _, err := pending("a@example.org"); err != nil {
+			t.Errorf("after confirming one: %v", err)
+		}
+		// Expired: not confirmable, pruned.
+		if n, err := s.PruneUnconfirmed(ctx, time.Now()); err != nil || n != 0 {
+			t.Errorf("pruned early: %d %v", n, err)
+		}
+		if n, err := s.PruneUnconfirmed(ctx, time.Now().Add(2*time.Hour)); err != nil || n != 3 {
+			t.Errorf("pruned %d, want the 3 unconfirmed: %v", n, err)
+		}
+		if all, _ := s.List(ctx); len(all) != 1 {
+			t.Errorf("after pruning: %+v", all)
+		}
+		// The command line's are confirmed at once.
+		cli := mustAdd(t, s, Subscription{Email: "a@example.org"}, "")
+		if cli.Confirmed == nil || cli.unsub == "" {
+			t.Errorf("command line's: %+v", cli)
+		}
+		r := Result{ID: 9, Item: "python-x-1-1.fc40", Testcase: "dist.rpmlint", Outcome: "FAILED", Origin: DefaultOrigin}
+		if _, err := s.Record(ctx, r, []Subscription{a, cli}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Get(ctx, a.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if subs, err := s.ByUnsubscribe(ctx, []string{got.unsub, "unknown"}); err != nil || len(subs) != 1 || subs[0].ID != a.ID {
+			t.Errorf("by unsubscribe token: %+v %v", subs, err)
+		}
+		for i, want := range []int{1, 0} {
+			if gone, err := s.Unsubscribe(ctx, []string{got.unsub}); err != nil || len(gone) != want {
+				t.Errorf("unsubscribe %d: %+v %v", i, gone, err)
+			}
+		}
+		if ns, _ := s.Pending(ctx, a.ID, 10); len(ns) != 0 {
+			t.Errorf("an unsubscribed subscription is still owed %d", len(ns))
+		}
+		if ns, _ := s.Pending(ctx, cli.ID, 10); len(ns) != 1 {
+			t.Errorf("the other subscription lost what it is owed")
+		}
+	})
+}
+
+// Forms sent at once for one address pass its cap no more than one at a
+// time; a token whose time ran out confirms nothing.
+func TestStorePendingCapUnderConcurrencyAndExpiry(t *testing.T) {
+	eachStore(t, func(t *testing.T, s *Store) {
+		ctx := t.Context()
+		lim := Limits{TTL: time.Hour, PerAddress: 5, Total: 100}
+		var wg sync.WaitGroup
+		var ok, refused atomic.Int32
+		for i := range 12 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				sub := Subscription{Email: "victim@example.org", Item: fmt.Sprintf("pkg%d-*", i)}
+				if err := sub.Prepare(""); err != nil {
+					t.Error(err)
+					return
+				}
+				_, err := s.AddPending(ctx, &sub, lim)
+				switch {
+				case err == nil:
+					ok.Add(1)
+				case errors.Is(err, ErrTooManyPending):
+					refused.Add(1)
+				default:
+					t.Error(err)
+				}
+			}()
+		}
+		wg.Wait()
+		if ok.Load() != 5 || refused.Load() != 7 {
+			t.Errorf("%d stored, %d refused; want 5 and 7", ok.Load(), refused.Load())
+		}
+		sub := Subscription{Email: "late@example.org"}
+		if err := sub.Prepare(""); err != nil {
+			t.Fatal(err)
+		}
+		tok, err := s.AddPending(ctx, &sub, Limits{TTL: -time.Second, PerAddress: 5, Total: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Confirm(ctx, tok); !errors.Is(err, ErrBadToken) {
+			t.Errorf("an expired token: %v", err)
+		}
+		if got, _ := s.Get(ctx, sub.ID); got.Confirmed != nil {
+			t.Errorf("an expired subscription confirmed: %+v", got)
 		}
 	})
 }

@@ -73,9 +73,7 @@ func runSubscribe(ctx context.Context, g *globals, args []string) error {
 	if len(rest) > 0 {
 		return usagef("unexpected argument %q\n%s", rest[0], notifyUsage)
 	}
-	if *outcomes != "" {
-		sub.Outcomes = strings.Split(*outcomes, ",")
-	}
+	sub.Outcomes = notify.SplitOutcomes(*outcomes)
 	var secret string
 	if *secretFile != "" {
 		if sub.Webhook == "" {
@@ -140,7 +138,10 @@ func runSubscriptions(ctx context.Context, g *globals, args []string) error {
 	fmt.Fprintln(tw, "ID\tTARGET\tRESULTS\tWAITING\tSTATE\t")
 	for _, s := range subs {
 		state := "ok"
-		if s.Failures > 0 && s.NextRetry != nil {
+		switch {
+		case s.Confirmed == nil && s.Expires != nil:
+			state = "unconfirmed (made on the page), forgotten at " + s.Expires.Local().Format("2006-01-02 15:04")
+		case s.Failures > 0 && s.NextRetry != nil:
 			state = fmt.Sprintf("%d failures, next try %s: %s", s.Failures, s.NextRetry.Local().Format("15:04:05"), s.LastError)
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t\n", s.ID, s.Target(), s.Filter(), s.Pending, state)

@@ -37,6 +37,11 @@ func TestNotifySubscribeRefusesBadInput(t *testing.T) {
 			t.Errorf("%v: exit %d, stderr %q, want one line with %q (stdout %q)", c.args, code, stderr, c.want, stdout)
 		}
 	}
+	badURL := append(env, "TASKOTRON_AMQP_URL=amqp://guest:guest@127.0.0.1:1/", "TASKOTRON_NOTIFY_PUBLIC_URL=https://user:pw@notify.example.org/?x=1")
+	if code, _, stderr := runCLI(t, badURL, "notify"); code == 0 || !strings.Contains(stderr, `notify.public_url "https://user:***@notify.example.org/?x=1": want http(s)://host[/path]`) ||
+		strings.Contains(stderr, "pw@") || strings.Count(strings.TrimSpace(stderr), "\n") > 0 {
+		t.Errorf("a bad notify.public_url: exit %d, stderr %q", code, stderr)
+	}
 	if code, stdout, _ := runCLI(t, env, "notify", "list"); code != 0 || strings.Count(stdout, "\n") != 1 {
 		t.Errorf("list after refused subscriptions: exit %d\n%s", code, stdout)
 	}
