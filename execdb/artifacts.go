@@ -115,6 +115,11 @@ func (h *Handler) putArtifacts(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	final := filepath.Join(h.opts.ArtifactsDir, uuid)
+	// A fresh server has no artifacts folder before its first upload.
+	if err := os.MkdirAll(h.opts.ArtifactsDir, 0o755); err != nil {
+		h.serverError(w, "artifacts", err)
+		return
+	}
 	tmp, err := os.MkdirTemp(h.opts.ArtifactsDir, "."+uuid+".upload-")
 	if err != nil {
 		h.serverError(w, "artifacts", err)
