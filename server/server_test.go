@@ -303,5 +303,3 @@ func TestRetentionPrunesOldExecutionsTheirLogsAndArtifacts(t *testing.T) {
 		t.Errorf("the recent one's artifacts: %q", got)
 	}
 }
-
-
