@@ -48,6 +48,7 @@ var funcs = template.FuncMap{
 		return since(end.Sub(*a))
 	},
 	"stamp": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05") },
+	"inc":   func(i int) int { return i + 1 },
 	"path":  url.PathEscape,
 	"query": url.QueryEscape,
 }
@@ -92,10 +93,14 @@ var queueTmpl = template.Must(template.New("queue").Funcs(funcs).Parse(layout + 
 {{else}}<p class="muted">Nothing runs.</p>{{end}}
 <h2>Waiting ({{len .Q.Waiting}}), in the order they will run</h2>
 {{if .Q.Waiting}}<table><tr><th>#</th><th>Task</th><th>Item</th><th>Arch</th><th>Priority</th><th>Waiting for</th><th>State</th></tr>
-{{range $i, $e := .Q.Waiting}}<tr><td class="n">{{$i}}</td><td class="n"><a href="/executions/{{path .UUID}}">{{.TaskName}}</a></td><td>{{.Item}}</td>
+{{range $i, $e := .Q.Waiting}}<tr><td class="n">{{inc $i}}</td><td class="n"><a href="/executions/{{path .UUID}}">{{.TaskName}}</a></td><td>{{.Item}}</td>
 <td class="n">{{.Arch}}</td><td class="n">{{.Priority}}</td><td class="n">{{ago .Created}}</td>
-<td class="n">{{template "state" .State}}{{if .RetryAt}} <span class="muted">retry {{until .RetryAt}}</span>{{end}}</td></tr>{{end}}</table>
+<td class="n">{{template "state" .State}}{{if .Attempt}} <span class="muted">after attempt {{.Attempt}}</span>{{end}}</td></tr>{{end}}</table>
 {{else}}<p class="muted">Nothing waits.</p>{{end}}
+{{if .Q.Retrying}}<h2>Waiting for a retry ({{len .Q.Retrying}}), soonest first</h2>
+<table><tr><th>Task</th><th>Item</th><th>Arch</th><th>Worker</th><th>Attempt</th><th>Next attempt</th><th>Why</th></tr>
+{{range .Q.Retrying}}<tr><td class="n"><a href="/executions/{{path .UUID}}">{{.TaskName}}</a></td><td>{{.Item}}</td><td class="n">{{.Arch}}</td>
+<td class="n">{{.Worker}}</td><td class="n">{{.Attempt}}</td><td class="n">{{until .RetryAt}}</td><td>{{.Reason}}</td></tr>{{end}}</table>{{end}}
 {{template "bottom"}}`))
 
 var listTmpl = template.Must(template.New("list").Funcs(funcs).Parse(layout + `{{template "top" .}}

@@ -78,19 +78,26 @@ func (s *Store) List(ctx context.Context, q Query) ([]Execution, error) {
 	return s.executions(ctx, query, args...)
 }
 
-// Queue is what waits, in the order it will run (priority, then age), and
+// Queue is what waits, in the order it will run (priority, then age), what
+// waits for a retry (soonest first: its worker holds it until then), and
 // what runs, oldest first.
 type Queue struct {
-	Waiting []Execution `json:"waiting"`
-	Running []Execution `json:"running"`
+	Waiting  []Execution `json:"waiting"`
+	Retrying []Execution `json:"retrying"`
+	Running  []Execution `json:"running"`
 }
 
 // Queue reads the queue, at most limit of each.
 func (s *Store) Queue(ctx context.Context, limit int) (Queue, error) {
 	var q Queue
 	var err error
-	q.Waiting, err = s.executions(ctx, "SELECT "+executionColumns+` FROM exec_executions WHERE state IN (?, ?)
-		ORDER BY priority DESC, created, uuid LIMIT ?`, contract.StateQueued, contract.StateWaitingRetry, limit)
+	q.Waiting, err = s.executions(ctx, "SELECT "+executionColumns+` FROM exec_executions WHERE state = ?
+		ORDER BY priority DESC, created, uuid LIMIT ?`, contract.StateQueued, limit)
+	if err != nil {
+		return q, err
+	}
+	q.Retrying, err = s.executions(ctx, "SELECT "+executionColumns+` FROM exec_executions WHERE state = ?
+		ORDER BY retry_at, uuid LIMIT ?`, contract.StateWaitingRetry, limit)
 	if err != nil {
 		return q, err
 	}

@@ -111,16 +111,20 @@ func TestExecutionsAPIFiltersAndPagesLikeResultsDB(t *testing.T) {
 	run.Worker, run.Action = "host:1", "run"
 	done := event("w-2", "e6", 1, contract.StateFinished, ago(2*time.Hour))
 	done.ExecutionStatus, done.Outcome, done.Results = "OK", contract.Passed, 1
-	evs = append(evs, run, done)
+	retryAt := now.Add(5 * time.Minute)
+	retry := event("w-3", "e7", 1, contract.StateWaitingRetry, ago(time.Minute))
+	retry.Worker, retry.RetryAt, retry.Reason = "host:2", &retryAt, "koji unreachable"
+	evs = append(evs, run, done, queued("e7", "rpmlint", "vim-9.1-1.fc41", "x86_64", 9, ago(2*time.Hour+time.Minute)), retry)
 	if err := c.client.Post(ctx, evs); err != nil {
 		t.Fatal(err)
 	}
 	api := c.url + execdb.APIPrefix
 
 	for _, f := range []struct{ query, want string }{
-		{"", "e5 e4 e3 e2 e1 e6"},
+		{"", "e5 e4 e3 e2 e1 e7 e6"},
 		{"state=queued", "e5 e3 e2 e1"},
 		{"state=running,finished", "e4 e6"},
+		{"state=waiting_retry", "e7"},
 		{"item=nano-7.2-1.fc40", "e5 e4 e6"},
 		{"taskname=depcheck", "e3 e6"},
 		{"arch=noarch", "e2"},
@@ -156,12 +160,12 @@ func TestExecutionsAPIFiltersAndPagesLikeResultsDB(t *testing.T) {
 			t.Fatalf("page %d has no prev link", pages+1)
 		}
 	}
-	if strings.Join(seen, " | ") != "e5 e4 | e3 e2 | e1 e6" {
+	if strings.Join(seen, " | ") != "e5 e4 | e3 e2 | e1 e7 | e6" {
 		t.Errorf("pages: %q", strings.Join(seen, " | "))
 	}
 	var prev execdb.Page
 	getJSON(t, *p.Prev, &prev)
-	if uuids(prev.Data) != "e3 e2" {
+	if uuids(prev.Data) != "e1 e7" {
 		t.Errorf("the last page's prev: %q", uuids(prev.Data))
 	}
 
@@ -170,6 +174,11 @@ func TestExecutionsAPIFiltersAndPagesLikeResultsDB(t *testing.T) {
 	getJSON(t, api+"/queue", &q)
 	if uuids(q.Waiting) != "e3 e5 e1 e2" || uuids(q.Running) != "e4" || q.Running[0].Worker != "host:1" || q.Running[0].Action != "run" {
 		t.Errorf("queue: waiting %q (want e3 e5 e1 e2: priority 5 oldest first, then 0), running %+v", uuids(q.Waiting), q.Running)
+	}
+	// A job waiting for its retry runs when its time comes, whatever its
+	// priority: it is apart.
+	if uuids(q.Retrying) != "e7" || q.Retrying[0].RetryAt == nil || !q.Retrying[0].RetryAt.Equal(retryAt) {
+		t.Errorf("retrying: %+v", q.Retrying)
 	}
 	// The queue page lists them in the same order.
 	page := fetch(t, c.url+"/queue")
