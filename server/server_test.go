@@ -3,7 +3,9 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"os"
@@ -11,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/taskotron-go/taskotron/config"
 	"github.com/taskotron-go/taskotron/contract"
@@ -29,12 +33,15 @@ type central struct {
 
 // startCentral serves until the test ends; prepare may fill the databases
 // first (the server opens them after).
-func startCentral(t testing.TB, prepare func(cfg config.Config)) *central {
+func startCentral(t testing.TB, prepare func(cfg config.Config), change ...func(*config.Config)) *central {
 	t.Helper()
 	cfg := config.Default()
 	cfg.DataDir = t.TempDir()
 	cfg.ExecDB.Token = token
 	cfg = cfg.Resolved()
+	for _, f := range change {
+		f(&cfg)
+	}
 	if prepare != nil {
 		prepare(cfg)
 	}
@@ -311,4 +318,35 @@ func TestRetentionPrunesOldExecutionsTheirLogsAndArtifacts(t *testing.T) {
 	if got := fetch(t, c.url+"/artifacts/recent/out.txt"); got != "recent" {
 		t.Errorf("the recent one's artifacts: %q", got)
 	}
+}
+
+// freshSchema makes a schema of its own in the PostgreSQL test database,
+// dropped at the end, and returns a DSN that uses it.
+func freshSchema(tb testing.TB) string {
+	tb.Helper()
+	dsn := "postgres://postgres@127.0.0.1:5432/test"
+	if u := os.Getenv("RESULTSDB_TEST_POSTGRES"); u != "" {
+		dsn = u
+	}
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		tb.Fatalf("PostgreSQL is needed and is not reachable at %s (set RESULTSDB_TEST_POSTGRES): %v", dsn, err)
+	}
+	defer conn.Close(ctx)
+	schema := fmt.Sprintf("serverbench_%x", rand.Uint64())
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		if conn, err := pgx.Connect(ctx, dsn); err == nil {
+			conn.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE")
+			conn.Close(ctx)
+		}
+	})
+	sep := "?"
+	if strings.Contains(dsn, "?") {
+		sep = "&"
+	}
+	return dsn + sep + "search_path=" + schema
 }
