@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"net/url"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/taskotron-go/taskotron/contract"
 	"github.com/taskotron-go/taskotron/execdb"
 	"github.com/taskotron-go/taskotron/printable"
 )
@@ -134,9 +136,25 @@ func runLogs(ctx context.Context, g *globals, args []string) error {
 		data, final, err := c.ReadLog(ctx, uuid, *attempt, *name, pos, wait)
 		var se *execdb.StatusError
 		if errors.As(err, &se) && se.Status == 404 && *follow && !final {
-			// The run has not written it yet.
-			time.Sleep(time.Second)
+			// The run has not written it yet, or the attempt followed
+			// ended without it and a later one may have it.
+			if next, ok := nextAttempt(ctx, c, uuid, *attempt); ok {
+				*attempt, pos = next.Attempt, 0
+				fmt.Fprintf(g.stderr, "--- attempt %d%s\n", next.Attempt, onWorker(next.Worker))
+				continue
+			}
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(time.Second):
+			}
+			if d, err := c.Get(ctx, uuid); err == nil && terminalState(d.State) {
+				return fmt.Errorf("execution %s ended without a log %q for attempt %d; its logs: %s", uuid, *name, *attempt, logNames(d.Logs))
+			}
 			continue
+		}
+		if errors.As(err, &se) && se.Status == 404 {
+			return fmt.Errorf("execution %s has no log %q for attempt %d; its logs: %s", uuid, *name, *attempt, logNames(d.Logs))
 		}
 		if err != nil {
 			if ctx.Err() != nil {
@@ -146,6 +164,16 @@ func runLogs(ctx context.Context, g *globals, args []string) error {
 		}
 		g.stdout.Write(data)
 		pos += int64(len(data))
+		if final && *follow {
+			// The attempt ended; a later one (a retry, another worker)
+			// goes on in the same execution.
+			if next, ok := nextAttempt(ctx, c, uuid, *attempt); ok {
+				*attempt, pos = next.Attempt, 0
+				fmt.Fprintf(g.stderr, "--- attempt %d%s\n", next.Attempt, onWorker(next.Worker))
+				continue
+			}
+			return nil
+		}
 		if final || !*follow && len(data) == 0 {
 			return nil
 		}
@@ -157,4 +185,45 @@ func runLogs(ctx context.Context, g *globals, args []string) error {
 			}
 		}
 	}
+}
+
+// nextAttempt is the attempt after the given one, once it has begun (it
+// is running or past it).
+func nextAttempt(ctx context.Context, c *execdb.Client, uuid string, attempt int) (execdb.Attempt, bool) {
+	d, err := c.Get(ctx, uuid)
+	if err != nil {
+		return execdb.Attempt{}, false
+	}
+	for _, a := range d.Attempts {
+		if a.Attempt > attempt {
+			return a, true
+		}
+	}
+	return execdb.Attempt{}, false
+}
+
+func onWorker(w string) string {
+	if w == "" {
+		return ""
+	}
+	return " on " + printable.Line(w)
+}
+
+func terminalState(s string) bool {
+	switch s {
+	case contract.StateFinished, contract.StateCrashed, contract.StateAborted:
+		return true
+	}
+	return false
+}
+
+func logNames(logs []execdb.LogFile) string {
+	if len(logs) == 0 {
+		return "none yet"
+	}
+	var names []string
+	for _, f := range logs {
+		names = append(names, fmt.Sprintf("--attempt %d --name %s", f.Attempt, printable.Line(f.Name)))
+	}
+	return strings.Join(names, ", ")
 }

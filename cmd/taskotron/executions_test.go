@@ -328,6 +328,16 @@ func TestKilledWorkerShowsItsAttemptCrashedAndTheNextOnTheOtherWorker(t *testing
 		data, _, err := c.client.ReadLog(ctx, uuid, 1, "01-work.stdout", 0, 0)
 		return err == nil && strings.Contains(string(data), "line 3\n")
 	})
+	// `taskotron logs -f` follows the run from here, across the kill.
+	follow := exec.Command(c.bin, "logs", "-f", "--name", "01-work.stdout", uuid)
+	follow.Env = c.env("cli")
+	var followOut, followErr lockedBuffer
+	follow.Stdout, follow.Stderr = &followOut, &followErr
+	if err := follow.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { follow.Process.Kill(); follow.Wait() })
+	waitUntil(t, "logs -f to print attempt 1's lines", 30*time.Second, &followErr, func() bool { return strings.Contains(followOut.String(), "line 3\n") })
 	victim.Process.Signal(syscall.SIGKILL)
 	victim.Wait()
 	var other string
@@ -364,6 +374,22 @@ func TestKilledWorkerShowsItsAttemptCrashedAndTheNextOnTheOtherWorker(t *testing
 		data, final, err := c.client.ReadLog(ctx, uuid, 2, "01-work.stdout", 0, 0)
 		return err == nil && final && strings.HasPrefix(string(data), numbered("line", 60))
 	})
+
+	// logs -f printed attempt 1 up to the kill, then attempt 2 whole, and
+	// ended with the run.
+	followed := make(chan error, 1)
+	go func() { followed <- follow.Wait() }()
+	select {
+	case err := <-followed:
+		out := followOut.String()
+		i := strings.Index(out, "line 1\n")
+		j := strings.LastIndex(out, "line 1\n")
+		if err != nil || i != 0 || j <= i || !strings.HasPrefix(out[j:], numbered("line", 60)) || !strings.Contains(followErr.String(), "--- attempt 2 on "+other) {
+			t.Errorf("logs -f: %v\nstdout:\n%s\nstderr:\n%s", err, out, followErr.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Errorf("logs -f did not end with the run; it printed:\n%s\n%s", followOut.String(), followErr.String())
+	}
 
 	// The page says the same: both attempts, their states and workers.
 	page := c.page("/executions/" + uuid)
@@ -476,6 +502,25 @@ func TestCentralServerRestartedMidRunLosesNoLogLineNorStateChange(t *testing.T) 
 		data, final, err := c.client.ReadLog(ctx, uuid, 1, "taskotron.log", 0, 0)
 		return err == nil && final && strings.Contains(string(data), "report")
 	})
+	// The CLI lists it and prints its logs.
+	cli := func(args ...string) string {
+		cmd := exec.Command(c.bin, args...)
+		cmd.Env = c.env("cli")
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("taskotron %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+	if out := cli("executions", "--state", "finished", "--task", "twostep"); !strings.Contains(out, uuid) || !strings.Contains(out, "PASSED") {
+		t.Errorf("taskotron executions --state finished:\n%s", out)
+	}
+	if out := cli("executions", "--state", "running"); strings.Contains(out, uuid) {
+		t.Errorf("taskotron executions --state running lists the finished one:\n%s", out)
+	}
+	if out := cli("logs", "--name", "02-second.stdout", uuid); !strings.HasPrefix(out, numbered("second", 40)) {
+		t.Errorf("taskotron logs --name 02-second.stdout:\n%s", out)
+	}
 	// The artifacts, uploaded once the server was back, and the result.
 	waitUntil(t, "the artifacts to be uploaded", 60*time.Second, &c.all, func() bool {
 		resp, err := http.Get(c.central + "/artifacts/" + uuid + "/made-by-the-task.txt")
