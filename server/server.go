@@ -1,10 +1,11 @@
 // Package server is the central server role: the ResultsDB API v2.0 and its
 // pages over a store (SQLite embedded, PostgreSQL in production), the result
-// events published through the store's outbox, the artifacts tree when the
-// results come from this machine, and the status endpoints. It is where the
-// next central capabilities (executions, logs, labs) are mounted: the
-// executions (execdb) and the labs' request queue (labs). It may import
-// resultsdb, execdb, labs, status and config.
+// events published through the store's outbox, the artifacts tree (what
+// workers upload, or what this machine's runs write), the executions
+// (execdb: every job's record, the queue, live logs, their pages and
+// metrics, pruned after execdb.retention), the labs' request queue (labs),
+// and the status endpoints, all on one port. It may import resultsdb,
+// execdb, labs, status, redact and config.
 package server
 
 import (
