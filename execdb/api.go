@@ -39,6 +39,21 @@ type Options struct {
 	// (a lab's token for the attempt it holds a lease on); it answers
 	// whether the request may write that attempt's log.
 	AuthorizeLog func(r *http.Request, uuid string, attempt int) bool
+	// Results, when set, lists an execution's results (its ResultsDB
+	// group) for its page.
+	Results func(ctx context.Context, uuid string) ([]ResultSummary, error)
+}
+
+// ResultSummary is one result of an execution, as its page lists it.
+type ResultSummary struct {
+	ID       int64
+	Testcase string
+	Outcome  string
+	Note     string
+	Item     string
+	Arch     string
+	// RefURL is the result's own link (its artifact, say).
+	RefURL string
 }
 
 // Handler serves the executions API and pages.

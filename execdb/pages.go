@@ -78,6 +78,7 @@ th{font-weight:600;background:#f0f2f5}td.n{white-space:nowrap}.muted{color:#6b71
 .st{display:inline-block;padding:0 .5em;border-radius:.6em;font-size:.85em;font-weight:600;color:#fff}
 .queued{background:#6b7177}.running{background:#1f6feb}.waiting_retry{background:#b7791f}.retried{background:#b7791f}
 .finished{background:#2f855a}.crashed{background:#9b2c2c}.aborted{background:#6b46c1}
+.outcome{font-weight:600}.PASSED,.INFO{color:#2f855a}.FAILED,.NEEDS_INSPECTION{color:#9b2c2c}.ABORTED,.CRASHED{color:#6b46c1}
 pre.log{background:#16181d;color:#e6e6e6;padding:.8em;overflow:auto;max-height:70vh;font:13px/1.35 ui-monospace,monospace;white-space:pre-wrap;word-break:break-all}
 form.filters{margin:.4em 0 1em}form.filters input,form.filters select{margin-right:.5em}
 </style></head><body><header><a href="/"><b>taskotron</b></a><a href="/queue">Queue</a><a href="/executions">Executions</a><a href="/">Results</a></header><main>{{end}}
@@ -123,9 +124,16 @@ var executionTmpl = template.Must(template.New("execution").Funcs(funcs).Parse(l
 <tr><th>item</th><td>{{.Item}} <span class="muted">{{.ItemType}}</span></td></tr>
 <tr><th>queued</th><td>{{stamp .Created}} UTC, {{ago .Created}} ago{{if .Rule}}, by rule {{.Rule}}{{end}}{{if .MsgID}}, message {{.MsgID}}{{end}}, priority {{.Priority}}</td></tr>
 <tr><th>now</th><td>{{template "state" .State}} attempt {{.Attempt}}{{if .Worker}} on {{.Worker}}{{end}}{{if .Action}}, in action <b>{{.Action}}</b>{{end}}{{if .RetryAt}}, next attempt {{until .RetryAt}}{{end}}{{if .Reason}} — {{.Reason}}{{end}}</td></tr>
-{{if .Finished}}<tr><th>ended</th><td>{{.ExecutionStatus}}, {{.Outcome}}, {{.Results}} results, ran {{took .Started .Finished}}</td></tr>{{end}}
-<tr><th>results</th><td><a href="/results?groups={{query .UUID}}">results of this execution</a> · <a href="/artifacts/{{path .UUID}}/">artifacts</a></td></tr>
+{{if .Finished}}<tr><th>ended</th><td>{{.ExecutionStatus}}, {{.Outcome}}, {{.Results}} result{{if ne .Results 1}}s{{end}}, ran {{took .Started .Finished}}</td></tr>{{end}}
+<tr><th>artifacts</th><td><a href="/artifacts/{{path .UUID}}/">artifacts of this execution</a></td></tr>
 </table>
+<h2>Results</h2>
+{{if $.Results}}<table><tr><th>Testcase</th><th>Outcome</th><th>Item</th><th>Arch</th><th>Note</th><th></th></tr>
+{{range $.Results}}<tr><td class="n"><a href="/results/{{.ID}}">{{.Testcase}}</a></td><td class="n"><span class="outcome {{.Outcome}}">{{.Outcome}}</span></td><td>{{.Item}}</td><td class="n">{{.Arch}}</td><td>{{.Note}}</td>
+<td class="n">{{if .RefURL}}<a href="{{.RefURL}}">details</a>{{end}}</td></tr>{{end}}</table>
+<p><a href="/groups/{{path .UUID}}">its group in ResultsDB</a></p>
+{{else if $.ResultsError}}<p class="muted">The results could not be read: {{$.ResultsError}}.</p>
+{{else}}<p class="muted">No results yet.</p>{{end}}
 <h2>Attempts</h2>
 {{if .Attempts}}<table><tr><th>#</th><th>State</th><th>Worker</th><th>Started</th><th>Took</th><th>Why</th></tr>
 {{range .Attempts}}<tr><td class="n">{{.Attempt}}</td><td class="n">{{template "state" .State}}</td><td class="n">{{.Worker}}</td><td class="n">{{agoPtr .Started}} ago</td><td class="n">{{took .Started .Ended}}</td><td>{{.Reason}}{{if .Outcome}} {{.Outcome}}{{end}}</td></tr>{{end}}</table>
@@ -212,6 +220,14 @@ func (h *Handler) executionPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	data := map[string]any{"Title": d.TaskName + " on " + d.Item, "D": d}
+	if h.opts.Results != nil {
+		rs, err := h.opts.Results(r.Context(), d.UUID)
+		if err != nil {
+			h.log.Error("execution page: its results", "uuid", d.UUID, "err", err)
+			data["ResultsError"] = "the results database failed"
+		}
+		data["Results"] = rs
+	}
 	// The log shown: the one asked for, else the runner's log of the last
 	// attempt that has one.
 	var shown *LogFile

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -181,9 +182,28 @@ func TestExecutionPageFollowsTheLogLiveInABrowser(t *testing.T) {
 		t.Errorf("the queue page lists the priority 10 job after a priority 0 one:\n%s", queue)
 	}
 	shot("queue.png")
+	// Its result, stored by the reporter, is listed on its page.
+	result := `{"outcome": "PASSED", "testcase": {"name": "dist.rpmlint"}, "groups": [{"uuid": "` + uuid + `"}],
+		"note": "0 errors, 5 warnings", "ref_url": "` + c.url + `/artifacts/` + uuid + `/rpmlint.log", "data": {"item": "xchat-0.5-1.fc20", "arch": "x86_64", "type": "koji_build"}}`
+	resp, err := http.Post(c.url+"/api/v2.0/results", "application/json", strings.NewReader(result))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 201 {
+		t.Fatalf("storing the result: %s", resp.Status)
+	}
 	if err := chromedp.Do(b, chromedp.Navigate(c.url+"/executions/"+uuid),
 		poll(`document.getElementById("logstate").textContent === "complete"`, 20*time.Second)); err != nil {
 		t.Fatal(err)
+	}
+	page, err := chromedp.Run(b, chromedp.Text(chromedp.CSS("main")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	results := page[strings.Index(page, "Results"):]
+	if !strings.Contains(results, "dist.rpmlint") || !strings.Contains(results, "PASSED") || !strings.Contains(results, "0 errors, 5 warnings") {
+		t.Errorf("the execution page does not list its result:\n%s", page)
 	}
 	shot("execution-finished.png")
 }

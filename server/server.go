@@ -129,7 +129,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, o Options) (*
 		mux.Handle("/artifacts/", http.StripPrefix("/artifacts/", http.FileServer(http.Dir(o.ArtifactsDir))))
 	}
 	execdb.NewHandler(execs, execdb.Options{Token: cfg.ExecDB.Token, Log: log, ArtifactsDir: o.ArtifactsDir, MaxArtifacts: cfg.ExecDB.MaxArtifacts,
-		AuthorizeLog: s.hub.AuthorizeLog}).Mount(mux)
+		AuthorizeLog: s.hub.AuthorizeLog, Results: executionResults(store)}).Mount(mux)
 	s.hub.Mount(mux)
 	mux.Handle("/", resultsdb.NewServer(store, resultsdb.Options{
 		BaseURL:            o.BaseURL,
@@ -239,6 +239,37 @@ func (s *Server) prune(ctx context.Context) {
 			return
 		case <-time.After(time.Hour):
 		}
+	}
+}
+
+// executionResults lists the results of an execution's group, for its
+// page.
+func executionResults(store resultsdb.Store) func(ctx context.Context, uuid string) ([]execdb.ResultSummary, error) {
+	return func(ctx context.Context, uuid string) ([]execdb.ResultSummary, error) {
+		rs, err := store.Results(ctx, resultsdb.ResultQuery{Groups: []string{uuid}, Limit: 500})
+		if err != nil {
+			return nil, err
+		}
+		out := make([]execdb.ResultSummary, 0, len(rs))
+		for _, r := range rs {
+			sum := execdb.ResultSummary{ID: r.ID, Testcase: r.Testcase.Name, Outcome: r.Outcome}
+			if r.Note != nil {
+				sum.Note = *r.Note
+			}
+			if r.RefURL != nil {
+				sum.RefURL = *r.RefURL
+			}
+			for _, d := range r.Data {
+				switch d.Key {
+				case "item":
+					sum.Item = d.Value
+				case "arch":
+					sum.Arch = d.Value
+				}
+			}
+			out = append(out, sum)
+		}
+		return out, nil
 	}
 }
 
