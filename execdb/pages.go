@@ -145,23 +145,44 @@ var executionTmpl = template.Must(template.New("execution").Funcs(funcs).Parse(l
 <h2>Log{{if .Log}}: {{.Log.Name}} <span class="muted">(attempt {{.Log.Attempt}})</span>{{end}}</h2>
 {{if .D.Logs}}<p>{{range .D.Logs}}<a href="?attempt={{.Attempt}}&amp;log={{query .Name}}">{{.Attempt}}/{{.Name}}</a> <span class="muted">{{.Size}} B</span> · {{end}}</p>{{end}}
 {{if .Log}}<pre class="log" id="log" data-src="/api/v2.0/executions/{{path .D.UUID}}/logs/{{.Log.Attempt}}/{{path .Log.Name}}"></pre>
-<p class="muted" id="logstate">loading…</p>
+<p class="muted" id="logstate">loading…</p>{{else}}<p class="muted">No log has arrived yet.</p>{{end}}
 <script>
 (function(){
-  var pre=document.getElementById("log"),st=document.getElementById("logstate"),src=pre.dataset.src,off=0;
+  // The log follows the run by byte offset (a chunk may end inside a
+  // character: the decoder keeps it for the next one). Once the attempt is
+  // over, or while nothing is shown, the page reloads when the execution
+  // has moved on (finished, retried, started), to show where it is now.
+  var api="/api/v2.0/executions/{{path .D.UUID}}",shown="{{.D.State}}",attempt={{.D.Attempt}},terminal={{.Terminal}};
+  function movedOn(then){
+    fetch(api).then(function(r){return r.json();}).then(function(e){
+      if(e.state!==shown||e.attempt!==attempt){location.reload();}else if(then){then();}
+    }).catch(function(){if(then){then();}});
+  }
+  var pre=document.getElementById("log");
+  if(!pre){
+    if(!terminal){(function watch(){movedOn(function(){setTimeout(watch,3000);});})();}
+    return;
+  }
+  var st=document.getElementById("logstate"),src=pre.dataset.src,off=0,dec=new TextDecoder();
   function next(){
     fetch(src+"?offset="+off+"&wait=25s").then(function(r){
       if(!r.ok){st.textContent="log: HTTP "+r.status;return;}
       var fin=r.headers.get("X-Log-Final")==="true";
-      return r.text().then(function(t){
-        if(t.length){var end=pre.scrollTop+pre.clientHeight>=pre.scrollHeight-4;pre.appendChild(document.createTextNode(t));off+=new TextEncoder().encode(t).length;if(end)pre.scrollTop=pre.scrollHeight;}
-        if(fin){st.textContent="complete";}else{st.textContent="following the run…";next();}
+      return r.arrayBuffer().then(function(b){
+        if(b.byteLength||fin){
+          var t=dec.decode(new Uint8Array(b),{stream:!fin});
+          var end=pre.scrollTop+pre.clientHeight>=pre.scrollHeight-4;
+          if(t.length){pre.appendChild(document.createTextNode(t));}
+          off+=b.byteLength;
+          if(end){pre.scrollTop=pre.scrollHeight;}
+        }
+        if(fin){st.textContent="complete";if(!terminal){movedOn();}}else{st.textContent="following the run…";next();}
       });
     }).catch(function(){st.textContent="connection lost; retrying…";setTimeout(next,2000);});
   }
   next();
 })();
-</script>{{else}}<p class="muted">No log has arrived yet.</p>{{end}}
+</script>
 {{template "bottom"}}`))
 
 func (h *Handler) render(w http.ResponseWriter, t *template.Template, data any) {
@@ -219,7 +240,7 @@ func (h *Handler) executionPage(w http.ResponseWriter, r *http.Request) {
 		h.serverError(w, "execution", err)
 		return
 	}
-	data := map[string]any{"Title": d.TaskName + " on " + d.Item, "D": d}
+	data := map[string]any{"Title": d.TaskName + " on " + d.Item, "D": d, "Terminal": terminal(d.State)}
 	if h.opts.Results != nil {
 		rs, err := h.opts.Results(r.Context(), d.UUID)
 		if err != nil {

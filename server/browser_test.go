@@ -46,6 +46,21 @@ func poll(expr string, within time.Duration) chromedp.Action[chromedp.Void] {
 	return chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingTimeout(within))
 }
 
+// pollAcrossReloads is poll on a page that may reload meanwhile (the
+// poll of the old page ends with the navigation; the new page is polled).
+func pollAcrossReloads(ctx context.Context, expr string, within time.Duration) error {
+	deadline := time.Now().Add(within)
+	for {
+		err := chromedp.Do(ctx, poll(expr, time.Until(deadline)))
+		// The navigation ends the old page's poll with an error of the
+		// protocol ("target navigated", "cannot find context"): poll again.
+		if err == nil || time.Now().After(deadline) || ctx.Err() != nil {
+			return err
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // screenshotDir is where the browser test leaves its screenshots:
 // $TASKOTRON_SCREENSHOTS, else a folder of the test's.
 func screenshotDir(t *testing.T) string {
@@ -116,6 +131,12 @@ func TestExecutionPageFollowsTheLogLiveInABrowser(t *testing.T) {
 			t.Fatalf("%q did not appear on the open page: %v", want, err)
 		}
 	}
+	// A character split between two sends shows whole, once.
+	send("xchat.x86_64: W: spelling-error Summary(fr) caf\xc3")
+	send("\xa9 déjà vu\n")
+	if err := chromedp.Do(b, poll(`document.getElementById("log").textContent.includes("café déjà vu\n")`, 20*time.Second)); err != nil {
+		t.Fatalf("a character split between two sends: %v", err)
+	}
 	same, err := chromedp.Run(b, chromedp.Evaluate[bool](`window.sameDocument === true`))
 	if err != nil {
 		t.Fatal(err)
@@ -131,7 +152,7 @@ func TestExecutionPageFollowsTheLogLiveInABrowser(t *testing.T) {
 	if !same {
 		t.Error("the page was reloaded to show the new lines")
 	}
-	if strings.Count(text, "of the run") != 5 || !strings.HasPrefix(text, "[taskotron] run starting\n") {
+	if strings.Count(text, "of the run") != 5 || !strings.HasPrefix(text, "[taskotron] run starting\n") || strings.ContainsRune(text, '\uFFFD') {
 		t.Errorf("the log on the page is not each line once, in order:\n%s", text)
 	}
 	if !strings.Contains(state, "following") {
@@ -159,9 +180,14 @@ func TestExecutionPageFollowsTheLogLiveInABrowser(t *testing.T) {
 	if err := c.client.Post(ctx, []contract.ExecutionEvent{end}); err != nil {
 		t.Fatal(err)
 	}
-	if err := chromedp.Do(b, poll(`document.getElementById("logstate").textContent === "complete" &&
-		document.getElementById("log").textContent.includes("run finished: OK")`, 40*time.Second)); err != nil {
+	if err := pollAcrossReloads(b, `document.getElementById("logstate").textContent === "complete" &&
+		document.getElementById("log").textContent.includes("run finished: OK")`, 40*time.Second); err != nil {
 		t.Fatalf("the page did not see the log end: %v", err)
+	}
+	// And it shows the execution as it is now, finished, without the user
+	// reloading it.
+	if err := pollAcrossReloads(b, `document.querySelector("h1 .st") && document.querySelector("h1 .st").textContent === "finished"`, 20*time.Second); err != nil {
+		t.Fatalf("the page does not show the run finished: %v", err)
 	}
 
 	// The queue page: running with worker, action and time; waiting in run
