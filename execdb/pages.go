@@ -80,7 +80,7 @@ th{font-weight:600;background:#f0f2f5}td.n{white-space:nowrap}.muted{color:#6b71
 .finished{background:#2f855a}.crashed{background:#9b2c2c}.aborted{background:#6b46c1}
 .outcome{font-weight:600}.PASSED,.INFO{color:#2f855a}.FAILED,.NEEDS_INSPECTION{color:#9b2c2c}.ABORTED,.CRASHED{color:#6b46c1}
 pre.log{background:#16181d;color:#e6e6e6;padding:.8em;overflow:auto;max-height:70vh;font:13px/1.35 ui-monospace,monospace;white-space:pre-wrap;word-break:break-all}
-form.filters{margin:.4em 0 1em}form.filters input,form.filters select{margin-right:.5em}
+form.filters{margin:.4em 0 1em}.error{color:#9b2c2c;font-weight:600}form.filters input,form.filters select{margin-right:.5em}
 </style></head><body><header><a href="/"><b>taskotron</b></a><a href="/queue">Queue</a><a href="/executions">Executions</a><a href="/">Results</a></header><main>{{end}}
 {{define "bottom"}}</main></body></html>{{end}}
 {{define "state"}}<span class="st {{.}}">{{.}}</span>{{end}}`
@@ -109,7 +109,8 @@ var listTmpl = template.Must(template.New("list").Funcs(funcs).Parse(layout + `{
 <form class="filters" method="get" action="/executions">
 <select name="state"><option value="">any state</option>{{range .States}}<option{{if eq . $.State}} selected{{end}}>{{.}}</option>{{end}}</select>
 <input name="item" placeholder="item" value="{{.Item}}"><input name="taskname" placeholder="task" value="{{.Task}}">
-<input name="arch" placeholder="arch" value="{{.Arch}}" size="8"><button>Filter</button></form>
+<input name="arch" placeholder="arch" value="{{.Arch}}" size="8"><input name="since" placeholder="since (2h, 2026-12-01)" value="{{.Since}}" size="18"><button>Filter</button></form>
+{{if .Error}}<p class="error">{{.Error}}</p>{{end}}
 {{if .List}}<table><tr><th>Task</th><th>Item</th><th>Arch</th><th>State</th><th>Outcome</th><th>Results</th><th>Queued</th><th>Took</th></tr>
 {{range .List}}<tr><td class="n"><a href="/executions/{{path .UUID}}">{{.TaskName}}</a></td><td>{{.Item}}</td><td class="n">{{.Arch}}</td>
 <td class="n">{{template "state" .State}}</td><td class="n">{{.Outcome}}</td><td class="n">{{.Results}}</td><td class="n">{{ago .Created}} ago</td><td class="n">{{took .Started .Finished}}</td></tr>{{end}}</table>
@@ -186,7 +187,12 @@ var executionTmpl = template.Must(template.New("execution").Funcs(funcs).Parse(l
 {{template "bottom"}}`))
 
 func (h *Handler) render(w http.ResponseWriter, t *template.Template, data any) {
+	h.renderCode(w, http.StatusOK, t, data)
+}
+
+func (h *Handler) renderCode(w http.ResponseWriter, code int, t *template.Template, data any) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(code)
 	if err := t.Execute(w, data); err != nil {
 		h.log.Error("executions page", "err", err)
 	}
@@ -205,7 +211,8 @@ func (h *Handler) listPage(w http.ResponseWriter, r *http.Request) {
 	v := r.URL.Query()
 	q, page, err := readQuery(v)
 	if err != nil {
-		fail(w, http.StatusBadRequest, "%s", err)
+		h.renderCode(w, http.StatusBadRequest, listTmpl, map[string]any{"Title": "Executions", "States": States, "State": v.Get("state"), "Item": v.Get("item"),
+			"Task": v.Get("taskname"), "Arch": v.Get("arch"), "Since": v.Get("since"), "Error": err.Error()})
 		return
 	}
 	limit := q.Limit - 1
@@ -219,7 +226,7 @@ func (h *Handler) listPage(w http.ResponseWriter, r *http.Request) {
 		v.Set("page", strconv.Itoa(p))
 		return "/executions?" + v.Encode()
 	}
-	data := map[string]any{"Title": "Executions", "States": States, "State": v.Get("state"), "Item": q.Item, "Task": q.TaskName, "Arch": q.Arch}
+	data := map[string]any{"Title": "Executions", "States": States, "State": v.Get("state"), "Item": q.Item, "Task": q.TaskName, "Arch": q.Arch, "Since": v.Get("since")}
 	if len(list) > limit {
 		list, data["Next"] = list[:limit], link(page+1)
 	}

@@ -208,6 +208,20 @@ func TestExecutionsAPIFiltersAndPagesLikeResultsDB(t *testing.T) {
 			t.Errorf("?%s: %d %v, want 400 naming %s", bad.query, code, ans, bad.says)
 		}
 	}
+	// The history page filters the same way, and says what is wrong with a
+	// filter on the page.
+	if page := fetch(t, c.url+"/executions?state=queued&item=nano-7.2-1.fc40"); !strings.Contains(page, `/executions/e5"`) || strings.Contains(page, `/executions/e4"`) {
+		t.Errorf("the history page filtered by state and item:\n%s", page)
+	}
+	resp, err := http.Get(c.url + "/executions?since=yesterday")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 400 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") || !strings.Contains(string(body), `since &#34;yesterday&#34;`) {
+		t.Errorf("a bad filter on the history page: %s %s\n%s", resp.Status, resp.Header.Get("Content-Type"), body)
+	}
 	anon, _ := execdb.NewClient(c.url, "", nil)
 	if err := anon.Post(ctx, evs[:1]); err == nil || !strings.Contains(err.Error(), "401") {
 		t.Errorf("events without the token: %v, want 401", err)

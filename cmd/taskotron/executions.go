@@ -84,7 +84,13 @@ func runExecutions(ctx context.Context, g *globals, args []string) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t\n", e.UUID, printable.Line(e.TaskName), printable.Line(e.Item), e.Arch, e.State, e.Attempt,
 			e.Outcome, e.Created.Local().Format("2006-01-02 15:04:05"))
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if page.Next != nil {
+		fmt.Fprintf(g.stderr, "more than %d: raise --limit, or narrow with --state, --item, --task, --arch, --since\n", *limit)
+	}
+	return nil
 }
 
 func joinStates() string {
