@@ -220,8 +220,18 @@ func (s *Store) applyAttempt(ctx context.Context, tx *sql.Tx, ev contract.Execut
 			return err
 		}
 	}
-	// Earlier attempts are over: one that waited for its retry was
-	// retried; one still running lost its worker.
+	// Earlier attempts are over. One that its worker gave back (a queued
+	// event for a later attempt, with why: the worker stopping, a lost
+	// delivery, a retry through the queue) was retried, for that reason;
+	// one that waited for its retry was retried; one still running when a
+	// later one began, without a word from its worker, lost its worker.
+	if ev.State == contract.StateQueued {
+		if _, err := tx.ExecContext(ctx, s.bind(`UPDATE exec_attempts SET state = ?, phase = 3, ended = ?, reason = ?
+			WHERE uuid = ? AND attempt < ? AND state = ?`),
+			attemptRetried, t, ev.Reason, ev.UUID, ev.Attempt, contract.StateRunning); err != nil {
+			return err
+		}
+	}
 	if _, err := tx.ExecContext(ctx, s.bind(`UPDATE exec_attempts SET state = ? WHERE uuid = ? AND attempt < ? AND state = ?`),
 		attemptRetried, ev.UUID, ev.Attempt, contract.StateWaitingRetry); err != nil {
 		return err

@@ -202,3 +202,39 @@ func TestLogsAppendInOrderAndResume(t *testing.T) {
 		}
 	})
 }
+
+// TestAnAttemptHandedBackIsRetriedNotCrashed: a worker that stops during a
+// run hands the job back (a queued event for the next attempt, saying
+// why); that attempt shows retried for that reason, not crashed, also once
+// the next attempt runs elsewhere.
+func TestAnAttemptHandedBackIsRetriedNotCrashed(t *testing.T) {
+	onEachStore(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		run1 := ev("wa-1", "u-2", 1, contract.StateRunning, time.Second)
+		run1.Worker = "worker-a"
+		back := ev("wa-2", "u-2", 2, contract.StateQueued, 5*time.Second)
+		back.Reason = "handed back: the worker stopped during the run"
+		late := ev("wa-3", "u-2", 1, contract.StateRunning, 4*time.Second) // an action event that arrives late
+		late.Worker, late.Action = "worker-a", "run"
+		if _, err := s.Apply(ctx, []contract.ExecutionEvent{run1, back, late}); err != nil {
+			t.Fatal(err)
+		}
+		d, err := s.Get(ctx, "u-2")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.State != contract.StateQueued || d.Attempt != 2 || d.Reason != back.Reason {
+			t.Errorf("handed back: %+v", d.Execution)
+		}
+		run2 := ev("wb-1", "u-2", 2, contract.StateRunning, 10*time.Second)
+		run2.Worker = "worker-b"
+		if _, err := s.Apply(ctx, []contract.ExecutionEvent{run2}); err != nil {
+			t.Fatal(err)
+		}
+		d, _ = s.Get(ctx, "u-2")
+		if len(d.Attempts) != 2 || d.Attempts[0].State != attemptRetried || d.Attempts[0].Reason != back.Reason || d.Attempts[0].Ended == nil ||
+			d.Attempts[1].State != contract.StateRunning || d.Attempts[1].Worker != "worker-b" {
+			t.Errorf("attempts: %+v; want 1 retried (handed back), 2 running on worker-b", d.Attempts)
+		}
+	})
+}
