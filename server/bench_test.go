@@ -285,10 +285,10 @@ func BenchmarkCentralServer(b *testing.B) {
 		)
 		b.ReportMetric(float64(pct(delays, 0.5).Microseconds())/1000, "follow-p50-ms")
 		b.ReportMetric(float64(pct(delays, 0.99).Microseconds())/1000, "follow-p99-ms")
-		fmt.Printf("\n| %-34s | %-16s | %-30s |\n| %s | %s | %s |\n", "central server ("+dbName+", "+strconv.Itoa(senders)+" senders)", "central server", "ceiling: storage-less handler",
-			strings.Repeat("-", 34), strings.Repeat("-", 16), strings.Repeat("-", 30))
+		fmt.Printf("\n| %-40s | %-16s | %-30s |\n| %s | %s | %s |\n", "central server ("+dbName+", "+strconv.Itoa(senders)+" senders)", "central server", "ceiling: storage-less handler",
+			strings.Repeat("-", 40), strings.Repeat("-", 16), strings.Repeat("-", 30))
 		for _, r := range rows {
-			fmt.Printf("| %-34s | %16s | %30s |\n", r.what, r.central, r.ceiling)
+			fmt.Printf("| %-40s | %16s | %30s |\n", r.what, r.central, r.ceiling)
 		}
 	}
 }
