@@ -222,6 +222,14 @@ func TestExecutionsAPIFiltersAndPagesLikeResultsDB(t *testing.T) {
 	if resp.StatusCode != 400 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") || !strings.Contains(string(body), `since &#34;yesterday&#34;`) {
 		t.Errorf("a bad filter on the history page: %s %s\n%s", resp.Status, resp.Header.Get("Content-Type"), body)
 	}
+	// Ops see them on the server's /metrics.
+	metrics := fetch(t, c.url+"/metrics")
+	for _, want := range []string{`taskotron_executions{state="queued"} 4`, `taskotron_executions{state="waiting_retry"} 1`,
+		`taskotron_execution_queue_wait_seconds_count{task="rpmlint"} 1`} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
 	anon, _ := execdb.NewClient(c.url, "", nil)
 	if err := anon.Post(ctx, evs[:1]); err == nil || !strings.Contains(err.Error(), "401") {
 		t.Errorf("events without the token: %v, want 401", err)
