@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -58,6 +59,14 @@ func runExecutions(ctx context.Context, g *globals, args []string) error {
 	}
 	if len(rest) > 0 {
 		return usagef("usage: taskotron executions [--state S] [--item I] [--task T] [--arch A] [--since T] [--limit N] [--json]")
+	}
+	for _, st := range strings.Split(*state, ",") {
+		if st = strings.TrimSpace(st); st != "" && !slices.Contains(execdb.States, st) {
+			return usagef("--state %q: want one of %s", st, joinStates())
+		}
+	}
+	if *limit < 1 || *limit > 1000 {
+		return usagef("--limit %d: want 1 to 1000", *limit)
 	}
 	c, err := execClient(g)
 	if err != nil {

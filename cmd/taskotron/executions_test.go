@@ -518,6 +518,11 @@ func TestCentralServerRestartedMidRunLosesNoLogLineNorStateChange(t *testing.T) 
 	if out := cli("executions", "--state", "running"); strings.Contains(out, uuid) {
 		t.Errorf("taskotron executions --state running lists the finished one:\n%s", out)
 	}
+	bad := exec.Command(c.bin, "executions", "--state", "lost")
+	bad.Env = c.env("cli")
+	if out, err := bad.CombinedOutput(); bad.ProcessState.ExitCode() != 2 || strings.Count(string(out), "\n") != 1 || !strings.Contains(string(out), `--state "lost"`) {
+		t.Errorf("executions --state lost: %v, want exit 2 and one line naming it:\n%s", err, out)
+	}
 	if out := cli("logs", "--name", "02-second.stdout", uuid); !strings.HasPrefix(out, numbered("second", 40)) {
 		t.Errorf("taskotron logs --name 02-second.stdout:\n%s", out)
 	}
