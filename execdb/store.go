@@ -5,7 +5,8 @@
 // PostgreSQL in production), api.go and pages.go serve them, client.go and
 // outbox.go and ship.go are what the trigger and the workers report through
 // (state changes, live logs, artifacts), so that a central server away never
-// blocks a job nor loses a state change. It imports contract and httpclient.
+// blocks a job nor loses a state change. It imports contract, httpclient
+// and redact.
 package execdb
 
 import (
