@@ -238,9 +238,11 @@ func (s *Store) applyAttempt(ctx context.Context, tx *sql.Tx, ev contract.Execut
 		return nil // there are none: the first attempt's events, most of them, need no more statements
 	}
 	if ev.State == contract.StateQueued {
-		if _, err := tx.ExecContext(ctx, s.bind(`UPDATE exec_attempts SET state = ?, phase = 3, ended = ?, reason = ?
-			WHERE uuid = ? AND attempt < ? AND state = ?`),
-			attemptRetried, t, ev.Reason, ev.UUID, ev.Attempt, contract.StateRunning); err != nil {
+		// Also when the next attempt's start overtook this word (from
+		// another worker's outbox) and marked it crashed meanwhile.
+		if _, err := tx.ExecContext(ctx, s.bind(`UPDATE exec_attempts SET state = ?, phase = 3, ended = COALESCE(ended, ?), reason = ?
+			WHERE uuid = ? AND attempt < ? AND (state = ? OR (state = ? AND reason LIKE ?))`),
+			attemptRetried, t, ev.Reason, ev.UUID, ev.Attempt, contract.StateRunning, contract.StateCrashed, lostWorker+"%"); err != nil {
 			return err
 		}
 	}
@@ -249,10 +251,14 @@ func (s *Store) applyAttempt(ctx context.Context, tx *sql.Tx, ev contract.Execut
 		return err
 	}
 	_, err = tx.ExecContext(ctx, s.bind(`UPDATE exec_attempts SET state = ?, phase = 3, ended = ?,
-		reason = 'its worker stopped answering: attempt ' || ? || ' came after it' WHERE uuid = ? AND attempt < ? AND state = ?`),
-		contract.StateCrashed, t, fmt.Sprint(ev.Attempt), ev.UUID, ev.Attempt, contract.StateRunning)
+		reason = ? WHERE uuid = ? AND attempt < ? AND state = ?`),
+		contract.StateCrashed, t, fmt.Sprintf("%s: attempt %d came after it", lostWorker, ev.Attempt), ev.UUID, ev.Attempt, contract.StateRunning)
 	return err
 }
+
+// lostWorker begins the reason of an attempt that was running when a later
+// one began.
+const lostWorker = "its worker stopped answering"
 
 // Prune deletes executions, their attempts, timelines and logs that ended
 // (or were last heard of) before the given time; it returns their uuids.

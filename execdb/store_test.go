@@ -236,5 +236,20 @@ func TestAnAttemptHandedBackIsRetriedNotCrashed(t *testing.T) {
 			d.Attempts[1].State != contract.StateRunning || d.Attempts[1].Worker != "worker-b" {
 			t.Errorf("attempts: %+v; want 1 retried (handed back), 2 running on worker-b", d.Attempts)
 		}
+
+		// The same when the next attempt's start arrives before the word.
+		run1 = ev("wc-1", "u-3", 1, contract.StateRunning, time.Second)
+		back = ev("wc-2", "u-3", 2, contract.StateQueued, 5*time.Second)
+		back.Reason = "its delivery was lost: the broker connection closed during the run"
+		run2 = ev("wd-1", "u-3", 2, contract.StateRunning, 10*time.Second)
+		for _, e := range []contract.ExecutionEvent{run1, run2, back} {
+			if _, err := s.Apply(ctx, []contract.ExecutionEvent{e}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		d, _ = s.Get(ctx, "u-3")
+		if len(d.Attempts) != 2 || d.Attempts[0].State != attemptRetried || d.Attempts[0].Reason != back.Reason || d.State != contract.StateRunning || d.Attempt != 2 {
+			t.Errorf("the word after the next start: %+v, attempts %+v", d.Execution, d.Attempts)
+		}
 	})
 }
