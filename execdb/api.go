@@ -39,6 +39,10 @@ type Options struct {
 	// (a lab's token for the attempt it holds a lease on); it answers
 	// whether the request may write that attempt's log.
 	AuthorizeLog func(r *http.Request, uuid string, attempt int) bool
+	// BaseURL, when set, starts the links of the list (prev, next), as
+	// resultsdb.base_url does ResultsDB's; otherwise they follow the
+	// request (Host, X-Forwarded-Host, X-Forwarded-Proto).
+	BaseURL string
 	// Results, when set, lists an execution's results (its ResultsDB
 	// group) for its page.
 	Results func(ctx context.Context, uuid string) ([]ResultSummary, error)
@@ -221,7 +225,11 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
 		v := r.URL.Query()
 		v.Set("page", strconv.Itoa(page))
 		v.Set("limit", strconv.Itoa(limit))
-		u := requestBase(r) + r.URL.Path + "?" + v.Encode()
+		base := requestBase(r)
+		if h.opts.BaseURL != "" {
+			base = strings.TrimRight(h.opts.BaseURL, "/")
+		}
+		u := base + r.URL.Path + "?" + v.Encode()
 		return &u
 	}
 	if len(data) > limit {

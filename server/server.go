@@ -129,7 +129,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, o Options) (*
 		mux.Handle("/artifacts/", http.StripPrefix("/artifacts/", http.FileServer(http.Dir(o.ArtifactsDir))))
 	}
 	execdb.NewHandler(execs, execdb.Options{Token: cfg.ExecDB.Token, Log: log, ArtifactsDir: o.ArtifactsDir, MaxArtifacts: cfg.ExecDB.MaxArtifacts,
-		AuthorizeLog: s.hub.AuthorizeLog, Results: executionResults(store)}).Mount(mux)
+		AuthorizeLog: s.hub.AuthorizeLog, Results: executionResults(store), BaseURL: o.BaseURL}).Mount(mux)
 	s.hub.Mount(mux)
 	mux.Handle("/", resultsdb.NewServer(store, resultsdb.Options{
 		BaseURL:            o.BaseURL,

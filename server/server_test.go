@@ -46,7 +46,7 @@ func startCentral(t testing.TB, prepare func(cfg config.Config), change ...func(
 		prepare(cfg)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := New(ctx, cfg, nil, Options{Listen: "127.0.0.1:0", ArtifactsDir: cfg.Runner.ArtifactsDir})
+	srv, err := New(ctx, cfg, nil, Options{Listen: "127.0.0.1:0", ArtifactsDir: cfg.Runner.ArtifactsDir, BaseURL: cfg.ResultsDB.BaseURL})
 	if err != nil {
 		cancel()
 		t.Fatal(err)
@@ -233,6 +233,23 @@ func TestExecutionsAPIFiltersAndPagesLikeResultsDB(t *testing.T) {
 	anon, _ := execdb.NewClient(c.url, "", nil)
 	if err := anon.Post(ctx, evs[:1]); err == nil || !strings.Contains(err.Error(), "401") {
 		t.Errorf("events without the token: %v, want 401", err)
+	}
+}
+
+// TestExecutionsLinksStartWithTheBaseURL: behind a proxy, with
+// resultsdb.base_url set, the list's links start with it, as ResultsDB's do.
+func TestExecutionsLinksStartWithTheBaseURL(t *testing.T) {
+	c := startCentral(t, nil, func(cfg *config.Config) { cfg.ResultsDB.BaseURL = "https://taskotron.example.org/" })
+	now := time.Now().UTC()
+	if err := c.client.Post(context.Background(), []contract.ExecutionEvent{
+		queued("b1", "rpmlint", "a-1-1", "x86_64", 0, now.Add(-time.Minute)), queued("b2", "rpmlint", "b-1-1", "x86_64", 0, now),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var p execdb.Page
+	getJSON(t, c.url+execdb.APIPrefix+"/executions?limit=1", &p)
+	if p.Next == nil || !strings.HasPrefix(*p.Next, "https://taskotron.example.org/api/v2.0/executions?") {
+		t.Errorf("next link %v, want it on https://taskotron.example.org/", p.Next)
 	}
 }
 
