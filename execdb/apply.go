@@ -289,7 +289,7 @@ func (s *Store) Prune(ctx context.Context, before time.Time) ([]string, error) {
 			args[i] = u
 		}
 		err := s.tx(ctx, func(tx *sql.Tx) error {
-			for _, table := range []string{"exec_executions", "exec_attempts", "exec_events", "exec_log_files", "exec_log_chunks"} {
+			for _, table := range []string{"exec_executions", "exec_attempts", "exec_events", "exec_log_files", "exec_log_chunks", "exec_logs_closed"} {
 				if _, err := tx.ExecContext(ctx, s.bind("DELETE FROM "+table+" WHERE uuid IN ("+in+")"), args...); err != nil {
 					return err
 				}

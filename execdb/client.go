@@ -141,6 +141,16 @@ func (c *Client) AppendLog(ctx context.Context, uuid string, attempt int, name s
 	return ans.Size, nil
 }
 
+// CloseLogs says an attempt's logs are whole.
+func (c *Client) CloseLogs(ctx context.Context, uuid string, attempt int) error {
+	resp, err := c.do(ctx, c.hc, http.MethodPost, fmt.Sprintf("/executions/%s/logs/%d/closed", url.PathEscape(uuid), attempt), "", nil)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	return nil
+}
+
 // List reads a page of executions; q holds the API's filters (state,
 // item, taskname, arch, since, page, limit).
 func (c *Client) List(ctx context.Context, q url.Values) (Page, error) {

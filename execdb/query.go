@@ -282,3 +282,54 @@ func (s *Store) ReadLog(ctx context.Context, uuid string, attempt int, name stri
 	}
 	return out, size, rows.Err()
 }
+
+// CloseLogs records that an attempt's logs are whole: its shipper sent
+// everything.
+func (s *Store) CloseLogs(ctx context.Context, uuid string, attempt int) error {
+	if _, err := s.db.ExecContext(ctx, s.bind(`INSERT INTO exec_logs_closed (uuid, attempt) VALUES (?, ?) ON CONFLICT DO NOTHING`), uuid, attempt); err != nil {
+		return err
+	}
+	s.notify()
+	return nil
+}
+
+// logGrace is how long after an attempt ended its logs may still come in
+// (the shipper sends the tail after the end's state change): past it, with
+// no word from the shipper, they are taken as whole.
+const logGrace = 30 * time.Second
+
+// logsFinal tells whether an attempt's logs will get no more: its shipper
+// closed them; or its worker was lost (a later attempt began while it ran);
+// or it ended more than logGrace ago; or the execution is not there.
+func (s *Store) logsFinal(ctx context.Context, uuid string, attempt int) (bool, error) {
+	var n int
+	err := s.db.QueryRowContext(ctx, s.bind(`SELECT COUNT(*) FROM exec_logs_closed WHERE uuid = ? AND attempt = ?`), uuid, attempt).Scan(&n)
+	if err != nil || n > 0 {
+		return n > 0, err
+	}
+	e, err := scanExecution(s.db.QueryRowContext(ctx, s.bind("SELECT "+executionColumns+" FROM exec_executions WHERE uuid = ?"), uuid))
+	if errors.Is(err, sql.ErrNoRows) {
+		return true, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	over := e.Attempt > attempt || (e.Attempt == attempt && phase(e.State) >= 2)
+	if !over {
+		return false, nil
+	}
+	ended := e.Since
+	var state, reason string
+	var end sql.NullInt64
+	err = s.db.QueryRowContext(ctx, s.bind(`SELECT state, reason, ended FROM exec_attempts WHERE uuid = ? AND attempt = ?`), uuid, attempt).Scan(&state, &reason, &end)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+	case err != nil:
+		return false, err
+	case state == contract.StateCrashed && strings.HasPrefix(reason, lostWorker):
+		return true, nil
+	case end.Valid:
+		ended = time.UnixMicro(end.Int64)
+	}
+	return time.Since(ended) > logGrace, nil
+}

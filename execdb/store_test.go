@@ -253,3 +253,52 @@ func TestAnAttemptHandedBackIsRetriedNotCrashed(t *testing.T) {
 		}
 	})
 }
+
+// TestLogsAreFinalWhenTheirShipperSaysSo: the end of a run is reported
+// before its shipper sends the tail of the log, so a log is whole when the
+// shipper closes it, not when the attempt ends; an attempt whose worker was
+// lost has nothing more coming; one that ended long ago neither.
+func TestLogsAreFinalWhenTheirShipperSaysSo(t *testing.T) {
+	onEachStore(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		now := time.Now().UTC()
+		at := func(id, uuid string, attempt int, state string, ago time.Duration) contract.ExecutionEvent {
+			return contract.ExecutionEvent{ID: id, UUID: uuid, Attempt: attempt, State: state, Time: now.Add(-ago)}
+		}
+		final := func(uuid string, attempt int) bool {
+			t.Helper()
+			f, err := s.logsFinal(ctx, uuid, attempt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return f
+		}
+		s.Apply(ctx, []contract.ExecutionEvent{at("a1", "f", 1, contract.StateRunning, 2*time.Second)})
+		if final("f", 1) {
+			t.Error("a running attempt's log is final")
+		}
+		s.Apply(ctx, []contract.ExecutionEvent{at("a2", "f", 1, contract.StateFinished, time.Second)})
+		if final("f", 1) {
+			t.Error("final as soon as the attempt finished, before its shipper sent the tail")
+		}
+		if err := s.CloseLogs(ctx, "f", 1); err != nil {
+			t.Fatal(err)
+		}
+		if !final("f", 1) {
+			t.Error("not final once closed")
+		}
+		// A worker lost: attempt 1 crashed when attempt 2 began.
+		s.Apply(ctx, []contract.ExecutionEvent{at("b1", "g", 1, contract.StateRunning, 3*time.Second), at("b2", "g", 2, contract.StateRunning, time.Second)})
+		if !final("g", 1) || final("g", 2) {
+			t.Errorf("lost worker's attempt final %v (want true), the running one %v (want false)", final("g", 1), final("g", 2))
+		}
+		// Ended long ago, never closed (its worker died after the end).
+		s.Apply(ctx, []contract.ExecutionEvent{at("c1", "h", 1, contract.StateRunning, time.Hour), at("c2", "h", 1, contract.StateFinished, time.Hour-time.Second)})
+		if !final("h", 1) {
+			t.Error("an attempt that ended an hour ago is not final")
+		}
+		if !final("nosuch", 1) {
+			t.Error("an execution that is not there has a log to come")
+		}
+	})
+}

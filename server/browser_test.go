@@ -173,11 +173,16 @@ func TestExecutionPageFollowsTheLogLiveInABrowser(t *testing.T) {
 	}
 	shot("execution-running.png")
 
-	// The run ends: the page says the log is complete.
-	send("[taskotron] run finished: OK\n")
+	// The run ends, and the worker's shipper sends the tail of the log
+	// after that: the page says the log is complete once it is.
 	end := event("w-3", uuid, 1, contract.StateFinished, time.Now().UTC())
 	end.ExecutionStatus, end.Outcome, end.Results = "OK", contract.Passed, 1
 	if err := c.client.Post(ctx, []contract.ExecutionEvent{end}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	send("[taskotron] run finished: OK\n")
+	if err := c.client.CloseLogs(ctx, uuid, 1); err != nil {
 		t.Fatal(err)
 	}
 	if err := pollAcrossReloads(b, `document.getElementById("logstate").textContent === "complete" &&
