@@ -229,7 +229,7 @@ func (s *Store) applyAttempt(ctx context.Context, tx *sql.Tx, ev contract.Execut
 			return err
 		}
 	}
-	// Earlier attempts are over. One that its worker gave back (a queued
+	// Earlier attempts are over. One that its worker gave back (its queued
 	// event for a later attempt, with why: the worker stopping, a lost
 	// delivery, a retry through the queue) was retried, for that reason;
 	// one that waited for its retry was retried; one still running when a
@@ -237,12 +237,14 @@ func (s *Store) applyAttempt(ctx context.Context, tx *sql.Tx, ev contract.Execut
 	if ev.Attempt <= 1 {
 		return nil // there are none: the first attempt's events, most of them, need no more statements
 	}
-	if ev.State == contract.StateQueued {
-		// Also when the next attempt's start overtook this word (from
-		// another worker's outbox) and marked it crashed meanwhile.
+	if ev.State == contract.StateQueued && ev.Worker != "" {
+		// The worker's own word, not another's conclusion (a lease that
+		// expired: that lab was lost). Also when the next attempt's start
+		// overtook it (from another worker's outbox) and marked it crashed
+		// meanwhile.
 		if _, err := tx.ExecContext(ctx, s.bind(`UPDATE exec_attempts SET state = ?, phase = 3, ended = COALESCE(ended, ?), reason = ?
-			WHERE uuid = ? AND attempt < ? AND (state = ? OR (state = ? AND reason LIKE ?))`),
-			attemptRetried, t, ev.Reason, ev.UUID, ev.Attempt, contract.StateRunning, contract.StateCrashed, lostWorker+"%"); err != nil {
+			WHERE uuid = ? AND attempt < ? AND worker = ? AND (state = ? OR (state = ? AND reason LIKE ?))`),
+			attemptRetried, t, ev.Reason, ev.UUID, ev.Attempt, ev.Worker, contract.StateRunning, contract.StateCrashed, lostWorker+"%"); err != nil {
 			return err
 		}
 	}

@@ -213,7 +213,7 @@ func TestAnAttemptHandedBackIsRetriedNotCrashed(t *testing.T) {
 		run1 := ev("wa-1", "u-2", 1, contract.StateRunning, time.Second)
 		run1.Worker = "worker-a"
 		back := ev("wa-2", "u-2", 2, contract.StateQueued, 5*time.Second)
-		back.Reason = "handed back: the worker stopped during the run"
+		back.Worker, back.Reason = "worker-a", "handed back: the worker stopped during the run"
 		late := ev("wa-3", "u-2", 1, contract.StateRunning, 4*time.Second) // an action event that arrives late
 		late.Worker, late.Action = "worker-a", "run"
 		if _, err := s.Apply(ctx, []contract.ExecutionEvent{run1, back, late}); err != nil {
@@ -239,8 +239,9 @@ func TestAnAttemptHandedBackIsRetriedNotCrashed(t *testing.T) {
 
 		// The same when the next attempt's start arrives before the word.
 		run1 = ev("wc-1", "u-3", 1, contract.StateRunning, time.Second)
+		run1.Worker = "worker-c"
 		back = ev("wc-2", "u-3", 2, contract.StateQueued, 5*time.Second)
-		back.Reason = "its delivery was lost: the broker connection closed during the run"
+		back.Worker, back.Reason = "worker-c", "its delivery was lost: the broker connection closed during the run"
 		run2 = ev("wd-1", "u-3", 2, contract.StateRunning, 10*time.Second)
 		for _, e := range []contract.ExecutionEvent{run1, run2, back} {
 			if _, err := s.Apply(ctx, []contract.ExecutionEvent{e}); err != nil {
@@ -250,6 +251,20 @@ func TestAnAttemptHandedBackIsRetriedNotCrashed(t *testing.T) {
 		d, _ = s.Get(ctx, "u-3")
 		if len(d.Attempts) != 2 || d.Attempts[0].State != attemptRetried || d.Attempts[0].Reason != back.Reason || d.State != contract.StateRunning || d.Attempt != 2 {
 			t.Errorf("the word after the next start: %+v, attempts %+v", d.Execution, d.Attempts)
+		}
+
+		// Another's conclusion (the labs hub: a lease expired) is no
+		// hand-back: that attempt's lab was lost.
+		run1 = ev("we-1", "u-4", 1, contract.StateRunning, time.Second)
+		run1.Worker = "lab lab-b/lab-b"
+		back = ev("hub-1", "u-4", 2, contract.StateQueued, 5*time.Second)
+		back.Reason = "lab lab-b (board lab-b) stopped answering: its lease of attempt 1 expired"
+		run2 = ev("wf-1", "u-4", 2, contract.StateRunning, 10*time.Second)
+		run2.Worker = "lab lab-a/lab-a"
+		s.Apply(ctx, []contract.ExecutionEvent{run1, back, run2})
+		d, _ = s.Get(ctx, "u-4")
+		if len(d.Attempts) != 2 || d.Attempts[0].State != contract.StateCrashed {
+			t.Errorf("a lost lab's attempt: %+v, want crashed", d.Attempts)
 		}
 	})
 }

@@ -94,7 +94,8 @@ func (e *executions) RetryWaiting(job contract.Job, at time.Time, reason string)
 
 func (e *executions) Requeued(job contract.Job, attempt int, reason string) {
 	ev := e.event(job, contract.StateQueued)
-	ev.Attempt, ev.Reason, ev.Worker = attempt, reason, ""
+	// With the worker: its own word that it gave the attempt back.
+	ev.Attempt, ev.Reason = attempt, reason
 	e.emit(ev)
 	e.stop(job.UUID)
 }
