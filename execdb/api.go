@@ -3,7 +3,6 @@ package execdb
 import (
 	"context"
 	"crypto/subtle"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -39,6 +38,25 @@ type Options struct {
 	// (a lab's token for the attempt it holds a lease on); it answers
 	// whether the request may write that attempt's log.
 	AuthorizeLog func(r *http.Request, uuid string, attempt int) bool
+	// BaseURL, when set, starts the links of the list (prev, next), as
+	// resultsdb.base_url does ResultsDB's; otherwise they follow the
+	// request (Host, X-Forwarded-Host, X-Forwarded-Proto).
+	BaseURL string
+	// Results, when set, lists an execution's results (its ResultsDB
+	// group) for its page.
+	Results func(ctx context.Context, uuid string) ([]ResultSummary, error)
+}
+
+// ResultSummary is one result of an execution, as its page lists it.
+type ResultSummary struct {
+	ID       int64
+	Testcase string
+	Outcome  string
+	Note     string
+	Item     string
+	Arch     string
+	// RefURL is the result's own link (its artifact, say).
+	RefURL string
 }
 
 // Handler serves the executions API and pages.
@@ -70,6 +88,7 @@ func (h *Handler) Mount(mux *http.ServeMux) {
 	mux.HandleFunc("GET "+APIPrefix+"/queue", h.queue)
 	mux.HandleFunc("PUT "+APIPrefix+"/executions/{uuid}/logs/{attempt}/{name}", h.putLog)
 	mux.HandleFunc("GET "+APIPrefix+"/executions/{uuid}/logs/{attempt}/{name}", h.getLog)
+	mux.HandleFunc("POST "+APIPrefix+"/executions/{uuid}/logs/{attempt}/closed", h.closeLogs)
 	mux.HandleFunc("PUT "+APIPrefix+"/executions/{uuid}/artifacts", h.putArtifacts)
 	h.mountPages(mux)
 }
@@ -206,7 +225,11 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
 		v := r.URL.Query()
 		v.Set("page", strconv.Itoa(page))
 		v.Set("limit", strconv.Itoa(limit))
-		u := requestBase(r) + r.URL.Path + "?" + v.Encode()
+		base := requestBase(r)
+		if h.opts.BaseURL != "" {
+			base = strings.TrimRight(h.opts.BaseURL, "/")
+		}
+		u := base + r.URL.Path + "?" + v.Encode()
 		return &u
 	}
 	if len(data) > limit {
@@ -315,10 +338,30 @@ func (h *Handler) putLog(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// closeLogs is the shipper's word that an attempt's logs are whole.
+func (h *Handler) closeLogs(w http.ResponseWriter, r *http.Request) {
+	attempt, err := strconv.Atoi(r.PathValue("attempt"))
+	if err != nil || attempt < 0 || attempt > 1000 {
+		fail(w, http.StatusBadRequest, "attempt %q: want a number from 0 to 1000", r.PathValue("attempt"))
+		return
+	}
+	if a := h.opts.AuthorizeLog; a != nil && a(r, r.PathValue("uuid"), attempt) {
+		// Let through by the plug-in.
+	} else if !h.authorized(w, r) {
+		return
+	}
+	if err := h.store.CloseLogs(r.Context(), r.PathValue("uuid"), attempt); err != nil {
+		h.serverError(w, "log", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]bool{"closed": true})
+}
+
 // getLog returns a log from ?offset= on. With ?wait=DURATION it waits, at
 // most that long, for data past the offset while the attempt runs.
 // X-Log-Size is the log's size; X-Log-Final says no more will come (the
-// attempt ended and everything is there).
+// attempt's shipper closed its logs, or its worker was lost, or it ended a
+// while ago, and everything is there).
 func (h *Handler) getLog(w http.ResponseWriter, r *http.Request) {
 	attempt, name, err := logRef(r)
 	if err != nil {
@@ -348,7 +391,7 @@ func (h *Handler) getLog(w http.ResponseWriter, r *http.Request) {
 			h.serverError(w, "log", err)
 			return
 		}
-		final, ferr := h.attemptOver(r.Context(), uuid, attempt)
+		final, ferr := h.store.logsFinal(r.Context(), uuid, attempt)
 		if ferr != nil {
 			h.serverError(w, "log", ferr)
 			return
@@ -374,19 +417,6 @@ func (h *Handler) getLog(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-}
-
-// attemptOver tells whether an attempt will write no more: the execution
-// has gone past it, or it ended.
-func (h *Handler) attemptOver(ctx context.Context, uuid string, attempt int) (bool, error) {
-	e, err := scanExecution(h.store.db.QueryRowContext(ctx, h.store.bind("SELECT "+executionColumns+" FROM exec_executions WHERE uuid = ?"), uuid))
-	if errors.Is(err, sql.ErrNoRows) {
-		return true, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	return e.Attempt > attempt || (e.Attempt == attempt && phase(e.State) >= 2), nil
 }
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }

@@ -104,17 +104,24 @@ func (s *Store) apply(ctx context.Context, tx *sql.Tx, ev contract.ExecutionEven
 	}
 	ph := phase(ev.State)
 	var cur struct {
-		attempt, phase int
-		since, created int64
-		task           string
+		attempt, phase, priority              int
+		since, created                        int64
+		task, item, itemType, arch, msg, rule string
+		started                               sql.NullInt64
 	}
-	err = tx.QueryRowContext(ctx, s.bind(`SELECT attempt, phase, since, created, taskname FROM exec_executions WHERE uuid = ?`), ev.UUID).
-		Scan(&cur.attempt, &cur.phase, &cur.since, &cur.created, &cur.task)
+	err = tx.QueryRowContext(ctx, s.bind(`SELECT attempt, phase, since, created, taskname, item, item_type, arch, msg_id, rule, priority, started
+		FROM exec_executions WHERE uuid = ?`), ev.UUID).
+		Scan(&cur.attempt, &cur.phase, &cur.since, &cur.created, &cur.task, &cur.item, &cur.itemType, &cur.arch, &cur.msg, &cur.rule, &cur.priority, &cur.started)
+	task := cur.task
 	if errors.Is(err, sql.ErrNoRows) {
-		cur.created, cur.task = t, ev.TaskName
-	} else if cur.task == "" {
-		cur.task = ev.TaskName
+		cur.created, task = t, ev.TaskName
+	} else if task == "" {
+		task = ev.TaskName
 	}
+	fills := func(have, got string) bool { return have == "" && got != "" }
+	// Most events repeat what the record has: no update then.
+	metaChanged := fills(cur.item, ev.Item) || fills(cur.itemType, ev.ItemType) || fills(cur.task, ev.TaskName) || fills(cur.arch, ev.Arch) ||
+		fills(cur.msg, ev.MsgID) || fills(cur.rule, ev.Rule) || (ev.State == contract.StateQueued && ev.Priority != cur.priority) || t < cur.created
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		_, err = tx.ExecContext(ctx, s.bind(`INSERT INTO exec_executions
@@ -129,15 +136,17 @@ func (s *Store) apply(ctx context.Context, tx *sql.Tx, ev contract.ExecutionEven
 		return false, err
 	default:
 		// What the job is: from whichever event says it first.
-		_, err = tx.ExecContext(ctx, s.bind(`UPDATE exec_executions SET
+		if metaChanged {
+			_, err = tx.ExecContext(ctx, s.bind(`UPDATE exec_executions SET
 			item = CASE WHEN item = '' THEN ? ELSE item END, item_type = CASE WHEN item_type = '' THEN ? ELSE item_type END,
 			taskname = CASE WHEN taskname = '' THEN ? ELSE taskname END, arch = CASE WHEN arch = '' THEN ? ELSE arch END,
 			msg_id = CASE WHEN msg_id = '' THEN ? ELSE msg_id END, rule = CASE WHEN rule = '' THEN ? ELSE rule END,
 			priority = CASE WHEN ? THEN ? ELSE priority END, created = CASE WHEN ? < created THEN ? ELSE created END
 			WHERE uuid = ?`),
-			ev.Item, ev.ItemType, ev.TaskName, ev.Arch, ev.MsgID, ev.Rule, ev.State == contract.StateQueued, ev.Priority, t, t, ev.UUID)
-		if err != nil {
-			return false, err
+				ev.Item, ev.ItemType, ev.TaskName, ev.Arch, ev.MsgID, ev.Rule, ev.State == contract.StateQueued, ev.Priority, t, t, ev.UUID)
+			if err != nil {
+				return false, err
+			}
 		}
 		if later(ev.Attempt, ph, t, cur.attempt, cur.phase, cur.since) {
 			_, err = tx.ExecContext(ctx, s.bind(`UPDATE exec_executions SET state = ?, attempt = ?, phase = ?, since = ?,
@@ -150,7 +159,7 @@ func (s *Store) apply(ctx context.Context, tx *sql.Tx, ev contract.ExecutionEven
 			}
 		}
 	}
-	if ev.State == contract.StateRunning {
+	if ev.State == contract.StateRunning && (!cur.started.Valid || cur.started.Int64 > t) {
 		if _, err := tx.ExecContext(ctx, s.bind(`UPDATE exec_executions SET started = ? WHERE uuid = ? AND (started IS NULL OR started > ?)`), t, ev.UUID, t); err != nil {
 			return false, err
 		}
@@ -163,7 +172,7 @@ func (s *Store) apply(ctx context.Context, tx *sql.Tx, ev contract.ExecutionEven
 	if ev.Attempt < 1 {
 		return true, nil
 	}
-	return true, s.applyAttempt(ctx, tx, ev, ph, t, cur.created, cur.task, obs)
+	return true, s.applyAttempt(ctx, tx, ev, ph, t, cur.created, task, obs)
 }
 
 // later orders (attempt, phase, time) keys.
@@ -220,17 +229,38 @@ func (s *Store) applyAttempt(ctx context.Context, tx *sql.Tx, ev contract.Execut
 			return err
 		}
 	}
-	// Earlier attempts are over: one that waited for its retry was
-	// retried; one still running lost its worker.
+	// Earlier attempts are over. One that its worker gave back (its queued
+	// event for a later attempt, with why: the worker stopping, a lost
+	// delivery, a retry through the queue) was retried, for that reason;
+	// one that waited for its retry was retried; one still running when a
+	// later one began, without a word from its worker, lost its worker.
+	if ev.Attempt <= 1 {
+		return nil // there are none: the first attempt's events, most of them, need no more statements
+	}
+	if ev.State == contract.StateQueued && ev.Worker != "" {
+		// The worker's own word, not another's conclusion (a lease that
+		// expired: that lab was lost). Also when the next attempt's start
+		// overtook it (from another worker's outbox) and marked it crashed
+		// meanwhile.
+		if _, err := tx.ExecContext(ctx, s.bind(`UPDATE exec_attempts SET state = ?, phase = 3, ended = COALESCE(ended, ?), reason = ?
+			WHERE uuid = ? AND attempt < ? AND worker = ? AND (state = ? OR (state = ? AND reason LIKE ?))`),
+			attemptRetried, t, ev.Reason, ev.UUID, ev.Attempt, ev.Worker, contract.StateRunning, contract.StateCrashed, lostWorker+"%"); err != nil {
+			return err
+		}
+	}
 	if _, err := tx.ExecContext(ctx, s.bind(`UPDATE exec_attempts SET state = ? WHERE uuid = ? AND attempt < ? AND state = ?`),
 		attemptRetried, ev.UUID, ev.Attempt, contract.StateWaitingRetry); err != nil {
 		return err
 	}
 	_, err = tx.ExecContext(ctx, s.bind(`UPDATE exec_attempts SET state = ?, phase = 3, ended = ?,
-		reason = 'its worker stopped answering: attempt ' || ? || ' came after it' WHERE uuid = ? AND attempt < ? AND state = ?`),
-		contract.StateCrashed, t, fmt.Sprint(ev.Attempt), ev.UUID, ev.Attempt, contract.StateRunning)
+		reason = ? WHERE uuid = ? AND attempt < ? AND state = ?`),
+		contract.StateCrashed, t, fmt.Sprintf("%s: attempt %d came after it", lostWorker, ev.Attempt), ev.UUID, ev.Attempt, contract.StateRunning)
 	return err
 }
+
+// lostWorker begins the reason of an attempt that was running when a later
+// one began.
+const lostWorker = "its worker stopped answering"
 
 // Prune deletes executions, their attempts, timelines and logs that ended
 // (or were last heard of) before the given time; it returns their uuids.
@@ -261,7 +291,7 @@ func (s *Store) Prune(ctx context.Context, before time.Time) ([]string, error) {
 			args[i] = u
 		}
 		err := s.tx(ctx, func(tx *sql.Tx) error {
-			for _, table := range []string{"exec_executions", "exec_attempts", "exec_events", "exec_log_files", "exec_log_chunks"} {
+			for _, table := range []string{"exec_executions", "exec_attempts", "exec_events", "exec_log_files", "exec_log_chunks", "exec_logs_closed"} {
 				if _, err := tx.ExecContext(ctx, s.bind("DELETE FROM "+table+" WHERE uuid IN ("+in+")"), args...); err != nil {
 					return err
 				}

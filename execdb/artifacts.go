@@ -15,6 +15,8 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+
+	"github.com/taskotron-go/taskotron/redact"
 )
 
 // Artifacts travel from a worker to the central server at the end of a run
@@ -42,7 +44,7 @@ func (c *Client) UploadArtifacts(ctx context.Context, uuid, dir string, max int6
 	resp, err := c.follow.HTTPClient.Do(req)
 	pr.Close()
 	if err != nil {
-		return fmt.Errorf("executions server %s: uploading the artifacts of %s: %w", c.base, uuid, err)
+		return fmt.Errorf("executions server %s: uploading the artifacts of %s: %w", redact.URL(c.base), uuid, redact.URLError(err, c.base))
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode >= 300 {
@@ -115,6 +117,11 @@ func (h *Handler) putArtifacts(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	final := filepath.Join(h.opts.ArtifactsDir, uuid)
+	// A fresh server has no artifacts folder before its first upload.
+	if err := os.MkdirAll(h.opts.ArtifactsDir, 0o755); err != nil {
+		h.serverError(w, "artifacts", err)
+		return
+	}
 	tmp, err := os.MkdirTemp(h.opts.ArtifactsDir, "."+uuid+".upload-")
 	if err != nil {
 		h.serverError(w, "artifacts", err)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/taskotron-go/taskotron/contract"
 	"github.com/taskotron-go/taskotron/httpclient"
+	"github.com/taskotron-go/taskotron/redact"
 )
 
 // Client speaks the executions API of a central server.
@@ -34,7 +35,7 @@ type Client struct {
 func NewClient(base, token string, log *slog.Logger) (*Client, error) {
 	u, err := url.Parse(strings.TrimSpace(base))
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("executions server URL %q: want http(s)://host[:port][/path]", base)
+		return nil, fmt.Errorf("executions server URL %q: want http(s)://host[:port][/path]", redact.URL(base))
 	}
 	b := strings.TrimRight(u.String(), "/")
 	if !strings.HasSuffix(b, APIPrefix) {
@@ -83,7 +84,7 @@ func (c *Client) do(ctx context.Context, hc *retryablehttp.Client, method, path,
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("executions server %s: %w", c.base, err)
+		return nil, fmt.Errorf("executions server %s: %w", redact.URL(c.base), redact.URLError(err, c.base))
 	}
 	if resp.StatusCode >= 300 && resp.StatusCode != http.StatusConflict {
 		defer resp.Body.Close()
@@ -138,6 +139,16 @@ func (c *Client) AppendLog(ctx context.Context, uuid string, attempt int, name s
 		return ans.Size, &OffsetError{Size: ans.Size}
 	}
 	return ans.Size, nil
+}
+
+// CloseLogs says an attempt's logs are whole.
+func (c *Client) CloseLogs(ctx context.Context, uuid string, attempt int) error {
+	resp, err := c.do(ctx, c.hc, http.MethodPost, fmt.Sprintf("/executions/%s/logs/%d/closed", url.PathEscape(uuid), attempt), "", nil)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	return nil
 }
 
 // List reads a page of executions; q holds the API's filters (state,

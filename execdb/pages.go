@@ -48,6 +48,7 @@ var funcs = template.FuncMap{
 		return since(end.Sub(*a))
 	},
 	"stamp": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05") },
+	"inc":   func(i int) int { return i + 1 },
 	"path":  url.PathEscape,
 	"query": url.QueryEscape,
 }
@@ -77,8 +78,9 @@ th{font-weight:600;background:#f0f2f5}td.n{white-space:nowrap}.muted{color:#6b71
 .st{display:inline-block;padding:0 .5em;border-radius:.6em;font-size:.85em;font-weight:600;color:#fff}
 .queued{background:#6b7177}.running{background:#1f6feb}.waiting_retry{background:#b7791f}.retried{background:#b7791f}
 .finished{background:#2f855a}.crashed{background:#9b2c2c}.aborted{background:#6b46c1}
+.outcome{font-weight:600}.PASSED,.INFO{color:#2f855a}.FAILED,.NEEDS_INSPECTION{color:#9b2c2c}.ABORTED,.CRASHED{color:#6b46c1}
 pre.log{background:#16181d;color:#e6e6e6;padding:.8em;overflow:auto;max-height:70vh;font:13px/1.35 ui-monospace,monospace;white-space:pre-wrap;word-break:break-all}
-form.filters{margin:.4em 0 1em}form.filters input,form.filters select{margin-right:.5em}
+form.filters{margin:.4em 0 1em}.error{color:#9b2c2c;font-weight:600}form.filters input,form.filters select{margin-right:.5em}
 </style></head><body><header><a href="/"><b>taskotron</b></a><a href="/queue">Queue</a><a href="/executions">Executions</a><a href="/">Results</a></header><main>{{end}}
 {{define "bottom"}}</main></body></html>{{end}}
 {{define "state"}}<span class="st {{.}}">{{.}}</span>{{end}}`
@@ -92,10 +94,14 @@ var queueTmpl = template.Must(template.New("queue").Funcs(funcs).Parse(layout + 
 {{else}}<p class="muted">Nothing runs.</p>{{end}}
 <h2>Waiting ({{len .Q.Waiting}}), in the order they will run</h2>
 {{if .Q.Waiting}}<table><tr><th>#</th><th>Task</th><th>Item</th><th>Arch</th><th>Priority</th><th>Waiting for</th><th>State</th></tr>
-{{range $i, $e := .Q.Waiting}}<tr><td class="n">{{$i}}</td><td class="n"><a href="/executions/{{path .UUID}}">{{.TaskName}}</a></td><td>{{.Item}}</td>
+{{range $i, $e := .Q.Waiting}}<tr><td class="n">{{inc $i}}</td><td class="n"><a href="/executions/{{path .UUID}}">{{.TaskName}}</a></td><td>{{.Item}}</td>
 <td class="n">{{.Arch}}</td><td class="n">{{.Priority}}</td><td class="n">{{ago .Created}}</td>
-<td class="n">{{template "state" .State}}{{if .RetryAt}} <span class="muted">retry {{until .RetryAt}}</span>{{end}}</td></tr>{{end}}</table>
+<td class="n">{{template "state" .State}}{{if .Attempt}} <span class="muted">after attempt {{.Attempt}}</span>{{end}}</td></tr>{{end}}</table>
 {{else}}<p class="muted">Nothing waits.</p>{{end}}
+{{if .Q.Retrying}}<h2>Waiting for a retry ({{len .Q.Retrying}}), soonest first</h2>
+<table><tr><th>Task</th><th>Item</th><th>Arch</th><th>Worker</th><th>Attempt</th><th>Next attempt</th><th>Why</th></tr>
+{{range .Q.Retrying}}<tr><td class="n"><a href="/executions/{{path .UUID}}">{{.TaskName}}</a></td><td>{{.Item}}</td><td class="n">{{.Arch}}</td>
+<td class="n">{{.Worker}}</td><td class="n">{{.Attempt}}</td><td class="n">{{until .RetryAt}}</td><td>{{.Reason}}</td></tr>{{end}}</table>{{end}}
 {{template "bottom"}}`))
 
 var listTmpl = template.Must(template.New("list").Funcs(funcs).Parse(layout + `{{template "top" .}}
@@ -103,7 +109,8 @@ var listTmpl = template.Must(template.New("list").Funcs(funcs).Parse(layout + `{
 <form class="filters" method="get" action="/executions">
 <select name="state"><option value="">any state</option>{{range .States}}<option{{if eq . $.State}} selected{{end}}>{{.}}</option>{{end}}</select>
 <input name="item" placeholder="item" value="{{.Item}}"><input name="taskname" placeholder="task" value="{{.Task}}">
-<input name="arch" placeholder="arch" value="{{.Arch}}" size="8"><button>Filter</button></form>
+<input name="arch" placeholder="arch" value="{{.Arch}}" size="8"><input name="since" placeholder="since (2h, 2026-12-01)" value="{{.Since}}" size="18"><button>Filter</button></form>
+{{if .Error}}<p class="error">{{.Error}}</p>{{end}}
 {{if .List}}<table><tr><th>Task</th><th>Item</th><th>Arch</th><th>State</th><th>Outcome</th><th>Results</th><th>Queued</th><th>Took</th></tr>
 {{range .List}}<tr><td class="n"><a href="/executions/{{path .UUID}}">{{.TaskName}}</a></td><td>{{.Item}}</td><td class="n">{{.Arch}}</td>
 <td class="n">{{template "state" .State}}</td><td class="n">{{.Outcome}}</td><td class="n">{{.Results}}</td><td class="n">{{ago .Created}} ago</td><td class="n">{{took .Started .Finished}}</td></tr>{{end}}</table>
@@ -118,9 +125,16 @@ var executionTmpl = template.Must(template.New("execution").Funcs(funcs).Parse(l
 <tr><th>item</th><td>{{.Item}} <span class="muted">{{.ItemType}}</span></td></tr>
 <tr><th>queued</th><td>{{stamp .Created}} UTC, {{ago .Created}} ago{{if .Rule}}, by rule {{.Rule}}{{end}}{{if .MsgID}}, message {{.MsgID}}{{end}}, priority {{.Priority}}</td></tr>
 <tr><th>now</th><td>{{template "state" .State}} attempt {{.Attempt}}{{if .Worker}} on {{.Worker}}{{end}}{{if .Action}}, in action <b>{{.Action}}</b>{{end}}{{if .RetryAt}}, next attempt {{until .RetryAt}}{{end}}{{if .Reason}} — {{.Reason}}{{end}}</td></tr>
-{{if .Finished}}<tr><th>ended</th><td>{{.ExecutionStatus}}, {{.Outcome}}, {{.Results}} results, ran {{took .Started .Finished}}</td></tr>{{end}}
-<tr><th>results</th><td><a href="/results?groups={{query .UUID}}">results of this execution</a> · <a href="/artifacts/{{path .UUID}}/">artifacts</a></td></tr>
+{{if .Finished}}<tr><th>ended</th><td>{{.ExecutionStatus}}, {{.Outcome}}, {{.Results}} result{{if ne .Results 1}}s{{end}}, ran {{took .Started .Finished}}</td></tr>{{end}}
+<tr><th>artifacts</th><td><a href="/artifacts/{{path .UUID}}/">artifacts of this execution</a></td></tr>
 </table>
+<h2>Results</h2>
+{{if $.Results}}<table><tr><th>Testcase</th><th>Outcome</th><th>Item</th><th>Arch</th><th>Note</th><th></th></tr>
+{{range $.Results}}<tr><td class="n"><a href="/results/{{.ID}}">{{.Testcase}}</a></td><td class="n"><span class="outcome {{.Outcome}}">{{.Outcome}}</span></td><td>{{.Item}}</td><td class="n">{{.Arch}}</td><td>{{.Note}}</td>
+<td class="n">{{if .RefURL}}<a href="{{.RefURL}}">details</a>{{end}}</td></tr>{{end}}</table>
+<p><a href="/groups/{{path .UUID}}">its group in ResultsDB</a></p>
+{{else if $.ResultsError}}<p class="muted">The results could not be read: {{$.ResultsError}}.</p>
+{{else}}<p class="muted">No results yet.</p>{{end}}
 <h2>Attempts</h2>
 {{if .Attempts}}<table><tr><th>#</th><th>State</th><th>Worker</th><th>Started</th><th>Took</th><th>Why</th></tr>
 {{range .Attempts}}<tr><td class="n">{{.Attempt}}</td><td class="n">{{template "state" .State}}</td><td class="n">{{.Worker}}</td><td class="n">{{agoPtr .Started}} ago</td><td class="n">{{took .Started .Ended}}</td><td>{{.Reason}}{{if .Outcome}} {{.Outcome}}{{end}}</td></tr>{{end}}</table>
@@ -132,27 +146,53 @@ var executionTmpl = template.Must(template.New("execution").Funcs(funcs).Parse(l
 <h2>Log{{if .Log}}: {{.Log.Name}} <span class="muted">(attempt {{.Log.Attempt}})</span>{{end}}</h2>
 {{if .D.Logs}}<p>{{range .D.Logs}}<a href="?attempt={{.Attempt}}&amp;log={{query .Name}}">{{.Attempt}}/{{.Name}}</a> <span class="muted">{{.Size}} B</span> · {{end}}</p>{{end}}
 {{if .Log}}<pre class="log" id="log" data-src="/api/v2.0/executions/{{path .D.UUID}}/logs/{{.Log.Attempt}}/{{path .Log.Name}}"></pre>
-<p class="muted" id="logstate">loading…</p>
+<p class="muted" id="logstate">loading…</p>{{else}}<p class="muted">No log has arrived yet.</p>{{end}}
 <script>
 (function(){
-  var pre=document.getElementById("log"),st=document.getElementById("logstate"),src=pre.dataset.src,off=0;
+  // The log follows the run by byte offset (a chunk may end inside a
+  // character: the decoder keeps it for the next one). Once the attempt is
+  // over, or while nothing is shown, the page reloads when the execution
+  // has moved on (finished, retried, started), to show where it is now.
+  var api="/api/v2.0/executions/{{path .D.UUID}}",shown="{{.D.State}}",attempt={{.D.Attempt}},terminal={{.Terminal}};
+  function movedOn(then){
+    fetch(api).then(function(r){return r.json();}).then(function(e){
+      if(e.state!==shown||e.attempt!==attempt){location.reload();}else if(then){then();}
+    }).catch(function(){if(then){then();}});
+  }
+  var pre=document.getElementById("log");
+  if(!pre){
+    if(!terminal){(function watch(){movedOn(function(){setTimeout(watch,3000);});})();}
+    return;
+  }
+  var st=document.getElementById("logstate"),src=pre.dataset.src,off=0,dec=new TextDecoder();
   function next(){
     fetch(src+"?offset="+off+"&wait=25s").then(function(r){
       if(!r.ok){st.textContent="log: HTTP "+r.status;return;}
       var fin=r.headers.get("X-Log-Final")==="true";
-      return r.text().then(function(t){
-        if(t.length){var end=pre.scrollTop+pre.clientHeight>=pre.scrollHeight-4;pre.appendChild(document.createTextNode(t));off+=new TextEncoder().encode(t).length;if(end)pre.scrollTop=pre.scrollHeight;}
-        if(fin){st.textContent="complete";}else{st.textContent="following the run…";next();}
+      return r.arrayBuffer().then(function(b){
+        if(b.byteLength||fin){
+          var t=dec.decode(new Uint8Array(b),{stream:!fin});
+          var end=pre.scrollTop+pre.clientHeight>=pre.scrollHeight-4;
+          if(t.length){pre.appendChild(document.createTextNode(t));}
+          off+=b.byteLength;
+          if(end){pre.scrollTop=pre.scrollHeight;}
+        }
+        if(fin){st.textContent="complete";if(!terminal){movedOn();}}else{st.textContent="following the run…";next();}
       });
     }).catch(function(){st.textContent="connection lost; retrying…";setTimeout(next,2000);});
   }
   next();
 })();
-</script>{{else}}<p class="muted">No log has arrived yet.</p>{{end}}
+</script>
 {{template "bottom"}}`))
 
 func (h *Handler) render(w http.ResponseWriter, t *template.Template, data any) {
+	h.renderCode(w, http.StatusOK, t, data)
+}
+
+func (h *Handler) renderCode(w http.ResponseWriter, code int, t *template.Template, data any) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(code)
 	if err := t.Execute(w, data); err != nil {
 		h.log.Error("executions page", "err", err)
 	}
@@ -171,7 +211,8 @@ func (h *Handler) listPage(w http.ResponseWriter, r *http.Request) {
 	v := r.URL.Query()
 	q, page, err := readQuery(v)
 	if err != nil {
-		fail(w, http.StatusBadRequest, "%s", err)
+		h.renderCode(w, http.StatusBadRequest, listTmpl, map[string]any{"Title": "Executions", "States": States, "State": v.Get("state"), "Item": v.Get("item"),
+			"Task": v.Get("taskname"), "Arch": v.Get("arch"), "Since": v.Get("since"), "Error": err.Error()})
 		return
 	}
 	limit := q.Limit - 1
@@ -185,7 +226,7 @@ func (h *Handler) listPage(w http.ResponseWriter, r *http.Request) {
 		v.Set("page", strconv.Itoa(p))
 		return "/executions?" + v.Encode()
 	}
-	data := map[string]any{"Title": "Executions", "States": States, "State": v.Get("state"), "Item": q.Item, "Task": q.TaskName, "Arch": q.Arch}
+	data := map[string]any{"Title": "Executions", "States": States, "State": v.Get("state"), "Item": q.Item, "Task": q.TaskName, "Arch": q.Arch, "Since": v.Get("since")}
 	if len(list) > limit {
 		list, data["Next"] = list[:limit], link(page+1)
 	}
@@ -206,7 +247,15 @@ func (h *Handler) executionPage(w http.ResponseWriter, r *http.Request) {
 		h.serverError(w, "execution", err)
 		return
 	}
-	data := map[string]any{"Title": d.TaskName + " on " + d.Item, "D": d}
+	data := map[string]any{"Title": d.TaskName + " on " + d.Item, "D": d, "Terminal": terminal(d.State)}
+	if h.opts.Results != nil {
+		rs, err := h.opts.Results(r.Context(), d.UUID)
+		if err != nil {
+			h.log.Error("execution page: its results", "uuid", d.UUID, "err", err)
+			data["ResultsError"] = "the results database failed"
+		}
+		data["Results"] = rs
+	}
 	// The log shown: the one asked for, else the runner's log of the last
 	// attempt that has one.
 	var shown *LogFile

@@ -78,19 +78,26 @@ func (s *Store) List(ctx context.Context, q Query) ([]Execution, error) {
 	return s.executions(ctx, query, args...)
 }
 
-// Queue is what waits, in the order it will run (priority, then age), and
+// Queue is what waits, in the order it will run (priority, then age), what
+// waits for a retry (soonest first: its worker holds it until then), and
 // what runs, oldest first.
 type Queue struct {
-	Waiting []Execution `json:"waiting"`
-	Running []Execution `json:"running"`
+	Waiting  []Execution `json:"waiting"`
+	Retrying []Execution `json:"retrying"`
+	Running  []Execution `json:"running"`
 }
 
 // Queue reads the queue, at most limit of each.
 func (s *Store) Queue(ctx context.Context, limit int) (Queue, error) {
 	var q Queue
 	var err error
-	q.Waiting, err = s.executions(ctx, "SELECT "+executionColumns+` FROM exec_executions WHERE state IN (?, ?)
-		ORDER BY priority DESC, created, uuid LIMIT ?`, contract.StateQueued, contract.StateWaitingRetry, limit)
+	q.Waiting, err = s.executions(ctx, "SELECT "+executionColumns+` FROM exec_executions WHERE state = ?
+		ORDER BY priority DESC, created, uuid LIMIT ?`, contract.StateQueued, limit)
+	if err != nil {
+		return q, err
+	}
+	q.Retrying, err = s.executions(ctx, "SELECT "+executionColumns+` FROM exec_executions WHERE state = ?
+		ORDER BY retry_at, uuid LIMIT ?`, contract.StateWaitingRetry, limit)
 	if err != nil {
 		return q, err
 	}
@@ -274,4 +281,55 @@ func (s *Store) ReadLog(ctx context.Context, uuid string, attempt int, name stri
 		out = out[:max]
 	}
 	return out, size, rows.Err()
+}
+
+// CloseLogs records that an attempt's logs are whole: its shipper sent
+// everything.
+func (s *Store) CloseLogs(ctx context.Context, uuid string, attempt int) error {
+	if _, err := s.db.ExecContext(ctx, s.bind(`INSERT INTO exec_logs_closed (uuid, attempt) VALUES (?, ?) ON CONFLICT DO NOTHING`), uuid, attempt); err != nil {
+		return err
+	}
+	s.notify()
+	return nil
+}
+
+// logGrace is how long after an attempt ended its logs may still come in
+// (the shipper sends the tail after the end's state change): past it, with
+// no word from the shipper, they are taken as whole.
+const logGrace = 30 * time.Second
+
+// logsFinal tells whether an attempt's logs will get no more: its shipper
+// closed them; or its worker was lost (a later attempt began while it ran);
+// or it ended more than logGrace ago; or the execution is not there.
+func (s *Store) logsFinal(ctx context.Context, uuid string, attempt int) (bool, error) {
+	var n int
+	err := s.db.QueryRowContext(ctx, s.bind(`SELECT COUNT(*) FROM exec_logs_closed WHERE uuid = ? AND attempt = ?`), uuid, attempt).Scan(&n)
+	if err != nil || n > 0 {
+		return n > 0, err
+	}
+	e, err := scanExecution(s.db.QueryRowContext(ctx, s.bind("SELECT "+executionColumns+" FROM exec_executions WHERE uuid = ?"), uuid))
+	if errors.Is(err, sql.ErrNoRows) {
+		return true, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	over := e.Attempt > attempt || (e.Attempt == attempt && phase(e.State) >= 2)
+	if !over {
+		return false, nil
+	}
+	ended := e.Since
+	var state, reason string
+	var end sql.NullInt64
+	err = s.db.QueryRowContext(ctx, s.bind(`SELECT state, reason, ended FROM exec_attempts WHERE uuid = ? AND attempt = ?`), uuid, attempt).Scan(&state, &reason, &end)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+	case err != nil:
+		return false, err
+	case state == contract.StateCrashed && strings.HasPrefix(reason, lostWorker):
+		return true, nil
+	case end.Valid:
+		ended = time.UnixMicro(end.Int64)
+	}
+	return time.Since(ended) > logGrace, nil
 }

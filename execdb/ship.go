@@ -70,6 +70,14 @@ func (s *Shipper) run() {
 		default:
 		}
 		more, err := s.pass(ctx)
+		if stopping && err == nil && !more {
+			// All sent: the logs are whole, followers may stop.
+			err = s.c.CloseLogs(ctx, s.uuid, s.attempt)
+			if Final(err) {
+				s.log.Warn("live log: the executions server did not take the end of the log", "uuid", s.uuid, "err", err)
+				return
+			}
+		}
 		if err != nil {
 			failures++
 			if failures == 1 {

@@ -5,7 +5,8 @@
 // PostgreSQL in production), api.go and pages.go serve them, client.go and
 // outbox.go and ship.go are what the trigger and the workers report through
 // (state changes, live logs, artifacts), so that a central server away never
-// blocks a job nor loses a state change. It imports contract and httpclient.
+// blocks a job nor loses a state change. It imports contract, httpclient
+// and redact.
 package execdb
 
 import (
@@ -227,6 +228,9 @@ func (s *Store) migrate(ctx context.Context) error {
 		`CREATE TABLE IF NOT EXISTS exec_log_files (
 			uuid TEXT NOT NULL, attempt INTEGER NOT NULL, name TEXT NOT NULL, size BIGINT NOT NULL, truncated INTEGER NOT NULL DEFAULT 0,
 			PRIMARY KEY (uuid, attempt, name))`,
+		// An attempt's logs are closed when its shipper has sent them all.
+		`CREATE TABLE IF NOT EXISTS exec_logs_closed (
+			uuid TEXT NOT NULL, attempt INTEGER NOT NULL, PRIMARY KEY (uuid, attempt))`,
 		`CREATE TABLE IF NOT EXISTS exec_log_chunks (
 			uuid TEXT NOT NULL, attempt INTEGER NOT NULL, name TEXT NOT NULL, pos BIGINT NOT NULL, data ` + blob + ` NOT NULL,
 			PRIMARY KEY (uuid, attempt, name, pos))`,

@@ -202,3 +202,118 @@ func TestLogsAppendInOrderAndResume(t *testing.T) {
 		}
 	})
 }
+
+// TestAnAttemptHandedBackIsRetriedNotCrashed: a worker that stops during a
+// run hands the job back (a queued event for the next attempt, saying
+// why); that attempt shows retried for that reason, not crashed, also once
+// the next attempt runs elsewhere.
+func TestAnAttemptHandedBackIsRetriedNotCrashed(t *testing.T) {
+	onEachStore(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		run1 := ev("wa-1", "u-2", 1, contract.StateRunning, time.Second)
+		run1.Worker = "worker-a"
+		back := ev("wa-2", "u-2", 2, contract.StateQueued, 5*time.Second)
+		back.Worker, back.Reason = "worker-a", "handed back: the worker stopped during the run"
+		late := ev("wa-3", "u-2", 1, contract.StateRunning, 4*time.Second) // an action event that arrives late
+		late.Worker, late.Action = "worker-a", "run"
+		if _, err := s.Apply(ctx, []contract.ExecutionEvent{run1, back, late}); err != nil {
+			t.Fatal(err)
+		}
+		d, err := s.Get(ctx, "u-2")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.State != contract.StateQueued || d.Attempt != 2 || d.Reason != back.Reason {
+			t.Errorf("handed back: %+v", d.Execution)
+		}
+		run2 := ev("wb-1", "u-2", 2, contract.StateRunning, 10*time.Second)
+		run2.Worker = "worker-b"
+		if _, err := s.Apply(ctx, []contract.ExecutionEvent{run2}); err != nil {
+			t.Fatal(err)
+		}
+		d, _ = s.Get(ctx, "u-2")
+		if len(d.Attempts) != 2 || d.Attempts[0].State != attemptRetried || d.Attempts[0].Reason != back.Reason || d.Attempts[0].Ended == nil ||
+			d.Attempts[1].State != contract.StateRunning || d.Attempts[1].Worker != "worker-b" {
+			t.Errorf("attempts: %+v; want 1 retried (handed back), 2 running on worker-b", d.Attempts)
+		}
+
+		// The same when the next attempt's start arrives before the word.
+		run1 = ev("wc-1", "u-3", 1, contract.StateRunning, time.Second)
+		run1.Worker = "worker-c"
+		back = ev("wc-2", "u-3", 2, contract.StateQueued, 5*time.Second)
+		back.Worker, back.Reason = "worker-c", "its delivery was lost: the broker connection closed during the run"
+		run2 = ev("wd-1", "u-3", 2, contract.StateRunning, 10*time.Second)
+		for _, e := range []contract.ExecutionEvent{run1, run2, back} {
+			if _, err := s.Apply(ctx, []contract.ExecutionEvent{e}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		d, _ = s.Get(ctx, "u-3")
+		if len(d.Attempts) != 2 || d.Attempts[0].State != attemptRetried || d.Attempts[0].Reason != back.Reason || d.State != contract.StateRunning || d.Attempt != 2 {
+			t.Errorf("the word after the next start: %+v, attempts %+v", d.Execution, d.Attempts)
+		}
+
+		// Another's conclusion (the labs hub: a lease expired) is no
+		// hand-back: that attempt's lab was lost.
+		run1 = ev("we-1", "u-4", 1, contract.StateRunning, time.Second)
+		run1.Worker = "lab lab-b/lab-b"
+		back = ev("hub-1", "u-4", 2, contract.StateQueued, 5*time.Second)
+		back.Reason = "lab lab-b (board lab-b) stopped answering: its lease of attempt 1 expired"
+		run2 = ev("wf-1", "u-4", 2, contract.StateRunning, 10*time.Second)
+		run2.Worker = "lab lab-a/lab-a"
+		s.Apply(ctx, []contract.ExecutionEvent{run1, back, run2})
+		d, _ = s.Get(ctx, "u-4")
+		if len(d.Attempts) != 2 || d.Attempts[0].State != contract.StateCrashed {
+			t.Errorf("a lost lab's attempt: %+v, want crashed", d.Attempts)
+		}
+	})
+}
+
+// TestLogsAreFinalWhenTheirShipperSaysSo: the end of a run is reported
+// before its shipper sends the tail of the log, so a log is whole when the
+// shipper closes it, not when the attempt ends; an attempt whose worker was
+// lost has nothing more coming; one that ended long ago neither.
+func TestLogsAreFinalWhenTheirShipperSaysSo(t *testing.T) {
+	onEachStore(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		now := time.Now().UTC()
+		at := func(id, uuid string, attempt int, state string, ago time.Duration) contract.ExecutionEvent {
+			return contract.ExecutionEvent{ID: id, UUID: uuid, Attempt: attempt, State: state, Time: now.Add(-ago)}
+		}
+		final := func(uuid string, attempt int) bool {
+			t.Helper()
+			f, err := s.logsFinal(ctx, uuid, attempt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return f
+		}
+		s.Apply(ctx, []contract.ExecutionEvent{at("a1", "f", 1, contract.StateRunning, 2*time.Second)})
+		if final("f", 1) {
+			t.Error("a running attempt's log is final")
+		}
+		s.Apply(ctx, []contract.ExecutionEvent{at("a2", "f", 1, contract.StateFinished, time.Second)})
+		if final("f", 1) {
+			t.Error("final as soon as the attempt finished, before its shipper sent the tail")
+		}
+		if err := s.CloseLogs(ctx, "f", 1); err != nil {
+			t.Fatal(err)
+		}
+		if !final("f", 1) {
+			t.Error("not final once closed")
+		}
+		// A worker lost: attempt 1 crashed when attempt 2 began.
+		s.Apply(ctx, []contract.ExecutionEvent{at("b1", "g", 1, contract.StateRunning, 3*time.Second), at("b2", "g", 2, contract.StateRunning, time.Second)})
+		if !final("g", 1) || final("g", 2) {
+			t.Errorf("lost worker's attempt final %v (want true), the running one %v (want false)", final("g", 1), final("g", 2))
+		}
+		// Ended long ago, never closed (its worker died after the end).
+		s.Apply(ctx, []contract.ExecutionEvent{at("c1", "h", 1, contract.StateRunning, time.Hour), at("c2", "h", 1, contract.StateFinished, time.Hour-time.Second)})
+		if !final("h", 1) {
+			t.Error("an attempt that ended an hour ago is not final")
+		}
+		if !final("nosuch", 1) {
+			t.Error("an execution that is not there has a log to come")
+		}
+	})
+}

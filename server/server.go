@@ -1,10 +1,11 @@
 // Package server is the central server role: the ResultsDB API v2.0 and its
 // pages over a store (SQLite embedded, PostgreSQL in production), the result
-// events published through the store's outbox, the artifacts tree when the
-// results come from this machine, and the status endpoints. It is where the
-// next central capabilities (executions, logs, labs) are mounted: the
-// executions (execdb) and the labs' request queue (labs). It may import
-// resultsdb, execdb, labs, status and config.
+// events published through the store's outbox, the artifacts tree (what
+// workers upload, or what this machine's runs write), the executions
+// (execdb: every job's record, the queue, live logs, their pages and
+// metrics, pruned after execdb.retention), the labs' request queue (labs),
+// and the status endpoints, all on one port. It may import resultsdb,
+// execdb, labs, status, redact and config.
 package server
 
 import (
@@ -133,7 +134,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, o Options) (*
 		mux.Handle("/artifacts/", http.StripPrefix("/artifacts/", http.FileServer(http.Dir(o.ArtifactsDir))))
 	}
 	execdb.NewHandler(execs, execdb.Options{Token: cfg.ExecDB.Token, Log: log, ArtifactsDir: o.ArtifactsDir, MaxArtifacts: cfg.ExecDB.MaxArtifacts,
-		AuthorizeLog: s.hub.AuthorizeLog}).Mount(mux)
+		AuthorizeLog: s.hub.AuthorizeLog, Results: executionResults(store), BaseURL: o.BaseURL}).Mount(mux)
 	s.hub.Mount(mux)
 	mux.Handle("/", resultsdb.NewServer(store, resultsdb.Options{
 		BaseURL:            o.BaseURL,
@@ -245,6 +246,37 @@ func (s *Server) prune(ctx context.Context) {
 			return
 		case <-time.After(time.Hour):
 		}
+	}
+}
+
+// executionResults lists the results of an execution's group, for its
+// page.
+func executionResults(store resultsdb.Store) func(ctx context.Context, uuid string) ([]execdb.ResultSummary, error) {
+	return func(ctx context.Context, uuid string) ([]execdb.ResultSummary, error) {
+		rs, err := store.Results(ctx, resultsdb.ResultQuery{Groups: []string{uuid}, Limit: 500})
+		if err != nil {
+			return nil, err
+		}
+		out := make([]execdb.ResultSummary, 0, len(rs))
+		for _, r := range rs {
+			sum := execdb.ResultSummary{ID: r.ID, Testcase: r.Testcase.Name, Outcome: r.Outcome}
+			if r.Note != nil {
+				sum.Note = *r.Note
+			}
+			if r.RefURL != nil {
+				sum.RefURL = *r.RefURL
+			}
+			for _, d := range r.Data {
+				switch d.Key {
+				case "item":
+					sum.Item = d.Value
+				case "arch":
+					sum.Arch = d.Value
+				}
+			}
+			out = append(out, sum)
+		}
+		return out, nil
 	}
 }
 

@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -93,7 +94,8 @@ func (e *executions) RetryWaiting(job contract.Job, at time.Time, reason string)
 
 func (e *executions) Requeued(job contract.Job, attempt int, reason string) {
 	ev := e.event(job, contract.StateQueued)
-	ev.Attempt, ev.Reason, ev.Worker = attempt, reason, ""
+	// With the worker: its own word that it gave the attempt back.
+	ev.Attempt, ev.Reason = attempt, reason
 	e.emit(ev)
 	e.stop(job.UUID)
 }
@@ -157,11 +159,46 @@ func (e *executions) uploadArtifacts(ctx context.Context, exec contract.Executio
 		s.uploaded = true
 	}
 	e.mu.Unlock()
+	err := e.uploadOnce(ctx, exec)
+	if err == nil {
+		return
+	}
+	if execdb.Final(err) || errors.Is(err, execdb.ErrArtifactsTooLarge) {
+		e.log.Error("artifacts not uploaded to the executions server", "uuid", exec.UUID, "err", err)
+		return
+	}
+	// The server is away (restarting, say): the results go now, the
+	// artifacts as soon as it is back, as the state changes and logs do.
+	e.log.Warn("artifacts not uploaded yet: the executions server is away; trying again in the background", "uuid", exec.UUID, "err", err)
+	e.finishes.Add(1)
+	go func() {
+		defer e.finishes.Done()
+		wait := time.Second
+		for giveUp := time.Now().Add(uploadRetries); time.Now().Before(giveUp); {
+			time.Sleep(wait)
+			wait = min(2*wait, 30*time.Second)
+			err := e.uploadOnce(context.Background(), exec)
+			switch {
+			case err == nil:
+				e.log.Info("artifacts uploaded to the executions server", "uuid", exec.UUID)
+				return
+			case execdb.Final(err) || errors.Is(err, execdb.ErrArtifactsTooLarge):
+				e.log.Error("artifacts not uploaded to the executions server", "uuid", exec.UUID, "err", err)
+				return
+			}
+		}
+		e.log.Error("artifacts not uploaded to the executions server: it stayed away", "uuid", exec.UUID, "for", uploadRetries)
+	}()
+}
+
+// uploadRetries is how long the artifacts of a run are offered to a server
+// that is away.
+const uploadRetries = 30 * time.Minute
+
+func (e *executions) uploadOnce(ctx context.Context, exec contract.Execution) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	if err := e.client.UploadArtifacts(ctx, exec.UUID, exec.Artifacts, e.maxUpload); err != nil {
-		e.log.Error("artifacts not uploaded to the executions server", "uuid", exec.UUID, "err", err)
-	}
+	return e.client.UploadArtifacts(ctx, exec.UUID, exec.Artifacts, e.maxUpload)
 }
 
 // wait gives the log shippers up to within to finish.

@@ -6,10 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/taskotron-go/taskotron/contract"
 	"github.com/taskotron-go/taskotron/execdb"
 	"github.com/taskotron-go/taskotron/printable"
 )
@@ -57,6 +60,14 @@ func runExecutions(ctx context.Context, g *globals, args []string) error {
 	if len(rest) > 0 {
 		return usagef("usage: taskotron executions [--state S] [--item I] [--task T] [--arch A] [--since T] [--limit N] [--json]")
 	}
+	for _, st := range strings.Split(*state, ",") {
+		if st = strings.TrimSpace(st); st != "" && !slices.Contains(execdb.States, st) {
+			return usagef("--state %q: want one of %s", st, joinStates())
+		}
+	}
+	if *limit < 1 || *limit > 1000 {
+		return usagef("--limit %d: want 1 to 1000", *limit)
+	}
 	c, err := execClient(g)
 	if err != nil {
 		return err
@@ -82,7 +93,13 @@ func runExecutions(ctx context.Context, g *globals, args []string) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t\n", e.UUID, printable.Line(e.TaskName), printable.Line(e.Item), e.Arch, e.State, e.Attempt,
 			e.Outcome, e.Created.Local().Format("2006-01-02 15:04:05"))
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if page.Next != nil {
+		fmt.Fprintf(g.stderr, "more than %d: raise --limit, or narrow with --state, --item, --task, --arch, --since\n", *limit)
+	}
+	return nil
 }
 
 func joinStates() string {
@@ -134,9 +151,25 @@ func runLogs(ctx context.Context, g *globals, args []string) error {
 		data, final, err := c.ReadLog(ctx, uuid, *attempt, *name, pos, wait)
 		var se *execdb.StatusError
 		if errors.As(err, &se) && se.Status == 404 && *follow && !final {
-			// The run has not written it yet.
-			time.Sleep(time.Second)
+			// The run has not written it yet, or the attempt followed
+			// ended without it and a later one may have it.
+			if next, ok := nextAttempt(ctx, c, uuid, *attempt); ok {
+				*attempt, pos = next.Attempt, 0
+				fmt.Fprintf(g.stderr, "--- attempt %d%s\n", next.Attempt, onWorker(next.Worker))
+				continue
+			}
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(time.Second):
+			}
+			if d, err := c.Get(ctx, uuid); err == nil && terminalState(d.State) {
+				return fmt.Errorf("execution %s ended without a log %q for attempt %d; its logs: %s", uuid, *name, *attempt, logNames(d.Logs))
+			}
 			continue
+		}
+		if errors.As(err, &se) && se.Status == 404 {
+			return fmt.Errorf("execution %s has no log %q for attempt %d; its logs: %s", uuid, *name, *attempt, logNames(d.Logs))
 		}
 		if err != nil {
 			if ctx.Err() != nil {
@@ -146,6 +179,16 @@ func runLogs(ctx context.Context, g *globals, args []string) error {
 		}
 		g.stdout.Write(data)
 		pos += int64(len(data))
+		if final && *follow {
+			// The attempt ended; a later one (a retry, another worker)
+			// goes on in the same execution.
+			if next, ok := nextAttempt(ctx, c, uuid, *attempt); ok {
+				*attempt, pos = next.Attempt, 0
+				fmt.Fprintf(g.stderr, "--- attempt %d%s\n", next.Attempt, onWorker(next.Worker))
+				continue
+			}
+			return nil
+		}
 		if final || !*follow && len(data) == 0 {
 			return nil
 		}
@@ -157,4 +200,45 @@ func runLogs(ctx context.Context, g *globals, args []string) error {
 			}
 		}
 	}
+}
+
+// nextAttempt is the attempt after the given one, once it has begun (it
+// is running or past it).
+func nextAttempt(ctx context.Context, c *execdb.Client, uuid string, attempt int) (execdb.Attempt, bool) {
+	d, err := c.Get(ctx, uuid)
+	if err != nil {
+		return execdb.Attempt{}, false
+	}
+	for _, a := range d.Attempts {
+		if a.Attempt > attempt {
+			return a, true
+		}
+	}
+	return execdb.Attempt{}, false
+}
+
+func onWorker(w string) string {
+	if w == "" {
+		return ""
+	}
+	return " on " + printable.Line(w)
+}
+
+func terminalState(s string) bool {
+	switch s {
+	case contract.StateFinished, contract.StateCrashed, contract.StateAborted:
+		return true
+	}
+	return false
+}
+
+func logNames(logs []execdb.LogFile) string {
+	if len(logs) == 0 {
+		return "none yet"
+	}
+	var names []string
+	for _, f := range logs {
+		names = append(names, fmt.Sprintf("--attempt %d --name %s", f.Attempt, printable.Line(f.Name)))
+	}
+	return strings.Join(names, ", ")
 }

@@ -33,6 +33,9 @@ func TestSecretsAreNeverPrinted(t *testing.T) {
 		{"unreachable AMQP", []string{"TASKOTRON_AMQP_URL=amqp://u:" + pw + "@127.0.0.1:1/"}, []string{"trigger"}},
 		{"unparsable DSN, resultsdb", nil, []string{"resultsdb", "serve", "--listen", "127.0.0.1:0", "--db", "postgres://u:" + dbpw + "@localhost:notaport/r"}},
 		{"unreachable DSN, resultsdb", nil, []string{"resultsdb", "serve", "--listen", "127.0.0.1:0", "--db", "postgres://u:" + dbpw + "@127.0.0.1:1/r?connect_timeout=2"}},
+		{"unreachable central server, executions", []string{"TASKOTRON_EXECDB_URL=http://u:" + pw + "@127.0.0.1:1"}, []string{"executions"}},
+		{"unreachable central server, logs", []string{"TASKOTRON_EXECDB_URL=http://u:" + pw + "@127.0.0.1:1"}, []string{"logs", "some-uuid"}},
+		{"unparsable central server URL", []string{"TASKOTRON_EXECDB_URL=http://u:" + pw + "@[::1"}, []string{"executions"}},
 		{"unparsable state DSN, trigger", []string{"TASKOTRON_TRIGGER_STATE_DB=postgres://u:" + dbpw + "@h:bad/db"}, []string{"trigger", "../../fixtures/messages"}},
 	}
 	for _, c := range cases {
