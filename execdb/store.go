@@ -5,8 +5,8 @@
 // PostgreSQL in production), api.go and pages.go serve them, client.go and
 // outbox.go and ship.go are what the trigger and the workers report through
 // (state changes, live logs, artifacts), so that a central server away never
-// blocks a job nor loses a state change. It imports contract, httpclient
-// and redact.
+// blocks a job nor loses a state change. It imports contract, httpclient,
+// redact and sqldb.
 package execdb
 
 import (
@@ -14,15 +14,11 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"net/url"
-	"os"
-	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/taskotron-go/taskotron/sqldb"
+
 	_ "modernc.org/sqlite"
 
 	"github.com/taskotron-go/taskotron/contract"
@@ -161,33 +157,9 @@ type Store struct {
 // "sqlite:PATH" or "postgres://…".
 func Open(ctx context.Context, dsn string) (*Store, error) {
 	s := &Store{changed: make(chan struct{})}
-	switch {
-	case strings.HasPrefix(dsn, "sqlite:"):
-		path := strings.TrimPrefix(strings.TrimPrefix(dsn, "sqlite:"), "//")
-		if path == "" {
-			return nil, fmt.Errorf("executions database %q: sqlite needs a path", dsn)
-		}
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			return nil, fmt.Errorf("executions database folder: %w", err)
-		}
-		params := "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=synchronous(NORMAL)&_txlock=immediate"
-		db, err := sql.Open("sqlite", "file:"+(&url.URL{Path: path}).EscapedPath()+params)
-		if err != nil {
-			return nil, fmt.Errorf("executions database %s: %w", path, err)
-		}
-		// One writer: SQLite takes one at a time anyway, and readers of the
-		// WAL do not wait for it.
-		db.SetMaxOpenConns(4)
-		s.db = db
-	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
-		cfg, err := pgx.ParseConfig(dsn)
-		if err != nil {
-			return nil, fmt.Errorf("executions database: %w", err)
-		}
-		s.db, s.postgres = stdlib.OpenDB(*cfg), true
-		s.db.SetMaxOpenConns(8)
-	default:
-		return nil, fmt.Errorf("executions database: want sqlite:PATH or postgres://…")
+	var err error
+	if s.db, s.postgres, err = sqldb.Open(dsn, "executions database", "NORMAL"); err != nil {
+		return nil, err
 	}
 	if err := s.migrate(ctx); err != nil {
 		s.db.Close()
@@ -243,22 +215,7 @@ func (s *Store) migrate(ctx context.Context) error {
 }
 
 // bind turns ? placeholders into PostgreSQL's $n.
-func (s *Store) bind(q string) string {
-	if !s.postgres {
-		return q
-	}
-	var b strings.Builder
-	n := 0
-	for _, c := range q {
-		if c == '?' {
-			n++
-			fmt.Fprintf(&b, "$%d", n)
-			continue
-		}
-		b.WriteRune(c)
-	}
-	return b.String()
-}
+func (s *Store) bind(q string) string { return sqldb.Bind(s.postgres, q) }
 
 func micros(t time.Time) int64 { return t.UTC().UnixMicro() }
 

@@ -23,5 +23,5 @@
 // become requests, the others go to the workers' queue unchanged.
 //
 // It imports contract, config, bus, checkout, runner, results, directives,
-// reporter, execdb and httpclient.
+// reporter, execdb, httpclient and sqldb.
 package labs

@@ -16,6 +16,6 @@
 // event.go reads the messages, match.go the subscriptions, store.go keeps
 // both, consume.go takes messages from the broker, deliver.go, email.go and
 // webhook.go send, regression.go asks ResultsDB about regressions, page.go
-// and service.go are the role. It imports config, status, redact and
-// httpclient; whether a result is a regression it asks ResultsDB.
+// and service.go are the role. It imports config, status, redact,
+// httpclient and sqldb; whether a result is a regression it asks ResultsDB.
 package notify

@@ -10,16 +10,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/url"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/taskotron-go/taskotron/sqldb"
+
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/stdlib"
 	_ "modernc.org/sqlite"
 )
 
@@ -67,31 +64,9 @@ type Store struct {
 // "sqlite:PATH" or "postgres://…".
 func Open(ctx context.Context, dsn string) (*Store, error) {
 	s := &Store{}
-	switch {
-	case strings.HasPrefix(dsn, "sqlite:"):
-		path := strings.TrimPrefix(strings.TrimPrefix(dsn, "sqlite:"), "//")
-		if path == "" {
-			return nil, fmt.Errorf("notify database %q: sqlite needs a path", dsn)
-		}
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			return nil, fmt.Errorf("notify database folder: %w", err)
-		}
-		params := "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=synchronous(FULL)&_txlock=immediate"
-		db, err := sql.Open("sqlite", "file:"+(&url.URL{Path: path}).EscapedPath()+params)
-		if err != nil {
-			return nil, fmt.Errorf("notify database %s: %w", path, err)
-		}
-		db.SetMaxOpenConns(4)
-		s.db = db
-	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
-		cfg, err := pgx.ParseConfig(dsn)
-		if err != nil {
-			return nil, fmt.Errorf("notify database: %w", err)
-		}
-		s.db, s.postgres = stdlib.OpenDB(*cfg), true
-		s.db.SetMaxOpenConns(8)
-	default:
-		return nil, errors.New("notify database: want sqlite:PATH or postgres://…")
+	var err error
+	if s.db, s.postgres, err = sqldb.Open(dsn, "notify database", "FULL"); err != nil {
+		return nil, err
 	}
 	if err := s.migrate(ctx); err != nil {
 		s.db.Close()
@@ -144,22 +119,7 @@ func (s *Store) migrate(ctx context.Context) error {
 }
 
 // bind turns ? placeholders into PostgreSQL's $n.
-func (s *Store) bind(q string) string {
-	if !s.postgres {
-		return q
-	}
-	var b strings.Builder
-	n := 0
-	for _, c := range q {
-		if c == '?' {
-			n++
-			fmt.Fprintf(&b, "$%d", n)
-			continue
-		}
-		b.WriteRune(c)
-	}
-	return b.String()
-}
+func (s *Store) bind(q string) string { return sqldb.Bind(s.postgres, q) }
 
 func micros(t time.Time) int64 { return t.UTC().UnixMicro() }
 
