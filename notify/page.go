@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"html/template"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -28,7 +29,8 @@ func (s *Service) mountPages(mux *http.ServeMux) {
 	mux.HandleFunc("GET /subscriptions", s.page)
 	mux.HandleFunc("GET /subscriptions.json", s.pageJSON)
 	mux.HandleFunc("POST /subscribe", s.subscribe)
-	mux.HandleFunc("GET /confirm", s.confirm)
+	mux.HandleFunc("GET /confirm", s.confirmPage)
+	mux.HandleFunc("POST /confirm", s.confirm)
 	mux.HandleFunc("GET /unsubscribe", s.unsubscribePage)
 	mux.HandleFunc("POST /unsubscribe", s.unsubscribe)
 }
@@ -236,9 +238,13 @@ func days(d time.Duration) string {
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
-func (s *Service) message(w http.ResponseWriter, code int, title, text string, subs []Subscription, tokens []string) {
+// button is a message page's one form: what a link asks for is done by
+// it, never by the GET, since mail scanners follow links.
+type button struct{ ID, Action, Label string }
+
+func (s *Service) message(w http.ResponseWriter, code int, title, text string, subs []Subscription, do *button) {
 	var b bytes.Buffer
-	if err := msgTmpl.Execute(&b, map[string]any{"Title": title, "Text": text, "Subs": views(subs), "Tokens": tokens}); err != nil {
+	if err := msgTmpl.Execute(&b, map[string]any{"Title": title, "Text": text, "Subs": views(subs), "Button": do}); err != nil {
 		http.Error(w, "page failed", http.StatusInternalServerError)
 		return
 	}
@@ -247,6 +253,19 @@ func (s *Service) message(w http.ResponseWriter, code int, title, text string, s
 	w.Write(b.Bytes())
 }
 
+// confirmPage shows the button that confirms: a GET changes nothing, so a
+// scanner opening the mailed link subscribes no one.
+func (s *Service) confirmPage(w http.ResponseWriter, r *http.Request) {
+	token := r.URL.Query().Get("token")
+	if token == "" {
+		s.message(w, http.StatusNotFound, "Not confirmed", "This confirmation link has no token: open the link as it was mailed.", nil, nil)
+		return
+	}
+	s.message(w, http.StatusOK, "Confirm the subscription", "Mail matching results to the address this link was sent to?", nil,
+		&button{ID: "confirm", Action: "/confirm?" + url.Values{"token": {token}}.Encode(), Label: "Confirm"})
+}
+
+// confirm activates the subscription of the link's token: the page's button.
 func (s *Service) confirm(w http.ResponseWriter, r *http.Request) {
 	sub, err := s.store.Confirm(r.Context(), r.URL.Query().Get("token"))
 	switch {
@@ -276,7 +295,8 @@ func (s *Service) unsubscribePage(w http.ResponseWriter, r *http.Request) {
 		s.message(w, http.StatusNotFound, "Unsubscribe", "This link stops no subscription: it is unknown, or they were stopped already.", nil, nil)
 		return
 	}
-	s.message(w, http.StatusOK, "Unsubscribe", "Stop these subscriptions?", subs, tokens)
+	s.message(w, http.StatusOK, "Unsubscribe", "Stop these subscriptions?", subs,
+		&button{ID: "unsubscribe", Action: "/unsubscribe?" + url.Values{"t": tokens}.Encode(), Label: "Unsubscribe"})
 }
 
 // unsubscribe removes the subscriptions of the link's tokens: the page's
@@ -368,6 +388,6 @@ var msgTmpl = template.Must(template.New("notify-message").Parse(`<!doctype html
 <h1>{{.Title}}</h1><p id="message">{{.Text}}</p>
 {{if .Subs}}<table id="subscriptions"><tr><th>#</th><th>Target</th><th>Results</th></tr>
 {{range .Subs}}<tr><td class="n">{{.ID}}</td><td>{{.Target}}</td><td>{{.Filter}}</td></tr>{{end}}</table>{{end}}
-{{if .Tokens}}<form id="unsubscribe" method="post" action="/unsubscribe?{{range $i, $t := .Tokens}}{{if $i}}&{{end}}t={{$t}}{{end}}">
-<input type="hidden" name="List-Unsubscribe" value="One-Click"><p><button type="submit">Unsubscribe</button></p></form>{{end}}
+{{with .Button}}<form id="{{.ID}}" method="post" action="{{.Action}}">
+{{if eq .ID "unsubscribe"}}<input type="hidden" name="List-Unsubscribe" value="One-Click">{{end}}<p><button type="submit">{{.Label}}</button></p></form>{{end}}
 </main></body></html>`))
