@@ -453,3 +453,29 @@ func TestRegressionsOnly(t *testing.T) {
 		t.Errorf("digests list %v, want %d and %d", all, regressed, last)
 	}
 }
+
+// Results from many CI systems reach one ResultsDB: a subscription to one
+// origin gets that system's results only, told apart by the origin the
+// events carry.
+func TestSubscriptionToOneOrigin(t *testing.T) {
+	r := newRig(t, rigOptions{window: "1s"})
+	r.startSMTP()
+	r.cli("subscribe", "--email", "kernel@example.org", "--origin", "ci_kernel", "--outcome", "FAILED")
+	r.cli("subscribe", "--email", "fedora@example.org", "--origin", "taskotron", "--outcome", "FAILED")
+	_, token, err := r.tokens.AddToken(t.Context(), "ci_kernel")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.start()
+	theirs := r.postAs(token, "FAILED", "ltp.sem01", "kernel-6.1-1.fc40", "x86_64", "")
+	ours := r.post("FAILED", "dist.rpmlint", "kernel-6.1-1.fc40", "x86_64", "")
+	eventually(t, 30*time.Second, "a digest to each address", func() bool {
+		return len(r.mailsTo("kernel@example.org")) == 1 && len(r.mailsTo("fedora@example.org")) == 1
+	})
+	if ids := resultsIn(r.mailsTo("kernel@example.org")[0].Body); len(ids) != 1 || ids[0] != theirs {
+		t.Errorf("ci_kernel's subscriber got results %v, want [%d]", ids, theirs)
+	}
+	if ids := resultsIn(r.mailsTo("fedora@example.org")[0].Body); len(ids) != 1 || ids[0] != ours {
+		t.Errorf("taskotron's subscriber got results %v, want [%d]", ids, ours)
+	}
+}

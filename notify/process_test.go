@@ -123,6 +123,7 @@ type rig struct {
 	maildir  string
 	page     string
 	results  string // ResultsDB's root URL
+	tokens   resultsdb.TokenStore
 	db       string // the notifier's store
 	smtp     *exec.Cmd
 	proc     *exec.Cmd
@@ -162,8 +163,10 @@ func newRig(t *testing.T, o rigOptions) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(resultsdb.NewServer(store, resultsdb.Options{Events: true, AdditionalOutcomes: []string{"ABORTED", "CRASHED"}}))
-	r.results = srv.URL
+	// With origins, as the central server runs it: each result and event
+	// names the system that submitted it.
+	srv := httptest.NewServer(resultsdb.NewServer(store, resultsdb.Options{Events: true, Origins: true, AdditionalOutcomes: []string{"ABORTED", "CRASHED"}}))
+	r.results, r.tokens = srv.URL, store.(resultsdb.TokenStore)
 	ctx, cancel := context.WithCancel(context.Background())
 	pub := resultsdb.NewPublisher(store, resultsdb.PublisherOptions{URL: amqpURL(), Exchange: r.exchange, BaseURL: srv.URL, Poll: 200 * time.Millisecond})
 	pubDone := make(chan struct{})
@@ -303,9 +306,20 @@ func (r *rig) stopSMTP() {
 // post submits one result to ResultsDB and returns its id.
 func (r *rig) post(outcome, testcase, item, arch, note string) int64 {
 	r.t.Helper()
+	return r.postAs("", outcome, testcase, item, arch, note)
+}
+
+// postAs posts a result with an origin's token (none: the default origin).
+func (r *rig) postAs(token, outcome, testcase, item, arch, note string) int64 {
+	r.t.Helper()
 	body, _ := json.Marshal(map[string]any{"outcome": outcome, "testcase": map[string]any{"name": testcase}, "note": note,
 		"data": map[string]any{"item": item, "type": "koji_build", "arch": arch}})
-	resp, err := http.Post(r.results+"/api/v2.0/results", "application/json", bytes.NewReader(body))
+	req, _ := http.NewRequest(http.MethodPost, r.results+"/api/v2.0/results", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		r.t.Fatal(err)
 	}
