@@ -103,7 +103,7 @@ func TestEmailDigestOverSMTP(t *testing.T) {
 		s := r.subs()
 		return s[0].LastDelivered != nil && s[0].Failures == 0 && s[0].Pending == 0 && s[1].LastDelivered == nil
 	})
-	if page := r.pageHTML(); !strings.Contains(page, "mailto:packager@example.org") || !strings.Contains(page, "item python-*, testcase dist.*") {
+	if page := r.pageHTML(); !strings.Contains(page, "mailto:p…@example.org") || !strings.Contains(page, "item python-*, testcase dist.*") {
 		t.Errorf("page:\n%s", page)
 	}
 	resp, err = http.Get(r.page + "/metrics")
@@ -160,7 +160,7 @@ func TestKilledNotifierAndSMTPOutageLoseAndRepeatNothing(t *testing.T) {
 		s := r.subs()
 		return len(s) == 1 && s[0].Failures >= 2 && s[0].NextRetry != nil && strings.Contains(s[0].LastError, "127.0.0.1")
 	})
-	if page := r.pageHTML(); !strings.Contains(page, "Failing deliveries") || !strings.Contains(page, "mailto:packager@example.org") {
+	if page := r.pageHTML(); !strings.Contains(page, "Failing deliveries") || !strings.Contains(page, "mailto:p…@example.org") {
 		t.Errorf("page does not show the failing delivery:\n%s", page)
 	}
 	// One more kill while it backs off, then a result delivered twice by

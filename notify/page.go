@@ -44,10 +44,21 @@ type view struct {
 	State  string `json:"state"`
 }
 
+// maskAddress keeps an address's first letter and its domain: the page is
+// public, and tells the owner and ops (who have notify list) enough.
+func maskAddress(a string) string {
+	at := strings.LastIndexByte(a, '@')
+	if at < 1 {
+		return a
+	}
+	return a[:1] + "…" + a[at:]
+}
+
 func views(subs []Subscription) []view {
 	out := make([]view, len(subs))
 	for i, sub := range subs {
 		sub.Webhook = redact.URL(sub.Webhook)
+		sub.Email = maskAddress(sub.Email)
 		st := "ok"
 		switch {
 		case sub.Failures > 0:
