@@ -2,6 +2,7 @@ package notify
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -175,6 +176,16 @@ func (d *deliverer) deliverWebhook(ctx context.Context, t Due) {
 		for _, n := range ns {
 			if err := post(ctx, d.http, sub, n, time.Now()); err != nil {
 				if ctx.Err() != nil {
+					return
+				}
+				if errors.Is(err, errGone) {
+					bctx, cancel := bookkeeping(ctx)
+					if e := d.store.Remove(bctx, sub.ID); e != nil {
+						d.log.Error("notify: removing a gone webhook's subscription", "subscription", sub.ID, "err", e)
+					} else {
+						d.log.Warn("notify: subscription removed", "subscription", sub.ID, "err", err)
+					}
+					cancel()
 					return
 				}
 				d.failed(ctx, []int64{sub.ID}, t.Failures+1, err, "subscription", sub.ID)

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -477,5 +478,36 @@ func TestSubscriptionToOneOrigin(t *testing.T) {
 	}
 	if ids := resultsIn(r.mailsTo("fedora@example.org")[0].Body); len(ids) != 1 || ids[0] != ours {
 		t.Errorf("taskotron's subscriber got results %v, want [%d]", ids, ours)
+	}
+}
+
+// A receiver that answers 410 Gone is gone for good: its subscription
+// ends, with nothing more sent to it, while the others go on.
+func TestWebhookGoneEndsItsSubscription(t *testing.T) {
+	r := newRig(t, rigOptions{})
+	var calls atomic.Int32
+	gone := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		calls.Add(1)
+		w.WriteHeader(http.StatusGone)
+	}))
+	defer gone.Close()
+	good := newReceiver(t, "good-secret", false)
+	for _, s := range []struct{ name, url string }{{"gone", gone.URL + "/hook"}, {"good", good.srv.URL + "/hook"}} {
+		f := filepath.Join(r.dir, s.name+".secret")
+		if err := os.WriteFile(f, []byte("good-secret\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		r.cli("subscribe", "--webhook", s.url, "--secret-file", f, "--item", "python-*")
+	}
+	r.start()
+	r.post("FAILED", "dist.rpmlint", "python-g1-1-1.fc40", "x86_64", "")
+	eventually(t, 30*time.Second, "the gone webhook's subscription ends", func() bool { return len(r.subs()) == 1 })
+	if s := r.subs(); !strings.HasPrefix(s[0].Target, good.srv.URL) {
+		t.Errorf("left: %+v", s)
+	}
+	r.post("FAILED", "dist.rpmlint", "python-g2-1-1.fc40", "x86_64", "")
+	eventually(t, 30*time.Second, "the other webhook gets both results", func() bool { got, _, _ := good.snapshot(); return len(got) >= 2 })
+	if n := calls.Load(); n != 1 {
+		t.Errorf("the gone receiver was called %d times, want once", n)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -61,6 +62,10 @@ func webhookClient(timeout time.Duration) *http.Client {
 
 // post sends one notification to a subscription's webhook. Any 2xx
 // answer is delivery; anything else is a failure to back off from.
+// errGone is a webhook's 410: its receiver says it is gone for good, as
+// GitHub's and Slack's receivers do, so its subscription ends.
+var errGone = errors.New("the receiver is gone for good: its subscription ends")
+
 func post(ctx context.Context, client *http.Client, sub Subscription, n Notification, now time.Time) error {
 	body, err := json.Marshal(WebhookBody{Delivery: n.Key(), Subscription: sub.ID, SentAt: now.UTC().Format(time.RFC3339),
 		Regression: n.Previous != nil, Result: n.Result, Previous: n.Previous})
@@ -83,6 +88,9 @@ func post(ctx context.Context, client *http.Client, sub Subscription, n Notifica
 	}
 	defer resp.Body.Close()
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode == http.StatusGone {
+		return fmt.Errorf("webhook %s answered %s: %w", redact.URL(sub.Webhook), resp.Status, errGone)
+	}
 	if resp.StatusCode/100 != 2 {
 		return fmt.Errorf("webhook %s answered %s", redact.URL(sub.Webhook), resp.Status)
 	}
