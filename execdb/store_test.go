@@ -2,26 +2,16 @@ package execdb
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
+	"github.com/taskotron-go/taskotron/sqldb/sqldbtest"
 
 	"github.com/taskotron-go/taskotron/contract"
 )
-
-func postgresURL() string {
-	if u := os.Getenv("RESULTSDB_TEST_POSTGRES"); u != "" {
-		return u
-	}
-	return "postgres://postgres@127.0.0.1:5432/test"
-}
 
 // openTestStore opens a fresh store: a new SQLite file, or a new schema
 // in the PostgreSQL test database, dropped afterwards.
@@ -36,28 +26,11 @@ func openTestStore(t testing.TB, kind string) *Store {
 		t.Cleanup(func() { s.Close() })
 		return s
 	}
-	b := make([]byte, 6)
-	rand.Read(b)
-	schema := "exectest_" + hex.EncodeToString(b)
-	conn, err := pgx.Connect(ctx, postgresURL())
-	if err != nil {
-		t.Fatalf("PostgreSQL is needed for this test and is not reachable at %s: %v", postgresURL(), err)
-	}
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatal(err)
-	}
-	conn.Close(ctx)
-	s, err := Open(ctx, postgresURL()+"?search_path="+schema)
+	s, err := Open(ctx, sqldbtest.FreshSchema(t, "exectest"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		s.Close()
-		if conn, err := pgx.Connect(ctx, postgresURL()); err == nil {
-			conn.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE")
-			conn.Close(ctx)
-		}
-	})
+	t.Cleanup(func() { s.Close() })
 	return s
 }
 

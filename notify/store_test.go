@@ -1,52 +1,20 @@
 package notify
 
 import (
-	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
+	"github.com/taskotron-go/taskotron/sqldb/sqldbtest"
 )
 
-func postgresURL() string {
-	if u := os.Getenv("RESULTSDB_TEST_POSTGRES"); u != "" {
-		return u
-	}
-	return "postgres://postgres@127.0.0.1:5432/test"
-}
-
-// freshSchema makes a new schema in the PostgreSQL test database, dropped
-// when the test ends, and returns the DSN that uses it.
-func freshSchema(t testing.TB) string {
-	t.Helper()
-	ctx := context.Background()
-	b := make([]byte, 6)
-	rand.Read(b)
-	schema := "notifytest_" + hex.EncodeToString(b)
-	conn, err := pgx.Connect(ctx, postgresURL())
-	if err != nil {
-		t.Fatalf("PostgreSQL is needed for this test and is not reachable at %s: %v", postgresURL(), err)
-	}
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatal(err)
-	}
-	conn.Close(ctx)
-	t.Cleanup(func() {
-		if conn, err := pgx.Connect(ctx, postgresURL()); err == nil {
-			conn.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE")
-			conn.Close(ctx)
-		}
-	})
-	return postgresURL() + "?search_path=" + schema
-}
+// freshSchema is a new schema in the PostgreSQL test database, dropped
+// when the test ends: the DSN that uses it.
+func freshSchema(t testing.TB) string { return sqldbtest.FreshSchema(t, "notifytest") }
 
 func eachStore(t *testing.T, fn func(t *testing.T, s *Store)) {
 	for _, kind := range []string{"sqlite", "postgres"} {

@@ -73,11 +73,8 @@ func (s *sqlStore) CreateResult(ctx context.Context, in NewResult) (Result, erro
 	if r.err != nil {
 		return Result{}, r.err
 	}
-	if in.Event && s.notify != nil {
-		select {
-		case s.notify <- struct{}{}:
-		default:
-		}
+	if in.Event {
+		s.wakePublisher()
 	}
 	return r.res, nil
 }
@@ -111,13 +108,22 @@ func (s *sqlStore) CreateResults(ctx context.Context, batch []NewResult) ([]Resu
 		out[i] = r.res
 		events = events || r.in.Event
 	}
-	if events && s.notify != nil {
-		select {
-		case s.notify <- struct{}{}:
-		default:
-		}
+	if events {
+		s.wakePublisher()
 	}
 	return out, nil
+}
+
+// wakePublisher tells the events publisher, if one listens, that the
+// outbox has new entries.
+func (s *sqlStore) wakePublisher() {
+	if s.notify == nil {
+		return
+	}
+	select {
+	case s.notify <- struct{}{}:
+	default:
+	}
 }
 
 func (s *sqlStore) writeLoop() {
@@ -153,12 +159,11 @@ func (s *sqlStore) commit(batch []*writeRequest) {
 	defer cancel()
 	s.prepare(ctx, batch)
 	err := s.tx(ctx, func(tx *sql.Tx) error { return s.insertResults(ctx, tx, batch) })
-	if err == nil || len(batch) == 1 {
-		for _, r := range batch {
-			if err != nil {
-				r.res, r.err = Result{}, err
-			}
-		}
+	switch {
+	case err == nil:
+		return
+	case len(batch) == 1:
+		batch[0].res, batch[0].err = Result{}, err
 		return
 	}
 	for _, r := range batch {

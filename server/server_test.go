@@ -3,9 +3,7 @@ package server
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"os"
@@ -14,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
+	"github.com/taskotron-go/taskotron/sqldb/sqldbtest"
 
 	"github.com/taskotron-go/taskotron/config"
 	"github.com/taskotron-go/taskotron/contract"
@@ -361,31 +359,4 @@ func TestRetentionPrunesOldExecutionsTheirLogsAndArtifacts(t *testing.T) {
 
 // freshSchema makes a schema of its own in the PostgreSQL test database,
 // dropped at the end, and returns a DSN that uses it.
-func freshSchema(tb testing.TB) string {
-	tb.Helper()
-	dsn := "postgres://postgres@127.0.0.1:5432/test"
-	if u := os.Getenv("RESULTSDB_TEST_POSTGRES"); u != "" {
-		dsn = u
-	}
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		tb.Fatalf("PostgreSQL is needed and is not reachable at %s (set RESULTSDB_TEST_POSTGRES): %v", dsn, err)
-	}
-	defer conn.Close(ctx)
-	schema := fmt.Sprintf("serverbench_%x", rand.Uint64())
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() {
-		if conn, err := pgx.Connect(ctx, dsn); err == nil {
-			conn.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE")
-			conn.Close(ctx)
-		}
-	})
-	sep := "?"
-	if strings.Contains(dsn, "?") {
-		sep = "&"
-	}
-	return dsn + sep + "search_path=" + schema
-}
+func freshSchema(tb testing.TB) string { return sqldbtest.FreshSchema(tb, "serverbench") }

@@ -92,9 +92,9 @@ func runSubscribe(ctx context.Context, g *globals, args []string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	store, err := notify.Open(ctx, g.cfg.Notify.DB)
+	store, err := openNotifyStore(ctx, g)
 	if err != nil {
-		return fmt.Errorf("notify.db: %w", err)
+		return err
 	}
 	defer store.Close()
 	if err := store.Add(ctx, &sub); err != nil {
@@ -119,9 +119,9 @@ func runSubscriptions(ctx context.Context, g *globals, args []string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	store, err := notify.Open(ctx, g.cfg.Notify.DB)
+	store, err := openNotifyStore(ctx, g)
 	if err != nil {
-		return fmt.Errorf("notify.db: %w", err)
+		return err
 	}
 	defer store.Close()
 	subs, err := store.List(ctx)
@@ -159,9 +159,9 @@ func runUnsubscribe(ctx context.Context, g *globals, args []string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	store, err := notify.Open(ctx, g.cfg.Notify.DB)
+	store, err := openNotifyStore(ctx, g)
 	if err != nil {
-		return fmt.Errorf("notify.db: %w", err)
+		return err
 	}
 	defer store.Close()
 	if err := store.Remove(ctx, id); err != nil {
@@ -169,4 +169,13 @@ func runUnsubscribe(ctx context.Context, g *globals, args []string) error {
 	}
 	fmt.Fprintf(g.stdout, "subscription %d removed\n", id)
 	return nil
+}
+
+// openNotifyStore opens the subscriptions of notify.db for one command.
+func openNotifyStore(ctx context.Context, g *globals) (*notify.Store, error) {
+	store, err := notify.Open(ctx, g.cfg.Notify.DB)
+	if err != nil {
+		return nil, fmt.Errorf("notify.db: %w", err)
+	}
+	return store, nil
 }
