@@ -108,6 +108,12 @@ type JobPathStep struct {
 	// worker's children (bwrap and the task).
 	RoleCPU  map[string]time.Duration
 	ChildCPU time.Duration
+	// BrokerCPU is RabbitMQ's (zero where its process is not found here),
+	// HarnessCPU this benchmark's own (publishers, backlog polls), and
+	// MachineCPU everything the machine did over the step, per job: what
+	// is left of it beside the roles, their children, the broker and the
+	// harness is the kernel's and others' work.
+	BrokerCPU, HarnessCPU, MachineCPU time.Duration
 	// Unseen counts the latency step's jobs whose results had not shown
 	// when it ended: their latencies are lower bounds.
 	Unseen int
@@ -161,6 +167,8 @@ type jobPath struct {
 	taskDir string
 	seq     atomic.Int64
 	cleanup []func()
+	// brokerPID is RabbitMQ's process here, 0 where it is elsewhere.
+	brokerPID int
 }
 
 // RunJobPath runs the benchmark. An error means it could not run.
@@ -234,7 +242,7 @@ func RunJobPath(ctx context.Context, cfg JobPathConfig) (*JobPathReport, error) 
 }
 
 func startJobPath(ctx context.Context, cfg JobPathConfig) (*jobPath, error) {
-	p := &jobPath{cfg: cfg, log: cfg.Log, dir: cfg.Dir}
+	p := &jobPath{cfg: cfg, log: cfg.Log, dir: cfg.Dir, brokerPID: rabbitMQPID()}
 	var err error
 	if p.dir == "" {
 		if p.dir, err = os.MkdirTemp("", "taskotron-jobpath-"); err != nil {
@@ -416,6 +424,8 @@ func (p *jobPath) step(ctx context.Context, w *watcher, rate float64, latency bo
 	if err != nil {
 		return s, nil, err
 	}
+	broker0, _, _ := procCPU(p.brokerPID)
+	harness0, _, _ := procCPU(os.Getpid())
 	busy0, total0 := machineCPU()
 	done0 := w.count.Load()
 	var sent atomic.Int64
@@ -493,9 +503,17 @@ send:
 	if cerr != nil {
 		return s, nil, cerr
 	}
+	perJob := func(d time.Duration) time.Duration { return d / time.Duration(max(1, s.Sent)) }
 	if busy1, total1 := machineCPU(); total1 > total0 {
 		s.Busy = float64(busy1-busy0) / float64(total1-total0)
+		s.MachineCPU = perJob(time.Duration(busy1-busy0) * 10 * time.Millisecond)
 	}
+	if p.brokerPID != 0 {
+		broker1, _, _ := procCPU(p.brokerPID)
+		s.BrokerCPU = perJob(broker1 - broker0)
+	}
+	harness1, _, _ := procCPU(os.Getpid())
+	s.HarnessCPU = perJob(harness1 - harness0)
 	s.RoleCPU = map[string]time.Duration{}
 	for name, c := range cpu1.own {
 		s.RoleCPU[name] = (c - cpu0.own[name]) / time.Duration(max(1, s.Sent))
@@ -566,6 +584,23 @@ func (p *jobPath) cpu() (roleCPU, error) {
 		}
 	}
 	return c, nil
+}
+
+// rabbitMQPID finds RabbitMQ's Erlang VM among this machine's processes
+// (0 when it runs elsewhere): its command line boots the rabbit application.
+func rabbitMQPID() int {
+	dirs, _ := os.ReadDir("/proc")
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		cmd, err := os.ReadFile("/proc/" + d.Name() + "/cmdline")
+		if err == nil && strings.Contains(string(cmd), "beam.smp") && strings.Contains(string(cmd), "\x00rabbit\x00boot\x00") {
+			return pid
+		}
+	}
+	return 0
 }
 
 // procCPU reads a process's user+system time and that of its children

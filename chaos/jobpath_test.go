@@ -108,14 +108,14 @@ func (r *JobPathReport) Table(w io.Writer) {
 	for _, row := range rows {
 		fmt.Fprintf(w, "| %s | %s | %s |\n", row[0], row[1], row[2])
 	}
-	fmt.Fprintf(w, "\n| rate asked | sent/s | backlog at end (growth) | drained in | pipeline CPU/job | children CPU/job | machine busy | held |\n|---|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(w, "\n| rate asked | sent/s | backlog at end (growth) | drained in | pipeline CPU/job | children CPU/job | RabbitMQ, harness CPU/job | machine CPU/job | machine busy | held |\n|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, s := range append(slices.Clone(r.Steps), r.LatencyStep) {
 		held := "yes"
 		if !s.Sustained {
 			held = "no: " + s.Why
 		}
-		fmt.Fprintf(w, "| %.0f | %.0f | %d (%+d) | %s | %.2f ms | %.2f ms | %.0f%% | %s |\n", s.Rate, s.SentRate, s.Backlog, s.Growth,
-			s.Drain.Round(100*time.Millisecond), ms(s.PipelineCPU()), ms(s.ChildCPU), 100*s.Busy, held)
+		fmt.Fprintf(w, "| %.0f | %.0f | %d (%+d) | %s | %.2f ms | %.2f ms | %.2f ms, %.2f ms | %.2f ms | %.0f%% | %s |\n", s.Rate, s.SentRate, s.Backlog, s.Growth,
+			s.Drain.Round(100*time.Millisecond), ms(s.PipelineCPU()), ms(s.ChildCPU), ms(s.BrokerCPU), ms(s.HarnessCPU), ms(s.MachineCPU), 100*s.Busy, held)
 	}
 	fmt.Fprintln(w, "(the last row is the latency step, polled every 10 ms: its CPU includes the polls)")
 	fmt.Fprintln(w)

@@ -7,14 +7,22 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
+	"sync"
 )
 
 // Extra holds the keys of a map that a type does not name.
 type Extra map[string]any
 
+// knownKeysCache holds knownKeys per type: read-only once stored.
+var knownKeysCache sync.Map
+
 // knownKeys lists the JSON names of a struct's tagged fields.
 func knownKeys(t reflect.Type) map[string]bool {
+	if keys, ok := knownKeysCache.Load(t); ok {
+		return keys.(map[string]bool)
+	}
 	keys := map[string]bool{}
+	defer knownKeysCache.Store(t, keys)
 	for i := 0; i < t.NumField(); i++ {
 		tag := t.Field(i).Tag.Get("json")
 		name, _, _ := strings.Cut(tag, ",")
@@ -78,10 +86,18 @@ func splitExtra(data []byte, known any) (Extra, error) {
 	names := knownKeys(reflect.TypeOf(known).Elem())
 	exact := make(map[string]json.RawMessage, len(raw))
 	var extra Extra
+	// Where no extra key folds to a known name, the known part decodes
+	// from data itself (extra keys are ignored then): one decode fewer,
+	// and no re-encoding, which for results with long details was most
+	// of the cost.
+	clash := false
 	for k, v := range raw {
 		if names[k] {
 			exact[k] = v
 			continue
+		}
+		for name := range names {
+			clash = clash || strings.EqualFold(k, name)
 		}
 		dec := json.NewDecoder(bytes.NewReader(v))
 		dec.UseNumber()
@@ -94,9 +110,12 @@ func splitExtra(data []byte, known any) (Extra, error) {
 		}
 		extra[k] = val
 	}
-	knownJSON, err := json.Marshal(exact)
-	if err != nil {
-		return nil, err
+	knownJSON := data
+	if clash {
+		var err error
+		if knownJSON, err = json.Marshal(exact); err != nil {
+			return nil, err
+		}
 	}
 	if err := json.Unmarshal(knownJSON, known); err != nil {
 		var typeErr *json.UnmarshalTypeError

@@ -79,10 +79,16 @@ type Execution struct {
 	ExitCode        int      `json:"exit_code"`
 	Artifacts       string   `json:"artifacts"`
 	Results         []Result `json:"results"`
-	Item            string   `json:"item,omitempty"`
-	ItemType        string   `json:"item_type,omitempty"`
-	TaskName        string   `json:"taskname,omitempty"`
-	Arch            string   `json:"arch,omitempty"`
+	// ResultsFile, when set, holds the results instead of Results (which
+	// is then empty): one JSON result per line, ResultCount of them, which
+	// the runner writes when a task's output has more results than it
+	// keeps in memory. results.Each reads either.
+	ResultsFile string `json:"results_file,omitempty"`
+	ResultCount int    `json:"result_count,omitempty"`
+	Item        string `json:"item,omitempty"`
+	ItemType    string `json:"item_type,omitempty"`
+	TaskName    string `json:"taskname,omitempty"`
+	Arch        string `json:"arch,omitempty"`
 	// Outcome is the verdict of a run that broke (NOT_OK): ABORTED when the
 	// infrastructure or a limit stopped it, CRASHED when it fell over, or
 	// the outcome the runner chose for its terminal result.
@@ -96,6 +102,15 @@ type Execution struct {
 	// for the reporter to deliver.
 	BodhiComments []BodhiComment `json:"bodhi_comments,omitempty"`
 	Extra         Extra          `json:"-"`
+}
+
+// NumResults is how many results the execution has, in Results or in
+// ResultsFile.
+func (e Execution) NumResults() int {
+	if e.ResultsFile != "" {
+		return e.ResultCount
+	}
+	return len(e.Results)
 }
 
 // Result is one verdict on one item (design §2.7). Keys other than the named

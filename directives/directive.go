@@ -12,7 +12,6 @@ import (
 	"sync"
 
 	"github.com/taskotron-go/taskotron/config"
-	"github.com/taskotron-go/taskotron/contract"
 	"github.com/taskotron-go/taskotron/runner/formula"
 )
 
@@ -73,27 +72,18 @@ type Env struct {
 	// action's log files in the artifacts); nil discards.
 	Stdout, Stderr io.Writer
 
+	// ResultsSpill is the file results go to once there are more than a
+	// run keeps in memory (MemoryResults): the runner's, out of the task's
+	// sight. Empty keeps them all in memory.
+	ResultsSpill string
+
 	mu       sync.Mutex
-	results  []contract.Result
+	results  resultSet
 	exitCode int
 }
 
 // Expand substitutes the formula variables in v (see formula.Expand).
 func (e *Env) Expand(v any) (any, error) { return formula.Expand(v, e.Vars) }
-
-// AddResults hands results to the reporter at the end of the run.
-func (e *Env) AddResults(rs []contract.Result) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.results = append(e.results, rs...)
-}
-
-// Results returns the results added so far.
-func (e *Env) Results() []contract.Result {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return append([]contract.Result(nil), e.results...)
-}
 
 // SetExitCode records an exitcode directive's verdict; the worst one wins.
 func (e *Env) SetExitCode(code int) {

@@ -1,6 +1,7 @@
 package directives
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -15,7 +16,8 @@ import (
 	"github.com/taskotron-go/taskotron/results"
 )
 
-// maxResultsFile caps a results file read by a directive.
+// maxResultsFile caps a results file read whole by a directive (ResultYAML;
+// TAP13 streams).
 const maxResultsFile = 64 << 20
 
 // defaults are what task output leaves out, taken from the run's variables.
@@ -63,6 +65,21 @@ func resultsInput(params map[string]any, env *Env, key string) ([]byte, error) {
 // readRunFile reads a file named by a formula: relative to the task folder,
 // or absolute inside the task, work or artifacts folder.
 func readRunFile(env *Env, name string) ([]byte, error) {
+	f, err := openRunFile(env, name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	// Capped as it is read: a pipe or a file still growing has no size yet.
+	data, err := capped.ReadAll(f, maxResultsFile)
+	if err != nil {
+		return nil, fmt.Errorf("file %q: %w", name, err)
+	}
+	return data, nil
+}
+
+// openRunFile opens a file named by a formula (see readRunFile).
+func openRunFile(env *Env, name string) (*os.File, error) {
 	path := name
 	if !filepath.IsAbs(path) {
 		path = filepath.Join(env.TaskDir, name)
@@ -75,13 +92,7 @@ func readRunFile(env *Env, name string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("file %q: %w", name, err)
 	}
-	defer f.Close()
-	// Capped as it is read: a pipe or a file still growing has no size yet.
-	data, err := capped.ReadAll(f, maxResultsFile)
-	if err != nil {
-		return nil, fmt.Errorf("file %q: %w", name, err)
-	}
-	return data, nil
+	return f, nil
 }
 
 // parseResults reads task output with the run's defaults.
@@ -126,12 +137,12 @@ func jsonToPlain(v any) any {
 // resultsdb checks task output and hands its results to the reporter
 // (reference §2.4): results (TAP13 or ResultYAML) or file. Results that
 // could be read are handed over even when others could not; the action
-// still fails then, so the run is marked broken.
+// still fails then, so the run is marked broken. A TAP13 file is read as a
+// stream, a test at a time, so its length does not matter; its results go
+// to the run's spill file past MemoryResults. The action's value (for
+// export) is its results as ResultYAML, or, past MemoryResults, a line
+// saying how many there were.
 func resultsdb(ctx context.Context, params map[string]any, env *Env) (any, error) {
-	data, err := resultsInput(params, env, "results")
-	if err != nil {
-		return nil, err
-	}
 	d := env.defaults()
 	if f := env.Config.Reporter.Namespaces; f != "" {
 		ns, err := results.LoadNamespaces(f)
@@ -140,15 +151,80 @@ func resultsdb(ctx context.Context, params map[string]any, env *Env) (any, error
 		}
 		d.Namespaces = ns
 	}
-	rs, perr := results.ParseOutput(data, d)
-	env.AddResults(rs)
+	var own []contract.Result // this action's, for its value
+	count := 0
+	add := func(r contract.Result) error {
+		if err := env.AddResult(r); err != nil {
+			return Infra(err)
+		}
+		if count++; count <= MemoryResults {
+			own = append(own, r)
+		} else {
+			own = nil
+		}
+		return nil
+	}
+	perr := readResults(params, env, d, add)
 	if env.Log != nil {
-		env.Log.Info("results handed to the reporter", "action", env.ActionName, "count", len(rs))
+		env.Log.Info("results handed to the reporter", "action", env.ActionName, "count", count)
 	}
 	if perr != nil {
-		return nil, fmt.Errorf("task output: %w", perr)
+		return nil, perr
 	}
-	return ResultYAML(rs)
+	if count > MemoryResults {
+		return fmt.Sprintf("%d results (more than %d: not kept for export)", count, MemoryResults), nil
+	}
+	return ResultYAML(own)
+}
+
+// readResults reads the action's task output and hands each result to
+// add. A TAP13 file streams; anything else is read whole.
+func readResults(params map[string]any, env *Env, d results.Defaults, add func(contract.Result) error) error {
+	if _, hasResults := params["results"]; !hasResults {
+		if name, ok := params["file"].(string); ok && name != "" {
+			f, err := openRunFile(env, name)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			in := bufio.NewReaderSize(f, 64<<10)
+			if peek, _ := in.Peek(64 << 10); results.DetectFormat(peek) == results.FormatTAP {
+				_, err := results.StreamTAP(in, d, add)
+				return outputError(err)
+			}
+			data, err := capped.ReadAll(in, maxResultsFile)
+			if err != nil {
+				return fmt.Errorf("file %q: %w", name, err)
+			}
+			return addParsed(data, d, add)
+		}
+	}
+	data, err := resultsInput(params, env, "results")
+	if err != nil {
+		return err
+	}
+	return addParsed(data, d, add)
+}
+
+// addParsed hands what could be parsed to add, then says what could not.
+func addParsed(data []byte, d results.Defaults, add func(contract.Result) error) error {
+	rs, perr := results.ParseOutput(data, d)
+	for _, r := range rs {
+		if err := add(r); err != nil {
+			return err
+		}
+	}
+	return outputError(perr)
+}
+
+// outputError says that an error is the task output's, but for one of
+// keeping its results (the infrastructure's).
+func outputError(err error) error {
+	var infra *InfraError
+	if err == nil || errors.As(err, &infra) {
+		return err
+	}
+	return fmt.Errorf("task output: %w", err)
 }
 
 // exitcode sets the run's exit status from results (reference §2.4):

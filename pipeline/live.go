@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/taskotron-go/taskotron/contract"
+	"github.com/taskotron-go/taskotron/results"
 	"github.com/taskotron-go/taskotron/status"
 	"github.com/taskotron-go/taskotron/trigger"
 	"github.com/taskotron-go/taskotron/worker"
@@ -53,13 +54,7 @@ func (t *tally) progress(ops *status.Server) Progress {
 // worstOutcome is the outcome a job shows: the worst of its results, or
 // its execution status when it has none.
 func worstOutcome(exec contract.Execution) contract.Outcome {
-	var worst contract.Outcome
-	for _, r := range exec.Results {
-		if worst == "" {
-			worst = r.Outcome
-		}
-		worst = contract.Worst(worst, r.Outcome)
-	}
+	worst, _ := results.Worst(exec)
 	if worst == "" {
 		worst = contract.Outcome(exec.ExecutionStatus)
 	}

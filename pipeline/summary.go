@@ -9,6 +9,7 @@ import (
 
 	"github.com/taskotron-go/taskotron/contract"
 	"github.com/taskotron-go/taskotron/printable"
+	"github.com/taskotron-go/taskotron/results"
 	"github.com/taskotron-go/taskotron/trigger"
 )
 
@@ -99,13 +100,14 @@ func (t *tally) summary(url string) *Summary {
 			}
 			m.Jobs[j].Status = exec.ExecutionStatus
 			var worst contract.Outcome
-			for _, r := range exec.Results {
+			_ = results.Each(exec, func(r contract.Result) error {
 				m.Jobs[j].Outcomes = append(m.Jobs[j].Outcomes, ResultOutcome{CheckName: r.CheckName, Item: r.Item, Outcome: r.Outcome, Note: r.Note})
 				if worst == "" {
 					worst = r.Outcome
 				}
 				worst = contract.Worst(worst, r.Outcome)
-			}
+				return nil
+			})
 			m.Jobs[j].Outcome = worst
 		}
 		s.Messages[i] = m

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/taskotron-go/taskotron/contract"
+	"github.com/taskotron-go/taskotron/results"
 )
 
 // logBuffer collects log lines for assertions.
@@ -561,5 +563,91 @@ func TestRefusedConnectionSpoolsAtOnce(t *testing.T) {
 	}
 	if n := f.count("refused-1"); n != 2 {
 		t.Fatalf("stored %d after ResultsDB came back, want 2", n)
+	}
+}
+
+// An execution whose posts ResultsDB holds leaves no marker in the spool
+// (ResultsDB itself tells a second report that every post is there); one
+// whose posts wait in the spool is marked, so that a second report while
+// ResultsDB is away queues nothing twice.
+func TestReportedMarkerOnlyWhereResultsDBCannotTell(t *testing.T) {
+	f := &fakeResultsDB{}
+	srv, _ := startFake(t, f, 0)
+	spool := t.TempDir()
+	r, _ := newTestReporter(t, srv.URL, spool, nil)
+	ctx := context.Background()
+	e := execution("00000001-stored", 3)
+	for range 2 {
+		if err := r.Report(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := f.total(); n != 3 {
+		t.Fatalf("ResultsDB holds %d results after two reports of 3; want 3", n)
+	}
+	markers := func() []string {
+		names, _ := filepath.Glob(filepath.Join(spool, "reported", "*"))
+		return names
+	}
+	if m := markers(); len(m) != 0 {
+		t.Errorf("markers after a report ResultsDB took whole: %v", m)
+	}
+	srv.Close()
+	away := execution("00000002-spooled", 2)
+	for range 2 {
+		if err := r.Report(ctx, away); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if m := markers(); len(m) != 1 || filepath.Base(m[0]) != "00000002-spooled" {
+		t.Errorf("markers after a spooled report: %v; want the spooled execution's", m)
+	}
+	if n, err := r.Spooled(); err != nil || n != 2 {
+		t.Errorf("spooled after two reports of 2 posts while away = %d, %v; want 2", n, err)
+	}
+}
+
+// An execution whose results are in a file (a run with more than it holds
+// in memory) is delivered from the file, in order; a second report stores
+// nothing twice, and a file that is not there fails the report, naming it.
+func TestReportFromAResultsFile(t *testing.T) {
+	f := &fakeResultsDB{}
+	srv, _ := startFake(t, f, 0)
+	r, _ := newTestReporter(t, srv.URL, t.TempDir(), nil)
+	e := execution("00000003-from-file", 40)
+	e.Artifacts = t.TempDir()
+	out, err := os.Create(filepath.Join(e.Artifacts, "results.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := results.NewResultWriter(out)
+	for _, res := range e.Results {
+		if err := w.Write(res); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := errors.Join(w.Flush(), out.Close()); err != nil {
+		t.Fatal(err)
+	}
+	e.Results, e.ResultsFile, e.ResultCount = nil, "results.jsonl", w.Count()
+	ctx := context.Background()
+	for range 2 {
+		if err := r.Report(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := f.count(e.UUID); n != 40 {
+		t.Fatalf("ResultsDB holds %d of the file's 40 results", n)
+	}
+	f.mu.Lock()
+	second := f.results[1]["note"]
+	f.mu.Unlock()
+	if second != "0 warnings" {
+		t.Errorf("second result stored has note %v: out of order", second)
+	}
+	gone := execution("00000004-file-gone", 0)
+	gone.Artifacts, gone.ResultsFile, gone.ResultCount = t.TempDir(), "results.jsonl", 3
+	if err := r.Report(ctx, gone); err == nil || !strings.Contains(err.Error(), "results.jsonl") {
+		t.Errorf("report of a missing results file: %v; want an error naming it", err)
 	}
 }

@@ -23,7 +23,7 @@ import (
 //
 //	queue/<seq>-<uuid>-<index>.json       posts waiting, sent in <seq> order
 //	rejected/<uuid>-<index>.json          posts ResultsDB refused, with its message
-//	reported/<uuid>                       executions whose posts are all stored or queued
+//	reported/<uuid>                       executions reported with posts queued or refused, comments queued, or no post (where ResultsDB holds every post, it tells)
 //	comments/<seq>-<update>-<key>.json    Bodhi comments waiting, sent in <seq> order
 //	comments-rejected/<same name>         comments Bodhi refused, with its answer
 //	bodhi-comments.json                   which comments were made when (the span rule)

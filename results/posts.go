@@ -32,18 +32,15 @@ func Posts(exec contract.Execution, l Links) ([]contract.ResultsDBPost, error) {
 	if strings.TrimSpace(exec.UUID) == "" {
 		return nil, fmt.Errorf("execution has no uuid: cannot group its results")
 	}
-	results, err := ResultsToReport(exec)
+	posts := []contract.ResultsDBPost{}
+	poster := NewPoster(exec, l)
+	err := EachToReport(exec, func(res contract.Result) error {
+		p, err := poster.Post(res)
+		posts = append(posts, p)
+		return err
+	})
 	if err != nil {
 		return nil, err
-	}
-	posts := make([]contract.ResultsDBPost, 0, len(results))
-	poster := NewPoster(exec, l)
-	for _, res := range results {
-		p, err := poster.Post(res)
-		if err != nil {
-			return nil, err
-		}
-		posts = append(posts, p)
 	}
 	return posts, nil
 }
@@ -84,22 +81,37 @@ func Terminal(exec contract.Execution) (contract.Result, bool, error) {
 	if exec.ExecutionStatus != contract.ExecutionNotOK {
 		return contract.Result{}, false, nil
 	}
-	rs, err := ResultsToReport(contract.Execution{UUID: exec.UUID, ExecutionStatus: exec.ExecutionStatus, Status: exec.Status, ExitCode: exec.ExitCode,
-		Item: exec.Item, ItemType: exec.ItemType, TaskName: exec.TaskName, Arch: exec.Arch, Outcome: exec.Outcome, Namespace: exec.Namespace})
-	if err != nil || len(rs) == 0 {
-		return contract.Result{}, false, err
-	}
-	return rs[0], true, nil
+	res, err := terminalResult(exec)
+	return res, err == nil, err
 }
 
 // ResultsToReport is the execution's results, plus the terminal result of
-// an execution that ended NOT_OK without any.
+// an execution that ended NOT_OK without any (see EachToReport), in memory.
 func ResultsToReport(exec contract.Execution) ([]contract.Result, error) {
-	if len(exec.Results) > 0 || exec.ExecutionStatus != contract.ExecutionNotOK {
-		return exec.Results, nil
+	var rs []contract.Result
+	err := EachToReport(exec, func(r contract.Result) error { rs = append(rs, r); return nil })
+	return rs, err
+}
+
+// EachToReport calls fn with each result to report: the execution's (see
+// Each), or the terminal result of an execution that ended NOT_OK
+// without any.
+func EachToReport(exec contract.Execution, fn func(contract.Result) error) error {
+	if exec.NumResults() > 0 || exec.ExecutionStatus != contract.ExecutionNotOK {
+		return Each(exec, fn)
 	}
+	res, err := terminalResult(exec)
+	if err != nil {
+		return err
+	}
+	return fn(res)
+}
+
+// terminalResult is the verdict on an execution that ended NOT_OK without
+// results.
+func terminalResult(exec contract.Execution) (contract.Result, error) {
 	if exec.Item == "" || exec.ItemType == "" || exec.TaskName == "" {
-		return nil, fmt.Errorf("execution %s ended NOT_OK without results and without item, item_type or taskname: cannot report a terminal result", exec.UUID)
+		return contract.Result{}, fmt.Errorf("execution %s ended NOT_OK without results and without item, item_type or taskname: cannot report a terminal result", exec.UUID)
 	}
 	note := strings.TrimSpace(exec.Status)
 	if note == "" {
@@ -115,7 +127,7 @@ func ResultsToReport(exec contract.Execution) ([]contract.Result, error) {
 	if exec.Arch != "" {
 		res.Arch = contract.OneArch(exec.Arch)
 	}
-	return []contract.Result{res}, nil
+	return res, nil
 }
 
 // TerminalOutcome is the verdict on a run that did not finish, as the

@@ -19,7 +19,7 @@ func Broken(exec *contract.Execution, check, namespace string, outcome contract.
 	if exec.Results == nil {
 		exec.Results = []contract.Result{}
 	}
-	if len(exec.Results) > 0 {
+	if exec.NumResults() > 0 {
 		return
 	}
 	if check == "" {

@@ -81,6 +81,11 @@ const FormulaFile = "runtask.yml"
 // execution.json.
 const LogDir = "taskotron"
 
+// ResultsFile, in LogDir, holds the results of a run that had more than it
+// keeps in memory (directives.MemoryResults): one JSON result per line (see
+// contract.Execution.ResultsFile).
+const ResultsFile = "results.jsonl"
+
 var uuidRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
 
 // NewUUID makes an execution id the way libtaskotron did for standalone
@@ -280,7 +285,7 @@ func (r *Runner) run(ctx context.Context, in contract.RunnerInput, overrides map
 			}
 		}
 	}
-	exec.Results = sanitizeArtifacts(exec.Results, artifacts, log)
+	exec.Results = sanitizeArtifacts(exec.Results, artifacts, log) // a spilled run's were, as they were copied (takeResults)
 	removeOutsideLinks(artifacts, log)
 
 	if raw, err := json.MarshalIndent(exec, "", "  "); err == nil {
@@ -288,7 +293,7 @@ func (r *Runner) run(ctx context.Context, in contract.RunnerInput, overrides map
 			log.Error("execution.json not written", "error", err)
 		}
 	}
-	log.Info("run finished", "execution_status", exec.ExecutionStatus, "status", exec.Status, "exit_code", exec.ExitCode, "results", len(exec.Results))
+	log.Info("run finished", "execution_status", exec.ExecutionStatus, "status", exec.Status, "exit_code", exec.ExitCode, "results", exec.NumResults())
 	if ctx.Err() != nil {
 		return exec, fmt.Errorf("%w: %w", ErrInterrupted, context.Cause(ctx))
 	}
@@ -315,6 +320,36 @@ type run struct {
 	// progressFile is the run's progress file (progressFile), made at its
 	// first action.
 	progressFile *os.File
+}
+
+// takeResults puts the run's results in the execution. Results the run
+// spilled (more than it holds in memory) are copied from its spill file to
+// the artifacts (ResultsFile), a result at a time, their artifacts
+// checked as sanitizeArtifacts does: the run's folder, where the spill
+// is, goes when the run ends. Its error is the infrastructure's.
+func (x *run) takeResults() error {
+	if err := x.env.TakeResults(x.exec); err != nil {
+		return directives.Infra(err)
+	}
+	spill := x.exec.ResultsFile
+	if spill == "" {
+		return nil
+	}
+	defer os.Remove(spill)
+	f, err := createIn(x.logDir, ResultsFile)
+	if err != nil {
+		return directives.Infra(fmt.Errorf("results file: %w", err))
+	}
+	w := results.NewResultWriter(f)
+	err = results.Each(*x.exec, func(r contract.Result) error {
+		return w.Write(sanitizeArtifacts([]contract.Result{r}, x.artifacts, x.log)[0])
+	})
+	if err = errors.Join(err, w.Flush(), f.Close()); err != nil {
+		return directives.Infra(fmt.Errorf("results file: %w", err))
+	}
+	x.exec.ResultsFile = filepath.Join(LogDir, ResultsFile)
+	x.log.Info("results kept in a file: more than a run holds in memory", "results", x.exec.ResultCount, "file", x.exec.ResultsFile)
+	return nil
 }
 
 func (x *run) progress(format string, a ...any) {
@@ -429,7 +464,11 @@ func (x *run) execute(ctx context.Context, overrides map[string]string) {
 		fail(err)
 		return
 	}
-	x.env = &directives.Env{TaskDir: taskDir, WorkDir: workdir, ArtifactsDir: x.artifacts, Vars: vars, Config: x.r.opts.Config, Log: x.log, Origin: in.TaskOrigin}
+	x.env = &directives.Env{TaskDir: taskDir, WorkDir: workdir, ArtifactsDir: x.artifacts, Vars: vars, Config: x.r.opts.Config, Log: x.log, Origin: in.TaskOrigin,
+		// Beside the work folder, not in it: the task sees neither the
+		// run's folder nor this file, so it cannot write results past
+		// the namespace rules.
+		ResultsSpill: filepath.Join(runDir, "results.spill")}
 	defer x.takeComments()
 
 	jobCtx := ctx
@@ -444,7 +483,9 @@ func (x *run) execute(ctx context.Context, overrides map[string]string) {
 		ret, err := x.action(jobCtx, f, i, a)
 		if err != nil {
 			x.progress("failed after %s\n", time.Since(start).Round(time.Millisecond))
-			x.exec.Results = x.env.Results()
+			if terr := x.takeResults(); terr != nil {
+				err = errors.Join(err, terr)
+			}
 			fail(err)
 			return
 		}
@@ -453,7 +494,10 @@ func (x *run) execute(ctx context.Context, overrides map[string]string) {
 			vars[a.Export] = ret
 		}
 	}
-	x.exec.Results = x.env.Results()
+	if err := x.takeResults(); err != nil {
+		fail(err)
+		return
+	}
 	x.exec.ExecutionStatus = contract.ExecutionOK
 	x.exec.ExitCode = x.env.ExitCode()
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/taskotron-go/taskotron/contract"
 	"github.com/taskotron-go/taskotron/execdb"
+	"github.com/taskotron-go/taskotron/results"
 )
 
 // executions reports the jobs a worker runs to the central server: their
@@ -102,13 +103,9 @@ func (e *executions) Requeued(job contract.Job, attempt int, reason string) {
 
 func (e *executions) Done(job contract.Job, exec contract.Execution) {
 	ev := e.event(job, contract.StateFinished)
-	ev.ExecutionStatus, ev.Results = exec.ExecutionStatus, len(exec.Results)
-	for i, r := range exec.Results {
-		if i == 0 {
-			ev.Outcome = r.Outcome
-		}
-		ev.Outcome = contract.Worst(ev.Outcome, r.Outcome)
-	}
+	ev.ExecutionStatus, ev.Results = exec.ExecutionStatus, exec.NumResults()
+	// An unreadable results file fails the report, which says why.
+	ev.Outcome, _ = results.Worst(exec)
 	if exec.ExecutionStatus == contract.ExecutionNotOK {
 		ev.Reason = exec.Status
 		switch exec.Outcome {

@@ -539,7 +539,7 @@ func (w *Worker) finish(ctx context.Context, d bus.JobDelivery, job contract.Job
 		// The results are stored; a redelivery is reported once.
 		log.Error("ack failed", "err", err)
 	}
-	log.Info("job done", "execution_status", exec.ExecutionStatus, "exit_code", exec.ExitCode, "results", len(exec.Results))
+	log.Info("job done", "execution_status", exec.ExecutionStatus, "exit_code", exec.ExitCode, "results", exec.NumResults())
 	if w.opts.OnDone != nil {
 		w.opts.OnDone(job, exec)
 	}

@@ -1,0 +1,111 @@
+package directives
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/taskotron-go/taskotron/contract"
+	"github.com/taskotron-go/taskotron/results"
+)
+
+// MemoryResults is how many results a run holds in memory; past it they go
+// to the run's spill file (Env.ResultsSpill), so that a task printing
+// millions of results is read in constant memory.
+const MemoryResults = 1000
+
+// resultSet is a run's results: in memory, or once past MemoryResults in
+// the spill file.
+type resultSet struct {
+	held  []contract.Result
+	file  *os.File
+	w     *results.ResultWriter
+	err   error // the spill failed: results after it are lost
+	limit int   // MemoryResults, or another bound in tests
+}
+
+// AddResult hands one result to the reporter at the end of the run. Its
+// error means the result could not be kept (the spill file failed).
+func (e *Env) AddResult(r contract.Result) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	s := &e.results
+	if s.err != nil {
+		return s.err
+	}
+	if s.w == nil {
+		s.held = append(s.held, r)
+		limit := s.limit
+		if limit == 0 {
+			limit = MemoryResults
+		}
+		if len(s.held) <= limit || e.ResultsSpill == "" {
+			return nil
+		}
+		if s.err = e.spill(); s.err != nil {
+			return s.err
+		}
+		return nil
+	}
+	if s.err = s.w.Write(r); s.err != nil {
+		s.err = fmt.Errorf("results spill: %w", s.err)
+	}
+	return s.err
+}
+
+// AddResults is AddResult for each of rs.
+func (e *Env) AddResults(rs []contract.Result) error {
+	for _, r := range rs {
+		if err := e.AddResult(r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// spill moves the held results to the spill file, where the next go.
+func (e *Env) spill() error {
+	s := &e.results
+	f, err := os.OpenFile(e.ResultsSpill, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("results spill: %w", err)
+	}
+	s.file, s.w = f, results.NewResultWriter(f)
+	for _, r := range s.held {
+		if err := s.w.Write(r); err != nil {
+			return fmt.Errorf("results spill: %w", err)
+		}
+	}
+	s.held = nil
+	if e.Log != nil {
+		e.Log.Info("results go to the spill file from here on", "held", MemoryResults, "file", e.ResultsSpill)
+	}
+	return nil
+}
+
+// Results returns the results held in memory (none once spilled).
+func (e *Env) Results() []contract.Result {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([]contract.Result(nil), e.results.held...)
+}
+
+// TakeResults puts the run's results in exec: in memory (exec.Results), or
+// the spill file, closed (exec.ResultsFile, exec.ResultCount).
+func (e *Env) TakeResults(exec *contract.Execution) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	s := &e.results
+	if s.w == nil {
+		exec.Results = append([]contract.Result(nil), s.held...)
+		return nil
+	}
+	err := s.err
+	if ferr := s.w.Flush(); err == nil && ferr != nil {
+		err = fmt.Errorf("results spill: %w", ferr)
+	}
+	if cerr := s.file.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("results spill: %w", cerr)
+	}
+	exec.Results, exec.ResultsFile, exec.ResultCount = []contract.Result{}, e.ResultsSpill, s.w.Count()
+	return err
+}

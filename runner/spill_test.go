@@ -1,0 +1,89 @@
+package runner
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/taskotron-go/taskotron/contract"
+	"github.com/taskotron-go/taskotron/directives"
+	"github.com/taskotron-go/taskotron/results"
+)
+
+// A task whose TAP13 file holds more results than a run keeps in memory:
+// they are read as a stream into the run's spill file, then copied, in
+// order and with their artifacts checked, to the artifacts' results file,
+// which the execution names; the spill is gone with the run's folder.
+func TestResultsPastTheMemoryBoundGoToTheArtifacts(t *testing.T) {
+	r, _ := testRunner(t, nil)
+	n := directives.MemoryResults + 50
+	// The script writes the TAP file: tests 1..n, test 2 pointing at an
+	// artifact it made, test 3 at one outside the artifacts.
+	script := `#!/bin/sh
+set -e
+echo hi > "$2/a.log"
+{
+  echo "TAP version 13"
+  echo "1..$1"
+  i=1
+  while [ "$i" -le "$1" ]; do
+    case $i in
+      2) printf 'ok %d - two\n  ---\n  item: xchat-0.5-1.fc20\n  artifact: a.log\n  ...\n' "$i" ;;
+      3) printf 'not ok %d - three\n  ---\n  item: xchat-0.5-1.fc20\n  artifact: ../../../etc/passwd\n  ...\n' "$i" ;;
+      *) echo "ok $i - test $i" ;;
+    esac
+    i=$((i+1))
+  done
+} > "$3/out.tap"
+`
+	f := task(t, `name: many
+namespace: scratch
+actions:
+  - shell:
+      - [./many.sh, "${count}", "${artifactsdir}", "${workdir}"]
+  - resultsdb:
+      file: ${workdir}/out.tap
+    export: summary
+`, map[string]string{"many.sh": script})
+	exec, err := r.Run(context.Background(), contract.RunnerInput{Item: "xchat-0.5-1.fc20", ItemType: "koji_build", Formula: f}, map[string]string{"count": fmt.Sprint(n)})
+	if err != nil || exec.ExecutionStatus != contract.ExecutionOK {
+		t.Fatalf("%v %+v", err, exec)
+	}
+	if want := filepath.Join(LogDir, ResultsFile); exec.ResultsFile != want || exec.NumResults() != n || len(exec.Results) != 0 {
+		t.Fatalf("results file %q with %d results (%d in memory); want %q with %d", exec.ResultsFile, exec.NumResults(), len(exec.Results), want, n)
+	}
+	i := 0
+	err = results.Each(exec, func(res contract.Result) error {
+		i++
+		want := map[int]string{2: "a.log"}[i]
+		if res.Artifact != want || res.CheckName != "scratch.many" || res.Item != "xchat-0.5-1.fc20" {
+			return fmt.Errorf("result %d: %+v; want checkname scratch.many, artifact %q", i, res, want)
+		}
+		if (i == 3) != (res.Outcome == contract.Failed) {
+			return fmt.Errorf("result %d: outcome %s", i, res.Outcome)
+		}
+		return nil
+	})
+	if err != nil || i != n {
+		t.Fatalf("read %d results of %d: %v", i, n, err)
+	}
+	raw, err := os.ReadFile(filepath.Join(exec.Artifacts, LogDir, "execution.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var onDisk contract.Execution
+	if err := json.Unmarshal(raw, &onDisk); err != nil || onDisk.ResultsFile != exec.ResultsFile || onDisk.ResultCount != n {
+		t.Errorf("execution.json names results file %q with %d results (%v)", onDisk.ResultsFile, onDisk.ResultCount, err)
+	}
+	if spills, _ := filepath.Glob(filepath.Join(r.workRoot(), "*", "results.spill")); len(spills) > 0 {
+		t.Errorf("spill files left: %v", spills)
+	}
+	log, _ := os.ReadFile(filepath.Join(exec.Artifacts, LogDir, "taskotron.log"))
+	if !strings.Contains(string(log), "result artifact dropped") || !strings.Contains(string(log), "etc/passwd") {
+		t.Errorf("runner log does not say why result 3's artifact was dropped")
+	}
+}
