@@ -53,8 +53,9 @@ type Checkout struct {
 	repos   map[string]string
 	cache   string
 
-	mu    sync.Mutex
-	locks map[string]*sync.Mutex
+	mu       sync.Mutex
+	locks    map[string]*sync.Mutex
+	resolved map[string]resolved // by repository and revision; see resolve
 }
 
 var tasknameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$`)
@@ -180,18 +181,15 @@ func (c *Checkout) GetRepo(ctx context.Context, repo, ref string) (string, error
 
 func (c *Checkout) get(ctx context.Context, repoPath, ref string) (string, error) {
 	key := cacheKey(repoPath)
-	mirror, err := git.PlainOpen(repoPath)
-	if err != nil {
-		return "", fmt.Errorf("repository %s: %w", repoPath, err)
-	}
 	rev := ref
 	if rev == "" {
 		rev = "HEAD"
 	}
-	hash, err := mirror.ResolveRevision(plumbing.Revision(rev))
+	found, err := c.resolve(repoPath, rev)
 	if err != nil {
-		return "", fmt.Errorf("repository %s: ref %q: %w (%w)", repoPath, ref, ErrNotFound, err)
+		return "", err
 	}
+	hash := &found
 	tree := filepath.Join(c.cache, key, "trees", hash.String())
 	if _, err := os.Stat(tree); err == nil {
 		// Its time says when it was last used: pruning spares it.

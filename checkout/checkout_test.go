@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -126,6 +127,10 @@ func TestGetChecksOutAndFollowsUpdates(t *testing.T) {
 	got, _ = os.ReadFile(filepath.Join(newDir, "check.sh"))
 	if newDir == dir || string(got) != "#!/bin/sh\necho v2\n" {
 		t.Fatalf("after update: %s %q", newDir, got)
+	}
+	// HEAD, resolved before the update, names the new commit now.
+	if headDir, err := c.Get(ctx, "nvr", ""); err != nil || headDir != newDir {
+		t.Fatalf("HEAD after update: %s %v, want %s", headDir, err, newDir)
 	}
 	// The old commit stays reachable by its hash.
 	oldDir, err := c.Get(ctx, "nvr", head.Hash().String())
@@ -279,4 +284,55 @@ func TestOldTreesArePruned(t *testing.T) {
 			t.Errorf("an old, unused tree was kept: %s %v", gone, err)
 		}
 	}
+}
+
+// A mirror updated by git itself (commits, refs packed into packed-refs,
+// a branch moved back) is followed at once: what a name resolved to is
+// remembered only while the files git reads it from stay as they were.
+func TestGetFollowsRefsGitWrites(t *testing.T) {
+	_, mirror, c := setup(t)
+	repo := filepath.Join(mirror, "nvr")
+	ctx := context.Background()
+	gitRun := func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command("git", append([]string{"-C", repo, "-c", "user.name=t", "-c", "user.email=t@example.org"}, args...)...)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	check := func(ref, want string) {
+		t.Helper()
+		dir, err := c.Get(ctx, "nvr", ref)
+		if err != nil {
+			t.Fatalf("get %q: %v", ref, err)
+		}
+		if got, _ := os.ReadFile(filepath.Join(dir, "check.sh")); string(got) != want {
+			t.Fatalf("get %q: check.sh %q, want %q", ref, got, want)
+		}
+	}
+	v1 := "#!/bin/sh\necho v1\n"
+	check("", v1)
+	check("master", v1)
+	for i, how := range []string{"loose", "packed", "moved back"} {
+		want := fmt.Sprintf("#!/bin/sh\necho %s\n", how)
+		switch how {
+		case "packed":
+			gitRun("pack-refs", "--all")
+			os.WriteFile(filepath.Join(repo, "check.sh"), []byte(want), 0o755)
+			gitRun("commit", "-qam", how)
+			gitRun("pack-refs", "--all")
+		case "moved back":
+			gitRun("reset", "-q", "--hard", "HEAD~"+fmt.Sprint(i))
+			want = v1
+		default:
+			os.WriteFile(filepath.Join(repo, "check.sh"), []byte(want), 0o755)
+			gitRun("commit", "-qam", how)
+		}
+		check("", want)
+		check("master", want)
+	}
+	gitRun("tag", "v1")
+	check("v1", v1)
 }

@@ -1,7 +1,7 @@
 // Package runtask is libtaskotron's runtask command: it runs one formula
 // here with the runner, reports the results through the reporter when asked
 // (or configured to), and prints what happened. It imports runner, reporter,
-// results, printable, config and contract; the runner itself knows nothing of delivery.
+// printable, config and contract; the runner itself knows nothing of delivery.
 package runtask
 
 import (
@@ -22,7 +22,6 @@ import (
 	"github.com/taskotron-go/taskotron/contract"
 	"github.com/taskotron-go/taskotron/printable"
 	"github.com/taskotron-go/taskotron/reporter"
-	"github.com/taskotron-go/taskotron/results"
 	"github.com/taskotron-go/taskotron/runner"
 )
 
@@ -273,12 +272,7 @@ func printExecution(w io.Writer, exec contract.Execution) {
 		fmt.Fprintln(w, line)
 	}
 	if exec.ResultsFile != "" {
-		worst, err := results.Worst(exec)
-		if err != nil {
-			fmt.Fprintf(w, "%d results in %s: %s\n", exec.NumResults(), exec.ResultsFile, printable.Line(err.Error()))
-		} else {
-			fmt.Fprintf(w, "%d results in %s (too many to print; the worst %s)\n", exec.NumResults(), exec.ResultsFile, worst)
-		}
+		fmt.Fprintf(w, "%d results, too many to print: in %s\n", exec.NumResults(), filepath.Join(exec.Artifacts, exec.ResultsFile))
 	}
 	if exec.ExecutionStatus == contract.ExecutionOK {
 		fmt.Fprintf(w, "execution OK, exit code %d, artifacts %s\n", exec.ExitCode, exec.Artifacts)
