@@ -199,19 +199,29 @@ func openPostgres(ctx context.Context, dsn string) (Store, error) {
 	// drive by the common one: 36 s instead of 0.8 ms for one latest-by-
 	// item query at a million results. Planning with the values costs
 	// about a millisecond. A plan_cache_mode in the DSN wins.
+	// Writes are planned once, as PostgreSQL does by default: an insert's
+	// plan does not depend on its values, and planning a batch's
+	// four-table insert anew each time (force_custom_plan) cost 15-25 % of
+	// the posts/s (BenchmarkResultsWrite). So writes have a pool of their
+	// own, without the reads' setting.
+	writeCfg := cfg.Copy()
 	if _, set := cfg.RuntimeParams["plan_cache_mode"]; !set {
 		cfg.RuntimeParams["plan_cache_mode"] = "force_custom_plan"
 	}
 	db := stdlib.OpenDB(*cfg)
 	db.SetMaxOpenConns(16)
 	db.SetMaxIdleConns(16)
-	s := &sqlStore{d: postgresDialect, read: db, write: db, notify: make(chan struct{}, 1)}
+	wdb := stdlib.OpenDB(*writeCfg)
+	wdb.SetMaxOpenConns(4)
+	wdb.SetMaxIdleConns(4)
+	s := &sqlStore{d: postgresDialect, read: db, write: wdb, notify: make(chan struct{}, 1)}
+	closeBoth := func() { db.Close(); wdb.Close() }
 	if err := s.reachable(ctx); err != nil {
-		db.Close()
+		closeBoth()
 		return nil, fmt.Errorf("postgres %s: %w", Redact(dsn), oneLine{err})
 	}
 	if err := s.migrate(ctx); err != nil {
-		db.Close()
+		closeBoth()
 		return nil, fmt.Errorf("postgres %s: %w", Redact(dsn), err)
 	}
 	// One writer, as on SQLite: while it commits, the next posts gather
