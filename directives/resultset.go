@@ -16,11 +16,10 @@ const MemoryResults = 1000
 // resultSet is a run's results: in memory, or once past MemoryResults in
 // the spill file.
 type resultSet struct {
-	held  []contract.Result
-	file  *os.File
-	w     *results.ResultWriter
-	err   error // the spill failed: results after it are lost
-	limit int   // MemoryResults, or another bound in tests
+	held []contract.Result
+	file *os.File
+	w    *results.ResultWriter
+	err  error // the spill failed: the run's results are lost
 }
 
 // AddResult hands one result to the reporter at the end of the run. Its
@@ -34,11 +33,7 @@ func (e *Env) AddResult(r contract.Result) error {
 	}
 	if s.w == nil {
 		s.held = append(s.held, r)
-		limit := s.limit
-		if limit == 0 {
-			limit = MemoryResults
-		}
-		if len(s.held) <= limit || e.ResultsSpill == "" {
+		if len(s.held) <= MemoryResults || e.ResultsSpill == "" {
 			return nil
 		}
 		if s.err = e.spill(); s.err != nil {
@@ -50,16 +45,6 @@ func (e *Env) AddResult(r contract.Result) error {
 		s.err = fmt.Errorf("results spill: %w", s.err)
 	}
 	return s.err
-}
-
-// AddResults is AddResult for each of rs.
-func (e *Env) AddResults(rs []contract.Result) error {
-	for _, r := range rs {
-		if err := e.AddResult(r); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // spill moves the held results to the spill file, where the next go.
@@ -90,7 +75,8 @@ func (e *Env) Results() []contract.Result {
 }
 
 // TakeResults puts the run's results in exec: in memory (exec.Results), or
-// the spill file, closed (exec.ResultsFile, exec.ResultCount).
+// the spill file, closed (exec.ResultsFile, exec.ResultCount). Its error
+// means the spill failed and the results are lost: exec then has none.
 func (e *Env) TakeResults(exec *contract.Execution) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -106,6 +92,10 @@ func (e *Env) TakeResults(exec *contract.Execution) error {
 	if cerr := s.file.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("results spill: %w", cerr)
 	}
-	exec.Results, exec.ResultsFile, exec.ResultCount = []contract.Result{}, e.ResultsSpill, s.w.Count()
-	return err
+	exec.Results = []contract.Result{}
+	if err != nil {
+		return err
+	}
+	exec.ResultsFile, exec.ResultCount = e.ResultsSpill, s.w.Count()
+	return nil
 }

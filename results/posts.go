@@ -88,7 +88,7 @@ func Terminal(exec contract.Execution) (contract.Result, bool, error) {
 // ResultsToReport is the execution's results, plus the terminal result of
 // an execution that ended NOT_OK without any (see EachToReport), in memory.
 func ResultsToReport(exec contract.Execution) ([]contract.Result, error) {
-	var rs []contract.Result
+	rs := []contract.Result{}
 	err := EachToReport(exec, func(r contract.Result) error { rs = append(rs, r); return nil })
 	return rs, err
 }

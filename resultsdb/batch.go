@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -178,8 +179,10 @@ func (s *sqlStore) commit(batch []*writeRequest) {
 // stored form.
 func (s *sqlStore) insertResults(ctx context.Context, tx *sql.Tx, batch []*writeRequest) error {
 	seen := batchSeen{testcases: map[string]Testcase{}, groups: map[string]seenGroup{}}
+	var ids []int64
 	if s.d.name == "postgres" {
-		if err := s.readAhead(ctx, tx, batch, &seen); err != nil {
+		var err error
+		if ids, err = s.readAhead(ctx, tx, batch, &seen); err != nil {
 			return err
 		}
 	}
@@ -218,9 +221,11 @@ func (s *sqlStore) insertResults(ctx context.Context, tx *sql.Tx, batch []*write
 		r.res = res
 		groupsOf = append(groupsOf, groupIDs)
 	}
-	ids, err := s.newResultIDs(ctx, tx, len(batch))
-	if err != nil {
-		return err
+	if ids == nil {
+		var err error
+		if ids, err = s.newResultIDs(ctx, tx, len(batch)); err != nil {
+			return err
+		}
 	}
 	var results rowsOf
 	for i, r := range batch {
@@ -294,9 +299,9 @@ func (s *sqlStore) newResultIDs(ctx context.Context, tx *sql.Tx, n int) ([]int64
 
 // insertAllPostgres inserts a batch's results, group links, data and
 // events in one statement: each table's rows as arrays, one per column, so
-// that one prepared statement serves every batch and a commit costs four
-// round trips (begin, read ahead, number, insert) and the commit, whatever
-// the batch holds.
+// that one prepared statement serves every batch and a commit costs three
+// round trips (begin, read ahead, insert) and the commit, whatever the
+// batch holds, but for groups it makes.
 const insertAllPostgres = `WITH r AS (
 	INSERT INTO result (id, testcase_name, submit_time, outcome, note, ref_url, origin)
 	SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[])
@@ -364,8 +369,6 @@ const rowsPerInsert = 100
 const (
 	selectTestcase = "SELECT ref_url FROM testcase WHERE name = ?"
 	selectGroup    = "SELECT id, description, ref_url FROM run_group WHERE uuid = ?"
-	readTestcases  = "SELECT name, ref_url FROM testcase WHERE name = ANY(?)"
-	readGroups     = "SELECT id, uuid, description, ref_url FROM run_group WHERE uuid = ANY(?)"
 	resultTable    = "result (id, testcase_name, submit_time, outcome, note, ref_url, origin)"
 	linkTable      = "result_group (group_id, result_id)"
 	dataTable      = "result_data (result_id, key, value)"
@@ -433,7 +436,7 @@ func (s *sqlStore) prepare(ctx context.Context, batch []*writeRequest) {
 	}
 	queries := []string{selectTestcase, selectGroup, s.d.newIDs}
 	if s.d.name == "postgres" {
-		queries = append(queries, readTestcases, readGroups, insertAllPostgres)
+		queries = append(queries, readAheadPostgres, insertAllPostgres)
 	} else {
 		queries = append(queries, insertQueries(resultTable, 7, len(batch))...)
 		queries = append(queries, insertQueries(linkTable, 2, links)...)
@@ -491,54 +494,55 @@ func (b *batchSeen) group(u GroupUpdate, save func() (int64, Group, error)) (int
 	return id, saved, err
 }
 
-// readAhead reads, in one query each, the testcases and groups batch names.
-func (s *sqlStore) readAhead(ctx context.Context, tx *sql.Tx, batch []*writeRequest, seen *batchSeen) error {
-	var names, uuids []string
+// readAheadPostgres reads, in one round trip, the testcases and groups a
+// batch names and numbers its results: kind 0 rows are testcases (key,
+// ref_url), 1 groups (key, description, ref_url, id), 2 the new ids.
+const readAheadPostgres = `SELECT 0, name, NULL, ref_url, 0::bigint FROM testcase WHERE name = ANY($1::text[])
+UNION ALL SELECT 1, uuid, description, ref_url, id FROM run_group WHERE uuid = ANY($2::text[])
+UNION ALL SELECT 2, NULL, NULL, NULL, nextval(pg_get_serial_sequence('result', 'id')) FROM generate_series(1, $3::int)`
+
+// readAhead reads what the batch's testcases and groups hold now into
+// seen, and returns the batch's result ids (PostgreSQL).
+func (s *sqlStore) readAhead(ctx context.Context, tx *sql.Tx, batch []*writeRequest, seen *batchSeen) ([]int64, error) {
+	names, uuids := []string{}, []string{}
 	for _, r := range batch {
 		names = append(names, r.in.Testcase.Name)
 		for _, g := range r.in.Groups {
 			uuids = append(uuids, g.UUID)
 		}
 	}
-	st, err := s.stmt(ctx, tx, readTestcases)
+	st, err := s.stmt(ctx, tx, readAheadPostgres)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	rows, err := st.QueryContext(ctx, names)
+	rows, err := st.QueryContext(ctx, names, uuids, len(batch))
 	if err != nil {
-		return fmt.Errorf("read testcases: %w", err)
-	}
-	for rows.Next() {
-		var name string
-		var ref sql.NullString
-		if err := rows.Scan(&name, &ref); err != nil {
-			rows.Close()
-			return fmt.Errorf("read testcases: %w", err)
-		}
-		seen.testcases[name] = Testcase{Name: name, RefURL: stringPtr(ref)}
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("read testcases: %w", err)
-	}
-	if len(uuids) == 0 {
-		return nil
-	}
-	if st, err = s.stmt(ctx, tx, readGroups); err != nil {
-		return err
-	}
-	if rows, err = st.QueryContext(ctx, uuids); err != nil {
-		return fmt.Errorf("read groups: %w", err)
+		return nil, fmt.Errorf("read testcases and groups: %w", err)
 	}
 	defer rows.Close()
+	var ids []int64
 	for rows.Next() {
-		var g seenGroup
-		var desc, ref sql.NullString
-		if err := rows.Scan(&g.id, &g.saved.UUID, &desc, &ref); err != nil {
-			return fmt.Errorf("read groups: %w", err)
+		var kind int
+		var key, desc, ref sql.NullString
+		var id int64
+		if err := rows.Scan(&kind, &key, &desc, &ref, &id); err != nil {
+			return nil, fmt.Errorf("read testcases and groups: %w", err)
 		}
-		g.saved.Description, g.saved.RefURL = stringPtr(desc), stringPtr(ref)
-		seen.groups[g.saved.UUID] = g
+		switch kind {
+		case 0:
+			seen.testcases[key.String] = Testcase{Name: key.String, RefURL: stringPtr(ref)}
+		case 1:
+			seen.groups[key.String] = seenGroup{id: id, saved: Group{UUID: key.String, Description: stringPtr(desc), RefURL: stringPtr(ref)}}
+		case 2:
+			ids = append(ids, id)
+		}
 	}
-	return rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read testcases and groups: %w", err)
+	}
+	if len(ids) != len(batch) {
+		return nil, fmt.Errorf("number results: %d of %d ids", len(ids), len(batch))
+	}
+	slices.Sort(ids) // results numbered in the order they were posted
+	return ids, nil
 }

@@ -338,6 +338,7 @@ func (x *run) takeResults() error {
 	defer os.Remove(spill)
 	f, err := createIn(x.logDir, ResultsFile)
 	if err != nil {
+		x.exec.ResultsFile, x.exec.ResultCount = "", 0
 		return directives.Infra(fmt.Errorf("results file: %w", err))
 	}
 	w := results.NewResultWriter(f)
@@ -345,6 +346,9 @@ func (x *run) takeResults() error {
 		return w.Write(sanitizeArtifacts([]contract.Result{r}, x.artifacts, x.log)[0])
 	})
 	if err = errors.Join(err, w.Flush(), f.Close()); err != nil {
+		// Lost: the run ends broken on the infrastructure, with a
+		// terminal result instead.
+		x.exec.ResultsFile, x.exec.ResultCount = "", 0
 		return directives.Infra(fmt.Errorf("results file: %w", err))
 	}
 	x.exec.ResultsFile = filepath.Join(LogDir, ResultsFile)

@@ -87,3 +87,27 @@ actions:
 		t.Errorf("runner log does not say why result 3's artifact was dropped")
 	}
 }
+
+// Results that cannot be kept (here a task planted a folder where the
+// results file goes) end the run broken on the infrastructure, with a
+// terminal result, rather than naming a file that is not there.
+func TestResultsThatCannotBeKeptEndTheRunBroken(t *testing.T) {
+	r, _ := testRunner(t, nil)
+	f := task(t, `name: many
+actions:
+  - shell:
+      - [sh, -c, 'mkdir -p "$$1/taskotron/results.jsonl/x" && { echo "TAP version 13"; i=1; while [ $$i -le $$0 ]; do echo "ok $$i"; i=$$((i+1)); done; echo "1..$$0"; } > "$$2/out.tap"', "${count}", "${artifactsdir}", "${workdir}"]
+  - resultsdb:
+      file: ${workdir}/out.tap
+`, nil)
+	exec, err := r.Run(context.Background(), contract.RunnerInput{Item: "xchat-0.5-1.fc20", ItemType: "koji_build", Formula: f}, map[string]string{"count": fmt.Sprint(directives.MemoryResults + 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if exec.ExecutionStatus != contract.ExecutionNotOK || !exec.Infra || exec.ResultsFile != "" || len(exec.Results) != 1 || !strings.Contains(exec.Status, "results file") {
+		t.Fatalf("execution %+v; want NOT_OK on the infrastructure, one terminal result, no results file", exec)
+	}
+	if o := exec.Results[0].Outcome; !o.Broken() {
+		t.Errorf("terminal result %s, want CRASHED or ABORTED", o)
+	}
+}
