@@ -20,6 +20,8 @@ type resultSet struct {
 	file *os.File
 	w    *results.ResultWriter
 	err  error // the spill failed: the run's results are lost
+	// artifacts tells whether any spilled result names an artifact.
+	artifacts bool
 }
 
 // AddResult hands one result to the reporter at the end of the run. Its
@@ -41,6 +43,7 @@ func (e *Env) AddResult(r contract.Result) error {
 		}
 		return nil
 	}
+	s.artifacts = s.artifacts || r.Artifact != ""
 	if s.err = s.w.Write(r); s.err != nil {
 		s.err = fmt.Errorf("results spill: %w", s.err)
 	}
@@ -56,6 +59,7 @@ func (e *Env) spill() error {
 	}
 	s.file, s.w = f, results.NewResultWriter(f)
 	for _, r := range s.held {
+		s.artifacts = s.artifacts || r.Artifact != ""
 		if err := s.w.Write(r); err != nil {
 			return fmt.Errorf("results spill: %w", err)
 		}
@@ -98,4 +102,12 @@ func (e *Env) TakeResults(exec *contract.Execution) error {
 	}
 	exec.ResultsFile, exec.ResultCount = e.ResultsSpill, s.w.Count()
 	return nil
+}
+
+// SpilledArtifacts tells whether any result in the spill file names an
+// artifact (which the runner must then check, result by result).
+func (e *Env) SpilledArtifacts() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.results.artifacts
 }

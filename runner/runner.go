@@ -341,11 +341,17 @@ func (x *run) takeResults() error {
 		x.exec.ResultsFile, x.exec.ResultCount = "", 0
 		return directives.Infra(fmt.Errorf("results file: %w", err))
 	}
-	w := results.NewResultWriter(f)
-	err = results.Each(*x.exec, func(r contract.Result) error {
-		return w.Write(sanitizeArtifacts([]contract.Result{r}, x.artifacts, x.log)[0])
-	})
-	if err = errors.Join(err, w.Flush(), f.Close()); err != nil {
+	if x.env.SpilledArtifacts() {
+		w := results.NewResultWriter(f)
+		err = results.Each(*x.exec, func(r contract.Result) error {
+			return w.Write(sanitizeArtifacts([]contract.Result{r}, x.artifacts, x.log)[0])
+		})
+		err = errors.Join(err, w.Flush())
+	} else {
+		// Nothing to check: the file as it is, without decoding it.
+		err = copyFile(spill, f)
+	}
+	if err = errors.Join(err, f.Close()); err != nil {
 		// Lost: the run ends broken on the infrastructure, with a
 		// terminal result instead.
 		x.exec.ResultsFile, x.exec.ResultCount = "", 0
@@ -354,6 +360,17 @@ func (x *run) takeResults() error {
 	x.exec.ResultsFile = filepath.Join(LogDir, ResultsFile)
 	x.log.Info("results kept in a file: more than a run holds in memory", "results", x.exec.ResultCount, "file", x.exec.ResultsFile)
 	return nil
+}
+
+// copyFile copies the file at path to w.
+func copyFile(path string, w io.Writer) error {
+	in, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	_, err = io.Copy(w, in)
+	return err
 }
 
 func (x *run) progress(format string, a ...any) {

@@ -111,3 +111,31 @@ actions:
 		t.Errorf("terminal result %s, want CRASHED or ABORTED", o)
 	}
 }
+
+// Spilled results that name no artifact are copied as they are: the file
+// reads back whole, in order.
+func TestSpilledResultsWithoutArtifactsReadBack(t *testing.T) {
+	r, _ := testRunner(t, nil)
+	f := task(t, `name: many
+actions:
+  - shell:
+      - [sh, -c, '{ echo "TAP version 13"; i=1; while [ $$i -le $$0 ]; do echo "ok $$i - test $$i"; i=$$((i+1)); done; echo "1..$$0"; } > "$$1/out.tap"', "${count}", "${workdir}"]
+  - resultsdb:
+      file: ${workdir}/out.tap
+`, nil)
+	n := directives.MemoryResults + 7
+	exec, err := r.Run(context.Background(), contract.RunnerInput{Item: "xchat-0.5-1.fc20", ItemType: "koji_build", Formula: f}, map[string]string{"count": fmt.Sprint(n)})
+	if err != nil || exec.ExecutionStatus != contract.ExecutionOK || exec.NumResults() != n {
+		t.Fatalf("%v %+v", err, exec)
+	}
+	i := 0
+	if err := results.Each(exec, func(res contract.Result) error {
+		i++
+		if res.Outcome != contract.Passed || res.Item != "xchat-0.5-1.fc20" || res.CheckName != "many" {
+			return fmt.Errorf("result %d: %+v", i, res)
+		}
+		return nil
+	}); err != nil || i != n {
+		t.Fatalf("read %d of %d: %v", i, n, err)
+	}
+}
