@@ -180,28 +180,29 @@ func resultsdb(ctx context.Context, params map[string]any, env *Env) (any, error
 // readResults reads the action's task output and hands each result to
 // add. A TAP13 file streams; anything else is read whole.
 func readResults(params map[string]any, env *Env, d results.Defaults, add func(contract.Result) error) error {
-	if _, hasResults := params["results"]; !hasResults {
-		if name, ok := params["file"].(string); ok && name != "" {
-			f, err := openRunFile(env, name)
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			in := bufio.NewReaderSize(f, 64<<10)
-			if peek, _ := in.Peek(64 << 10); results.DetectFormat(peek) == results.FormatTAP {
-				_, err := results.StreamTAP(in, d, add)
-				return outputError(err)
-			}
-			data, err := capped.ReadAll(in, maxResultsFile)
-			if err != nil {
-				return fmt.Errorf("file %q: %w", name, err)
-			}
-			return addParsed(data, d, add)
+	_, hasResults := params["results"]
+	name, isPath := params["file"].(string)
+	if hasResults || !isPath || name == "" {
+		// resultsInput says what is wrong with the parameters, if anything.
+		data, err := resultsInput(params, env, "results")
+		if err != nil {
+			return err
 		}
+		return addParsed(data, d, add)
 	}
-	data, err := resultsInput(params, env, "results")
+	f, err := openRunFile(env, name)
 	if err != nil {
 		return err
+	}
+	defer f.Close()
+	in := bufio.NewReaderSize(f, 64<<10)
+	if peek, _ := in.Peek(64 << 10); results.DetectFormat(peek) == results.FormatTAP {
+		_, err := results.StreamTAP(in, d, add)
+		return outputError(err)
+	}
+	data, err := capped.ReadAll(in, maxResultsFile)
+	if err != nil {
+		return fmt.Errorf("file %q: %w", name, err)
 	}
 	return addParsed(data, d, add)
 }

@@ -40,16 +40,17 @@ func Each(exec contract.Execution, fn func(contract.Result) error) error {
 	for n := 1; ; n++ {
 		var rec record
 		err := dec.Decode(&rec)
-		r := contract.Result(rec.plainResult)
-		r.Extra = rec.Extra
 		if errors.Is(err, io.EOF) {
 			if n-1 != exec.ResultCount {
 				return fmt.Errorf("execution %s: results file %s holds %d results, not %d", exec.UUID, path, n-1, exec.ResultCount)
 			}
 			return nil
-		} else if err != nil {
+		}
+		if err != nil {
 			return fmt.Errorf("execution %s: results file %s, result %d: %w", exec.UUID, path, n, err)
 		}
+		r := contract.Result(rec.plainResult)
+		r.Extra = rec.Extra
 		if err := fn(r); err != nil {
 			return err
 		}

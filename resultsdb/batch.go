@@ -180,11 +180,14 @@ func (s *sqlStore) commit(batch []*writeRequest) {
 func (s *sqlStore) insertResults(ctx context.Context, tx *sql.Tx, batch []*writeRequest) error {
 	seen := batchSeen{testcases: map[string]Testcase{}, groups: map[string]seenGroup{}}
 	var ids []int64
+	var err error
 	if s.d.name == "postgres" {
-		var err error
-		if ids, err = s.readAhead(ctx, tx, batch, &seen); err != nil {
-			return err
-		}
+		ids, err = s.readAhead(ctx, tx, batch, &seen)
+	} else {
+		ids, err = s.newResultIDs(ctx, tx, len(batch))
+	}
+	if err != nil {
+		return err
 	}
 	var links, data, events rowsOf
 	var groupsOf [][]int64
@@ -221,12 +224,6 @@ func (s *sqlStore) insertResults(ctx context.Context, tx *sql.Tx, batch []*write
 		r.res = res
 		groupsOf = append(groupsOf, groupIDs)
 	}
-	if ids == nil {
-		var err error
-		if ids, err = s.newResultIDs(ctx, tx, len(batch)); err != nil {
-			return err
-		}
-	}
 	var results rowsOf
 	for i, r := range batch {
 		in := r.in
@@ -260,39 +257,25 @@ func (s *sqlStore) insertResults(ctx context.Context, tx *sql.Tx, batch []*write
 	return nil
 }
 
-// newResultIDs takes n result ids for the transaction: from the identity
-// column's sequence on PostgreSQL; on SQLite, whose transaction holds the
-// database's write lock, after the highest (as SQLite itself numbers rows).
+// lastResultID is where SQLite's new result ids start.
+const lastResultID = "SELECT COALESCE(MAX(id), 0) FROM result"
+
+// newResultIDs takes n result ids for the transaction on SQLite, whose
+// transaction holds the database's write lock: after the highest, as
+// SQLite itself numbers rows. PostgreSQL's come with the read-ahead, from
+// the identity column's sequence.
 func (s *sqlStore) newResultIDs(ctx context.Context, tx *sql.Tx, n int) ([]int64, error) {
-	st, err := s.stmt(ctx, tx, s.d.newIDs)
+	st, err := s.stmt(ctx, tx, lastResultID)
 	if err != nil {
 		return nil, err
 	}
-	ids := make([]int64, 0, n)
-	if s.d.name == "sqlite" {
-		var last int64
-		if err := st.QueryRowContext(ctx).Scan(&last); err != nil {
-			return nil, fmt.Errorf("number results: %w", err)
-		}
-		for i := range n {
-			ids = append(ids, last+1+int64(i))
-		}
-		return ids, nil
-	}
-	rows, err := st.QueryContext(ctx, n)
-	if err != nil {
+	var last int64
+	if err := st.QueryRowContext(ctx).Scan(&last); err != nil {
 		return nil, fmt.Errorf("number results: %w", err)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			return nil, fmt.Errorf("number results: %w", err)
-		}
-		ids = append(ids, id)
-	}
-	if err := rows.Err(); err != nil || len(ids) != n {
-		return nil, fmt.Errorf("number results: %d of %d ids: %v", len(ids), n, err)
+	ids := make([]int64, 0, n)
+	for i := range n {
+		ids = append(ids, last+1+int64(i))
 	}
 	return ids, nil
 }
@@ -434,10 +417,11 @@ func (s *sqlStore) prepare(ctx context.Context, batch []*writeRequest) {
 			events++
 		}
 	}
-	queries := []string{selectTestcase, selectGroup, s.d.newIDs}
+	queries := []string{selectTestcase, selectGroup}
 	if s.d.name == "postgres" {
 		queries = append(queries, readAheadPostgres, insertAllPostgres)
 	} else {
+		queries = append(queries, lastResultID)
 		queries = append(queries, insertQueries(resultTable, 7, len(batch))...)
 		queries = append(queries, insertQueries(linkTable, 2, links)...)
 		queries = append(queries, insertQueries(dataTable, 3, data)...)

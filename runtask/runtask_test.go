@@ -3,6 +3,7 @@ package runtask
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/taskotron-go/taskotron/config"
+	"github.com/taskotron-go/taskotron/directives"
 	"github.com/taskotron-go/taskotron/reporter"
 	"github.com/taskotron-go/taskotron/resultsdb/resultsdbtest"
 )
@@ -114,3 +116,38 @@ func TestRuntaskSaysThingsOnce(t *testing.T) {
 }
 
 func startResultsDB(t *testing.T) string { return resultsdbtest.Start(t) + "/api/v2.0" }
+
+// A task whose TAP13 file holds more results than a run keeps in memory is
+// run and reported as production does: every result reaches a real
+// ResultsDB over its API, once, even when reported twice.
+func TestRuntaskReportsManyResultsFromAFile(t *testing.T) {
+	url := startResultsDB(t)
+	taskDir := t.TempDir()
+	n := directives.MemoryResults + 25
+	var tap strings.Builder
+	fmt.Fprintf(&tap, "TAP version 13\n1..%d\n", n)
+	for i := 1; i <= n; i++ {
+		fmt.Fprintf(&tap, "ok %d - check %d\n", i, i)
+	}
+	os.WriteFile(filepath.Join(taskDir, "out.tap"), []byte(tap.String()), 0o644)
+	os.WriteFile(filepath.Join(taskDir, "runtask.yml"), []byte("name: many\nactions:\n  - resultsdb:\n      file: out.tap\n"), 0o644)
+	cfg := config.Default()
+	cfg.DataDir = t.TempDir()
+	cfg.ResultsDB.URL = url
+	for try := range 2 {
+		var out, errb bytes.Buffer
+		code := Run(context.Background(), []string{"-i", "xchat-0.5-1.fc20", "-t", "koji_build", "--uuid", "rt-many", taskDir}, cfg, nil, &out, &errb)
+		if code != 0 || !strings.Contains(out.String(), fmt.Sprintf("results stored in ResultsDB at %s (%d)", url, n)) ||
+			!strings.Contains(out.String(), fmt.Sprintf("%d results, too many to print", n)) {
+			t.Fatalf("run %d: exit %d\n%s\n%s", try+1, code, out.String(), errb.String())
+		}
+	}
+	client, err := reporter.NewResultsDBClient(url, reporter.ClientOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, err := client.GroupResults(context.Background(), "rt-many")
+	if err != nil || len(rs) != n {
+		t.Fatalf("ResultsDB holds %d results of the group (%v); want %d", len(rs), err, n)
+	}
+}
