@@ -381,7 +381,9 @@ func operatorMap(path string, s src) ([]srcEntry, bool, error) {
 	case op == "":
 		return nil, false, nil
 	case field != "":
-		return nil, false, qerr(s.line, path, "mixes operators (%s) with fields (%s): use $and, or a dotted field", op, field)
+		// Named by field and operator, as other errors are: a field may be
+		// named "" (JSON allows it), an operator may not.
+		return nil, false, qerr(s.line, strings.TrimSpace(path+" "+op), "mixes operators (%s) with fields (%s): use $and, or a dotted field", op, field)
 	}
 	return entries, true, nil
 }
@@ -571,6 +573,9 @@ func compileOp(field, op string, s src, line int) (pred, error) {
 	where := field + " " + op
 	if op == "==" {
 		where = field
+		if field == "" {
+			where = `""` // JSON allows a field with no name
+		}
 	}
 	if !s.data {
 		str, isStr := s.v.(string)
