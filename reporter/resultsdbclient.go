@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-retryablehttp"
@@ -58,6 +59,9 @@ type ResultsDBClient struct {
 
 	retryMax         int
 	waitMin, waitMax time.Duration
+	// noBatch: ResultsDB answered that it takes no batches (ResultsDB 2.2
+	// has none), so results go one POST each.
+	noBatch atomic.Bool
 }
 
 // ClientOptions configure a ResultsDBClient.
@@ -175,6 +179,39 @@ func (c *ResultsDBClient) PostResult(ctx context.Context, p contract.ResultsDBPo
 	}
 	if status < 200 || status > 299 {
 		return &UnavailableError{Err: fmt.Errorf("POST %s/results: unexpected HTTP %d: %s", c.base, status, ErrorMessage(raw))}
+	}
+	return nil
+}
+
+// ErrBatchUnsupported is PostResults' answer where ResultsDB takes no
+// batches: post the results one at a time.
+var ErrBatchUnsupported = errors.New("ResultsDB takes no batches of results")
+
+// PostResults sends results in one request, stored all or none (our
+// ResultsDB's /results/batch). Where ResultsDB does not have it (404, 405:
+// ResultsDB 2.2) it returns ErrBatchUnsupported, then and from then on.
+// Otherwise its errors are PostResult's, about the whole batch.
+func (c *ResultsDBClient) PostResults(ctx context.Context, posts []contract.ResultsDBPost) error {
+	if c.noBatch.Load() {
+		return ErrBatchUnsupported
+	}
+	body, err := json.Marshal(posts)
+	if err != nil {
+		return fmt.Errorf("encoding the posts: %w", err)
+	}
+	status, raw, err := c.do(ctx, http.MethodPost, c.base+"/results/batch", body)
+	if err != nil {
+		return err
+	}
+	if status == http.StatusNotFound || status == http.StatusMethodNotAllowed {
+		c.noBatch.Store(true)
+		return ErrBatchUnsupported
+	}
+	if status >= 400 {
+		return &RejectedError{Status: status, Message: ErrorMessage(raw)}
+	}
+	if status < 200 || status > 299 {
+		return &UnavailableError{Err: fmt.Errorf("POST %s/results/batch: unexpected HTTP %d: %s", c.base, status, ErrorMessage(raw))}
 	}
 	return nil
 }

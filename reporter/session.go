@@ -11,8 +11,9 @@ import (
 )
 
 // Session delivers one execution's results as they come (task output read
-// as a stream), in constant memory: each result is posted, or spooled when
-// ResultsDB is away, before the next one is read. Start holds the spool
+// as a stream), in constant memory: results are posted postBatch at a time
+// (one at a time where ResultsDB takes no batches), or spooled when
+// ResultsDB is away. Start holds the spool
 // until Finish or Abort, so that results arrive in order.
 type Session struct {
 	r      *Reporter
@@ -27,6 +28,8 @@ type Session struct {
 	spooling bool
 	cause    error
 	pending  []spoolEntry
+	// sending are the results waiting to go to ResultsDB in one batch.
+	sending []spoolEntry
 	// counts holds, per fingerprint, how many of the group's results
 	// ResultsDB holds; seen, how many this session met so far (Prior).
 	counts       map[uint64]int
@@ -128,16 +131,95 @@ func (s *Session) Add(res contract.Result) error {
 		s.commentable = append(s.commentable, p)
 	}
 	if s.spooling {
-		if s.pending = append(s.pending, e); len(s.pending) >= spoolBatch {
-			return s.flushPending()
-		}
-		return nil
+		return s.queue(e)
 	}
 	if s.counts[fp] > e.Prior {
 		s.d.Present++
 		return nil
 	}
-	err = s.r.send(s.ctx, e, s.counts)
+	if s.sending = append(s.sending, e); len(s.sending) >= postBatch {
+		return s.sendBatch()
+	}
+	return nil
+}
+
+// queue puts a result in the spool, batched.
+func (s *Session) queue(e spoolEntry) error {
+	if s.pending = append(s.pending, e); len(s.pending) >= spoolBatch {
+		return s.flushPending()
+	}
+	return nil
+}
+
+// postBatch is how many results go to ResultsDB in one request where it
+// takes batches: a round trip and a commit per hundred results rather than
+// per result, and a batch stays small in memory and in a request.
+const postBatch = 100
+
+// sendBatch posts the results waiting to be sent, together where ResultsDB
+// takes batches. Where it takes none, or refused this batch (all or none:
+// one bad result refuses the others), or failed on it, they go one at a
+// time, so that each gets its own answer as it would alone.
+func (s *Session) sendBatch() error {
+	batch := s.sending
+	s.sending = s.sending[:0]
+	if len(batch) > 1 {
+		posts := make([]contract.ResultsDBPost, len(batch))
+		for i, e := range batch {
+			posts[i] = e.Post
+		}
+		err := s.r.client.PostResults(s.ctx, posts)
+		var u *UnavailableError
+		switch {
+		case err == nil:
+			for _, e := range batch {
+				s.counts[postFingerprint(e.Post)]++
+			}
+			s.d.Stored += len(batch)
+			s.failedBefore = false
+			s.r.lastStored = time.Now().UTC()
+			s.r.cameBack()
+			return nil
+		case errors.As(err, &u) && u.Ambiguous:
+			// The batch may be stored: what ResultsDB holds says so.
+			existing, gerr := s.r.client.GroupResults(s.ctx, s.exec.UUID)
+			if gerr != nil {
+				s.r.wentDown(gerr)
+				s.spool(err)
+				break
+			}
+			clear(s.counts)
+			for _, st := range existing {
+				s.counts[storedFingerprint(st)]++
+			}
+			rest := batch[:0:0]
+			for _, e := range batch {
+				if s.counts[postFingerprint(e.Post)] > e.Prior {
+					s.d.Stored++
+				} else {
+					rest = append(rest, e)
+				}
+			}
+			batch = rest
+		case isUnavailable(err) && !serverError(err):
+			s.r.wentDown(err)
+			s.spool(err)
+		}
+	}
+	for _, e := range batch {
+		if err := s.deliver(e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// deliver posts one result, or spools it.
+func (s *Session) deliver(e spoolEntry) error {
+	if s.spooling {
+		return s.queue(e)
+	}
+	err := s.r.send(s.ctx, e, s.counts)
 	// One 500 may be about the post; a second in a row is an outage.
 	outage := isUnavailable(err) && (!serverError(err) || s.failedBefore)
 	s.failedBefore = serverError(err)
@@ -187,6 +269,9 @@ func (s *Session) Finish() (Delivery, error) {
 				return s.d, err
 			}
 		}
+	}
+	if err := s.sendBatch(); err != nil {
+		return s.d, err
 	}
 	if err := s.flushPending(); err != nil {
 		return s.d, err

@@ -49,7 +49,8 @@ type Options struct {
 	// /api/v2.0/submissions. Off, the server answers as ResultsDB 2.2
 	// does, to the byte (origin= is then a data filter, as there).
 	Origins bool
-	// MaxSubmissionBytes caps a KCIDB submission; 0 means 32 MiB.
+	// MaxSubmissionBytes caps a KCIDB submission and a batch of results;
+	// 0 means 32 MiB.
 	MaxSubmissionBytes int64
 	// Origin is the origin of writes made with Token, or with no token
 	// when Token is empty; empty means DefaultOrigin.
@@ -87,6 +88,7 @@ func NewServer(store Store, opts Options) http.Handler {
 	api("/{$}", s.landing, nil)
 	api("/results", s.getResults, s.postResult)
 	api("/results/latest", s.getLatest, nil)
+	api("/results/batch", nil, s.postResultBatch)
 	api("/results/{id}", s.getResult, nil)
 	api("/groups", s.getGroups, s.postGroup)
 	api("/groups/{uuid}", s.getGroup, nil)
@@ -170,11 +172,14 @@ func (s *server) methods(get, post apiHandler) http.Handler {
 			}
 		}
 		if h == nil {
-			allow := "GET, HEAD"
-			if post != nil {
-				allow += ", POST"
+			var allow []string
+			if get != nil {
+				allow = append(allow, "GET", "HEAD")
 			}
-			w.Header().Set("Allow", allow)
+			if post != nil {
+				allow = append(allow, "POST")
+			}
+			w.Header().Set("Allow", strings.Join(allow, ", "))
 			writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"message": "The method is not allowed for the requested URL."})
 			return
 		}

@@ -58,8 +58,22 @@ func isJSON(contentType string) bool {
 
 // parseObject parses a JSON object, keeping numbers as written.
 func parseObject(raw []byte) (map[string]any, error) {
+	v, err := parseJSON(raw, "a JSON object")
+	if err != nil {
+		return nil, err
+	}
+	m, ok := v.(map[string]any)
+	if !ok {
+		return nil, badf("Malformed Request: the body must be a JSON object, not %s", jsonType(v))
+	}
+	return m, nil
+}
+
+// parseJSON parses one JSON value (want says what, for an empty body),
+// keeping numbers as written.
+func parseJSON(raw []byte, want string) (any, error) {
 	if len(bytes.TrimSpace(raw)) == 0 {
-		return nil, badf("Malformed Request: the body is empty; send a JSON object")
+		return nil, badf("Malformed Request: the body is empty; send %s", want)
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
@@ -70,11 +84,7 @@ func parseObject(raw []byte) (map[string]any, error) {
 	if dec.More() {
 		return nil, badf("Malformed Request: the body holds more than one JSON value")
 	}
-	m, ok := v.(map[string]any)
-	if !ok {
-		return nil, badf("Malformed Request: the body must be a JSON object, not %s", jsonType(v))
-	}
-	return m, nil
+	return v, nil
 }
 
 func jsonType(v any) string {
