@@ -117,16 +117,17 @@ func TestBatchRefusedGoesOneAtATime(t *testing.T) {
 	rc := &requestCounter{h: h}
 	srv := httptest.NewServer(rc)
 	defer srv.Close()
-	e := exec("7d8f5c2e-0000-4000-8000-0000000ba702", 150)
+	e := exec("7d8f5c2e-0000-4000-8000-0000000ba702", 250)
 	// ResultsDB refuses a testcase name this long; the reporter does not
-	// know that, so the second batch is refused whole.
+	// know that, so the second batch is refused whole, while the third
+	// fills: its results go one at a time before the third is sent.
 	e.Results[120].CheckName = "dist." + strings.Repeat("x", 1000)
 	d, err := newReporter(t, srv.URL).Deliver(context.Background(), e)
-	if err != nil || d.Stored != 149 || d.Rejected != 1 {
-		t.Fatalf("delivery %+v %v; want 149 stored, 1 rejected", d, err)
+	if err != nil || d.Stored != 249 || d.Rejected != 1 {
+		t.Fatalf("delivery %+v %v; want 249 stored, 1 rejected", d, err)
 	}
-	if b, s := rc.count(batchPost), rc.count(singlePost); b != 2 || s != 50 {
-		t.Errorf("%d batches and %d single posts; want 2 (one refused) and the refused one's 50", b, s)
+	if b, s := rc.count(batchPost), rc.count(singlePost); b != 3 || s != 100 {
+		t.Errorf("%d batches and %d single posts; want 3 (one refused) and the refused one's 100", b, s)
 	}
 	got := storedNotes(t, srv.URL, e.UUID)
 	e.Results = append(e.Results[:120], e.Results[121:]...)

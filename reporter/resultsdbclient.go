@@ -166,7 +166,7 @@ func (c *ResultsDBClient) do(ctx context.Context, method, u string, body []byte)
 // PostResult sends one result. It returns a *RejectedError for a 4xx and
 // an *UnavailableError when ResultsDB could not take it.
 func (c *ResultsDBClient) PostResult(ctx context.Context, p contract.ResultsDBPost) error {
-	body, err := json.Marshal(p)
+	body, err := p.MarshalJSON() // json.Marshal would check and compact it again
 	if err != nil {
 		return fmt.Errorf("encoding the post: %w", err)
 	}
@@ -195,10 +195,20 @@ func (c *ResultsDBClient) PostResults(ctx context.Context, posts []contract.Resu
 	if c.noBatch.Load() {
 		return ErrBatchUnsupported
 	}
-	body, err := json.Marshal(posts)
-	if err != nil {
-		return fmt.Errorf("encoding the posts: %w", err)
+	// Each post's own encoding, joined: json.Marshal of the list would
+	// check and compact every post's JSON again.
+	body := []byte{'['}
+	for i, p := range posts {
+		b, err := p.MarshalJSON()
+		if err != nil {
+			return fmt.Errorf("encoding post %d of the batch: %w", i+1, err)
+		}
+		if i > 0 {
+			body = append(body, ',')
+		}
+		body = append(body, b...)
 	}
+	body = append(body, ']')
 	status, raw, err := c.do(ctx, http.MethodPost, c.base+"/results/batch", body)
 	if err != nil {
 		return err

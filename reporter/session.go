@@ -28,8 +28,10 @@ type Session struct {
 	spooling bool
 	cause    error
 	pending  []spoolEntry
-	// sending are the results waiting to go to ResultsDB in one batch.
-	sending []spoolEntry
+	// sending are the results waiting to go to ResultsDB in one batch;
+	// inflight, the batch posted before them, not yet answered.
+	sending  []spoolEntry
+	inflight *inflightBatch
 	// counts holds, per fingerprint, how many of the group's results
 	// ResultsDB holds; seen, how many this session met so far (Prior).
 	counts       map[uint64]int
@@ -157,55 +159,85 @@ func (s *Session) queue(e spoolEntry) error {
 const postBatch = 100
 
 // sendBatch posts the results waiting to be sent, together where ResultsDB
-// takes batches. Where it takes none, or refused this batch (all or none:
-// one bad result refuses the others), or failed on it, they go one at a
-// time, so that each gets its own answer as it would alone.
+// takes batches. A batch is posted while the next one fills (ResultsDB
+// stores one while the task's output is read for the next), and settled
+// before the next is sent, so results still arrive in order. Where
+// ResultsDB takes no batches, they go one at a time.
 func (s *Session) sendBatch() error {
-	batch := s.sending
-	s.sending = s.sending[:0]
-	if len(batch) > 1 {
-		posts := make([]contract.ResultsDBPost, len(batch))
-		for i, e := range batch {
-			posts[i] = e.Post
-		}
-		err := s.r.client.PostResults(s.ctx, posts)
-		var u *UnavailableError
-		switch {
-		case err == nil:
-			for _, e := range batch {
-				s.counts[postFingerprint(e.Post)]++
-			}
-			s.d.Stored += len(batch)
-			s.failedBefore = false
-			s.r.lastStored = time.Now().UTC()
-			s.r.cameBack()
-			return nil
-		case errors.As(err, &u) && u.Ambiguous:
-			// The batch may be stored: what ResultsDB holds says so.
-			existing, gerr := s.r.client.GroupResults(s.ctx, s.exec.UUID)
-			if gerr != nil {
-				s.r.wentDown(gerr)
-				s.spool(err)
-				break
-			}
-			clear(s.counts)
-			for _, st := range existing {
-				s.counts[storedFingerprint(st)]++
-			}
-			rest := batch[:0:0]
-			for _, e := range batch {
-				if s.counts[postFingerprint(e.Post)] > e.Prior {
-					s.d.Stored++
-				} else {
-					rest = append(rest, e)
-				}
-			}
-			batch = rest
-		case isUnavailable(err) && !serverError(err):
-			s.r.wentDown(err)
-			s.spool(err)
-		}
+	if err := s.settle(); err != nil {
+		return err
 	}
+	batch := s.sending
+	s.sending = make([]spoolEntry, 0, postBatch)
+	if len(batch) < 2 || s.spooling || s.r.client.noBatch.Load() {
+		return s.deliverEach(batch)
+	}
+	posts := make([]contract.ResultsDBPost, len(batch))
+	for i, e := range batch {
+		posts[i] = e.Post
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.r.client.PostResults(s.ctx, posts) }()
+	s.inflight = &inflightBatch{batch: batch, done: done}
+	return nil
+}
+
+// inflightBatch is a batch posted and not yet answered.
+type inflightBatch struct {
+	batch []spoolEntry
+	done  chan error
+}
+
+// settle waits for the batch in flight and acts on ResultsDB's answer.
+// Where it took none (ResultsDB 2.2), or refused the batch (all or none:
+// one bad result refuses the others), or failed on it, the results go one
+// at a time, so that each gets its own answer as it would alone.
+func (s *Session) settle() error {
+	f := s.inflight
+	if f == nil {
+		return nil
+	}
+	s.inflight = nil
+	err := <-f.done
+	batch := f.batch
+	var u *UnavailableError
+	switch {
+	case err == nil:
+		s.d.Stored += len(batch)
+		s.failedBefore = false
+		s.r.lastStored = time.Now().UTC()
+		s.r.cameBack()
+		return nil
+	case errors.As(err, &u) && u.Ambiguous:
+		// The batch may be stored: what ResultsDB holds says so.
+		existing, gerr := s.r.client.GroupResults(s.ctx, s.exec.UUID)
+		if gerr != nil {
+			s.r.wentDown(gerr)
+			s.spool(err)
+			break
+		}
+		clear(s.counts)
+		for _, st := range existing {
+			s.counts[storedFingerprint(st)]++
+		}
+		rest := batch[:0:0]
+		for _, e := range batch {
+			if s.counts[postFingerprint(e.Post)] > e.Prior {
+				s.d.Stored++
+			} else {
+				rest = append(rest, e)
+			}
+		}
+		batch = rest
+	case isUnavailable(err) && !serverError(err):
+		s.r.wentDown(err)
+		s.spool(err)
+	}
+	return s.deliverEach(batch)
+}
+
+// deliverEach delivers the results one at a time.
+func (s *Session) deliverEach(batch []spoolEntry) error {
 	for _, e := range batch {
 		if err := s.deliver(e); err != nil {
 			return err
@@ -273,6 +305,9 @@ func (s *Session) Finish() (Delivery, error) {
 	if err := s.sendBatch(); err != nil {
 		return s.d, err
 	}
+	if err := s.settle(); err != nil {
+		return s.d, err
+	}
 	if err := s.flushPending(); err != nil {
 		return s.d, err
 	}
@@ -284,6 +319,11 @@ func (s *Session) Finish() (Delivery, error) {
 func (s *Session) Abort() {
 	if !s.done {
 		s.done = true
+		if s.inflight != nil {
+			// Not a post left running past the session's end.
+			<-s.inflight.done
+			s.inflight = nil
+		}
 		s.unlock()
 	}
 }

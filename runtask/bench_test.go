@@ -1,25 +1,21 @@
 package runtask
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/taskotron-go/taskotron/config"
 	"github.com/taskotron-go/taskotron/resultsdb/resultsdbtest"
+	"github.com/taskotron-go/taskotron/tap/taptest"
 )
 
 // BenchmarkRuntaskTAP100MB runs a task whose output is a 100 MB TAP13 file
@@ -32,7 +28,10 @@ import (
 // task author gets).
 func BenchmarkRuntaskTAP100MB(b *testing.B) {
 	taskDir := b.TempDir()
-	tests := writeTAP(b, filepath.Join(taskDir, "out.tap"), 100<<20)
+	tests, err := taptest.WriteFile(filepath.Join(taskDir, "out.tap"), 100<<20, taptest.LongOutput(24))
+	if err != nil {
+		b.Fatal(err)
+	}
 	fi, err := os.Stat(filepath.Join(taskDir, "out.tap"))
 	if err != nil {
 		b.Fatal(err)
@@ -43,11 +42,11 @@ func BenchmarkRuntaskTAP100MB(b *testing.B) {
 		b.Fatal(err)
 	}
 
-	double := &countingResultsDB{}
+	double := &resultsdbtest.Counting{}
 	srv := httptest.NewServer(double)
 	defer srv.Close()
 	// ResultsDB 2.2's API: one POST a result, no batches.
-	single := &countingResultsDB{noBatch: true}
+	single := &resultsdbtest.Counting{NoBatch: true}
 	srvSingle := httptest.NewServer(single)
 	defer srvSingle.Close()
 	ours := resultsdbtest.Start(b) + "/api/v2.0"
@@ -59,7 +58,7 @@ func BenchmarkRuntaskTAP100MB(b *testing.B) {
 		posts int64 // requests that stored results; -1: not counted
 	}
 	var rows []row
-	run := func(name, url string, report bool) {
+	run := func(name, label, url string, report bool) {
 		cfg := config.Default()
 		cfg.DataDir = b.TempDir()
 		cfg.ResultsDB.URL = url
@@ -67,12 +66,17 @@ func BenchmarkRuntaskTAP100MB(b *testing.B) {
 		if !report {
 			args = append(args, "--no-report")
 		}
-		before := double.requests.Load() + single.requests.Load()
+		before := double.Requests.Load() + single.Requests.Load()
 		runtime.GC()
-		stop := samplePeakHeap()
+		stop := taptest.PeakHeap()
 		var out, errb bytes.Buffer
 		start := time.Now()
-		code := Run(context.Background(), append(args, taskDir), cfg, nil, &out, &errb)
+		var code int
+		// Labelled so that a CPU profile can be narrowed to one row:
+		// go tool pprof -tagfocus row=double.
+		pprof.Do(context.Background(), pprof.Labels("row", label), func(ctx context.Context) {
+			code = Run(ctx, append(args, taskDir), cfg, nil, &out, &errb)
+		})
 		took := time.Since(start)
 		peak := stop()
 		if code != 0 {
@@ -81,7 +85,7 @@ func BenchmarkRuntaskTAP100MB(b *testing.B) {
 		if report && !strings.Contains(out.String(), fmt.Sprintf("(%d)", tests)) {
 			b.Fatalf("%s: not every one of %d results stored:\n%s", name, tests, out.String())
 		}
-		posts := double.requests.Load() + single.requests.Load() - before
+		posts := double.Requests.Load() + single.Requests.Load() - before
 		if url == ours {
 			posts = -1
 		}
@@ -90,19 +94,26 @@ func BenchmarkRuntaskTAP100MB(b *testing.B) {
 	b.ResetTimer()
 	for b.Loop() {
 		rows = rows[:0]
-		run("run alone (--no-report)", srv.URL, false)
-		run("run + report to a double", srv.URL, true)
-		run("… one POST a result (2.2's API)", srvSingle.URL, true)
-		run("run + report to our ResultsDB", ours, true)
+		run("run alone (--no-report)", "alone", srv.URL, false)
+		run("run + report to a double", "double", srv.URL, true)
+		run("… one POST a result (2.2's API)", "single", srvSingle.URL, true)
+		run("run + report to our ResultsDB", "ours", ours, true)
 	}
 	b.StopTimer()
-	for _, d := range []*countingResultsDB{double, single} {
-		if got := d.results.Load(); got != int64(tests*b.N) {
+	for _, d := range []*resultsdbtest.Counting{double, single} {
+		if got := d.Results.Load(); got != int64(tests*b.N) {
 			b.Fatalf("a double got %d results of %d", got, tests*b.N)
 		}
 	}
 
-	perlRate := perlTAPParser(b, filepath.Join(taskDir, "out.tap"), tests, mb)
+	perlTests, perlTook, err := taptest.PerlTAPParser(filepath.Join(taskDir, "out.tap"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if perlTests != tests {
+		b.Fatalf("TAP::Parser read %d tests, we wrote %d", perlTests, tests)
+	}
+	perlRate := mb / perlTook.Seconds()
 	fmt.Printf("\n%-34s %9s %7s %11s %10s %9s\n", fmt.Sprintf("runtask, TAP13 %.0f MB, %d tests", mb, tests), "MB/s", "× Perl", "peak heap", "results/s", "requests")
 	for _, r := range rows {
 		rate := mb / r.took.Seconds()
@@ -120,121 +131,4 @@ func BenchmarkRuntaskTAP100MB(b *testing.B) {
 	b.ReportMetric(mb/rows[3].took.Seconds(), "ours-MB/s")
 	b.ReportMetric(perlRate, "perl-MB/s")
 	b.ReportMetric(max(rows[0].heap, rows[1].heap, rows[2].heap, rows[3].heap), "peak-heap-MiB")
-}
-
-// countingResultsDB stores nothing and counts what it is sent, single
-// posts and batches (it decodes each, as a server must), answering as our
-// ResultsDB does; noBatch answers batches 404, as ResultsDB 2.2 does.
-type countingResultsDB struct {
-	noBatch           bool
-	requests, results atomic.Int64
-}
-
-func (c *countingResultsDB) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "application/json")
-	switch {
-	case r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/api/v2.0/groups/"):
-		io.WriteString(w, `{"data": [], "next": null, "prev": null}`)
-	case r.Method == http.MethodPost && r.URL.Path == "/api/v2.0/results":
-		var post map[string]any
-		if err := json.NewDecoder(r.Body).Decode(&post); err != nil {
-			http.Error(w, `{"message": "bad"}`, http.StatusBadRequest)
-			return
-		}
-		c.requests.Add(1)
-		c.results.Add(1)
-		w.WriteHeader(http.StatusCreated)
-		io.WriteString(w, `{"id": 1}`)
-	case r.Method == http.MethodPost && r.URL.Path == "/api/v2.0/results/batch" && !c.noBatch:
-		var posts []map[string]any
-		if err := json.NewDecoder(r.Body).Decode(&posts); err != nil {
-			http.Error(w, `{"message": "bad"}`, http.StatusBadRequest)
-			return
-		}
-		c.requests.Add(1)
-		c.results.Add(int64(len(posts)))
-		w.WriteHeader(http.StatusCreated)
-		io.WriteString(w, `{"data": []}`)
-	default:
-		http.Error(w, `{"message": "Not found"}`, http.StatusNotFound)
-	}
-}
-
-// samplePeakHeap samples the heap in use until the function it returns is
-// called, which answers the peak in MiB.
-func samplePeakHeap() func() float64 {
-	var peak atomic.Uint64
-	stop, done := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(done)
-		var ms runtime.MemStats
-		for {
-			runtime.ReadMemStats(&ms)
-			if ms.HeapInuse > peak.Load() {
-				peak.Store(ms.HeapInuse)
-			}
-			select {
-			case <-stop:
-				return
-			case <-time.After(20 * time.Millisecond):
-			}
-		}
-	}()
-	return func() float64 {
-		close(stop)
-		<-done
-		return float64(peak.Load()) / (1 << 20)
-	}
-}
-
-// writeTAP writes a TAP13 file of about size bytes of rpmlint-like tests
-// with YAML blocks, and returns its test count.
-func writeTAP(b *testing.B, path string, size int) int {
-	f, err := os.Create(path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	w := bufio.NewWriter(f)
-	fmt.Fprintln(w, "TAP version 13")
-	n, written := 0, 0
-	for written < size {
-		n++
-		ok := "ok"
-		if n%7 == 0 {
-			ok = "not ok"
-		}
-		c, _ := fmt.Fprintf(w, "%s %d - rpmlint for xchat-0.5-%d.fc20\n  ---\n  item: xchat-0.5-%d.fc20\n  type: koji_build\n  outcome: PASSED\n  note: 0 errors, 10 warnings\n  arch: x86_64\n  details:\n    output: |-\n%s  ...\n",
-			ok, n, n, n, strings.Repeat("      xchat.x86_64: W: spelling-error %description -l en_US Xchat -> X chat\n", 24))
-		written += c
-	}
-	fmt.Fprintf(w, "1..%d\n", n)
-	if err := w.Flush(); err != nil {
-		b.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		b.Fatal(err)
-	}
-	return n
-}
-
-// perlTAPParser reads the file with Perl's TAP::Parser and answers its
-// rate in MB/s.
-func perlTAPParser(b *testing.B, path string, tests int, mb float64) float64 {
-	perl, err := exec.LookPath("perl")
-	if err != nil {
-		b.Fatalf("perl (Debian's perl, with TAP::Parser) is needed for the comparison: %v", err)
-	}
-	script := `use TAP::Parser; my $p = TAP::Parser->new({source => $ARGV[0]}); my $n = 0; while (my $r = $p->next) { $n++ if $r->is_test } print "$n\n";`
-	start := time.Now()
-	out, err := exec.Command(perl, "-e", script, path).Output()
-	if err != nil {
-		b.Fatalf("perl TAP::Parser: %v", err)
-	}
-	rate := mb / time.Since(start).Seconds()
-	var n int
-	fmt.Sscan(string(out), &n)
-	if n != tests {
-		b.Fatalf("TAP::Parser read %d tests, we wrote %d", n, tests)
-	}
-	return rate
 }
