@@ -229,7 +229,7 @@ func (q *AMQPJobQueue) Publish(ctx context.Context, jobs ...contract.Job) error 
 		if j.Arch == "" {
 			return fmt.Errorf("job %s (%s on %s) has no arch", j.UUID, Truncate(j.TaskName, 64), Truncate(j.Item, 64))
 		}
-		b, err := json.Marshal(j)
+		b, err := j.MarshalJSON() // json.Marshal would check and compact it again
 		if err != nil {
 			return fmt.Errorf("job %s: %w", j.UUID, err)
 		}

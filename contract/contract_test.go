@@ -165,3 +165,33 @@ func TestOutcomeOrder(t *testing.T) {
 		t.Error("Broken wrong")
 	}
 }
+
+// MarshalList writes, byte for byte, what json.Marshal writes for a list:
+// the job queue, the job log and the dedup journal read it as that.
+func TestMarshalListIsJSONMarshal(t *testing.T) {
+	jobs := []Job{
+		{UUID: "u1", Item: "xchat-0.5-1.fc20", ItemType: "koji_build", TaskName: "rpmlint", Arch: "x86_64"},
+		{UUID: "u2", Item: "<a&b>", ItemType: "bodhi_update", TaskName: "depcheck", Arch: "noarch", Extra: Extra{"zz": []any{"x", 1.5}, "aa": "é\u2028"}},
+	}
+	posts := []ResultsDBPost{{Outcome: Passed, Testcase: TestcaseRef{Name: "dist.rpmlint"}, Note: "0 errors", Extra: Extra{"k": "v"}}}
+	for _, c := range []struct {
+		name      string
+		got, want func() ([]byte, error)
+	}{
+		{"jobs", func() ([]byte, error) { return MarshalList(jobs) }, func() ([]byte, error) { return json.Marshal(jobs) }},
+		{"no jobs", func() ([]byte, error) { return MarshalList([]Job(nil)) }, func() ([]byte, error) { return json.Marshal([]Job{}) }},
+		{"posts", func() ([]byte, error) { return MarshalList(posts) }, func() ([]byte, error) { return json.Marshal(posts) }},
+	} {
+		got, err := c.got()
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		want, err := c.want()
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if string(got) != string(want) {
+			t.Errorf("%s:\nMarshalList  %s\njson.Marshal %s", c.name, got, want)
+		}
+	}
+}

@@ -195,20 +195,10 @@ func (c *ResultsDBClient) PostResults(ctx context.Context, posts []contract.Resu
 	if c.noBatch.Load() {
 		return ErrBatchUnsupported
 	}
-	// Each post's own encoding, joined: json.Marshal of the list would
-	// check and compact every post's JSON again.
-	body := []byte{'['}
-	for i, p := range posts {
-		b, err := p.MarshalJSON()
-		if err != nil {
-			return fmt.Errorf("encoding post %d of the batch: %w", i+1, err)
-		}
-		if i > 0 {
-			body = append(body, ',')
-		}
-		body = append(body, b...)
+	body, err := contract.MarshalList(posts)
+	if err != nil {
+		return fmt.Errorf("encoding the batch: %w", err)
 	}
-	body = append(body, ']')
 	status, raw, err := c.do(ctx, http.MethodPost, c.base+"/results/batch", body)
 	if err != nil {
 		return err

@@ -282,7 +282,7 @@ func (s *SQLStore) apply(ctx context.Context, tx *sql.Tx, r storeReq) (ClaimResu
 		}
 	}
 	if r.msgID != "" {
-		recorded, err := json.Marshal(orEmpty(res.Jobs))
+		recorded, err := contract.MarshalList(res.Jobs) // "[]" for none
 		if err != nil {
 			return res, err
 		}
@@ -311,11 +311,4 @@ func (s *SQLStore) noteWindow(w time.Duration) {
 			return
 		}
 	}
-}
-
-func orEmpty(j []contract.Job) []contract.Job {
-	if j == nil {
-		return []contract.Job{}
-	}
-	return j
 }

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/taskotron-go/taskotron/contract"
 )
 
 // The SQLite store's journal: one row per event, in the order the writer
@@ -239,7 +241,7 @@ func (s *SQLStore) runBatch(batch []storeReq) {
 			res.Jobs = append(res.Jobs, j)
 		}
 		if r.msgID != "" {
-			recorded, err := json.Marshal(orEmpty(res.Jobs))
+			recorded, err := contract.MarshalList(res.Jobs) // "[]" for none
 			if err != nil {
 				replies[i].err = err
 				continue

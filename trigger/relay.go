@@ -2,7 +2,6 @@ package trigger
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -391,7 +390,7 @@ func (r *relay) writeJobLog(jobs []contract.Job) {
 	// share a write.
 	var buf []byte
 	for _, j := range jobs {
-		line, err := json.Marshal(j)
+		line, err := j.MarshalJSON()
 		if err != nil {
 			r.log.Error("job log: cannot encode job", "uuid", j.UUID, "err", err)
 			continue
