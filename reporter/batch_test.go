@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/taskotron-go/taskotron/contract"
@@ -194,4 +195,43 @@ func TestResultsDBWithoutBatches(t *testing.T) {
 	if b, s := rc.count(batchPost), rc.count(singlePost); b != 1 || s != 240 {
 		t.Errorf("%d batches asked for and %d single posts; want 1 and 240", b, s)
 	}
+}
+
+// TestResultsDBGoesAwayWhileABatchIsInFlight: ResultsDB answers 503 to the
+// second of three batches, posted while the third fills. That batch and
+// every result after it go to the spool in order; once ResultsDB is back,
+// a flush stores them, each once, in the order the task gave them.
+func TestResultsDBGoesAwayWhileABatchIsInFlight(t *testing.T) {
+	_, h := ourResultsDB(t)
+	var away atomic.Bool
+	rc := &requestCounter{h: h, before: func(w http.ResponseWriter, r *http.Request, seen int) bool {
+		if r.URL.Path == "/api/v2.0/results/batch" && seen == 2 {
+			away.Store(true)
+		}
+		if away.Load() {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			w.Write([]byte(`{"message": "down for maintenance"}`))
+			return true
+		}
+		return false
+	}}
+	srv := httptest.NewServer(rc)
+	defer srv.Close()
+	r := newReporter(t, srv.URL)
+	e := exec("7d8f5c2e-0000-4000-8000-0000000ba706", 250)
+	d, err := r.Deliver(context.Background(), e)
+	if err != nil || d.Stored != 100 || d.Spooled != 150 {
+		t.Fatalf("delivery %+v %v; want the first batch stored, the other 150 results spooled", d, err)
+	}
+	// The second batch is tried twice (the client retries a 503 once:
+	// RetryMax 1); the third is never sent, nor any result alone.
+	if b, s := rc.count(batchPost), rc.count(singlePost); b != 3 || s != 0 {
+		t.Errorf("%d batch requests and %d single posts while ResultsDB was away; want 3 and 0", b, s)
+	}
+	away.Store(false)
+	if err := r.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	checkNotes(t, storedNotes(t, srv.URL, e.UUID), e)
 }
