@@ -33,7 +33,10 @@ type Session struct {
 	sending  []spoolEntry
 	inflight *inflightBatch
 	// counts holds, per fingerprint, how many of the group's results
-	// ResultsDB holds; seen, how many this session met so far (Prior).
+	// ResultsDB held when last asked (at the start, and after an answer
+	// was lost): what this session stores since need not be counted, as
+	// a result's Prior counts its own earlier ones. seen holds how many of
+	// each this session met so far (Prior).
 	counts       map[uint64]int
 	seen         map[uint64]int
 	index        int

@@ -16,12 +16,10 @@ import (
 // peers used) on the same file, and reports both rates and the peak heap.
 func BenchmarkStreamTAP100MB(b *testing.B) {
 	path := filepath.Join(b.TempDir(), "big.tap")
-	tests, err := taptest.WriteFile(path, 100<<20, taptest.ShortOutput)
+	tests, mb, err := taptest.WriteFile(path, 100<<20, taptest.ShortOutput)
 	if err != nil {
 		b.Fatal(err)
 	}
-	fi, _ := os.Stat(path)
-	mb := float64(fi.Size()) / (1 << 20)
 
 	stop := taptest.PeakHeap()
 	var took time.Duration

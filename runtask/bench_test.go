@@ -28,15 +28,10 @@ import (
 // task author gets).
 func BenchmarkRuntaskTAP100MB(b *testing.B) {
 	taskDir := b.TempDir()
-	tests, err := taptest.WriteFile(filepath.Join(taskDir, "out.tap"), 100<<20, taptest.LongOutput(24))
+	tests, mb, err := taptest.WriteFile(filepath.Join(taskDir, "out.tap"), 100<<20, taptest.LongOutput(24))
 	if err != nil {
 		b.Fatal(err)
 	}
-	fi, err := os.Stat(filepath.Join(taskDir, "out.tap"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	mb := float64(fi.Size()) / (1 << 20)
 	formula := "name: bigtap\nnamespace: scratch\nactions:\n  - name: report\n    resultsdb:\n      file: out.tap\n"
 	if err := os.WriteFile(filepath.Join(taskDir, "runtask.yml"), []byte(formula), 0o644); err != nil {
 		b.Fatal(err)
@@ -51,18 +46,12 @@ func BenchmarkRuntaskTAP100MB(b *testing.B) {
 	defer srvSingle.Close()
 	ours := resultsdbtest.Start(b) + "/api/v2.0"
 
-	type row struct {
-		name  string
-		took  time.Duration
-		heap  float64
-		posts int64 // requests that stored results; -1: not counted
-	}
-	var rows []row
+	table := taptest.Table{Title: "runtask", Path: filepath.Join(taskDir, "out.tap"), MB: mb, Tests: tests}
 	run := func(name, label, url string, report bool) {
 		cfg := config.Default()
 		cfg.DataDir = b.TempDir()
 		cfg.ResultsDB.URL = url
-		args := []string{"-i", "xchat-0.5-1.fc20", "-t", "koji_build", "--uuid", fmt.Sprintf("bench-%d", len(rows))}
+		args := []string{"-i", "xchat-0.5-1.fc20", "-t", "koji_build", "--uuid", fmt.Sprintf("bench-%d", len(table.Rows))}
 		if !report {
 			args = append(args, "--no-report")
 		}
@@ -85,15 +74,15 @@ func BenchmarkRuntaskTAP100MB(b *testing.B) {
 		if report && !strings.Contains(out.String(), fmt.Sprintf("(%d)", tests)) {
 			b.Fatalf("%s: not every one of %d results stored:\n%s", name, tests, out.String())
 		}
-		posts := double.Requests.Load() + single.Requests.Load() - before
+		requests := fmt.Sprint(double.Requests.Load() + single.Requests.Load() - before)
 		if url == ours {
-			posts = -1
+			requests = "-"
 		}
-		rows = append(rows, row{name, took, peak, posts})
+		table.Rows = append(table.Rows, taptest.Row{Name: name, Took: took, HeapMiB: peak, Requests: requests})
 	}
 	b.ResetTimer()
 	for b.Loop() {
-		rows = rows[:0]
+		table.Rows = table.Rows[:0]
 		run("run alone (--no-report)", "alone", srv.URL, false)
 		run("run + report to a double", "double", srv.URL, true)
 		run("… one POST a result (2.2's API)", "single", srvSingle.URL, true)
@@ -106,29 +95,15 @@ func BenchmarkRuntaskTAP100MB(b *testing.B) {
 		}
 	}
 
-	perlTests, perlTook, err := taptest.PerlTAPParser(filepath.Join(taskDir, "out.tap"))
+	perlRate, err := table.Print(os.Stdout)
 	if err != nil {
 		b.Fatal(err)
 	}
-	if perlTests != tests {
-		b.Fatalf("TAP::Parser read %d tests, we wrote %d", perlTests, tests)
-	}
-	perlRate := mb / perlTook.Seconds()
-	fmt.Printf("\n%-34s %9s %7s %11s %10s %9s\n", fmt.Sprintf("runtask, TAP13 %.0f MB, %d tests", mb, tests), "MB/s", "× Perl", "peak heap", "results/s", "requests")
-	for _, r := range rows {
-		rate := mb / r.took.Seconds()
-		requests := fmt.Sprint(r.posts)
-		if r.posts < 0 {
-			requests = "-"
-		}
-		fmt.Printf("%-34s %9.1f %7.1f %7.1f MiB %10.0f %9s\n", r.name, rate, rate/perlRate, r.heap, float64(tests)/r.took.Seconds(), requests)
-	}
-	fmt.Printf("%-34s %9.1f %7s %11s\n", "Perl TAP::Parser (same file)", perlRate, "1.0", "")
-	fmt.Printf("%-34s %9s %7s %11s\n", "goal", "", "10", "< 64 MiB")
-	b.ReportMetric(mb/rows[0].took.Seconds(), "run-MB/s")
-	b.ReportMetric(mb/rows[1].took.Seconds(), "double-MB/s")
-	b.ReportMetric(mb/rows[2].took.Seconds(), "single-MB/s")
-	b.ReportMetric(mb/rows[3].took.Seconds(), "ours-MB/s")
+	rows := table.Rows
+	b.ReportMetric(mb/rows[0].Took.Seconds(), "run-MB/s")
+	b.ReportMetric(mb/rows[1].Took.Seconds(), "double-MB/s")
+	b.ReportMetric(mb/rows[2].Took.Seconds(), "single-MB/s")
+	b.ReportMetric(mb/rows[3].Took.Seconds(), "ours-MB/s")
 	b.ReportMetric(perlRate, "perl-MB/s")
-	b.ReportMetric(max(rows[0].heap, rows[1].heap, rows[2].heap, rows[3].heap), "peak-heap-MiB")
+	b.ReportMetric(max(rows[0].HeapMiB, rows[1].HeapMiB, rows[2].HeapMiB, rows[3].HeapMiB), "peak-heap-MiB")
 }

@@ -82,17 +82,17 @@ func (s *Stream) Read(p []byte) (int, error) {
 }
 
 // WriteFile writes NewStream(size, output) to path and returns its test
-// count.
-func WriteFile(path string, size int, output []string) (int, error) {
+// count and its size in MiB.
+func WriteFile(path string, size int, output []string) (tests int, mb float64, err error) {
 	f, err := os.Create(path)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	s := NewStream(size, output)
 	w := bufio.NewWriterSize(f, 1<<20)
-	_, err = io.Copy(w, s)
+	n, err := io.Copy(w, s)
 	err = errors.Join(err, w.Flush(), f.Close())
-	return s.Tests, err
+	return s.Tests, float64(n) / (1 << 20), err
 }
 
 // PerlTAPParser reads the file at path with Perl's TAP::Parser (Debian's
@@ -140,4 +140,47 @@ func PeakHeap() (stop func() float64) {
 		<-done
 		return float64(peak.Load()) / (1 << 20)
 	}
+}
+
+// Table is what a TAP benchmark prints: rows timed on one TAP file, each
+// beside Perl's TAP::Parser on the same file, run when the table is
+// printed.
+type Table struct {
+	Title string
+	// Path is the TAP file, of MB megabytes and Tests tests.
+	Path  string
+	MB    float64
+	Tests int
+	Rows  []Row
+}
+
+// Row is one timed way through the file.
+type Row struct {
+	Name    string
+	Took    time.Duration
+	HeapMiB float64
+	// Requests is how many requests stored results, or "-".
+	Requests string
+}
+
+// Print runs Perl's TAP::Parser on the file, checks it read as many tests,
+// and prints the table to w with the goal (issue 17's: 10× Perl in under
+// 64 MiB). It returns Perl's rate in MB/s.
+func (t Table) Print(w io.Writer) (perlMBs float64, err error) {
+	tests, took, err := PerlTAPParser(t.Path)
+	if err != nil {
+		return 0, err
+	}
+	if tests != t.Tests {
+		return 0, fmt.Errorf("TAP::Parser read %d tests of %s, we wrote %d", tests, t.Path, t.Tests)
+	}
+	perl := t.MB / took.Seconds()
+	fmt.Fprintf(w, "\n%-36s %9s %7s %11s %10s %9s\n", fmt.Sprintf("%s, TAP13 %.0f MB, %d tests", t.Title, t.MB, t.Tests), "MB/s", "× Perl", "peak heap", "results/s", "requests")
+	for _, r := range t.Rows {
+		rate := t.MB / r.Took.Seconds()
+		fmt.Fprintf(w, "%-36s %9.1f %7.1f %7.1f MiB %10.0f %9s\n", r.Name, rate, rate/perl, r.HeapMiB, float64(t.Tests)/r.Took.Seconds(), r.Requests)
+	}
+	fmt.Fprintf(w, "%-36s %9.1f %7s\n", "Perl TAP::Parser (same file)", perl, "1.0")
+	fmt.Fprintf(w, "%-36s %9s %7s %11s\n", "goal", "", "10", "< 64 MiB")
+	return perl, nil
 }
