@@ -78,7 +78,7 @@ func BenchmarkRuntaskTAP100MB(b *testing.B) {
 		if url == ours {
 			requests = "-"
 		}
-		table.Rows = append(table.Rows, taptest.Row{Name: name, Took: took, HeapMiB: peak, Requests: requests})
+		table.Rows = append(table.Rows, taptest.Row{Name: name, Label: label, Took: took, HeapMiB: peak, Requests: requests})
 	}
 	b.ResetTimer()
 	for b.Loop() {
@@ -95,15 +95,5 @@ func BenchmarkRuntaskTAP100MB(b *testing.B) {
 		}
 	}
 
-	perlRate, err := table.Print(os.Stdout)
-	if err != nil {
-		b.Fatal(err)
-	}
-	rows := table.Rows
-	b.ReportMetric(mb/rows[0].Took.Seconds(), "run-MB/s")
-	b.ReportMetric(mb/rows[1].Took.Seconds(), "double-MB/s")
-	b.ReportMetric(mb/rows[2].Took.Seconds(), "single-MB/s")
-	b.ReportMetric(mb/rows[3].Took.Seconds(), "ours-MB/s")
-	b.ReportMetric(perlRate, "perl-MB/s")
-	b.ReportMetric(max(rows[0].HeapMiB, rows[1].HeapMiB, rows[2].HeapMiB, rows[3].HeapMiB), "peak-heap-MiB")
+	table.PrintAndReport(b)
 }

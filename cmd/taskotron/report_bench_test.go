@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
@@ -75,7 +74,7 @@ func BenchmarkReportTAP100MB(b *testing.B) {
 		default:
 			requests = fmt.Sprint(double.Requests.Load() + single.Requests.Load() - before)
 		}
-		table.Rows = append(table.Rows, taptest.Row{Name: name, Took: took, HeapMiB: heap, Requests: requests})
+		table.Rows = append(table.Rows, taptest.Row{Name: name, Label: label, Took: took, HeapMiB: heap, Requests: requests})
 	}
 	b.ResetTimer()
 	for b.Loop() {
@@ -92,17 +91,7 @@ func BenchmarkReportTAP100MB(b *testing.B) {
 		}
 	}
 
-	perlRate, err := table.Print(os.Stdout)
-	if err != nil {
-		b.Fatal(err)
-	}
-	rows := table.Rows
-	b.ReportMetric(mb/rows[0].Took.Seconds(), "dry-MB/s")
-	b.ReportMetric(mb/rows[1].Took.Seconds(), "double-MB/s")
-	b.ReportMetric(mb/rows[2].Took.Seconds(), "single-MB/s")
-	b.ReportMetric(mb/rows[3].Took.Seconds(), "ours-MB/s")
-	b.ReportMetric(perlRate, "perl-MB/s")
-	b.ReportMetric(max(rows[0].HeapMiB, rows[1].HeapMiB, rows[2].HeapMiB, rows[3].HeapMiB), "peak-heap-MiB")
+	table.PrintAndReport(b)
 }
 
 // tail keeps the last 4 KiB written to it: what report prints last (its

@@ -1,7 +1,8 @@
 // Package taptest is what TAP benchmarks and constant-memory tests share:
 // a generated stream of rpmlint-like TAP13 tests with YAML blocks, Perl's
-// TAP::Parser (what Taskotron's peers used) timed on the same file, and the
-// peak heap while a stream is read. It imports only the standard library.
+// TAP::Parser (what Taskotron's peers used) timed on the same file, the
+// peak heap while a stream is read, and the table a benchmark prints of
+// them. It imports only the standard library.
 package taptest
 
 import (
@@ -14,6 +15,7 @@ import (
 	"runtime"
 	"strings"
 	"sync/atomic"
+	"testing"
 	"time"
 )
 
@@ -156,7 +158,9 @@ type Table struct {
 
 // Row is one timed way through the file.
 type Row struct {
-	Name    string
+	Name string
+	// Label names the row's metric (Label-MB/s) and its CPU profile label.
+	Label   string
 	Took    time.Duration
 	HeapMiB float64
 	// Requests is how many requests stored results, or "-".
@@ -183,4 +187,21 @@ func (t Table) Print(w io.Writer) (perlMBs float64, err error) {
 	fmt.Fprintf(w, "%-36s %9.1f %7s\n", "Perl TAP::Parser (same file)", perl, "1.0")
 	fmt.Fprintf(w, "%-36s %9s %7s %11s\n", "goal", "", "10", "< 64 MiB")
 	return perl, nil
+}
+
+// PrintAndReport prints the table to stdout and reports each row's rate
+// (Label-MB/s), Perl's, and the highest peak heap as b's metrics.
+func (t Table) PrintAndReport(b *testing.B) {
+	b.Helper()
+	perl, err := t.Print(os.Stdout)
+	if err != nil {
+		b.Fatal(err)
+	}
+	heap := 0.0
+	for _, r := range t.Rows {
+		b.ReportMetric(t.MB/r.Took.Seconds(), r.Label+"-MB/s")
+		heap = max(heap, r.HeapMiB)
+	}
+	b.ReportMetric(perl, "perl-MB/s")
+	b.ReportMetric(heap, "peak-heap-MiB")
 }
