@@ -401,10 +401,7 @@ func (r *Reporter) flushLocked(ctx context.Context) (int, error) {
 				r.wentDown(err)
 				return len(names) - i, err
 			}
-			counts = map[uint64]int{}
-			for _, s := range existing {
-				counts[storedFingerprint(s)]++
-			}
+			counts = storedCounts(existing)
 			groups[e.UUID] = counts
 		}
 		fp := postFingerprint(e.Post)

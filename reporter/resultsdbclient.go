@@ -379,6 +379,15 @@ func postFingerprint(p contract.ResultsDBPost) uint64 {
 	return fingerprint(p.Testcase.Name, string(p.Outcome), p.Note, p.RefURL, list(p.Data["item"]), list(p.Data["type"]), list(p.Data["arch"]))
 }
 
+// storedCounts counts a group's stored results by fingerprint.
+func storedCounts(stored []StoredResult) map[uint64]int {
+	counts := make(map[uint64]int, len(stored))
+	for _, s := range stored {
+		counts[storedFingerprint(s)]++
+	}
+	return counts
+}
+
 func storedFingerprint(s StoredResult) uint64 {
 	return fingerprint(s.Testcase, s.Outcome, s.Note, s.RefURL, s.Data["item"], s.Data["type"], append([]string(nil), s.Data["arch"]...))
 }

@@ -92,9 +92,7 @@ func (r *Reporter) Start(ctx context.Context, exec contract.Execution) (*Session
 		s.spool(err)
 		return s, nil
 	}
-	for _, st := range existing {
-		s.counts[storedFingerprint(st)]++
-	}
+	s.counts = storedCounts(existing)
 	return s, nil
 }
 
@@ -219,10 +217,7 @@ func (s *Session) settle() error {
 			s.spool(err)
 			break
 		}
-		clear(s.counts)
-		for _, st := range existing {
-			s.counts[storedFingerprint(st)]++
-		}
+		s.counts = storedCounts(existing)
 		rest := batch[:0:0]
 		for _, e := range batch {
 			if s.counts[postFingerprint(e.Post)] > e.Prior {

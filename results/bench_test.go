@@ -1,7 +1,6 @@
 package results
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -42,21 +41,7 @@ func BenchmarkStreamTAP100MB(b *testing.B) {
 	}
 	b.StopTimer()
 	peak := stop()
-	ours := mb / (took.Seconds() / float64(b.N))
-
-	perlTests, perlTook, err := taptest.PerlTAPParser(path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if perlTests != tests {
-		b.Fatalf("TAP::Parser read %d tests, we %d", perlTests, tests)
-	}
-	theirs := mb / perlTook.Seconds()
-	b.ReportMetric(ours, "MB/s")
-	b.ReportMetric(theirs, "perl-MB/s")
-	b.ReportMetric(ours/theirs, "x-perl")
-	b.ReportMetric(peak, "peak-heap-MiB")
-	fmt.Printf("\n%-34s %10s %12s %10s\n", "TAP13, 100 MB, YAML blocks", "MB/s", "peak heap", "tests")
-	fmt.Printf("%-34s %10.1f %10.1f MiB %10d\n", "taskotron (results.StreamTAP)", ours, peak, tests)
-	fmt.Printf("%-34s %10.1f %12s %10d\n", "Perl TAP::Parser (same file)", theirs, "", perlTests)
+	table := taptest.Table{Title: "results.StreamTAP", Path: path, MB: mb, Tests: tests, Rows: []taptest.Row{
+		{Name: "taskotron (results.StreamTAP)", Label: "parse", Took: took / time.Duration(b.N), HeapMiB: peak, Requests: "-"}}}
+	table.PrintAndReport(b)
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -37,13 +36,8 @@ func BenchmarkRuntaskTAP100MB(b *testing.B) {
 		b.Fatal(err)
 	}
 
-	double := &resultsdbtest.Counting{}
-	srv := httptest.NewServer(double)
-	defer srv.Close()
-	// ResultsDB 2.2's API: one POST a result, no batches.
-	single := &resultsdbtest.Counting{NoBatch: true}
-	srvSingle := httptest.NewServer(single)
-	defer srvSingle.Close()
+	double, doubleURL := resultsdbtest.StartCounting(b, false)
+	single, singleURL := resultsdbtest.StartCounting(b, true) // ResultsDB 2.2's API: one POST a result
 	ours := resultsdbtest.Start(b) + "/api/v2.0"
 
 	table := taptest.Table{Title: "runtask", Path: filepath.Join(taskDir, "out.tap"), MB: mb, Tests: tests}
@@ -83,9 +77,9 @@ func BenchmarkRuntaskTAP100MB(b *testing.B) {
 	b.ResetTimer()
 	for b.Loop() {
 		table.Rows = table.Rows[:0]
-		run("run alone (--no-report)", "alone", srv.URL, false)
-		run("run + report to a double", "double", srv.URL, true)
-		run("… one POST a result (2.2's API)", "single", srvSingle.URL, true)
+		run("run alone (--no-report)", "alone", doubleURL, false)
+		run("run + report to a double", "double", doubleURL, true)
+		run("… one POST a result (2.2's API)", "single", singleURL, true)
 		run("run + report to our ResultsDB", "ours", ours, true)
 	}
 	b.StopTimer()

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net/http/httptest"
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
@@ -31,12 +30,8 @@ func BenchmarkReportTAP100MB(b *testing.B) {
 		b.Fatal(err)
 	}
 
-	double := &resultsdbtest.Counting{}
-	srv := httptest.NewServer(double)
-	defer srv.Close()
-	single := &resultsdbtest.Counting{NoBatch: true}
-	srvSingle := httptest.NewServer(single)
-	defer srvSingle.Close()
+	double, doubleURL := resultsdbtest.StartCounting(b, false)
+	single, singleURL := resultsdbtest.StartCounting(b, true) // ResultsDB 2.2's API: one POST a result
 	ours := resultsdbtest.Start(b)
 
 	table := taptest.Table{Title: "taskotron report", Path: path, MB: mb, Tests: tests}
@@ -80,8 +75,8 @@ func BenchmarkReportTAP100MB(b *testing.B) {
 	for b.Loop() {
 		table.Rows = table.Rows[:0]
 		run("dry run (parse and print)", "dry", "")
-		run("report to a double", "double", srv.URL)
-		run("… one POST a result (2.2's API)", "single", srvSingle.URL)
+		run("report to a double", "double", doubleURL)
+		run("… one POST a result (2.2's API)", "single", singleURL)
 		run("report to our ResultsDB (SQLite)", "ours", ours)
 	}
 	b.StopTimer()

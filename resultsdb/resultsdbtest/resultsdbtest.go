@@ -47,6 +47,15 @@ type Counting struct {
 	Requests, Results atomic.Int64
 }
 
+// StartCounting serves a Counting double until the test ends and returns
+// it and its root URL.
+func StartCounting(t testing.TB, noBatch bool) (*Counting, string) {
+	c := &Counting{NoBatch: noBatch}
+	srv := httptest.NewServer(c)
+	t.Cleanup(srv.Close)
+	return c, srv.URL
+}
+
 func (c *Counting) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	switch {
