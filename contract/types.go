@@ -85,6 +85,11 @@ type Execution struct {
 	// keeps in memory. results.Each reads either.
 	ResultsFile string `json:"results_file,omitempty"`
 	ResultCount int    `json:"result_count,omitempty"`
+	// DetailsFile holds the details of ResultsFile's results, one JSON
+	// value a line in the same order (null for a result without): apart,
+	// so that reading the results to report them, which needs none, does
+	// not read what is most of their bytes.
+	DetailsFile string `json:"details_file,omitempty"`
 	Item        string `json:"item,omitempty"`
 	ItemType    string `json:"item_type,omitempty"`
 	TaskName    string `json:"taskname,omitempty"`

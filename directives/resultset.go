@@ -1,6 +1,7 @@
 package directives
 
 import (
+	"errors"
 	"fmt"
 	"os"
 
@@ -17,8 +18,10 @@ const MemoryResults = 1000
 // the spill file.
 type resultSet struct {
 	held []contract.Result
-	file *os.File
-	w    *results.ResultWriter
+	// file and details are the spill files: the results, and their details
+	// (DetailsSpill).
+	file, details *os.File
+	w             *results.ResultWriter
 	err  error // the spill failed: the run's results are lost
 	// artifacts tells whether any spilled result names an artifact.
 	artifacts bool
@@ -57,7 +60,12 @@ func (e *Env) spill() error {
 	if err != nil {
 		return fmt.Errorf("results spill: %w", err)
 	}
-	s.file, s.w = f, results.NewResultWriter(f)
+	d, err := os.OpenFile(DetailsSpill(e.ResultsSpill), os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("results spill: %w", err)
+	}
+	s.file, s.details, s.w = f, d, results.NewResultWriter(f, d)
 	for _, r := range s.held {
 		s.artifacts = s.artifacts || r.Artifact != ""
 		if err := s.w.Write(r); err != nil {
@@ -93,16 +101,19 @@ func (e *Env) TakeResults(exec *contract.Execution) error {
 	if ferr := s.w.Flush(); err == nil && ferr != nil {
 		err = fmt.Errorf("results spill: %w", ferr)
 	}
-	if cerr := s.file.Close(); err == nil && cerr != nil {
+	if cerr := errors.Join(s.file.Close(), s.details.Close()); err == nil && cerr != nil {
 		err = fmt.Errorf("results spill: %w", cerr)
 	}
 	exec.Results = []contract.Result{}
 	if err != nil {
 		return err
 	}
-	exec.ResultsFile, exec.ResultCount = e.ResultsSpill, s.w.Count()
+	exec.ResultsFile, exec.DetailsFile, exec.ResultCount = e.ResultsSpill, DetailsSpill(e.ResultsSpill), s.w.Count()
 	return nil
 }
+
+// DetailsSpill is where the details of the results spilled to spill go.
+func DetailsSpill(spill string) string { return spill + ".details" }
 
 // SpilledArtifacts tells whether any result in the spill file names an
 // artifact (which the runner must then check, result by result).

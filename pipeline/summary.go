@@ -100,7 +100,7 @@ func (t *tally) summary(url string) *Summary {
 			}
 			m.Jobs[j].Status = exec.ExecutionStatus
 			var worst contract.Outcome
-			_ = results.Each(exec, func(r contract.Result) error {
+			_ = results.EachWithoutDetails(exec, func(r contract.Result) error {
 				m.Jobs[j].Outcomes = append(m.Jobs[j].Outcomes, ResultOutcome{CheckName: r.CheckName, Item: r.Item, Outcome: r.Outcome, Note: r.Note})
 				if worst == "" {
 					worst = r.Outcome

@@ -218,7 +218,7 @@ func (r *Reporter) Deliver(ctx context.Context, exec contract.Execution) (Delive
 	if err != nil {
 		return Delivery{}, err
 	}
-	if err := results.Each(exec, s.Add); err != nil {
+	if err := results.EachWithoutDetails(exec, s.Add); err != nil {
 		s.Abort()
 		return s.d, err
 	}

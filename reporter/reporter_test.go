@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -620,7 +621,7 @@ func TestReportFromAResultsFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := results.NewResultWriter(out)
+	w := results.NewResultWriter(out, io.Discard)
 	for _, res := range e.Results {
 		if err := w.Write(res); err != nil {
 			t.Fatal(err)

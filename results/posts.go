@@ -85,20 +85,25 @@ func Terminal(exec contract.Execution) (contract.Result, bool, error) {
 	return res, err == nil, err
 }
 
-// ResultsToReport is the execution's results, plus the terminal result of
-// an execution that ended NOT_OK without any (see EachToReport), in memory.
+// ResultsToReport is the execution's results with their details, plus
+// the terminal result of an execution that ended NOT_OK without any (see
+// EachToReport), in memory.
 func ResultsToReport(exec contract.Execution) ([]contract.Result, error) {
 	rs := []contract.Result{}
-	err := EachToReport(exec, func(r contract.Result) error { rs = append(rs, r); return nil })
+	err := eachToReport(exec, Each, func(r contract.Result) error { rs = append(rs, r); return nil })
 	return rs, err
 }
 
-// EachToReport calls fn with each result to report: the execution's (see
-// Each), or the terminal result of an execution that ended NOT_OK
-// without any.
+// EachToReport calls fn with each result to report, without its details
+// (see EachWithoutDetails; no post carries them): the execution's, or the
+// terminal result of an execution that ended NOT_OK without any.
 func EachToReport(exec contract.Execution, fn func(contract.Result) error) error {
+	return eachToReport(exec, EachWithoutDetails, fn)
+}
+
+func eachToReport(exec contract.Execution, each func(contract.Execution, func(contract.Result) error) error, fn func(contract.Result) error) error {
 	if exec.NumResults() > 0 || exec.ExecutionStatus != contract.ExecutionNotOK {
-		return Each(exec, fn)
+		return each(exec, fn)
 	}
 	res, err := terminalResult(exec)
 	if err != nil {

@@ -83,8 +83,11 @@ const LogDir = "taskotron"
 
 // ResultsFile, in LogDir, holds the results of a run that had more than it
 // keeps in memory (directives.MemoryResults): one JSON result per line (see
-// contract.Execution.ResultsFile).
-const ResultsFile = "results.jsonl"
+// contract.Execution.ResultsFile); DetailsFile, beside it, their details.
+const (
+	ResultsFile = "results.jsonl"
+	DetailsFile = "results-details.jsonl"
+)
 
 var uuidRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
 
@@ -331,19 +334,26 @@ func (x *run) takeResults() error {
 	if err := x.env.TakeResults(x.exec); err != nil {
 		return directives.Infra(err)
 	}
-	spill := x.exec.ResultsFile
+	spill, detailsSpill := x.exec.ResultsFile, x.exec.DetailsFile
 	if spill == "" {
 		return nil
 	}
 	defer os.Remove(spill)
-	f, err := createIn(x.logDir, ResultsFile)
-	if err != nil {
-		x.exec.ResultsFile, x.exec.ResultCount = "", 0
+	defer os.Remove(detailsSpill)
+	lost := func(err error) error {
+		// The run ends broken on the infrastructure, with a terminal
+		// result instead.
+		x.exec.ResultsFile, x.exec.DetailsFile, x.exec.ResultCount = "", "", 0
 		return directives.Infra(fmt.Errorf("results file: %w", err))
 	}
+	f, err := createIn(x.logDir, ResultsFile)
+	if err != nil {
+		return lost(err)
+	}
 	if x.env.SpilledArtifacts() {
-		w := results.NewResultWriter(f)
-		err = results.Each(*x.exec, func(r contract.Result) error {
+		// The details are as they were; only the results name artifacts.
+		w := results.NewResultWriter(f, io.Discard)
+		err = results.EachWithoutDetails(*x.exec, func(r contract.Result) error {
 			return w.Write(sanitizeArtifacts([]contract.Result{r}, x.artifacts, x.log)[0])
 		})
 		err = errors.Join(err, w.Flush())
@@ -352,13 +362,17 @@ func (x *run) takeResults() error {
 		err = copyFile(spill, f)
 	}
 	if err = errors.Join(err, f.Close()); err != nil {
-		// Lost: the run ends broken on the infrastructure, with a
-		// terminal result instead.
-		x.exec.ResultsFile, x.exec.ResultCount = "", 0
-		return directives.Infra(fmt.Errorf("results file: %w", err))
+		return lost(err)
 	}
-	x.exec.ResultsFile = filepath.Join(LogDir, ResultsFile)
-	x.log.Info("results kept in a file: more than a run holds in memory", "results", x.exec.ResultCount, "file", x.exec.ResultsFile)
+	d, err := createIn(x.logDir, DetailsFile)
+	if err != nil {
+		return lost(err)
+	}
+	if err = errors.Join(copyFile(detailsSpill, d), d.Close()); err != nil {
+		return lost(err)
+	}
+	x.exec.ResultsFile, x.exec.DetailsFile = filepath.Join(LogDir, ResultsFile), filepath.Join(LogDir, DetailsFile)
+	x.log.Info("results kept in a file: more than a run holds in memory", "results", x.exec.ResultCount, "file", x.exec.ResultsFile, "details", x.exec.DetailsFile)
 	return nil
 }
 

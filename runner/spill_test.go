@@ -16,8 +16,9 @@ import (
 
 // A task whose TAP13 file holds more results than a run keeps in memory:
 // they are read as a stream into the run's spill file, then copied, in
-// order and with their artifacts checked, to the artifacts' results file,
-// which the execution names; the spill is gone with the run's folder.
+// order and with their artifacts checked, to the artifacts' results file
+// and their details to its details file, which the execution names; the
+// spill is gone with the run's folder.
 func TestResultsPastTheMemoryBoundGoToTheArtifacts(t *testing.T) {
 	r, _ := testRunner(t, nil)
 	n := directives.MemoryResults + 50
@@ -32,7 +33,7 @@ echo hi > "$2/a.log"
   i=1
   while [ "$i" -le "$1" ]; do
     case $i in
-      2) printf 'ok %d - two\n  ---\n  item: xchat-0.5-1.fc20\n  artifact: a.log\n  ...\n' "$i" ;;
+      2) printf 'ok %d - two\n  ---\n  item: xchat-0.5-1.fc20\n  artifact: a.log\n  details:\n    output: two said this\n  ...\n' "$i" ;;
       3) printf 'not ok %d - three\n  ---\n  item: xchat-0.5-1.fc20\n  artifact: ../../../etc/passwd\n  ...\n' "$i" ;;
       *) echo "ok $i - test $i" ;;
     esac
@@ -63,6 +64,9 @@ actions:
 		if res.Artifact != want || res.CheckName != "scratch.many" || res.Item != "xchat-0.5-1.fc20" {
 			return fmt.Errorf("result %d: %+v; want checkname scratch.many, artifact %q", i, res, want)
 		}
+		if d, _ := res.Details.(map[string]any); (i == 2) != (d["output"] == "two said this") {
+			return fmt.Errorf("result %d: details %#v", i, res.Details)
+		}
 		if (i == 3) != (res.Outcome == contract.Failed) {
 			return fmt.Errorf("result %d: outcome %s", i, res.Outcome)
 		}
@@ -76,10 +80,10 @@ actions:
 		t.Fatal(err)
 	}
 	var onDisk contract.Execution
-	if err := json.Unmarshal(raw, &onDisk); err != nil || onDisk.ResultsFile != exec.ResultsFile || onDisk.ResultCount != n {
-		t.Errorf("execution.json names results file %q with %d results (%v)", onDisk.ResultsFile, onDisk.ResultCount, err)
+	if err := json.Unmarshal(raw, &onDisk); err != nil || onDisk.ResultsFile != exec.ResultsFile || onDisk.DetailsFile != filepath.Join(LogDir, DetailsFile) || onDisk.ResultCount != n {
+		t.Errorf("execution.json names results file %q, details file %q with %d results (%v)", onDisk.ResultsFile, onDisk.DetailsFile, onDisk.ResultCount, err)
 	}
-	if spills, _ := filepath.Glob(filepath.Join(r.workRoot(), "*", "results.spill")); len(spills) > 0 {
+	if spills, _ := filepath.Glob(filepath.Join(r.workRoot(), "*", "results.spill*")); len(spills) > 0 {
 		t.Errorf("spill files left: %v", spills)
 	}
 	log, _ := os.ReadFile(filepath.Join(exec.Artifacts, LogDir, "taskotron.log"))
@@ -113,13 +117,13 @@ actions:
 }
 
 // Spilled results that name no artifact are copied as they are: the file
-// reads back whole, in order.
+// reads back whole, in order, with the details.
 func TestSpilledResultsWithoutArtifactsReadBack(t *testing.T) {
 	r, _ := testRunner(t, nil)
 	f := task(t, `name: many
 actions:
   - shell:
-      - [sh, -c, '{ echo "TAP version 13"; i=1; while [ $$i -le $$0 ]; do echo "ok $$i - test $$i"; i=$$((i+1)); done; echo "1..$$0"; } > "$$1/out.tap"', "${count}", "${workdir}"]
+      - [sh, -c, '{ echo "TAP version 13"; printf "ok 1 - test 1\n  ---\n  details:\n    output: first\n  ...\n"; i=2; while [ $$i -le $$0 ]; do echo "ok $$i - test $$i"; i=$$((i+1)); done; echo "1..$$0"; } > "$$1/out.tap"', "${count}", "${workdir}"]
   - resultsdb:
       file: ${workdir}/out.tap
 `, nil)
@@ -133,6 +137,9 @@ actions:
 		i++
 		if res.Outcome != contract.Passed || res.Item != "xchat-0.5-1.fc20" || res.CheckName != "many" {
 			return fmt.Errorf("result %d: %+v", i, res)
+		}
+		if d, _ := res.Details.(map[string]any); (i == 1) != (d["output"] == "first") {
+			return fmt.Errorf("result %d: details %#v", i, res.Details)
 		}
 		return nil
 	}); err != nil || i != n {
