@@ -22,7 +22,7 @@ type resultSet struct {
 	// (DetailsSpill).
 	file, details *os.File
 	w             *results.ResultWriter
-	err  error // the spill failed: the run's results are lost
+	err           error // the spill failed: the run's results are lost
 	// artifacts tells whether any spilled result names an artifact.
 	artifacts bool
 }
