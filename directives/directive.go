@@ -74,8 +74,8 @@ type Env struct {
 
 	// ResultsSpill is the file results go to once there are more than a
 	// run keeps in memory (MemoryResults): the runner's, out of the task's
-	// sight; their details go beside it (DetailsSpill). Empty keeps them
-	// all in memory.
+	// sight; their details go beside it (<ResultsSpill>.details). Empty
+	// keeps them all in memory.
 	ResultsSpill string
 
 	mu       sync.Mutex

@@ -19,7 +19,7 @@ const MemoryResults = 1000
 type resultSet struct {
 	held []contract.Result
 	// file and details are the spill files: the results, and their details
-	// (DetailsSpill).
+	// (detailsSpill).
 	file, details *os.File
 	w             *results.ResultWriter
 	err           error // the spill failed: the run's results are lost
@@ -60,7 +60,7 @@ func (e *Env) spill() error {
 	if err != nil {
 		return fmt.Errorf("results spill: %w", err)
 	}
-	d, err := os.OpenFile(DetailsSpill(e.ResultsSpill), os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	d, err := os.OpenFile(detailsSpill(e.ResultsSpill), os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 	if err != nil {
 		f.Close()
 		return fmt.Errorf("results spill: %w", err)
@@ -108,12 +108,12 @@ func (e *Env) TakeResults(exec *contract.Execution) error {
 	if err != nil {
 		return err
 	}
-	exec.ResultsFile, exec.DetailsFile, exec.ResultCount = e.ResultsSpill, DetailsSpill(e.ResultsSpill), s.w.Count()
+	exec.ResultsFile, exec.DetailsFile, exec.ResultCount = e.ResultsSpill, detailsSpill(e.ResultsSpill), s.w.Count()
 	return nil
 }
 
-// DetailsSpill is where the details of the results spilled to spill go.
-func DetailsSpill(spill string) string { return spill + ".details" }
+// detailsSpill is where the details of the results spilled to spill go.
+func detailsSpill(spill string) string { return spill + ".details" }
 
 // SpilledArtifacts tells whether any result in the spill file names an
 // artifact (which the runner must then check, result by result).

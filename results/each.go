@@ -66,6 +66,9 @@ func each(exec contract.Execution, withDetails bool, fn func(contract.Result) er
 			if n-1 != exec.ResultCount {
 				return fmt.Errorf("execution %s: results file %s holds %d results, not %d", exec.UUID, path, n-1, exec.ResultCount)
 			}
+			if details != nil && details.dec.More() {
+				return fmt.Errorf("execution %s: details file %s holds more than the %d results", exec.UUID, details.path, exec.ResultCount)
+			}
 			return nil
 		}
 		if err != nil {
@@ -79,9 +82,7 @@ func each(exec contract.Execution, withDetails bool, fn func(contract.Result) er
 				}
 				return fmt.Errorf("execution %s: details file %s, result %d: %w", exec.UUID, details.path, n, err)
 			}
-			if d != nil {
-				rec.Details = d
-			}
+			rec.Details = d
 		}
 		r := contract.Result(rec.plainResult)
 		r.Extra = rec.Extra

@@ -91,14 +91,25 @@ func TestResultsFileRoundTrips(t *testing.T) {
 }
 
 // A details file that stops before its results file fails the read,
-// naming the details file and the result; one that is missing fails
-// naming it; neither matters to a read without details.
-func TestDetailsFileShortOrMissing(t *testing.T) {
+// naming the details file and the result; one that goes on past it, or is
+// missing, fails naming it; none of these matters to a read without
+// details.
+func TestDetailsFileShortLongOrMissing(t *testing.T) {
 	exec := writeResults(t, t.TempDir(), fileResults)
 	dpath := filepath.Join(exec.Artifacts, exec.DetailsFile)
 	raw, err := os.ReadFile(dpath)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if err := os.WriteFile(dpath, append(raw, "\"one too many\"\n"...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err = Each(exec, func(contract.Result) error { return nil })
+	if err == nil || !strings.Contains(err.Error(), "details.jsonl holds more than the 3 results") {
+		t.Errorf("long details file: %v; want an error naming it", err)
+	}
+	if got := readAll(t, exec, EachWithoutDetails); len(got) != len(fileResults) {
+		t.Errorf("read without details of a long details file: %d results", len(got))
 	}
 	first := strings.SplitAfter(string(raw), "\n")[0]
 	if err := os.WriteFile(dpath, []byte(first), 0o644); err != nil {
@@ -148,8 +159,14 @@ func TestResultsFileWithDetailsInline(t *testing.T) {
 // step: the results after it read back with their own details.
 func TestResultWriterKeepsFilesInStep(t *testing.T) {
 	dir := t.TempDir()
-	f, _ := os.Create(filepath.Join(dir, "results.jsonl"))
-	d, _ := os.Create(filepath.Join(dir, "details.jsonl"))
+	f, err := os.Create(filepath.Join(dir, "results.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := os.Create(filepath.Join(dir, "details.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	w := NewResultWriter(f, d)
 	bad := contract.Result{Item: "x", Type: "koji_build", Outcome: contract.Passed, Details: "fine", Extra: contract.Extra{"f": func() {}}}
 	if err := w.Write(fileResults[0]); err != nil {

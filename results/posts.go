@@ -90,7 +90,7 @@ func Terminal(exec contract.Execution) (contract.Result, bool, error) {
 // EachToReport), in memory.
 func ResultsToReport(exec contract.Execution) ([]contract.Result, error) {
 	rs := []contract.Result{}
-	err := eachToReport(exec, Each, func(r contract.Result) error { rs = append(rs, r); return nil })
+	err := eachToReport(exec, true, func(r contract.Result) error { rs = append(rs, r); return nil })
 	return rs, err
 }
 
@@ -98,12 +98,12 @@ func ResultsToReport(exec contract.Execution) ([]contract.Result, error) {
 // (see EachWithoutDetails; no post carries them): the execution's, or the
 // terminal result of an execution that ended NOT_OK without any.
 func EachToReport(exec contract.Execution, fn func(contract.Result) error) error {
-	return eachToReport(exec, EachWithoutDetails, fn)
+	return eachToReport(exec, false, fn)
 }
 
-func eachToReport(exec contract.Execution, each func(contract.Execution, func(contract.Result) error) error, fn func(contract.Result) error) error {
+func eachToReport(exec contract.Execution, withDetails bool, fn func(contract.Result) error) error {
 	if exec.NumResults() > 0 || exec.ExecutionStatus != contract.ExecutionNotOK {
-		return each(exec, fn)
+		return each(exec, withDetails, fn)
 	}
 	res, err := terminalResult(exec)
 	if err != nil {
