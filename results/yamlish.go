@@ -24,13 +24,8 @@ func yamlish(block string) (map[string]any, bool) {
 		// last byte: keep the rule simple, and leave that to yaml.v3.
 		return nil, false
 	}
-	if !utf8.ValidString(block) {
+	if !printable(block) {
 		return nil, false
-	}
-	for _, r := range block {
-		if !yamlPrintable(r) {
-			return nil, false
-		}
 	}
 	lines := strings.Split(strings.TrimSuffix(block, "\n"), "\n")
 	m, rest, ok := yamlishMapping(lines, 0)
@@ -38,6 +33,44 @@ func yamlish(block string) (map[string]any, bool) {
 		return nil, false
 	}
 	return m, true
+}
+
+// printable says whether s is valid UTF-8 of yamlPrintable runes only. As
+// the tab and CR are not among them, the decoder below never meets one.
+func printable(s string) bool {
+	for i := 0; i < len(s); {
+		// Eight plain ASCII bytes at a time: most of a block is.
+		if i+8 <= len(s) && plainASCII(uint64(s[i])|uint64(s[i+1])<<8|uint64(s[i+2])<<16|uint64(s[i+3])<<24|
+			uint64(s[i+4])<<32|uint64(s[i+5])<<40|uint64(s[i+6])<<48|uint64(s[i+7])<<56) {
+			i += 8
+			continue
+		}
+		if c := s[i]; c < utf8.RuneSelf {
+			if c != '\n' && (c < 0x20 || c > 0x7e) {
+				return false
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if size == 1 || !yamlPrintable(r) {
+			return false // invalid UTF-8 decodes as (RuneError, 1)
+		}
+		i += size
+	}
+	return true
+}
+
+// plainASCII says whether each of the eight bytes in x is in 0x20–0x7e.
+// A byte is below 0x20 when subtracting 0x20 borrows into its top bit,
+// and is 0x7f when x^0x7f… has a zero byte there; only ASCII has the top
+// bit clear.
+func plainASCII(x uint64) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	below := (x - 0x20*ones) &^ x
+	del := x ^ 0x7f*ones
+	isDel := (del - ones) &^ del
+	return (x|below|isDel)&highs == 0
 }
 
 // yamlPrintable is YAML 1.2's printable set (and what yaml.v3 accepts), but
@@ -49,7 +82,7 @@ func yamlPrintable(r rune) bool {
 	case r >= 0xa0 && r <= 0xd7ff, r >= 0xe000 && r <= 0xfffd && r != 0xfeff, r >= 0x10000 && r <= 0x10ffff:
 		return true
 	}
-	return false // controls, invalid UTF-8 (RuneError is 0xfffd: see below)
+	return false // controls
 }
 
 func indentOf(line string) int { return len(line) - len(strings.TrimLeft(line, " ")) }
@@ -67,7 +100,7 @@ func yamlishMapping(lines []string, indent int) (map[string]any, []string, bool)
 		if ind < indent {
 			break
 		}
-		if ind > indent || strings.ContainsAny(line, "\t\r") {
+		if ind > indent {
 			return nil, nil, false
 		}
 		key, value, found := strings.Cut(line[ind:], ":")
@@ -110,9 +143,10 @@ func yamlishMapping(lines []string, indent int) (map[string]any, []string, bool)
 }
 
 // plainKey accepts keys that are strings to yaml.v3 whatever they say:
-// a letter or '_' first, then letters, digits, '_', '-', '.'.
+// a letter or '_' first, then letters, digits, '_', '-', '.', and no
+// longer than YAML's 1,024 characters for a key without an indicator.
 func plainKey(k string) bool {
-	if k == "" {
+	if k == "" || len(k) > 1024 {
 		return false
 	}
 	for i, c := range k {
@@ -193,7 +227,7 @@ func literal(lines []string, keyIndent int, strip bool) (string, []string, bool)
 		if blockIndent < 0 {
 			blockIndent = ind
 		}
-		if ind < blockIndent || strings.ContainsAny(l, "\t\r") {
+		if ind < blockIndent {
 			return "", nil, false
 		}
 		n++
@@ -209,7 +243,12 @@ func literal(lines []string, keyIndent int, strip bool) (string, []string, bool)
 	if n < len(lines) && n != end {
 		return "", nil, false // empty lines before the next key: yaml.v3 decides
 	}
+	size := 0
+	for _, l := range lines[:end] {
+		size += max(len(l)-blockIndent, 0) + 1
+	}
 	var b strings.Builder
+	b.Grow(size)
 	for i := 0; i < end; i++ {
 		if len(lines[i]) >= blockIndent {
 			b.WriteString(lines[i][blockIndent:])

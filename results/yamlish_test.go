@@ -1,8 +1,10 @@
 package results
 
 import (
+	"encoding/binary"
 	"reflect"
 	"testing"
+	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 )
@@ -60,6 +62,39 @@ func TestYAMLishTakesTheCommonShape(t *testing.T) {
 	for _, s := range []string{"key: value # comment\n", "key: 'quoted'\n", "list:\n  - a\n", "k: v\nk: w\n"} {
 		if _, ok := yamlish(s); ok {
 			t.Errorf("yamlish took %q", s)
+		}
+	}
+}
+
+// printable's word-at-a-time check says what a rune-by-rune one says.
+func FuzzPrintableAgreesWithRunes(f *testing.F) {
+	for _, s := range yamlishSeeds {
+		f.Add(s)
+	}
+	f.Add("abcdefg\x7fhijklmno")
+	f.Add("abcdefgh\x1fijklmnop\u00e9\ufeff")
+	f.Add("abc\xffdefghijklmnop")
+	f.Fuzz(func(t *testing.T, s string) {
+		want := utf8.ValidString(s)
+		for _, r := range s {
+			want = want && yamlPrintable(r)
+		}
+		if got := printable(s); got != want {
+			t.Fatalf("printable(%q) = %v, want %v", s, got, want)
+		}
+	})
+}
+
+// Every byte value at every place in a word of otherwise plain ASCII.
+func TestPlainASCIIEachByteEachPlace(t *testing.T) {
+	for place := range 8 {
+		for c := range 256 {
+			word := []byte("abcdefgh")
+			word[place] = byte(c)
+			want := c >= 0x20 && c <= 0x7e
+			if got := plainASCII(binary.LittleEndian.Uint64(word)); got != want {
+				t.Errorf("plainASCII(%q) = %v, want %v", word, got, want)
+			}
 		}
 	}
 }
