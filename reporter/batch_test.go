@@ -96,19 +96,20 @@ func TestReportInBatchesToOurResultsDB(t *testing.T) {
 	srv := httptest.NewServer(rc)
 	defer srv.Close()
 	ctx := context.Background()
-	e := exec("7d8f5c2e-0000-4000-8000-0000000ba701", 250)
+	n := 2*reporter.PostBatch + reporter.PostBatch/2
+	e := exec("7d8f5c2e-0000-4000-8000-0000000ba701", n)
 	d, err := newReporter(t, srv.URL).Deliver(ctx, e)
-	if err != nil || d.Stored != 250 {
+	if err != nil || d.Stored != n {
 		t.Fatalf("delivery %+v %v", d, err)
 	}
 	if b, s := rc.count(batchPost), rc.count(singlePost); b != 3 || s != 0 {
-		t.Errorf("250 results took %d batches and %d single posts; want 3 and 0", b, s)
+		t.Errorf("%d results took %d batches and %d single posts; want 3 and 0", n, b, s)
 	}
 	checkNotes(t, storedNotes(t, srv.URL, e.UUID), e)
 
 	// Another host reporting it again finds every result there.
 	d, err = newReporter(t, srv.URL).Deliver(ctx, e)
-	if err != nil || d.Present != 250 || d.Stored != 0 || rc.count(batchPost) != 3 {
+	if err != nil || d.Present != n || d.Stored != 0 || rc.count(batchPost) != 3 {
 		t.Fatalf("second delivery %+v %v, %d batches", d, err, rc.count(batchPost))
 	}
 }
@@ -118,20 +119,21 @@ func TestBatchRefusedGoesOneAtATime(t *testing.T) {
 	rc := &requestCounter{h: h}
 	srv := httptest.NewServer(rc)
 	defer srv.Close()
-	e := exec("7d8f5c2e-0000-4000-8000-0000000ba702", 250)
+	n, bad := 2*reporter.PostBatch+reporter.PostBatch/2, reporter.PostBatch+reporter.PostBatch/5
+	e := exec("7d8f5c2e-0000-4000-8000-0000000ba702", n)
 	// ResultsDB refuses a testcase name this long; the reporter does not
 	// know that, so the second batch is refused whole, while the third
 	// fills: its results go one at a time before the third is sent.
-	e.Results[120].CheckName = "dist." + strings.Repeat("x", 1000)
+	e.Results[bad].CheckName = "dist." + strings.Repeat("x", 1000)
 	d, err := newReporter(t, srv.URL).Deliver(context.Background(), e)
-	if err != nil || d.Stored != 249 || d.Rejected != 1 {
-		t.Fatalf("delivery %+v %v; want 249 stored, 1 rejected", d, err)
+	if err != nil || d.Stored != n-1 || d.Rejected != 1 {
+		t.Fatalf("delivery %+v %v; want %d stored, 1 rejected", d, err, n-1)
 	}
-	if b, s := rc.count(batchPost), rc.count(singlePost); b != 3 || s != 100 {
-		t.Errorf("%d batches and %d single posts; want 3 (one refused) and the refused one's 100", b, s)
+	if b, s := rc.count(batchPost), rc.count(singlePost); b != 3 || s != reporter.PostBatch {
+		t.Errorf("%d batches and %d single posts; want 3 (one refused) and the refused one's %d", b, s, reporter.PostBatch)
 	}
 	got := storedNotes(t, srv.URL, e.UUID)
-	e.Results = append(e.Results[:120], e.Results[121:]...)
+	e.Results = append(e.Results[:bad], e.Results[bad+1:]...)
 	checkNotes(t, got, e)
 }
 
@@ -158,9 +160,10 @@ func TestBatchWhoseAnswerIsLost(t *testing.T) {
 			return true
 		}
 		srv := httptest.NewServer(rc)
-		e := exec("7d8f5c2e-0000-4000-8000-0000000ba703", 230)
+		n := 2*reporter.PostBatch + reporter.PostBatch/3
+		e := exec("7d8f5c2e-0000-4000-8000-0000000ba703", n)
 		d, err := newReporter(t, srv.URL).Deliver(context.Background(), e)
-		if err != nil || d.Stored != 230 {
+		if err != nil || d.Stored != n || rc.count(batchPost) < 3 {
 			t.Fatalf("stored before the loss %v: delivery %+v %v", stored, d, err)
 		}
 		checkNotes(t, storedNotes(t, srv.URL, e.UUID), e)
@@ -219,10 +222,11 @@ func TestResultsDBGoesAwayWhileABatchIsInFlight(t *testing.T) {
 	srv := httptest.NewServer(rc)
 	defer srv.Close()
 	r := newReporter(t, srv.URL)
-	e := exec("7d8f5c2e-0000-4000-8000-0000000ba706", 250)
+	n := 2*reporter.PostBatch + reporter.PostBatch/2
+	e := exec("7d8f5c2e-0000-4000-8000-0000000ba706", n)
 	d, err := r.Deliver(context.Background(), e)
-	if err != nil || d.Stored != 100 || d.Spooled != 150 {
-		t.Fatalf("delivery %+v %v; want the first batch stored, the other 150 results spooled", d, err)
+	if err != nil || d.Stored != reporter.PostBatch || d.Spooled != n-reporter.PostBatch {
+		t.Fatalf("delivery %+v %v; want the first batch stored, the other %d results spooled", d, err, n-reporter.PostBatch)
 	}
 	// The second batch is tried twice (the client retries a 503 once:
 	// RetryMax 1); the third is never sent, nor any result alone.

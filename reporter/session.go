@@ -155,9 +155,12 @@ func (s *Session) queue(e spoolEntry) error {
 }
 
 // postBatch is how many results go to ResultsDB in one request where it
-// takes batches: a round trip and a commit per hundred results rather than
-// per result, and a batch stays small in memory and in a request.
-const postBatch = 100
+// takes batches: a round trip and a commit per 500 results rather than per
+// result, half what our ResultsDB takes in one (MaxBatchResults), and a
+// few hundred kilobytes in memory and in a request. One batch is in flight
+// at a time, so the round trip is paid per batch: 500 rather than 100 took
+// a 100 MB TAP stream's report from about 0.7 s to 0.45 s (RuntaskTAP100MB).
+const postBatch = 500
 
 // sendBatch posts the results waiting to be sent, together where ResultsDB
 // takes batches. A batch is posted while the next one fills (ResultsDB

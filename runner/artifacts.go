@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -112,6 +113,57 @@ func createIn(dir *os.Root, name string) (*os.File, error) {
 			return nil, err
 		}
 	}
+}
+
+// moveIn moves the file at path (outside dir, the runner's own) to name in
+// dir, replacing what is there (a symlink planted there is replaced, not
+// followed, as rename never follows the name it replaces), and makes it
+// readable to all as the runner's other files are. On another filesystem
+// it copies the file instead. Moving rather than copying keeps a results
+// file of a hundred megabytes from being written to the disk twice.
+func moveIn(dir *os.Root, path, name string) error {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return err
+	}
+	if err := os.Chmod(abs, 0o644); err != nil {
+		return err
+	}
+	d, err := dir.Open(".")
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	conn, err := d.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var rerr error
+	if err := conn.Control(func(fd uintptr) {
+		// An absolute old path ignores the first directory.
+		rerr = syscall.Renameat(int(fd), abs, int(fd), name)
+	}); err != nil {
+		return err
+	}
+	if !errors.Is(rerr, syscall.EXDEV) {
+		return rerr
+	}
+	f, err := createIn(dir, name)
+	if err != nil {
+		return err
+	}
+	return errors.Join(copyFile(abs, f), f.Close())
+}
+
+// copyFile copies the file at path to w.
+func copyFile(path string, w io.Writer) error {
+	in, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	_, err = io.Copy(w, in)
+	return err
 }
 
 // writeFileIn replaces name in dir with a file holding data: written under

@@ -326,10 +326,11 @@ type run struct {
 }
 
 // takeResults puts the run's results in the execution. Results the run
-// spilled (more than it holds in memory) are copied from its spill file to
-// the artifacts (ResultsFile), a result at a time, their artifacts
-// checked as sanitizeArtifacts does: the run's folder, where the spill
-// is, goes when the run ends. Its error is the infrastructure's.
+// spilled (more than it holds in memory) are moved from its spill files to
+// the artifacts (ResultsFile, DetailsFile): the run's folder, where the
+// spill is, goes when the run ends. Where a result names an artifact, the
+// results file is rewritten a result at a time instead, each artifact
+// checked as sanitizeArtifacts does. Its error is the infrastructure's.
 func (x *run) takeResults() error {
 	if err := x.env.TakeResults(x.exec); err != nil {
 		return directives.Infra(err)
@@ -346,45 +347,28 @@ func (x *run) takeResults() error {
 		x.exec.ResultsFile, x.exec.DetailsFile, x.exec.ResultCount = "", "", 0
 		return directives.Infra(fmt.Errorf("results file: %w", err))
 	}
-	f, err := createIn(x.logDir, ResultsFile)
-	if err != nil {
-		return lost(err)
-	}
 	if x.env.SpilledArtifacts() {
 		// The details are as they were; only the results name artifacts.
+		f, err := createIn(x.logDir, ResultsFile)
+		if err != nil {
+			return lost(err)
+		}
 		w := results.NewResultWriter(f, io.Discard)
 		err = results.EachWithoutDetails(*x.exec, func(r contract.Result) error {
 			return w.Write(sanitizeArtifacts([]contract.Result{r}, x.artifacts, x.log)[0])
 		})
-		err = errors.Join(err, w.Flush())
-	} else {
-		// Nothing to check: the file as it is, without decoding it.
-		err = copyFile(spill, f)
-	}
-	if err = errors.Join(err, f.Close()); err != nil {
+		if err = errors.Join(err, w.Flush(), f.Close()); err != nil {
+			return lost(err)
+		}
+	} else if err := moveIn(x.logDir, spill, ResultsFile); err != nil {
 		return lost(err)
 	}
-	d, err := createIn(x.logDir, DetailsFile)
-	if err != nil {
-		return lost(err)
-	}
-	if err = errors.Join(copyFile(detailsSpill, d), d.Close()); err != nil {
+	if err := moveIn(x.logDir, detailsSpill, DetailsFile); err != nil {
 		return lost(err)
 	}
 	x.exec.ResultsFile, x.exec.DetailsFile = filepath.Join(LogDir, ResultsFile), filepath.Join(LogDir, DetailsFile)
 	x.log.Info("results kept in a file: more than a run holds in memory", "results", x.exec.ResultCount, "file", x.exec.ResultsFile, "details", x.exec.DetailsFile)
 	return nil
-}
-
-// copyFile copies the file at path to w.
-func copyFile(path string, w io.Writer) error {
-	in, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	_, err = io.Copy(w, in)
-	return err
 }
 
 func (x *run) progress(format string, a ...any) {

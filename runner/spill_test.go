@@ -3,12 +3,15 @@ package runner
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
+	"github.com/taskotron-go/taskotron/config"
 	"github.com/taskotron-go/taskotron/contract"
 	"github.com/taskotron-go/taskotron/directives"
 	"github.com/taskotron-go/taskotron/results"
@@ -116,33 +119,78 @@ actions:
 	}
 }
 
-// Spilled results that name no artifact are copied as they are: the file
-// reads back whole, in order, with the details.
+// Spilled results that name no artifact are moved as they are, on the
+// artifacts' filesystem or onto another one (copied there): the files read
+// back whole, in order, with the details, readable to all, and a symlink
+// the task planted where they go is replaced, not written through.
 func TestSpilledResultsWithoutArtifactsReadBack(t *testing.T) {
-	r, _ := testRunner(t, nil)
-	f := task(t, `name: many
+	for _, layout := range []struct{ name, artifacts string }{
+		{"same filesystem", ""},
+		{"artifacts on another filesystem", otherFilesystem(t)},
+	} {
+		t.Run(layout.name, func(t *testing.T) {
+			r, _ := testRunner(t, func(c *config.Config) {
+				if layout.artifacts != "" {
+					c.Runner.ArtifactsDir = layout.artifacts
+				}
+			})
+			victim := filepath.Join(t.TempDir(), "victim")
+			if err := os.WriteFile(victim, []byte("keep me\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			f := task(t, `name: many
 actions:
   - shell:
-      - [sh, -c, '{ echo "TAP version 13"; printf "ok 1 - test 1\n  ---\n  details:\n    output: first\n  ...\n"; i=2; while [ $$i -le $$0 ]; do echo "ok $$i - test $$i"; i=$$((i+1)); done; echo "1..$$0"; } > "$$1/out.tap"', "${count}", "${workdir}"]
+      - [sh, -c, 'mkdir -p "$$2/taskotron" && ln -s "$$3" "$$2/taskotron/results.jsonl" && ln -s "$$3" "$$2/taskotron/results-details.jsonl" && { echo "TAP version 13"; printf "ok 1 - test 1\n  ---\n  details:\n    output: first\n  ...\n"; i=2; while [ $$i -le $$0 ]; do echo "ok $$i - test $$i"; i=$$((i+1)); done; echo "1..$$0"; } > "$$1/out.tap"', "${count}", "${workdir}", "${artifactsdir}", "${victim}"]
   - resultsdb:
       file: ${workdir}/out.tap
 `, nil)
-	n := directives.MemoryResults + 7
-	exec, err := r.Run(context.Background(), contract.RunnerInput{Item: "xchat-0.5-1.fc20", ItemType: "koji_build", Formula: f}, map[string]string{"count": fmt.Sprint(n)})
-	if err != nil || exec.ExecutionStatus != contract.ExecutionOK || exec.NumResults() != n {
-		t.Fatalf("%v %+v", err, exec)
+			n := directives.MemoryResults + 7
+			exec, err := r.Run(context.Background(), contract.RunnerInput{Item: "xchat-0.5-1.fc20", ItemType: "koji_build", Formula: f}, map[string]string{"count": fmt.Sprint(n), "victim": victim})
+			if err != nil || exec.ExecutionStatus != contract.ExecutionOK || exec.NumResults() != n {
+				t.Fatalf("%v %+v", err, exec)
+			}
+			i := 0
+			if err := results.Each(exec, func(res contract.Result) error {
+				i++
+				if res.Outcome != contract.Passed || res.Item != "xchat-0.5-1.fc20" || res.CheckName != "many" {
+					return fmt.Errorf("result %d: %+v", i, res)
+				}
+				if d, _ := res.Details.(map[string]any); (i == 1) != (d["output"] == "first") {
+					return fmt.Errorf("result %d: details %#v", i, res.Details)
+				}
+				return nil
+			}); err != nil || i != n {
+				t.Fatalf("read %d of %d: %v", i, n, err)
+			}
+			if got, _ := os.ReadFile(victim); string(got) != "keep me\n" {
+				t.Errorf("the planted symlink was written through: its target holds %q", got)
+			}
+			for _, name := range []string{exec.ResultsFile, exec.DetailsFile} {
+				fi, err := os.Lstat(filepath.Join(exec.Artifacts, name))
+				if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm() != 0o644 {
+					t.Errorf("%s: %v %v; want a regular file, mode 0644", name, fi.Mode(), err)
+				}
+			}
+			if spills, _ := filepath.Glob(filepath.Join(r.workRoot(), "*", "results.spill*")); len(spills) > 0 {
+				t.Errorf("spill files left: %v", spills)
+			}
+		})
 	}
-	i := 0
-	if err := results.Each(exec, func(res contract.Result) error {
-		i++
-		if res.Outcome != contract.Passed || res.Item != "xchat-0.5-1.fc20" || res.CheckName != "many" {
-			return fmt.Errorf("result %d: %+v", i, res)
-		}
-		if d, _ := res.Details.(map[string]any); (i == 1) != (d["output"] == "first") {
-			return fmt.Errorf("result %d: details %#v", i, res.Details)
-		}
-		return nil
-	}); err != nil || i != n {
-		t.Fatalf("read %d of %d: %v", i, n, err)
+}
+
+// otherFilesystem is a folder on a filesystem other than the test's
+// temporary folder's: /dev/shm, a tmpfs on Linux.
+func otherFilesystem(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("/dev/shm", "artifacts")
+	if err != nil {
+		t.Fatalf("a folder on another filesystem: %v", err)
 	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	var a, b syscall.Stat_t
+	if err := errors.Join(syscall.Stat(dir, &a), syscall.Stat(t.TempDir(), &b)); err != nil || a.Dev == b.Dev {
+		t.Fatalf("%s is not on another filesystem than %s (%v)", dir, os.TempDir(), err)
+	}
+	return dir
 }
