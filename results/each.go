@@ -41,6 +41,18 @@ func each(exec contract.Execution, withDetails bool, fn func(contract.Result) er
 		}
 		return nil
 	}
+	readErr, fnErr := pipeline(func(send func(contract.Result, int) error) error {
+		return readResultsFile(exec, withDetails, send)
+	}, fn)
+	if fnErr != nil {
+		return fnErr
+	}
+	return readErr
+}
+
+// readResultsFile reads the execution's results file (and its details
+// file, withDetails) and sends each result with the bytes it took.
+func readResultsFile(exec contract.Execution, withDetails bool, send func(contract.Result, int) error) error {
 	path := artifactPath(exec, exec.ResultsFile)
 	recs, err := openJSONLines(path)
 	if err != nil {
@@ -55,7 +67,9 @@ func each(exec contract.Execution, withDetails bool, fn func(contract.Result) er
 		}
 		defer details.close()
 	}
+	var detailsAt int64
 	for n := 1; ; n++ {
+		start := recs.dec.InputOffset()
 		var rec record
 		if withDetails {
 			err = recs.dec.Decode(&rec)
@@ -84,9 +98,14 @@ func each(exec contract.Execution, withDetails bool, fn func(contract.Result) er
 			}
 			rec.Details = d
 		}
+		size := int(recs.dec.InputOffset() - start)
+		if details != nil {
+			size += int(details.dec.InputOffset() - detailsAt)
+			detailsAt = details.dec.InputOffset()
+		}
 		r := contract.Result(rec.plainResult)
 		r.Extra = rec.Extra
-		if err := fn(r); err != nil {
+		if err := send(r, size); err != nil {
 			return err
 		}
 	}

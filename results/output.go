@@ -187,11 +187,9 @@ func parseTAP(r io.Reader, d Defaults) (Output, error) {
 	return out, err
 }
 
-// StreamTAP reads TAP13 from r as it comes and hands each result to emit,
-// holding no more than one test at a time: a stream of any length is read
-// in constant memory. The Output it returns has no Results. emit's error
-// stops the read and is returned.
-func StreamTAP(r io.Reader, d Defaults, emit func(contract.Result) error) (Output, error) {
+// readTAP is StreamTAP in one goroutine: it hands each result to emit
+// with the size of the YAML block it came from.
+func readTAP(r io.Reader, d Defaults, emit func(res contract.Result, size int) error) (Output, error) {
 	out := Output{Format: FormatTAP}
 	oe := &OutputError{}
 	p := tap.NewParser(r)
@@ -230,7 +228,7 @@ func StreamTAP(r io.Reader, d Defaults, emit func(contract.Result) error) (Outpu
 			oe.add(err)
 			continue
 		}
-		if err := emit(res); err != nil {
+		if err := emit(res, len(t.YAML)); err != nil {
 			return out, err
 		}
 	}
@@ -266,7 +264,7 @@ func StreamTAP(r io.Reader, d Defaults, emit func(contract.Result) error) (Outpu
 			res, err := resultFromMap(map[string]any{}, d, "plan", contract.Info, note)
 			if err != nil {
 				oe.add(err)
-			} else if err := emit(res); err != nil {
+			} else if err := emit(res, 0); err != nil {
 				return out, err
 			}
 		} else if short {
