@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 )
@@ -180,6 +181,8 @@ func MarshalList[T json.Marshaler](items []T) ([]byte, error) {
 		}
 		if i > 0 {
 			out = append(out, ',')
+		} else {
+			out = slices.Grow(out, (len(b)+1)*len(items)+1) // items are much alike
 		}
 		out = append(out, b...)
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/taskotron-go/taskotron/contract"
 	"github.com/taskotron-go/taskotron/resultsdb"
 	"github.com/taskotron-go/taskotron/resultsdb/resultsdbtest"
 )
@@ -257,5 +259,18 @@ func TestReportRefusedResultsExitNonZero(t *testing.T) {
 	}
 	if n := groupResults(t, srv.URL, "0b5cc8a6-2222-4bbb-8ccc-000000000002"); n != 1 {
 		t.Errorf("ResultsDB holds %d results of the second execution, want the PASSED one", n)
+	}
+}
+
+// A result's line: outcome in a column of 16, checkname, type, item, arch,
+// note, each made printable.
+func TestPrintResultLine(t *testing.T) {
+	var b bytes.Buffer
+	printResult(&b, contract.Result{Outcome: contract.Passed, CheckName: "dist.rpmlint", Type: "koji_build", Item: "xchat-0.5-1.fc20", Arch: contract.OneArch("x86_64"), Note: "0 errors\x1b[2J"})
+	printResult(&b, contract.Result{Outcome: contract.NeedsInspection, CheckName: "dist.rpmlint", Type: "koji_build", Item: "xchat-0.5-1.fc20"})
+	want := "  PASSED           dist.rpmlint  koji_build xchat-0.5-1.fc20 x86_64  (0 errors\\x1b[2J)\n" +
+		"  NEEDS_INSPECTION dist.rpmlint  koji_build xchat-0.5-1.fc20\n"
+	if b.String() != want {
+		t.Errorf("printed\n%q\nwant\n%q", b.String(), want)
 	}
 }
