@@ -126,6 +126,16 @@ func (s *Session) Add(res contract.Result) error {
 	if err != nil {
 		return err
 	}
+	return s.AddPost(p)
+}
+
+// AddPost is Add for a result already made into its post, by a Poster of
+// the same execution (Reporter.Poster): a caller that needs the post
+// itself (for the Bodhi comments it makes) does not make it twice.
+func (s *Session) AddPost(p contract.ResultsDBPost) error {
+	if s.d.Already {
+		return nil
+	}
 	fp := postFingerprint(p)
 	e := spoolEntry{UUID: s.exec.UUID, Index: s.index, Prior: s.seen[fp], Post: p}
 	s.index++

@@ -16,8 +16,9 @@ import (
 // Each calls fn with each of the execution's results in order, from
 // exec.Results or, for an execution whose results are in a file
 // (exec.ResultsFile, and their details in exec.DetailsFile, relative to
-// exec.Artifacts), read from it one at a time: constant memory however
-// many there are. It stops at fn's first error and returns it.
+// exec.Artifacts), read from it a few at a time (see pipeline): constant
+// memory however many there are. It stops at fn's first error and returns
+// it.
 func Each(exec contract.Execution, fn func(contract.Result) error) error {
 	return each(exec, true, fn)
 }

@@ -39,20 +39,28 @@ func StreamTAP(r io.Reader, d Defaults, emit func(contract.Result) error) (Outpu
 // than that is held alone, as it must be.
 func pipeline(read func(send func(contract.Result, int) error) error, emit func(contract.Result) error) (readErr, emitErr error) {
 	chunks := make(chan []contract.Result, 1)
+	// Chunks come back to be filled again: a new one each time was most
+	// of what a stream of small results allocated.
+	free := make(chan []contract.Result, 3)
 	stop := make(chan struct{})
 	var panicked any
 	go func() {
 		defer close(chunks)
 		defer func() { panicked = recover() }()
-		var chunk []contract.Result
-		size := 0
+		chunk, size := make([]contract.Result, 0, pipeChunk), 0
 		flush := func() error {
 			select {
 			case chunks <- chunk:
 			case <-stop:
 				return errStopped
 			}
-			chunk, size = nil, 0
+			select {
+			case chunk = <-free:
+				chunk = chunk[:0]
+			default:
+				chunk = make([]contract.Result, 0, pipeChunk)
+			}
+			size = 0
 			return nil
 		}
 		readErr = read(func(res contract.Result, n int) error {
@@ -92,6 +100,10 @@ func pipeline(read func(send func(contract.Result, int) error) error, emit func(
 			if emitErr = emit(res); emitErr != nil {
 				halt()
 			}
+		}
+		select {
+		case free <- chunk:
+		default:
 		}
 	}
 	if panicked != nil {

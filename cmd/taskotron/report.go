@@ -246,7 +246,7 @@ func streamReport(ctx context.Context, g *globals, in io.Reader, name string, ex
 			fmt.Fprintf(w, "bodhi comment on %s: %s\n", printable.Line(c.Update), printable.Line(c.Text))
 		}
 		if sess != nil {
-			return sess.Add(res)
+			return sess.AddPost(p)
 		}
 		return nil
 	})
