@@ -12,7 +12,7 @@ import (
 func TestFingerprintIsFNV1a(t *testing.T) {
 	for _, c := range []struct {
 		testcase, outcome, note, ref string
-		item, typ, arch                []string
+		item, typ, arch              []string
 	}{
 		{"dist.rpmlint", "passed", "0 errors, 10 warnings", "https://example.org/a", []string{"xchat-0.5-1.fc20"}, []string{"koji_build"}, []string{"x86_64"}},
 		{"", "", "", "", nil, nil, nil},
