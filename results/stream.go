@@ -101,6 +101,7 @@ func pipeline(read func(send func(contract.Result, int) error) error, emit func(
 				halt()
 			}
 		}
+		clear(chunk) // a reused chunk holds no result's details past its turn
 		select {
 		case free <- chunk:
 		default:
