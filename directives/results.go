@@ -138,7 +138,7 @@ func jsonToPlain(v any) any {
 // (reference §2.4): results (TAP13 or ResultYAML) or file. Results that
 // could be read are handed over even when others could not; the action
 // still fails then, so the run is marked broken. A TAP13 file is read as a
-// stream, a test at a time, so its length does not matter; its results go
+// stream, a few tests at a time, so its length does not matter; its results go
 // to the run's spill file past MemoryResults. The action's value (for
 // export) is its results as ResultYAML, or, past MemoryResults, a line
 // saying how many there were.
