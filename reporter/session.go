@@ -32,6 +32,11 @@ type Session struct {
 	// inflight, the batch posted before them, not yet answered.
 	sending  []spoolEntry
 	inflight *inflightBatch
+	// spare and sparePosts are a settled batch's slices, to be filled
+	// again: a new pair for every batch was a tenth of what a large report
+	// allocated.
+	spare      []spoolEntry
+	sparePosts []contract.ResultsDBPost
 	// counts holds, per fingerprint, how many of the group's results
 	// ResultsDB held when last asked (at the start, and after an answer
 	// was lost): what this session stores since need not be counted, as
@@ -182,23 +187,40 @@ func (s *Session) sendBatch() error {
 		return err
 	}
 	batch := s.sending
-	s.sending = make([]spoolEntry, 0, postBatch)
-	if len(batch) < 2 || s.spooling || s.r.client.noBatch.Load() {
-		return s.deliverEach(batch)
+	s.sending, s.spare = s.spare, nil
+	if s.sending == nil {
+		s.sending = make([]spoolEntry, 0, postBatch)
 	}
-	posts := make([]contract.ResultsDBPost, len(batch))
-	for i, e := range batch {
-		posts[i] = e.Post
+	if len(batch) < 2 || s.spooling || s.r.client.noBatch.Load() {
+		err := s.deliverEach(batch)
+		s.recycle(batch, nil)
+		return err
+	}
+	posts := s.sparePosts[:0]
+	s.sparePosts = nil
+	for _, e := range batch {
+		posts = append(posts, e.Post)
 	}
 	done := make(chan error, 1)
 	go func() { done <- s.r.client.PostResults(s.ctx, posts) }()
-	s.inflight = &inflightBatch{batch: batch, done: done}
+	s.inflight = &inflightBatch{batch: batch, posts: posts, done: done}
 	return nil
+}
+
+// recycle keeps a settled batch's slices, emptied, for the next batch.
+func (s *Session) recycle(batch []spoolEntry, posts []contract.ResultsDBPost) {
+	clear(batch)
+	s.spare = batch[:0]
+	if posts != nil {
+		clear(posts)
+		s.sparePosts = posts[:0]
+	}
 }
 
 // inflightBatch is a batch posted and not yet answered.
 type inflightBatch struct {
 	batch []spoolEntry
+	posts []contract.ResultsDBPost // the batch's posts, as sent
 	done  chan error
 }
 
@@ -213,6 +235,7 @@ func (s *Session) settle() error {
 	}
 	s.inflight = nil
 	err := <-f.done
+	defer s.recycle(f.batch, f.posts) // once its results are settled, each one
 	batch := f.batch
 	var u *UnavailableError
 	switch {
