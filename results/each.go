@@ -68,14 +68,13 @@ func readResultsFile(exec contract.Execution, withDetails bool, send func(contra
 		}
 		defer details.close()
 	}
-	var detailsAt int64
 	for n := 1; ; n++ {
-		start := recs.dec.InputOffset()
 		var rec record
+		var size int
 		if withDetails {
-			err = recs.dec.Decode(&rec)
+			size, err = recs.decode(&rec)
 		} else {
-			err = recs.dec.Decode(&briefRecord{record: &rec})
+			size, err = recs.decode(&briefRecord{record: &rec})
 		}
 		if errors.Is(err, io.EOF) {
 			if n-1 != exec.ResultCount {
@@ -91,18 +90,14 @@ func readResultsFile(exec contract.Execution, withDetails bool, send func(contra
 		}
 		if details != nil {
 			var d any
-			if err := details.dec.Decode(&d); err != nil {
+			dsize, err := details.decode(&d)
+			if err != nil {
 				if errors.Is(err, io.EOF) {
 					err = fmt.Errorf("holds fewer than the %d results", exec.ResultCount)
 				}
 				return fmt.Errorf("execution %s: details file %s, result %d: %w", exec.UUID, details.path, n, err)
 			}
-			rec.Details = d
-		}
-		size := int(recs.dec.InputOffset() - start)
-		if details != nil {
-			size += int(details.dec.InputOffset() - detailsAt)
-			detailsAt = details.dec.InputOffset()
+			rec.Details, size = d, size+dsize
 		}
 		r := contract.Result(rec.plainResult)
 		r.Extra = rec.Extra
@@ -136,6 +131,13 @@ func openJSONLines(path string) (*jsonLines, error) {
 	dec := json.NewDecoder(bufio.NewReaderSize(f, 64<<10))
 	dec.UseNumber()
 	return &jsonLines{path: path, f: f, dec: dec}, nil
+}
+
+// decode reads the next value into v and says how many bytes it took.
+func (l *jsonLines) decode(v any) (int, error) {
+	start := l.dec.InputOffset()
+	err := l.dec.Decode(v)
+	return int(l.dec.InputOffset() - start), err
 }
 
 func (l *jsonLines) close() { l.f.Close() }

@@ -21,9 +21,10 @@ var fileResults = []contract.Result{
 	{Item: "xchat-0.5-1.fc20", Type: "koji_build", Outcome: contract.Info, Details: "a line of output"},
 }
 
-// writeResults writes rs as the runner does: a results file and a details
-// file in dir, and answers the execution that names them.
-func writeResults(t *testing.T, dir string, rs []contract.Result) contract.Execution {
+// resultFiles makes a results file and a details file in dir, as the
+// runner does, and a writer to them; done flushes and closes them and
+// answers the execution that names them.
+func resultFiles(t *testing.T, dir string) (w *ResultWriter, done func() contract.Execution) {
 	t.Helper()
 	f, err := os.Create(filepath.Join(dir, "results.jsonl"))
 	if err != nil {
@@ -33,16 +34,27 @@ func writeResults(t *testing.T, dir string, rs []contract.Result) contract.Execu
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := NewResultWriter(f, d)
+	w = NewResultWriter(f, d)
+	return w, func() contract.Execution {
+		t.Helper()
+		if err := errors.Join(w.Flush(), f.Close(), d.Close()); err != nil {
+			t.Fatal(err)
+		}
+		return contract.Execution{UUID: "u", Artifacts: dir, ResultsFile: "results.jsonl", DetailsFile: "details.jsonl", ResultCount: w.Count()}
+	}
+}
+
+// writeResults writes rs to a results file and a details file in dir, and
+// answers the execution that names them.
+func writeResults(t *testing.T, dir string, rs []contract.Result) contract.Execution {
+	t.Helper()
+	w, done := resultFiles(t, dir)
 	for _, r := range rs {
 		if err := w.Write(r); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := errors.Join(w.Flush(), f.Close(), d.Close()); err != nil {
-		t.Fatal(err)
-	}
-	return contract.Execution{UUID: "u", Artifacts: dir, ResultsFile: "results.jsonl", DetailsFile: "details.jsonl", ResultCount: w.Count()}
+	return done()
 }
 
 func readAll(t *testing.T, exec contract.Execution, each func(contract.Execution, func(contract.Result) error) error) []contract.Result {
@@ -158,16 +170,7 @@ func TestResultsFileWithDetailsInline(t *testing.T) {
 // A result that cannot be encoded is refused and leaves both files in
 // step: the results after it read back with their own details.
 func TestResultWriterKeepsFilesInStep(t *testing.T) {
-	dir := t.TempDir()
-	f, err := os.Create(filepath.Join(dir, "results.jsonl"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := os.Create(filepath.Join(dir, "details.jsonl"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := NewResultWriter(f, d)
+	w, done := resultFiles(t, t.TempDir())
 	bad := contract.Result{Item: "x", Type: "koji_build", Outcome: contract.Passed, Details: "fine", Extra: contract.Extra{"f": func() {}}}
 	if err := w.Write(fileResults[0]); err != nil {
 		t.Fatal(err)
@@ -178,10 +181,7 @@ func TestResultWriterKeepsFilesInStep(t *testing.T) {
 	if err := w.Write(fileResults[2]); err != nil {
 		t.Fatal(err)
 	}
-	if err := errors.Join(w.Flush(), f.Close(), d.Close()); err != nil {
-		t.Fatal(err)
-	}
-	exec := contract.Execution{UUID: "u", Artifacts: dir, ResultsFile: "results.jsonl", DetailsFile: "details.jsonl", ResultCount: w.Count()}
+	exec := done()
 	want := []contract.Result{fileResults[0], fileResults[2]}
 	if got := readAll(t, exec, Each); !reflect.DeepEqual(got, want) {
 		t.Errorf("read back\n%#v\nwant\n%#v", got, want)

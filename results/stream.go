@@ -3,6 +3,7 @@ package results
 import (
 	"errors"
 	"io"
+	"sync"
 
 	"github.com/taskotron-go/taskotron/contract"
 )
@@ -78,13 +79,7 @@ func pipeline(read func(send func(contract.Result, int) error) error, emit func(
 			}
 		}
 	}()
-	halted := false
-	halt := func() {
-		if !halted {
-			halted = true
-			close(stop) // read ends at its next chunk
-		}
-	}
+	halt := sync.OnceFunc(func() { close(stop) }) // read ends at its next chunk
 	// However emit ends, a panic included, read ends and is waited for:
 	// nothing is left reading a file nobody wants.
 	defer func() {

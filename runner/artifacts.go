@@ -145,8 +145,11 @@ func moveIn(dir *os.Root, path, name string) error {
 	}); err != nil {
 		return err
 	}
+	if rerr == nil {
+		return nil
+	}
 	if !errors.Is(rerr, syscall.EXDEV) {
-		return rerr
+		return &os.LinkError{Op: "rename", Old: abs, New: filepath.Join(dir.Name(), name), Err: rerr}
 	}
 	f, err := createIn(dir, name)
 	if err != nil {

@@ -707,20 +707,11 @@ func copyTree(src, dst string) error {
 		case info.Mode().IsRegular() && info.Mode().Perm()&0o111 != 0:
 			return copyExecutable(p, target, info.Mode().Perm())
 		case info.Mode().IsRegular():
-			in, err := os.Open(p)
-			if err != nil {
-				return err
-			}
-			defer in.Close()
 			out, err := os.OpenFile(target, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, info.Mode().Perm())
 			if err != nil {
 				return err
 			}
-			if _, err := io.Copy(out, in); err != nil {
-				out.Close()
-				return err
-			}
-			return out.Close()
+			return errors.Join(copyFile(p, out), out.Close())
 		}
 		return nil
 	})

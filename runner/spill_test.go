@@ -18,10 +18,10 @@ import (
 )
 
 // A task whose TAP13 file holds more results than a run keeps in memory:
-// they are read as a stream into the run's spill file, then copied, in
-// order and with their artifacts checked, to the artifacts' results file
-// and their details to its details file, which the execution names; the
-// spill is gone with the run's folder.
+// they are read as a stream into the run's spill file, then written again,
+// in order and with their artifacts checked, to the artifacts' results
+// file, and their details moved to its details file, which the execution
+// names; the spill is gone with the run's folder.
 func TestResultsPastTheMemoryBoundGoToTheArtifacts(t *testing.T) {
 	r, _ := testRunner(t, nil)
 	n := directives.MemoryResults + 50
@@ -111,7 +111,7 @@ actions:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if exec.ExecutionStatus != contract.ExecutionNotOK || !exec.Infra || exec.ResultsFile != "" || len(exec.Results) != 1 || !strings.Contains(exec.Status, "results file") {
+	if exec.ExecutionStatus != contract.ExecutionNotOK || !exec.Infra || exec.ResultsFile != "" || len(exec.Results) != 1 || !strings.Contains(exec.Status, "results file") || !strings.Contains(exec.Status, "results.jsonl") {
 		t.Fatalf("execution %+v; want NOT_OK on the infrastructure, one terminal result, no results file", exec)
 	}
 	if o := exec.Results[0].Outcome; !o.Broken() {
