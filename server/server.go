@@ -235,7 +235,9 @@ func (s *Server) prune(ctx context.Context) {
 		}
 		for _, uuid := range gone {
 			if s.artifacts != "" && !strings.ContainsAny(uuid, "/\\") && uuid != ".." {
-				os.RemoveAll(filepath.Join(s.artifacts, uuid))
+				if err := os.RemoveAll(filepath.Join(s.artifacts, uuid)); err != nil {
+					s.log.Error("removing a pruned execution's artifacts", "uuid", uuid, "err", err)
+				}
 			}
 		}
 		if len(gone) > 0 {
