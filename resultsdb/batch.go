@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 )
@@ -159,7 +158,16 @@ func (s *sqlStore) commit(batch []*writeRequest) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	s.prepare(ctx, batch)
-	err := s.tx(ctx, func(tx *sql.Tx) error { return s.insertResults(ctx, tx, batch) })
+	write := func(batch []*writeRequest) error {
+		return s.tx(ctx, func(tx *sql.Tx) error { return s.insertResults(ctx, tx, batch) })
+	}
+	if s.d.name == "postgres" {
+		// One statement is its own transaction: a round trip per batch.
+		write = func(batch []*writeRequest) error {
+			return retry(ctx, func() error { return s.insertPostgres(ctx, nil, batch) })
+		}
+	}
+	err := write(batch)
 	switch {
 	case err == nil:
 		return
@@ -168,8 +176,7 @@ func (s *sqlStore) commit(batch []*writeRequest) {
 		return
 	}
 	for _, r := range batch {
-		one := []*writeRequest{r}
-		if err := s.tx(ctx, func(tx *sql.Tx) error { return s.insertResults(ctx, tx, one) }); err != nil {
+		if err := write([]*writeRequest{r}); err != nil {
 			r.res, r.err = Result{}, err
 		}
 	}
@@ -178,14 +185,11 @@ func (s *sqlStore) commit(batch []*writeRequest) {
 // insertResults writes the results of batch in tx, filling in each one's
 // stored form.
 func (s *sqlStore) insertResults(ctx context.Context, tx *sql.Tx, batch []*writeRequest) error {
-	seen := batchSeen{testcases: map[string]Testcase{}, groups: map[string]seenGroup{}}
-	var ids []int64
-	var err error
 	if s.d.name == "postgres" {
-		ids, err = s.readAhead(ctx, tx, batch, &seen)
-	} else {
-		ids, err = s.newResultIDs(ctx, tx, len(batch))
+		return s.insertPostgres(ctx, tx, batch)
 	}
+	seen := batchSeen{testcases: map[string]Testcase{}, groups: map[string]seenGroup{}}
+	ids, err := s.newResultIDs(ctx, tx, len(batch))
 	if err != nil {
 		return err
 	}
@@ -194,17 +198,7 @@ func (s *sqlStore) insertResults(ctx context.Context, tx *sql.Tx, batch []*write
 	now := micros(time.Now())
 	for _, r := range batch {
 		in := r.in
-		when := in.SubmitTime
-		if when.IsZero() {
-			when = time.Now()
-		}
-		// Stored with microsecond precision, so shown as stored.
-		when = fromMicros(micros(when))
-		origin := in.Origin
-		if origin == "" {
-			origin = DefaultOrigin
-		}
-		res := Result{Outcome: in.Outcome, SubmitTime: when, Note: in.Note, RefURL: in.RefURL, Data: in.Data, Groups: []string{}, Origin: origin}
+		res := Result{Outcome: in.Outcome, SubmitTime: submitTime(in), Note: in.Note, RefURL: in.RefURL, Data: in.Data, Groups: []string{}, Origin: origin(in)}
 		tc, err := seen.testcase(in.Testcase, func() (Testcase, error) { return s.saveTestcase(ctx, tx, in.Testcase) })
 		if err != nil {
 			return err
@@ -239,9 +233,6 @@ func (s *sqlStore) insertResults(ctx context.Context, tx *sql.Tx, batch []*write
 			events.add(r.res.ID, now)
 		}
 	}
-	if s.d.name == "postgres" {
-		return s.insertAll(ctx, tx, results, links, data, events)
-	}
 	if err := s.insertRows(ctx, tx, resultTable, results); err != nil {
 		return fmt.Errorf("create results: %w", err)
 	}
@@ -257,13 +248,31 @@ func (s *sqlStore) insertResults(ctx context.Context, tx *sql.Tx, batch []*write
 	return nil
 }
 
+// submitTime is when in was submitted, now if it does not say, with the
+// microsecond precision it is stored with (so shown as stored).
+func submitTime(in NewResult) time.Time {
+	when := in.SubmitTime
+	if when.IsZero() {
+		when = time.Now()
+	}
+	return fromMicros(micros(when))
+}
+
+// origin is the system that submitted in.
+func origin(in NewResult) string {
+	if in.Origin == "" {
+		return DefaultOrigin
+	}
+	return in.Origin
+}
+
 // lastResultID is where SQLite's new result ids start.
 const lastResultID = "SELECT COALESCE(MAX(id), 0) FROM result"
 
 // newResultIDs takes n result ids for the transaction on SQLite, whose
 // transaction holds the database's write lock: after the highest, as
-// SQLite itself numbers rows. PostgreSQL's come with the read-ahead, from
-// the identity column's sequence.
+// SQLite itself numbers rows. PostgreSQL's come from the identity
+// column's sequence, in the batch statement.
 func (s *sqlStore) newResultIDs(ctx context.Context, tx *sql.Tx, n int) ([]int64, error) {
 	st, err := s.stmt(ctx, tx, lastResultID)
 	if err != nil {
@@ -278,60 +287,6 @@ func (s *sqlStore) newResultIDs(ctx context.Context, tx *sql.Tx, n int) ([]int64
 		ids = append(ids, last+1+int64(i))
 	}
 	return ids, nil
-}
-
-// insertAllPostgres inserts a batch's results, group links, data and
-// events in one statement: each table's rows as arrays, one per column, so
-// that one prepared statement serves every batch and a commit costs three
-// round trips (begin, read ahead, insert) and the commit, whatever the
-// batch holds, but for groups it makes.
-const insertAllPostgres = `WITH r AS (
-	INSERT INTO result (id, testcase_name, submit_time, outcome, note, ref_url, origin)
-	SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[])
-), l AS (
-	INSERT INTO result_group (group_id, result_id) SELECT * FROM unnest($8::bigint[], $9::bigint[])
-), d AS (
-	INSERT INTO result_data (result_id, key, value) SELECT * FROM unnest($10::bigint[], $11::text[], $12::text[])
-)
-INSERT INTO outbox (result_id, created) SELECT * FROM unnest($13::bigint[], $14::bigint[])`
-
-func (s *sqlStore) insertAll(ctx context.Context, tx *sql.Tx, results, links, data, events rowsOf) error {
-	st, err := s.stmt(ctx, tx, insertAllPostgres)
-	if err != nil {
-		return err
-	}
-	_, err = st.ExecContext(ctx,
-		column[int64](results, 7, 0), column[string](results, 7, 1), column[int64](results, 7, 2), column[string](results, 7, 3),
-		nullableColumn(results, 7, 4), nullableColumn(results, 7, 5), column[string](results, 7, 6),
-		column[int64](links, 2, 0), column[int64](links, 2, 1),
-		column[int64](data, 3, 0), column[string](data, 3, 1), column[string](data, 3, 2),
-		column[int64](events, 2, 0), column[int64](events, 2, 1))
-	if err != nil {
-		return fmt.Errorf("create results: %w", err)
-	}
-	return nil
-}
-
-// column is column j of rows of width values.
-func column[T any](rows rowsOf, width, j int) []T {
-	out := make([]T, 0, len(rows.args)/width)
-	for i := j; i < len(rows.args); i += width {
-		out = append(out, rows.args[i].(T))
-	}
-	return out
-}
-
-// nullableColumn is a text column of rows that may hold NULLs (nil).
-func nullableColumn(rows rowsOf, width, j int) []*string {
-	out := make([]*string, 0, len(rows.args)/width)
-	for i := j; i < len(rows.args); i += width {
-		if v, ok := rows.args[i].(string); ok {
-			out = append(out, &v)
-		} else {
-			out = append(out, nil)
-		}
-	}
-	return out
 }
 
 // rowsOf collects the rows of a multi-row INSERT.
@@ -387,6 +342,26 @@ func (s *sqlStore) insertRows(ctx context.Context, tx *sql.Tx, table string, row
 	return nil
 }
 
+// writeStmt is query as prepared for the store's writers, in tx or, with
+// tx nil, on its own.
+func (s *sqlStore) writeStmt(ctx context.Context, tx *sql.Tx, query string) (*sql.Stmt, error) {
+	if tx != nil {
+		return s.stmt(ctx, tx, query)
+	}
+	if st, ok := s.stmts.Load(query); ok {
+		return st.(*sql.Stmt), nil
+	}
+	st, err := s.write.PrepareContext(ctx, s.d.bind(query))
+	if err != nil {
+		return nil, fmt.Errorf("prepare %q: %w", query, err)
+	}
+	if prev, loaded := s.stmts.LoadOrStore(query, st); loaded {
+		st.Close()
+		return prev.(*sql.Stmt), nil
+	}
+	return st, nil
+}
+
 // stmt is query as prepared for the store's writers (prepare), used in tx;
 // one not prepared yet is prepared in tx alone, as a writer cannot ask for
 // a second connection while it holds SQLite's one.
@@ -419,7 +394,7 @@ func (s *sqlStore) prepare(ctx context.Context, batch []*writeRequest) {
 	}
 	queries := []string{selectTestcase, selectGroup}
 	if s.d.name == "postgres" {
-		queries = append(queries, readAheadPostgres, insertAllPostgres)
+		queries = append(queries, insertPostgres)
 	} else {
 		queries = append(queries, lastResultID)
 		queries = append(queries, insertQueries(resultTable, 7, len(batch))...)
@@ -441,10 +416,9 @@ func (s *sqlStore) prepare(ctx context.Context, batch []*writeRequest) {
 	}
 }
 
-// batchSeen is what one transaction knows of the testcases and groups its
-// results name: read ahead for the whole batch where a round trip is dear
-// (PostgreSQL), and as each save left it. An update that would change
-// nothing is not made.
+// batchSeen is what one SQLite transaction knows of the testcases and
+// groups its results name, as each save left it. An update that would
+// change nothing is not made.
 type batchSeen struct {
 	testcases map[string]Testcase
 	groups    map[string]seenGroup
@@ -476,57 +450,4 @@ func (b *batchSeen) group(u GroupUpdate, save func() (int64, Group, error)) (int
 		b.groups[u.UUID] = seenGroup{id, saved}
 	}
 	return id, saved, err
-}
-
-// readAheadPostgres reads, in one round trip, the testcases and groups a
-// batch names and numbers its results: kind 0 rows are testcases (key,
-// ref_url), 1 groups (key, description, ref_url, id), 2 the new ids.
-const readAheadPostgres = `SELECT 0, name, NULL, ref_url, 0::bigint FROM testcase WHERE name = ANY($1::text[])
-UNION ALL SELECT 1, uuid, description, ref_url, id FROM run_group WHERE uuid = ANY($2::text[])
-UNION ALL SELECT 2, NULL, NULL, NULL, nextval(pg_get_serial_sequence('result', 'id')) FROM generate_series(1, $3::int)`
-
-// readAhead reads what the batch's testcases and groups hold now into
-// seen, and returns the batch's result ids (PostgreSQL).
-func (s *sqlStore) readAhead(ctx context.Context, tx *sql.Tx, batch []*writeRequest, seen *batchSeen) ([]int64, error) {
-	names, uuids := []string{}, []string{}
-	for _, r := range batch {
-		names = append(names, r.in.Testcase.Name)
-		for _, g := range r.in.Groups {
-			uuids = append(uuids, g.UUID)
-		}
-	}
-	st, err := s.stmt(ctx, tx, readAheadPostgres)
-	if err != nil {
-		return nil, err
-	}
-	rows, err := st.QueryContext(ctx, names, uuids, len(batch))
-	if err != nil {
-		return nil, fmt.Errorf("read testcases and groups: %w", err)
-	}
-	defer rows.Close()
-	var ids []int64
-	for rows.Next() {
-		var kind int
-		var key, desc, ref sql.NullString
-		var id int64
-		if err := rows.Scan(&kind, &key, &desc, &ref, &id); err != nil {
-			return nil, fmt.Errorf("read testcases and groups: %w", err)
-		}
-		switch kind {
-		case 0:
-			seen.testcases[key.String] = Testcase{Name: key.String, RefURL: stringPtr(ref)}
-		case 1:
-			seen.groups[key.String] = seenGroup{id: id, saved: Group{UUID: key.String, Description: stringPtr(desc), RefURL: stringPtr(ref)}}
-		case 2:
-			ids = append(ids, id)
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read testcases and groups: %w", err)
-	}
-	if len(ids) != len(batch) {
-		return nil, fmt.Errorf("number results: %d of %d ids", len(ids), len(batch))
-	}
-	slices.Sort(ids) // results numbered in the order they were posted
-	return ids, nil
 }

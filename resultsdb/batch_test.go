@@ -2,6 +2,7 @@ package resultsdb
 
 import (
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 )
@@ -107,4 +108,133 @@ func sameSet(a, b []string) bool {
 		seen[s]--
 	}
 	return true
+}
+
+// Results written together see one another's changes to a testcase or a
+// group in the order they were posted, as if each had been written alone:
+// each answer shows the testcase as it was after that result, and the
+// last result to set a field wins.
+func TestBatchAppliesUpdatesInOrder(t *testing.T) {
+	for _, kind := range storeKinds {
+		t.Run(kind, func(t *testing.T) {
+			store := openTestStore(t, kind)
+			ctx := t.Context()
+			str := func(s string) *string { return &s }
+			if _, err := store.SaveTestcase(ctx, TestcaseUpdate{Name: "dist.old", RefURL: str("http://wiki/old"), SetRefURL: true}); err != nil {
+				t.Fatal(err)
+			}
+			batch := []NewResult{
+				{Outcome: "PASSED", Testcase: TestcaseUpdate{Name: "dist.new"},
+					Groups: []GroupUpdate{{UUID: "job-1", Description: str("first"), SetDescription: true}}},
+				{Outcome: "PASSED", Testcase: TestcaseUpdate{Name: "dist.new", RefURL: str("http://wiki/new"), SetRefURL: true},
+					Groups: []GroupUpdate{{UUID: "job-1", RefURL: str("http://execdb/job-1"), SetRefURL: true}, {UUID: "job-1"}}},
+				{Outcome: "FAILED", Testcase: TestcaseUpdate{Name: "dist.new"},
+					Groups: []GroupUpdate{{UUID: "job-1", Description: str("third"), SetDescription: true}}},
+				{Outcome: "PASSED", Testcase: TestcaseUpdate{Name: "dist.old"}},
+				{Outcome: "PASSED", Testcase: TestcaseUpdate{Name: "dist.old", RefURL: nil, SetRefURL: true}},
+			}
+			out, err := store.CreateResults(ctx, batch)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantRef := []*string{nil, str("http://wiki/new"), str("http://wiki/new"), str("http://wiki/old"), nil}
+			for i, r := range out {
+				if !equalPtr(r.Testcase.RefURL, wantRef[i]) {
+					t.Errorf("result %d answered testcase ref_url %v, want %v", i+1, shown(r.Testcase.RefURL), shown(wantRef[i]))
+				}
+				if i > 0 && r.ID <= out[i-1].ID {
+					t.Errorf("result %d has id %d after %d: not numbered in the order posted", i+1, r.ID, out[i-1].ID)
+				}
+			}
+			if got := out[1].Groups; len(got) != 1 || got[0] != "job-1" {
+				t.Errorf("result named job-1 twice is in groups %v, want [job-1]", got)
+			}
+			for name, want := range map[string]*string{"dist.new": str("http://wiki/new"), "dist.old": nil} {
+				tc, err := store.Testcase(ctx, name)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !equalPtr(tc.RefURL, want) {
+					t.Errorf("testcase %s stored with ref_url %v, want %v", name, shown(tc.RefURL), shown(want))
+				}
+			}
+			g, err := store.Group(ctx, "job-1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if deref(g.Description) != "third" || deref(g.RefURL) != "http://execdb/job-1" {
+				t.Errorf("group stored as description %v, ref_url %v; want third, http://execdb/job-1", shown(g.Description), shown(g.RefURL))
+			}
+			for i, r := range out[:3] {
+				stored, err := store.Result(ctx, r.ID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(stored.Groups) != 1 || stored.Groups[0] != "job-1" {
+					t.Errorf("result %d stored in groups %v, want [job-1]", i+1, stored.Groups)
+				}
+			}
+		})
+	}
+}
+
+// shown is p as a test failure shows it.
+func shown(p *string) string {
+	if p == nil {
+		return "<nil>"
+	}
+	return *p
+}
+
+// Two servers on one database create the same groups and testcases at the
+// same time: every result is stored and linked to each of its groups.
+func TestTwoServersCreateTheSameGroups(t *testing.T) {
+	first, dsn := openTestStoreDSN(t, "postgres")
+	second, err := Open(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Close()
+	const rounds, each = 20, 8
+	type posted struct {
+		id    int64
+		group string
+	}
+	var mu sync.Mutex
+	var all []posted
+	var wg sync.WaitGroup
+	for s, store := range []Store{first, second} {
+		for c := range each {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for round := range rounds {
+					group := fmt.Sprintf("job-%d", round)
+					r, err := store.CreateResult(t.Context(), NewResult{Outcome: "PASSED",
+						Testcase: TestcaseUpdate{Name: fmt.Sprintf("dist.check%d", round)},
+						Groups:   []GroupUpdate{{UUID: group}, {UUID: fmt.Sprintf("own-%d-%d-%d", s, c, round)}}})
+					if err != nil {
+						t.Errorf("server %d client %d round %d: %v", s+1, c, round, err)
+						return
+					}
+					mu.Lock()
+					all = append(all, posted{r.ID, group})
+					mu.Unlock()
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	if len(all) != 2*each*rounds {
+		t.Fatalf("%d results stored, want %d", len(all), 2*each*rounds)
+	}
+	for _, p := range all {
+		r, err := first.Result(t.Context(), p.id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(r.Groups) != 2 || !slices.Contains(r.Groups, p.group) {
+			t.Errorf("result %d in groups %v, want %s and its own", p.id, r.Groups, p.group)
+		}
+	}
 }

@@ -147,8 +147,14 @@ func stringPtr(ns sql.NullString) *string {
 // that touch the same groups (deadlock, serialization failure, or a
 // unique key another writer has just taken); those are run again.
 func (s *sqlStore) tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	return retry(ctx, func() error { return s.tx1(ctx, fn) })
+}
+
+// retry runs fn until it succeeds, fails for a reason not worth a retry,
+// or has failed five times.
+func retry(ctx context.Context, fn func() error) error {
 	for attempt := 1; ; attempt++ {
-		err := s.tx1(ctx, fn)
+		err := fn()
 		if err == nil || attempt == 5 || !retryable(err) {
 			return err
 		}
@@ -166,6 +172,11 @@ func retryable(err error) bool {
 		switch pg.Code {
 		case "40P01", "40001", "23505":
 			return true
+		case "23502":
+			// A group the batch statement did not see, as another
+			// writer created it after the statement's snapshot
+			// (insertPostgres): the next attempt sees it.
+			return pg.TableName == "result_group" && pg.ColumnName == "group_id"
 		}
 	}
 	return false
