@@ -50,10 +50,11 @@ type JobPathConfig struct {
 	// LatencyRate is the rate latency is measured at.
 	LatencyRate float64
 	Concurrency int
-	// Profile and TriggerProfile, when set, are where the worker and the
-	// trigger write a CPU profile of the whole run.
-	Profile, TriggerProfile string
-	Log                     *slog.Logger
+	// Profile, TriggerProfile and ResultsDBProfile, when set, are where
+	// the worker, the trigger and the results server write a CPU profile
+	// of the whole run.
+	Profile, TriggerProfile, ResultsDBProfile string
+	Log                                       *slog.Logger
 }
 
 func (c JobPathConfig) withDefaults() JobPathConfig {
@@ -315,7 +316,11 @@ func startJobPath(ctx context.Context, cfg JobPathConfig) (*jobPath, error) {
 	if err := os.MkdirAll(logs, 0o755); err != nil {
 		return p, err
 	}
-	p.rdb = newRole("resultsdb", bin, []string{"resultsdb", "serve", "--listen", addr, "--db", dsn},
+	rargs := []string{"resultsdb", "serve", "--listen", addr, "--db", dsn}
+	if cfg.ResultsDBProfile != "" {
+		rargs = append(rargs, "--cpu-profile", cfg.ResultsDBProfile)
+	}
+	p.rdb = newRole("resultsdb", bin, rargs,
 		append(slices.Clone(common), "TASKOTRON_DATA_DIR="+filepath.Join(p.dir, "resultsdb")), filepath.Join(logs, "resultsdb.log"), p.log)
 	targs := []string{"trigger"}
 	if cfg.TriggerProfile != "" {

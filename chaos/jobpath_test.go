@@ -22,9 +22,9 @@ import (
 // 3 ms). Knobs, in the environment: JOBPATH_STEP (how long each rate is
 // held, default 60s; 10s for a quick look), JOBPATH_STORES (sqlite,
 // postgres or both, comma-separated; default sqlite), JOBPATH_START (the
-// first rate, default 25), JOBPATH_MAX_STEPS (default 7), JOBPATH_PROFILE
-// and JOBPATH_TRIGGER_PROFILE (files for the worker's and the trigger's
-// CPU profiles), JOBPATH_ROOT (the checkout whose
+// first rate, default 25), JOBPATH_MAX_STEPS (default 7), JOBPATH_PROFILE,
+// JOBPATH_TRIGGER_PROFILE and JOBPATH_RESULTSDB_PROFILE (files for the
+// worker's, the trigger's and the results server's CPU profiles), JOBPATH_ROOT (the checkout whose
 // taskotron is measured, default this one: an older commit's, to compare),
 // JOBPATH_V=1 (log progress).
 func BenchmarkJobPath(b *testing.B) {
@@ -47,16 +47,17 @@ func BenchmarkJobPath(b *testing.B) {
 	for b.Loop() {
 		for _, store := range strings.Split(envOr("JOBPATH_STORES", "sqlite"), ",") {
 			rep, err := RunJobPath(b.Context(), JobPathConfig{
-				Root:           envOr("JOBPATH_ROOT", testRootB(b)),
-				AMQPURL:        envOr("TASKOTRON_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672/"),
-				PostgresURL:    envOr("RESULTSDB_TEST_POSTGRES", "postgres://postgres@127.0.0.1:5432/test"),
-				Store:          strings.TrimSpace(store),
-				Step:           step,
-				Start:          start,
-				MaxSteps:       steps,
-				Profile:        os.Getenv("JOBPATH_PROFILE"),
-				TriggerProfile: os.Getenv("JOBPATH_TRIGGER_PROFILE"),
-				Log:            slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
+				Root:             envOr("JOBPATH_ROOT", testRootB(b)),
+				AMQPURL:          envOr("TASKOTRON_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672/"),
+				PostgresURL:      envOr("RESULTSDB_TEST_POSTGRES", "postgres://postgres@127.0.0.1:5432/test"),
+				Store:            strings.TrimSpace(store),
+				Step:             step,
+				Start:            start,
+				MaxSteps:         steps,
+				Profile:          os.Getenv("JOBPATH_PROFILE"),
+				TriggerProfile:   os.Getenv("JOBPATH_TRIGGER_PROFILE"),
+				ResultsDBProfile: os.Getenv("JOBPATH_RESULTSDB_PROFILE"),
+				Log:              slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
 			})
 			if err != nil {
 				b.Fatalf("job path on %s: %v", store, err)

@@ -17,7 +17,7 @@ func init() {
 	})
 }
 
-const resultsDBUsage = "usage: taskotron resultsdb serve [--listen ADDR] [--db sqlite:PATH|postgres://…] [--base-url URL] [--token TOKEN] [--publish]" +
+const resultsDBUsage = "usage: taskotron resultsdb serve [--listen ADDR] [--db sqlite:PATH|postgres://…] [--base-url URL] [--token TOKEN] [--publish] [--cpu-profile FILE]" +
 	" | resultsdb token add ORIGIN|revoke ORIGIN [TOKEN-ID]|list | resultsdb submit [--url API] [--token TOKEN] FILE|-"
 
 func runResultsDB(ctx context.Context, g *globals, args []string) error {
@@ -38,6 +38,7 @@ func runResultsDB(ctx context.Context, g *globals, args []string) error {
 	token := fs.String("token", cfg.Token, "bearer token required for writes (default none: writes open)")
 	artifacts := fs.String("artifacts-url", g.cfg.Runner.ArtifactsURL, "public URL of the artifacts tree, linked from group pages")
 	publish := fs.Bool("publish", cfg.Publish, "publish resultsdb.result.new to the AMQP broker in amqp.url (resultsdb.publish)")
+	cpuProfile := fs.String("cpu-profile", "", "write a CPU profile of the server to this file, from start until it stops (go tool pprof)")
 	rest, err := parseFlags(fs, args[1:])
 	if err != nil {
 		return err
@@ -63,6 +64,13 @@ func runResultsDB(ctx context.Context, g *globals, args []string) error {
 		return usagef("--publish needs amqp.url (or TASKOTRON_AMQP_URL)")
 	case err != nil:
 		return err
+	}
+	if *cpuProfile != "" {
+		stop, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer stop()
 	}
 	return srv.Run(ctx)
 }
