@@ -10,8 +10,9 @@ import (
 )
 
 // Results are written in batches: results posted at the same time share
-// one transaction (one commit, one WAL write on SQLite) and one statement
-// per table for their groups, data and events. A 201 is still answered only
+// one transaction (one commit, one WAL write on SQLite) and, on SQLite, one
+// statement per table for their groups, data and events; on PostgreSQL the
+// batch is one statement (insertPostgres). A 201 is still answered only
 // after the commit. Should the database refuse a batch for a reason that is
 // not worth a retry, each of its results is written again on its own, so
 // that one result the database cannot store fails alone.

@@ -27,8 +27,9 @@
 // says what a regression is), the package page /packages/NAME and /search.
 //
 // Results posted at once are written in batches (batch.go): one
-// transaction and one statement per table for them all, a 201 still
-// meaning committed.
+// transaction for them all, with one statement per table on SQLite and one
+// statement in all on PostgreSQL (writepg.go), a 201 still meaning
+// committed.
 //
 // It imports kcidb, regression, rpmver and redact of this module.
 //
