@@ -2,6 +2,8 @@ package resultsdb
 
 import (
 	"fmt"
+	"math/rand/v2"
+	"strings"
 	"slices"
 	"sync"
 	"testing"
@@ -235,6 +237,108 @@ func TestTwoServersCreateTheSameGroups(t *testing.T) {
 		}
 		if len(r.Groups) != 2 || !slices.Contains(r.Groups, p.group) {
 			t.Errorf("result %d in groups %v, want %s and its own", p.id, r.Groups, p.group)
+		}
+	}
+}
+
+// A batch of results written together leaves the testcases and groups as
+// the same results written one at a time do, and answers each result the
+// same: checked on random batches, on both stores, against SQLite writing
+// one result at a time (a different code path from either batch).
+func TestBatchAgreesWithOneAtATime(t *testing.T) {
+	ctx := t.Context()
+	together := func(s Store, batch []NewResult) ([]Result, error) { return s.CreateResults(ctx, batch) }
+	alone := func(s Store, batch []NewResult) ([]Result, error) {
+		var out []Result
+		for _, in := range batch {
+			r, err := s.CreateResult(ctx, in)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, r)
+		}
+		return out, nil
+	}
+	type subject struct {
+		label string
+		store Store
+		write func(Store, []NewResult) ([]Result, error)
+	}
+	reference := subject{"sqlite one at a time", openTestStore(t, "sqlite"), alone}
+	subjects := []subject{
+		{"sqlite batch", openTestStore(t, "sqlite"), together},
+		{"postgres batch", openTestStore(t, "postgres"), together},
+		{"postgres one at a time", openTestStore(t, "postgres"), alone},
+	}
+	rng := rand.New(rand.NewPCG(17, 4))
+	x, y := "x", "y"
+	values := []*string{nil, &x, &y}
+	pick := func() *string { return values[rng.IntN(len(values))] }
+	for round := range 40 {
+		name := func(kind string, i int) string { return fmt.Sprintf("r%d-%s%d", round, kind, i) }
+		// Some of the testcases and groups exist before the batch.
+		var testcases []TestcaseUpdate
+		var groups []GroupUpdate
+		for i := range 3 {
+			if rng.IntN(2) == 0 {
+				testcases = append(testcases, TestcaseUpdate{Name: name("tc", i), RefURL: pick(), SetRefURL: true})
+			}
+			if rng.IntN(2) == 0 {
+				groups = append(groups, GroupUpdate{UUID: name("g", i), Description: pick(), SetDescription: true, RefURL: pick(), SetRefURL: true})
+			}
+		}
+		var batch []NewResult
+		for range 1 + rng.IntN(8) {
+			in := NewResult{Outcome: "PASSED", Testcase: TestcaseUpdate{Name: name("tc", rng.IntN(3))}}
+			if rng.IntN(2) == 0 {
+				in.Testcase.RefURL, in.Testcase.SetRefURL = pick(), true
+			}
+			for range rng.IntN(4) {
+				g := GroupUpdate{UUID: name("g", rng.IntN(3))}
+				if rng.IntN(2) == 0 {
+					g.Description, g.SetDescription = pick(), true
+				}
+				if rng.IntN(2) == 0 {
+					g.RefURL, g.SetRefURL = pick(), true
+				}
+				in.Groups = append(in.Groups, g)
+			}
+			batch = append(batch, in)
+		}
+		outcome := func(s subject) string {
+			for _, u := range testcases {
+				if _, err := s.store.SaveTestcase(ctx, u); err != nil {
+					t.Fatalf("round %d, %s: %v", round, s.label, err)
+				}
+			}
+			for _, u := range groups {
+				if _, err := s.store.SaveGroup(ctx, u); err != nil {
+					t.Fatalf("round %d, %s: %v", round, s.label, err)
+				}
+			}
+			out, err := s.write(s.store, batch)
+			if err != nil {
+				t.Fatalf("round %d, %s: %v", round, s.label, err)
+			}
+			var b strings.Builder
+			for i, r := range out {
+				fmt.Fprintf(&b, "result %d: testcase ref %s, groups %v\n", i+1, shown(r.Testcase.RefURL), r.Groups)
+			}
+			for i := range 3 {
+				if tc, err := s.store.Testcase(ctx, name("tc", i)); err == nil {
+					fmt.Fprintf(&b, "testcase %d: ref %s\n", i, shown(tc.RefURL))
+				}
+				if g, err := s.store.Group(ctx, name("g", i)); err == nil {
+					fmt.Fprintf(&b, "group %d: description %s, ref %s\n", i, shown(g.Description), shown(g.RefURL))
+				}
+			}
+			return b.String()
+		}
+		want := outcome(reference)
+		for _, s := range subjects {
+			if got := outcome(s); got != want {
+				t.Errorf("round %d: %s differs from %s:\n%s\nwant\n%s", round, s.label, reference.label, got, want)
+			}
 		}
 	}
 }

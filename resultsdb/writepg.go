@@ -187,12 +187,9 @@ func (s *sqlStore) insertPostgres(ctx context.Context, tx *sql.Tx, batch []*writ
 			return fmt.Errorf("create results: no id for result %d of %d", i+1, len(batch))
 		}
 		in := r.in
-		ref, existed := testcases[in.Testcase.Name]
-		switch {
-		case in.Testcase.SetRefURL:
+		ref := testcases[in.Testcase.Name] // nil for a testcase the batch makes
+		if in.Testcase.SetRefURL {
 			ref = in.Testcase.RefURL
-		case !existed:
-			ref = nil
 		}
 		testcases[in.Testcase.Name] = ref
 		res := Result{ID: ids[i], Outcome: in.Outcome, Testcase: Testcase{Name: in.Testcase.Name, RefURL: ref},
