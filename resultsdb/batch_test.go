@@ -3,8 +3,8 @@ package resultsdb
 import (
 	"fmt"
 	"math/rand/v2"
-	"strings"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 )
