@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -66,6 +67,10 @@ type sqlStore struct {
 	writers    sync.WaitGroup
 	// stmts holds the write path's prepared statements, by query.
 	stmts sync.Map
+	// readStmts holds SQLite's read queries prepared, by query, at most
+	// maxReadStmts of them (readQuery).
+	readStmts     sync.Map
+	readStmtCount atomic.Int32
 }
 
 func (s *sqlStore) Close() error {
@@ -75,6 +80,10 @@ func (s *sqlStore) Close() error {
 		<-s.done
 		s.stop = nil
 	}
+	s.readStmts.Range(func(_, v any) bool {
+		v.(*sql.Stmt).Close()
+		return true
+	})
 	err := s.read.Close()
 	if s.write != s.read {
 		if e := s.write.Close(); err == nil {
@@ -660,7 +669,7 @@ func (s *sqlStore) latestPerTestcase(ctx context.Context, q ResultQuery) ([]Resu
 // database whatever the page size, which keeps the tail short on a busy
 // server.
 func (s *sqlStore) queryResults(ctx context.Context, query string, args []any) ([]Result, error) {
-	rows, err := s.read.QueryContext(ctx, s.d.bind(query), args...)
+	rows, err := s.readQuery(ctx, query, args)
 	if err != nil {
 		return nil, fmt.Errorf("query results: %w", err)
 	}
@@ -717,8 +726,40 @@ func (s *sqlStore) queryResults(ctx context.Context, query string, args []any) (
 	return out, nil
 }
 
+// maxReadStmts bounds the read queries kept prepared: their text varies
+// with the filters asked for and the number of values in each.
+const maxReadStmts = 256
+
+// readQuery runs a read query. On SQLite the query is prepared once and
+// kept: parsing a page's two queries took half of what answering them did
+// (a report asks for its group's results before it posts). PostgreSQL's
+// driver keeps prepared statements of its own.
+func (s *sqlStore) readQuery(ctx context.Context, query string, args []any) (*sql.Rows, error) {
+	query = s.d.bind(query)
+	if s.d.dollar {
+		return s.read.QueryContext(ctx, query, args...)
+	}
+	if st, ok := s.readStmts.Load(query); ok {
+		return st.(*sql.Stmt).QueryContext(ctx, args...)
+	}
+	if s.readStmtCount.Load() >= maxReadStmts {
+		return s.read.QueryContext(ctx, query, args...)
+	}
+	st, err := s.read.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	if prev, loaded := s.readStmts.LoadOrStore(query, st); loaded {
+		st.Close()
+		st = prev.(*sql.Stmt)
+	} else {
+		s.readStmtCount.Add(1)
+	}
+	return st.QueryContext(ctx, args...)
+}
+
 func (s *sqlStore) each(ctx context.Context, query string, args []any, fn func(*sql.Rows) error) error {
-	rows, err := s.read.QueryContext(ctx, s.d.bind(query), args...)
+	rows, err := s.readQuery(ctx, query, args)
 	if err != nil {
 		return err
 	}

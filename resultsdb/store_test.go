@@ -213,3 +213,32 @@ func TestPostgresPlansWithValues(t *testing.T) {
 		}
 	}
 }
+
+// Read queries are kept prepared on SQLite, up to maxReadStmts of them:
+// queries past that (here, group filters of ever more values) are still
+// answered, prepared each time.
+func TestReadQueriesKeptPreparedAreBounded(t *testing.T) {
+	store := openTestStore(t, "sqlite")
+	ctx := t.Context()
+	if _, err := store.CreateResult(ctx, NewResult{Outcome: "PASSED", Testcase: TestcaseUpdate{Name: "dist.one"}, Groups: []GroupUpdate{{UUID: "g-0"}}}); err != nil {
+		t.Fatal(err)
+	}
+	for n := 1; n <= maxReadStmts+20; n++ {
+		groups := []string{"g-0"}
+		for i := 1; i < n; i++ {
+			groups = append(groups, fmt.Sprintf("g-%d", i))
+		}
+		for range 2 { // the second time from the kept statement, where one is kept
+			list, err := store.Results(ctx, ResultQuery{Groups: groups, Limit: 10})
+			if err != nil {
+				t.Fatalf("%d groups: %v", n, err)
+			}
+			if len(list) != 1 || list[0].Testcase.Name != "dist.one" {
+				t.Fatalf("%d groups: %d results, want the one in g-0", n, len(list))
+			}
+		}
+	}
+	if kept := store.(*sqlStore).readStmtCount.Load(); kept != maxReadStmts {
+		t.Errorf("%d read queries kept prepared, want the bound, %d", kept, maxReadStmts)
+	}
+}
