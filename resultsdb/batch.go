@@ -307,7 +307,11 @@ const rowsPerInsert = 100
 
 const (
 	selectTestcase = "SELECT ref_url FROM testcase WHERE name = ?"
+	insertTestcase = "INSERT INTO testcase (name, ref_url) VALUES (?, ?) ON CONFLICT (name) DO NOTHING"
+	updateTestcase = "UPDATE testcase SET ref_url = ? WHERE name = ?"
 	selectGroup    = "SELECT id, description, ref_url FROM run_group WHERE uuid = ?"
+	insertGroup    = "INSERT INTO run_group (uuid, description, ref_url) VALUES (?, ?, ?) ON CONFLICT (uuid) DO NOTHING RETURNING id"
+	updateGroup    = "UPDATE run_group SET description = ?, ref_url = ? WHERE id = ?"
 	resultTable    = "result (id, testcase_name, submit_time, outcome, note, ref_url, origin)"
 	linkTable      = "result_group (group_id, result_id)"
 	dataTable      = "result_data (result_id, key, value)"
@@ -393,7 +397,7 @@ func (s *sqlStore) prepare(ctx context.Context, batch []*writeRequest) {
 			events++
 		}
 	}
-	queries := []string{selectTestcase, selectGroup}
+	queries := []string{selectTestcase, insertTestcase, updateTestcase, selectGroup, insertGroup, updateGroup}
 	if s.d.name == "postgres" {
 		queries = append(queries, insertPostgres)
 	} else {

@@ -217,8 +217,11 @@ func (s *sqlStore) saveTestcase(ctx context.Context, tx *sql.Tx, t TestcaseUpdat
 		}
 		err = st.QueryRowContext(ctx, t.Name).Scan(&ref)
 		if errors.Is(err, sql.ErrNoRows) && attempt == 0 {
-			res, err := tx.ExecContext(ctx, s.d.bind("INSERT INTO testcase (name, ref_url) VALUES (?, ?) ON CONFLICT (name) DO NOTHING"),
-				t.Name, nullString(t.RefURL))
+			ins, err := s.stmt(ctx, tx, insertTestcase)
+			if err != nil {
+				return out, err
+			}
+			res, err := ins.ExecContext(ctx, t.Name, nullString(t.RefURL))
 			if err != nil {
 				return out, fmt.Errorf("create testcase %q: %w", t.Name, err)
 			}
@@ -235,7 +238,11 @@ func (s *sqlStore) saveTestcase(ctx context.Context, tx *sql.Tx, t TestcaseUpdat
 		break
 	}
 	if t.SetRefURL && !equalPtr(out.RefURL, t.RefURL) {
-		if _, err := tx.ExecContext(ctx, s.d.bind("UPDATE testcase SET ref_url = ? WHERE name = ?"), nullString(t.RefURL), t.Name); err != nil {
+		up, err := s.stmt(ctx, tx, updateTestcase)
+		if err != nil {
+			return out, err
+		}
+		if _, err := up.ExecContext(ctx, nullString(t.RefURL), t.Name); err != nil {
 			return out, fmt.Errorf("update testcase %q: %w", t.Name, err)
 		}
 		out.RefURL = t.RefURL
@@ -263,8 +270,11 @@ func (s *sqlStore) saveGroup(ctx context.Context, tx *sql.Tx, g GroupUpdate) (in
 		}
 		err = st.QueryRowContext(ctx, g.UUID).Scan(&id, &desc, &ref)
 		if errors.Is(err, sql.ErrNoRows) && attempt == 0 {
-			err := tx.QueryRowContext(ctx, s.d.bind("INSERT INTO run_group (uuid, description, ref_url) VALUES (?, ?, ?) ON CONFLICT (uuid) DO NOTHING RETURNING id"),
-				g.UUID, nullString(g.Description), nullString(g.RefURL)).Scan(&id)
+			ins, err := s.stmt(ctx, tx, insertGroup)
+			if err != nil {
+				return 0, out, err
+			}
+			err = ins.QueryRowContext(ctx, g.UUID, nullString(g.Description), nullString(g.RefURL)).Scan(&id)
 			if errors.Is(err, sql.ErrNoRows) {
 				continue // another writer created it just now
 			}
@@ -288,8 +298,11 @@ func (s *sqlStore) saveGroup(ctx context.Context, tx *sql.Tx, g GroupUpdate) (in
 		out.RefURL, changed = g.RefURL, true
 	}
 	if changed {
-		if _, err := tx.ExecContext(ctx, s.d.bind("UPDATE run_group SET description = ?, ref_url = ? WHERE id = ?"),
-			nullString(out.Description), nullString(out.RefURL), id); err != nil {
+		up, err := s.stmt(ctx, tx, updateGroup)
+		if err != nil {
+			return 0, out, err
+		}
+		if _, err := up.ExecContext(ctx, nullString(out.Description), nullString(out.RefURL), id); err != nil {
 			return 0, out, fmt.Errorf("update group %q: %w", g.UUID, err)
 		}
 	}
