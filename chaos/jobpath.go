@@ -50,6 +50,10 @@ type JobPathConfig struct {
 	// LatencyRate is the rate latency is measured at.
 	LatencyRate float64
 	Concurrency int
+	// WorkDir, when set, is the worker's runner.work_dir (its runs'
+	// folders), for comparing filesystems; by default under the worker's
+	// data_dir.
+	WorkDir string
 	// Profile, TriggerProfile and ResultsDBProfile, when set, are where
 	// the worker, the trigger and the results server write a CPU profile
 	// of the whole run.
@@ -331,10 +335,11 @@ func startJobPath(ctx context.Context, cfg JobPathConfig) (*jobPath, error) {
 	if cfg.Profile != "" {
 		wargs = append(wargs, "--cpu-profile", cfg.Profile)
 	}
-	p.worker = newRole("worker", bin, wargs, append(slices.Clone(common),
-		"TASKOTRON_DATA_DIR="+filepath.Join(p.dir, "worker"),
-		"TASKOTRON_RUNNER_MIRROR="+mirror,
-	), filepath.Join(logs, "worker.log"), p.log)
+	wenv := append(slices.Clone(common), "TASKOTRON_DATA_DIR="+filepath.Join(p.dir, "worker"), "TASKOTRON_RUNNER_MIRROR="+mirror)
+	if cfg.WorkDir != "" {
+		wenv = append(wenv, "TASKOTRON_RUNNER_WORK_DIR="+cfg.WorkDir)
+	}
+	p.worker = newRole("worker", bin, wargs, wenv, filepath.Join(logs, "worker.log"), p.log)
 	p.cleanup = append(p.cleanup, func() {
 		for _, r := range []*role{p.worker, p.trig, p.rdb} {
 			r.stop(60 * time.Second)

@@ -24,7 +24,8 @@ import (
 // postgres or both, comma-separated; default sqlite), JOBPATH_START (the
 // first rate, default 25), JOBPATH_MAX_STEPS (default 7), JOBPATH_PROFILE,
 // JOBPATH_TRIGGER_PROFILE and JOBPATH_RESULTSDB_PROFILE (files for the
-// worker's, the trigger's and the results server's CPU profiles), JOBPATH_ROOT (the checkout whose
+// worker's, the trigger's and the results server's CPU profiles),
+// JOBPATH_WORK_DIR (the worker's runner.work_dir, say on a tmpfs), JOBPATH_ROOT (the checkout whose
 // taskotron is measured, default this one: an older commit's, to compare),
 // JOBPATH_V=1 (log progress).
 func BenchmarkJobPath(b *testing.B) {
@@ -57,6 +58,7 @@ func BenchmarkJobPath(b *testing.B) {
 				Profile:          os.Getenv("JOBPATH_PROFILE"),
 				TriggerProfile:   os.Getenv("JOBPATH_TRIGGER_PROFILE"),
 				ResultsDBProfile: os.Getenv("JOBPATH_RESULTSDB_PROFILE"),
+				WorkDir:          os.Getenv("JOBPATH_WORK_DIR"),
 				Log:              slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
 			})
 			if err != nil {
