@@ -26,11 +26,11 @@ import (
 // are inserted in the order of the arrays, whatever join the plan picks.
 //
 // $1 the number of results; testcases: $2 names, $3/$4 what and whether
-// ref_url; groups: $5 uuids, $6/$7 whether and
-// what description, $8/$9 whether and what ref_url; results: $10-$15 the
-// columns; links: $16 result (1-based), $17 uuid; data: $18 result, $19
-// key, $20 value; events: $21 result, $22 when queued. It answers each
-// result's id (n > 0) and the testcases as they were (n = 0).
+// ref_url; groups: $5 uuids, $6/$7 whether and what description, $8/$9
+// whether and what ref_url; results: $10-$15 the columns; links: $16
+// result (1-based), $17 uuid; data: $18 result, $19 key, $20 value;
+// events: $21 result, $22 when queued. It answers each result's id (n > 0)
+// and the testcases as they were (n = 0).
 const insertPostgres = `WITH ids AS MATERIALIZED (
 	SELECT n, nextval(pg_get_serial_sequence('result', 'id')) AS id FROM generate_series(1, $1::bigint) AS n
 ), old_tc AS (
@@ -111,7 +111,7 @@ func newPGBatch(batch []*writeRequest) pgBatch {
 		if in.Testcase.SetRefURL {
 			b.testcaseRef[at], b.setTCRef[at] = in.Testcase.RefURL, true
 		}
-		linked := map[string]bool{}
+		linked := len(b.linkUUID) // this result's links start here
 		for _, g := range in.Groups {
 			at, ok := groups[g.UUID]
 			if !ok {
@@ -127,8 +127,7 @@ func newPGBatch(batch []*writeRequest) pgBatch {
 			if g.SetRefURL {
 				b.setRef[at], b.groupRef[at] = true, g.RefURL
 			}
-			if !linked[g.UUID] {
-				linked[g.UUID] = true
+			if !slices.Contains(b.linkUUID[linked:], g.UUID) {
 				b.linkOf, b.linkUUID = append(b.linkOf, n), append(b.linkUUID, g.UUID)
 			}
 		}
