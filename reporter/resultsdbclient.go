@@ -349,8 +349,7 @@ func fingerprint(testcase, outcome, note, refURL string, item, typ, arch []strin
 	slices.Sort(arch)
 	h := uint64(fnvOffset)
 	for _, s := range [...]string{testcase, strings.ToUpper(outcome), note, refURL, strings.Join(item, ","), strings.Join(typ, ","), strings.Join(arch, ",")} {
-		h = fnv1a(h, s)
-		h = (h ^ 0) * fnvPrime
+		h = fnv1a(h, s) * fnvPrime // and the zero byte that ends it
 	}
 	return h
 }

@@ -5,7 +5,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -158,7 +160,6 @@ func (s *sqlStore) writeLoop() {
 func (s *sqlStore) commit(batch []*writeRequest) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	s.prepare(ctx, batch)
 	write := func(batch []*writeRequest) error {
 		return s.tx(ctx, func(tx *sql.Tx) error { return s.insertResults(ctx, tx, batch) })
 	}
@@ -167,6 +168,8 @@ func (s *sqlStore) commit(batch []*writeRequest) {
 		write = func(batch []*writeRequest) error {
 			return retry(ctx, func() error { return s.insertPostgres(ctx, nil, batch) })
 		}
+	} else {
+		s.prepare(ctx, batch)
 	}
 	err := write(batch)
 	switch {
@@ -353,18 +356,37 @@ func (s *sqlStore) writeStmt(ctx context.Context, tx *sql.Tx, query string) (*sq
 	if tx != nil {
 		return s.stmt(ctx, tx, query)
 	}
-	if st, ok := s.stmts.Load(query); ok {
-		return st.(*sql.Stmt), nil
+	st, _, err := s.prepared(ctx, &s.stmts, s.write, query)
+	return st, err
+}
+
+// prepared is query prepared on db, kept in cache by its text: prepared
+// once however many ask at the same time. added says this call added it.
+func (s *sqlStore) prepared(ctx context.Context, cache *sync.Map, db *sql.DB, query string) (st *sql.Stmt, added bool, err error) {
+	if st, ok := cache.Load(query); ok {
+		return st.(*sql.Stmt), false, nil
 	}
-	st, err := s.write.PrepareContext(ctx, s.d.bind(query))
+	st, err = db.PrepareContext(ctx, s.d.bind(query))
 	if err != nil {
-		return nil, fmt.Errorf("prepare %q: %w", query, err)
+		return nil, false, fmt.Errorf("prepare %s: %w", queryHead(query), err)
 	}
-	if prev, loaded := s.stmts.LoadOrStore(query, st); loaded {
+	if prev, loaded := cache.LoadOrStore(query, st); loaded {
 		st.Close()
-		return prev.(*sql.Stmt), nil
+		return prev.(*sql.Stmt), false, nil
 	}
-	return st, nil
+	return st, true, nil
+}
+
+// queryHead names a query in an error: its first line, shortened.
+func queryHead(query string) string {
+	head, _, cut := strings.Cut(query, "\n")
+	if len(head) > 80 {
+		head, cut = head[:80], true
+	}
+	if cut {
+		head += " …"
+	}
+	return strconv.Quote(head)
 }
 
 // stmt is query as prepared for the store's writers (prepare), used in tx;
@@ -376,14 +398,15 @@ func (s *sqlStore) stmt(ctx context.Context, tx *sql.Tx, query string) (*sql.Stm
 	}
 	st, err := tx.PrepareContext(ctx, s.d.bind(query))
 	if err != nil {
-		return nil, fmt.Errorf("prepare %q: %w", query, err)
+		return nil, fmt.Errorf("prepare %s: %w", queryHead(query), err)
 	}
 	return st, nil
 }
 
-// prepare readies the statements writing batch will use, outside any
-// transaction: after the first batches of each shape the write path parses
-// no SQL.
+// prepare readies the statements writing batch will use on SQLite, outside
+// any transaction: after the first batches of each shape the write path
+// parses no SQL. (PostgreSQL's one statement is prepared as it is first
+// used: writeStmt.)
 func (s *sqlStore) prepare(ctx context.Context, batch []*writeRequest) {
 	var links, data, events int
 	for _, r := range batch {
@@ -397,27 +420,15 @@ func (s *sqlStore) prepare(ctx context.Context, batch []*writeRequest) {
 			events++
 		}
 	}
-	queries := []string{selectTestcase, insertTestcase, updateTestcase, selectGroup, insertGroup, updateGroup}
-	if s.d.name == "postgres" {
-		queries = append(queries, insertPostgres)
-	} else {
-		queries = append(queries, lastResultID)
-		queries = append(queries, insertQueries(resultTable, 7, len(batch))...)
-		queries = append(queries, insertQueries(linkTable, 2, links)...)
-		queries = append(queries, insertQueries(dataTable, 3, data)...)
-		queries = append(queries, insertQueries(outboxTable, 2, events)...)
-	}
+	queries := []string{selectTestcase, insertTestcase, updateTestcase, selectGroup, insertGroup, updateGroup, lastResultID}
+	queries = append(queries, insertQueries(resultTable, 7, len(batch))...)
+	queries = append(queries, insertQueries(linkTable, 2, links)...)
+	queries = append(queries, insertQueries(dataTable, 3, data)...)
+	queries = append(queries, insertQueries(outboxTable, 2, events)...)
 	for _, q := range queries {
-		if _, ok := s.stmts.Load(q); ok {
-			continue
-		}
-		st, err := s.write.PrepareContext(ctx, s.d.bind(q))
-		if err != nil {
-			continue // prepared in the transaction instead, which says why
-		}
-		if _, loaded := s.stmts.LoadOrStore(q, st); loaded {
-			st.Close()
-		}
+		// One that cannot be prepared is prepared in the transaction
+		// instead, which says why.
+		_, _, _ = s.prepared(ctx, &s.stmts, s.write, q)
 	}
 }
 

@@ -342,3 +342,20 @@ func TestBatchAgreesWithOneAtATime(t *testing.T) {
 		}
 	}
 }
+
+// A statement the database will not prepare is named in the error by its
+// first line, so the error stays on one line however long the statement.
+func TestPrepareErrorNamesTheStatementOnOneLine(t *testing.T) {
+	s := openTestStore(t, "sqlite").(*sqlStore)
+	var cache sync.Map
+	_, _, err := s.prepared(t.Context(), &cache, s.read, "SELECT nope FROM missing\nWHERE 1")
+	if err == nil {
+		t.Fatal("a statement on a missing table was prepared")
+	}
+	if msg := err.Error(); strings.Contains(msg, "\n") || !strings.Contains(msg, `"SELECT nope FROM missing …"`) || !strings.Contains(msg, "no such table") {
+		t.Errorf("error %q: want the statement's first line and the cause, on one line", msg)
+	}
+	if got := queryHead(insertPostgres); got != `"WITH ids AS MATERIALIZED ( …"` {
+		t.Errorf("the batch statement is named %s", got)
+	}
+}

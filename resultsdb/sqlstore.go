@@ -748,24 +748,17 @@ const maxReadStmts = 256
 // (a report asks for its group's results before it posts). PostgreSQL's
 // driver keeps prepared statements of its own.
 func (s *sqlStore) readQuery(ctx context.Context, query string, args []any) (*sql.Rows, error) {
-	query = s.d.bind(query)
-	if s.d.dollar {
-		return s.read.QueryContext(ctx, query, args...)
-	}
 	if st, ok := s.readStmts.Load(query); ok {
 		return st.(*sql.Stmt).QueryContext(ctx, args...)
 	}
-	if s.readStmtCount.Load() >= maxReadStmts {
-		return s.read.QueryContext(ctx, query, args...)
+	if s.d.dollar || s.readStmtCount.Load() >= maxReadStmts {
+		return s.read.QueryContext(ctx, s.d.bind(query), args...)
 	}
-	st, err := s.read.PrepareContext(ctx, query)
+	st, added, err := s.prepared(ctx, &s.readStmts, s.read, query)
 	if err != nil {
 		return nil, err
 	}
-	if prev, loaded := s.readStmts.LoadOrStore(query, st); loaded {
-		st.Close()
-		st = prev.(*sql.Stmt)
-	} else {
+	if added {
 		s.readStmtCount.Add(1)
 	}
 	return st.QueryContext(ctx, args...)
