@@ -42,6 +42,7 @@ func runTrigger(ctx context.Context, g *globals, args []string) error {
 	if *workers < 0 {
 		return usagef("--workers must be at least 1\n%s", triggerUsage)
 	}
+	trigger.TuneGC()
 	route, err := labs.Routing(g.cfg, g.log)
 	if err != nil {
 		return usagef("%v", err)
